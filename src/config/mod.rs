@@ -1,0 +1,386 @@
+//! Configuration: named models, the default model, where files live.
+//!
+//! Defaults are embedded (`default.toml`); the user's `config.toml` (from `--config`,
+//! `$PROMPTLOOM_CONFIG`, or the platform config dir) is merged over them. Unknown keys are
+//! errors with file, line and column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::InputError;
+
+const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The kinds of backend a model can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BackendKind {
+    Local,
+    Openai,
+    Anthropic,
+    Ollama,
+    Scripted,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Openai => "openai",
+            BackendKind::Anthropic => "anthropic",
+            BackendKind::Ollama => "ollama",
+            BackendKind::Scripted => "scripted",
+        }
+    }
+}
+
+/// One scripted rule: when the last user message contains `when`, answer `reply`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScriptRule {
+    pub when: String,
+    pub reply: String,
+}
+
+/// A named model, as written under `[models.NAME]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModelConfig {
+    pub backend: BackendKind,
+    // local
+    /// GGUF file: a bare file name is looked up in `<data dir>/models/`; `~/` is expanded;
+    /// other relative paths are relative to the config file.
+    pub gguf: Option<String>,
+    /// How many sequences the local engine batches at once.
+    pub max_num_seqs: Option<usize>,
+    // remote
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key_env: Option<String>,
+    pub api_key: Option<String>,
+    /// Seconds without a byte from the server before a stream is failed (default 60).
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds to connect (default 10).
+    pub connect_timeout_secs: Option<u64>,
+    /// Retries on 429/503 (default 3).
+    pub max_retries: Option<u32>,
+    /// Parameters to drop and retry without when the server rejects them (e.g. ["seed"]).
+    #[serde(default)]
+    pub drop_rejected_params: Vec<String>,
+    /// Extra HTTP headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    // scripted
+    /// Reply text; `{prompt}` is the last user message, `{system}` the system prompt.
+    pub reply: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<ScriptRule>,
+    /// Pause before the first chunk, in milliseconds.
+    pub first_token_ms: Option<u64>,
+    /// Pause between chunks, in milliseconds.
+    pub delay_ms: Option<u64>,
+    /// Characters per chunk; default one word (with its trailing space) per chunk.
+    pub chunk_chars: Option<usize>,
+    /// Fail with `error` after this many chunks.
+    pub fail_after_chunks: Option<usize>,
+    pub error: Option<String>,
+    /// Repeat the reply this many times (long answers for benchmarks and scroll tests).
+    pub repeat: Option<usize>,
+}
+
+/// The `config.toml` file as written: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    default_model: Option<String>,
+    theme: Option<String>,
+    rater: Option<String>,
+    #[serde(default)]
+    models: BTreeMap<String, ModelConfig>,
+}
+
+/// Where promptloom keeps files, after flags and environment overrides.
+#[derive(Debug, Clone)]
+pub(crate) struct Dirs {
+    pub config_file: PathBuf,
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Dirs {
+    /// `explicit_config` is `--config`; `$PROMPTLOOM_CONFIG` and `$PROMPTLOOM_DATA_DIR`
+    /// override the platform directories.
+    pub fn resolve(explicit_config: Option<&Path>) -> Dirs {
+        let project = directories::ProjectDirs::from("", "", "promptloom");
+        let config_file = explicit_config
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("PROMPTLOOM_CONFIG").map(PathBuf::from))
+            .or_else(|| project.as_ref().map(|p| p.config_dir().join("config.toml")))
+            .unwrap_or_else(|| PathBuf::from("promptloom.toml"));
+        let data_dir = std::env::var_os("PROMPTLOOM_DATA_DIR")
+            .map(PathBuf::from)
+            .or_else(|| project.as_ref().map(|p| p.data_dir().to_path_buf()))
+            .unwrap_or_else(|| PathBuf::from(".promptloom"));
+        let state_dir = std::env::var_os("PROMPTLOOM_STATE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                project
+                    .as_ref()
+                    .and_then(|p| p.state_dir().map(Path::to_path_buf))
+            })
+            .unwrap_or_else(|| data_dir.join("state"));
+        Dirs {
+            config_file,
+            data_dir,
+            state_dir,
+        }
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.data_dir.join("models")
+    }
+
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.data_dir.join("sessions")
+    }
+}
+
+/// The merged configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub default_model: String,
+    pub theme: Option<String>,
+    pub rater: Option<String>,
+    pub models: BTreeMap<String, ModelConfig>,
+    pub dirs: Dirs,
+    /// The config file that was read, if one existed.
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// Built-in defaults merged with the user's file when it exists. An explicit `--config`
+    /// that does not exist is an error; a missing default location is not.
+    pub fn load(dirs: Dirs, explicit: bool) -> Result<Config, InputError> {
+        let mut config = Self::defaults(dirs.clone());
+        let path = dirs.config_file.clone();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                config.merge_text(&path, &text)?;
+                config.source = Some(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
+            Err(e) => {
+                return Err(InputError::io(&path, &e));
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The embedded defaults alone.
+    pub fn defaults(dirs: Dirs) -> Config {
+        let file: ConfigFile = match toml::from_str(DEFAULT_CONFIG) {
+            Ok(f) => f,
+            // The embedded file is tested to parse; reaching this is a build defect.
+            Err(e) => panic!("embedded default config is invalid: {e}"),
+        };
+        Config {
+            default_model: file.default_model.unwrap_or_else(|| "smollm2".into()),
+            theme: file.theme,
+            rater: file.rater,
+            models: file.models,
+            dirs,
+            source: None,
+        }
+    }
+
+    /// Merge a config file's text over this config.
+    pub fn merge_text(&mut self, path: &Path, text: &str) -> Result<(), InputError> {
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| InputError::toml(path, text, &e))?;
+        if let Some(d) = file.default_model {
+            self.default_model = d;
+        }
+        if file.theme.is_some() {
+            self.theme = file.theme;
+        }
+        if file.rater.is_some() {
+            self.rater = file.rater;
+        }
+        self.models.extend(file.models);
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), InputError> {
+        let file = self
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<built-in config>"));
+        if !self.models.contains_key(&self.default_model) {
+            return Err(InputError::plain(
+                &file,
+                format!(
+                    "default_model = {:?} is not a configured model; configured: {}",
+                    self.default_model,
+                    self.model_names().join(", ")
+                ),
+            ));
+        }
+        for (name, m) in &self.models {
+            let need = |field: &str, present: bool| -> Result<(), InputError> {
+                if present {
+                    Ok(())
+                } else {
+                    Err(InputError::plain(
+                        &file,
+                        format!(
+                            "[models.{name}] uses backend = \"{}\" and needs `{field}`",
+                            m.backend.as_str()
+                        ),
+                    ))
+                }
+            };
+            match m.backend {
+                BackendKind::Local => need("gguf", m.gguf.is_some())?,
+                BackendKind::Openai | BackendKind::Anthropic | BackendKind::Ollama => {
+                    need("base_url", m.base_url.is_some())?;
+                    need("model", m.model.is_some())?;
+                }
+                BackendKind::Scripted => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn model_names(&self) -> Vec<String> {
+        self.models.keys().cloned().collect()
+    }
+
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.get(name)
+    }
+
+    /// The GGUF path of a local model, resolved as documented on [`ModelConfig::gguf`].
+    pub fn gguf_path(&self, model: &ModelConfig) -> Option<PathBuf> {
+        let raw = model.gguf.as_deref()?;
+        Some(resolve_path(
+            raw,
+            &self.dirs.models_dir(),
+            self.source.as_deref().and_then(Path::parent),
+        ))
+    }
+
+    /// The rater name for ratings: config, else the OS user.
+    pub fn rater_name(&self) -> String {
+        self.rater
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("USERNAME").ok())
+            .unwrap_or_else(|| "me".into())
+    }
+}
+
+/// Resolve a configured path: `~/` expands to the home directory, a bare file name is looked
+/// up in `bare_dir`, other relative paths are relative to `relative_to` (the config file's
+/// directory) when known.
+pub(crate) fn resolve_path(raw: &str, bare_dir: &Path, relative_to: Option<&Path>) -> PathBuf {
+    if let Some(rest) = raw.strip_prefix("~/") {
+        if let Some(home) = directories::BaseDirs::new() {
+            return home.home_dir().join(rest);
+        }
+    }
+    let p = PathBuf::from(raw);
+    if p.is_absolute() {
+        return p;
+    }
+    if p.components().count() == 1 {
+        return bare_dir.join(p);
+    }
+    match relative_to {
+        Some(dir) => dir.join(p),
+        None => p,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs() -> Dirs {
+        Dirs {
+            config_file: PathBuf::from("/nonexistent/config.toml"),
+            data_dir: PathBuf::from("/data"),
+            state_dir: PathBuf::from("/state"),
+        }
+    }
+
+    #[test]
+    fn embedded_defaults_parse_and_validate() {
+        let c = Config::defaults(dirs());
+        c.validate().unwrap();
+        assert_eq!(c.default_model, "smollm2");
+        assert_eq!(
+            c.gguf_path(&c.models["smollm2"]).unwrap(),
+            PathBuf::from("/data/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        );
+    }
+
+    #[test]
+    fn user_models_merge_over_defaults() {
+        let mut c = Config::defaults(dirs());
+        c.merge_text(
+            Path::new("c.toml"),
+            "default_model = \"llamacpp\"\n[models.llamacpp]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:8080/v1\"\nmodel = \"smollm2\"\napi_key_env = \"OPENAI_API_KEY\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.default_model, "llamacpp");
+        assert!(c.models.contains_key("smollm2"));
+        assert_eq!(c.models["llamacpp"].backend, BackendKind::Openai);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let mut c = Config::defaults(dirs());
+        let err = c
+            .merge_text(
+                Path::new("/home/u/.config/promptloom/config.toml"),
+                "default_model = \"smollm2\"\n[models.x]\nbackend = \"local\"\nggfu = \"a.gguf\"\n",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/home/u/.config/promptloom/config.toml:4:1:"),
+            "{err}"
+        );
+        assert!(err.contains("unknown field `ggfu`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_default_model_is_an_error() {
+        let mut c = Config::defaults(dirs());
+        c.merge_text(Path::new("c.toml"), "default_model = \"nope\"\n")
+            .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("\"nope\" is not a configured model"), "{err}");
+    }
+
+    #[test]
+    fn paths_resolve() {
+        let bare = Path::new("/data/models");
+        assert_eq!(
+            resolve_path("m.gguf", bare, Some(Path::new("/cfg"))),
+            PathBuf::from("/data/models/m.gguf")
+        );
+        assert_eq!(
+            resolve_path("sub/m.gguf", bare, Some(Path::new("/cfg"))),
+            PathBuf::from("/cfg/sub/m.gguf")
+        );
+        assert_eq!(
+            resolve_path("/abs/m.gguf", bare, None),
+            PathBuf::from("/abs/m.gguf")
+        );
+    }
+}

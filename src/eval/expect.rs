@@ -1,0 +1,203 @@
+//! Expected-answer checks from a case's `expect = { ... }`.
+//!
+//! `any`: at least one phrase appears; `all`: every phrase appears; `none`: no phrase appears;
+//! `regex`: the pattern matches; `equals`: the trimmed answer equals the text. Matching is
+//! case-insensitive unless `case_sensitive = true`.
+
+use regex::RegexBuilder;
+use serde::{Deserialize, Serialize};
+
+/// What a good answer must satisfy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Expect {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub all: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub none: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub case_sensitive: bool,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckResult {
+    /// `any`, `all`, `none`, `regex` or `equals`.
+    pub kind: String,
+    pub pass: bool,
+    /// What was looked for and, on failure, what was missing or found.
+    pub detail: String,
+}
+
+impl Expect {
+    pub fn is_empty(&self) -> bool {
+        self.any.is_empty()
+            && self.all.is_empty()
+            && self.none.is_empty()
+            && self.regex.is_none()
+            && self.equals.is_none()
+    }
+
+    /// Checked when the prompt file loads, so a bad pattern fails before anything runs.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(r) = &self.regex {
+            RegexBuilder::new(r)
+                .case_insensitive(!self.case_sensitive)
+                .build()
+                .map_err(|e| format!("invalid regex {r:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Run every check on `answer`.
+    pub fn check(&self, answer: &str) -> Vec<CheckResult> {
+        let fold = |s: &str| {
+            if self.case_sensitive {
+                s.to_string()
+            } else {
+                s.to_lowercase()
+            }
+        };
+        let hay = fold(answer);
+        let contains = |needle: &String| hay.contains(&fold(needle));
+        let mut out = Vec::new();
+        if !self.any.is_empty() {
+            let found: Vec<&String> = self.any.iter().filter(|n| contains(n)).collect();
+            out.push(CheckResult {
+                kind: "any".into(),
+                pass: !found.is_empty(),
+                detail: if found.is_empty() {
+                    format!("none of {:?} found", self.any)
+                } else {
+                    format!("found {:?}", found[0])
+                },
+            });
+        }
+        if !self.all.is_empty() {
+            let missing: Vec<&String> = self.all.iter().filter(|n| !contains(n)).collect();
+            out.push(CheckResult {
+                kind: "all".into(),
+                pass: missing.is_empty(),
+                detail: if missing.is_empty() {
+                    format!("all of {:?} found", self.all)
+                } else {
+                    format!("missing {missing:?}")
+                },
+            });
+        }
+        if !self.none.is_empty() {
+            let found: Vec<&String> = self.none.iter().filter(|n| contains(n)).collect();
+            out.push(CheckResult {
+                kind: "none".into(),
+                pass: found.is_empty(),
+                detail: if found.is_empty() {
+                    format!("none of {:?} found", self.none)
+                } else {
+                    format!("found forbidden {found:?}")
+                },
+            });
+        }
+        if let Some(r) = &self.regex {
+            let pass = RegexBuilder::new(r)
+                .case_insensitive(!self.case_sensitive)
+                .build()
+                .map(|re| re.is_match(answer))
+                .unwrap_or(false);
+            out.push(CheckResult {
+                kind: "regex".into(),
+                pass,
+                detail: format!("/{r}/ {}", if pass { "matched" } else { "did not match" }),
+            });
+        }
+        if let Some(e) = &self.equals {
+            let pass = fold(answer.trim()) == fold(e.trim());
+            out.push(CheckResult {
+                kind: "equals".into(),
+                pass,
+                detail: format!("expected exactly {e:?}"),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e() -> Expect {
+        Expect::default()
+    }
+
+    #[test]
+    fn any_is_case_insensitive_by_default() {
+        let x = Expect {
+            any: vec!["London".into(), "Londres".into()],
+            ..e()
+        };
+        let r = x.check("The capital is LONDON.");
+        assert_eq!(r.len(), 1);
+        assert!(r[0].pass);
+        assert!(!x.check("Paris")[0].pass);
+    }
+
+    #[test]
+    fn case_sensitive_can_be_asked_for() {
+        let x = Expect {
+            any: vec!["London".into()],
+            case_sensitive: true,
+            ..e()
+        };
+        assert!(!x.check("london")[0].pass);
+        assert!(x.check("London")[0].pass);
+    }
+
+    #[test]
+    fn all_none_regex_equals() {
+        let x = Expect {
+            all: vec!["a".into(), "b".into()],
+            none: vec!["zzz".into()],
+            regex: Some(r"^\d+$".into()),
+            equals: Some(" 42 ".into()),
+            ..e()
+        };
+        let r = x.check("42");
+        let kinds: Vec<(&str, bool)> = r.iter().map(|c| (c.kind.as_str(), c.pass)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("all", false),
+                ("none", true),
+                ("regex", true),
+                ("equals", true)
+            ]
+        );
+        assert_eq!(r[0].detail, "missing [\"a\", \"b\"]");
+        let r = x.check("ab zzz");
+        assert!(r[0].pass);
+        assert!(!r[1].pass);
+        assert!(!r[2].pass);
+    }
+
+    #[test]
+    fn empty_expectation_checks_nothing() {
+        assert!(e().is_empty());
+        assert!(e().check("anything").is_empty());
+    }
+
+    #[test]
+    fn invalid_regex_fails_validation() {
+        let x = Expect {
+            regex: Some("(".into()),
+            ..e()
+        };
+        assert!(x.validate().unwrap_err().starts_with("invalid regex"));
+    }
+}

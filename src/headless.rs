@@ -1,0 +1,657 @@
+//! `promptloom run`: every variant × case of a prompt file, streamed concurrently, recorded in
+//! a session file, summarised as a table (or JSON).
+//!
+//! The session is saved after every finished answer, so an interrupted run keeps what
+//! finished; Ctrl-C cancels the streams in flight, saves, and exits with 130.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::error::InputError;
+use crate::llm::{Backend, BackendRegistry, ChatRequest, FinishReason, StreamEvent};
+use crate::prompt::{self, render, Case, PromptFile, Variant};
+use crate::sanitize::visible;
+use crate::state::session::{Node, NodeKind, NodeStatus, Session};
+use crate::state::timing::StreamMeter;
+use crate::store;
+
+/// One variant × case to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub node_id: u64,
+    pub variant: Variant,
+    pub case: Case,
+    pub request: ChatRequest,
+}
+
+/// Exit code when interrupted by Ctrl-C.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Fill in a seed for sampled requests that have none, so every run is reproducible from its
+/// session file.
+pub(crate) fn with_seed(mut request: ChatRequest, fresh_seed: u64) -> ChatRequest {
+    if request.sampling.temperature.is_some_and(|t| t > 0.0) && request.sampling.seed.is_none() {
+        request.sampling.seed = Some(fresh_seed);
+    }
+    request
+}
+
+/// The jobs for a prompt file, variants outermost, ids from 1.
+pub(crate) fn plan(file: &PromptFile) -> Vec<Job> {
+    let mut jobs = Vec::with_capacity(file.variants.len() * file.cases.len());
+    for v in &file.variants {
+        for c in &file.cases {
+            let request = with_seed(
+                render::request(v, &c.vars),
+                u64::from(rand::random::<u32>()),
+            );
+            jobs.push(Job {
+                node_id: jobs.len() as u64 + 1,
+                variant: v.clone(),
+                case: c.clone(),
+                request,
+            });
+        }
+    }
+    jobs
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Apply `--model`, `--case` and `--variant`.
+fn narrow(file: &mut PromptFile, args: &RunArgs, config: &Config) -> Result<(), InputError> {
+    let arg_err = |msg: String| InputError::plain(&args.file, msg);
+    if let Some(m) = &args.model {
+        if config.model(m).is_none() {
+            return Err(arg_err(format!(
+                "--model {m:?} is not a configured model; configured: {}",
+                config.model_names().join(", ")
+            )));
+        }
+        for v in &mut file.variants {
+            v.model = m.clone();
+        }
+    }
+    if !args.cases.is_empty() {
+        for c in &args.cases {
+            if file.case(c).is_none() {
+                return Err(arg_err(format!(
+                    "--case {c:?} is not in the file; cases: {}",
+                    file.cases
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        file.cases.retain(|c| args.cases.contains(&c.name));
+    }
+    if !args.variants.is_empty() {
+        for v in &args.variants {
+            if file.variant(v).is_none() {
+                return Err(arg_err(format!(
+                    "--variant {v:?} is not in the file; variants: {}",
+                    file.variants
+                        .iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        file.variants.retain(|v| args.variants.contains(&v.name));
+    }
+    Ok(())
+}
+
+/// Run a prompt file headlessly.
+pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut file = prompt::load(&args.file, &config.model_names(), &config.default_model)?;
+    narrow(&mut file, &args, &config)?;
+    let jobs = plan(&file);
+
+    let out_path = match &args.out {
+        Some(p) => p.clone(),
+        None => {
+            let dir = store::default_sessions_dir(&config.dirs.sessions_dir());
+            let stem = file
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "session".into());
+            store::new_session_path(
+                &dir,
+                &stem,
+                &chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
+            )
+        }
+    };
+    if out_path.exists() {
+        // Never overwrite something that is not a session we can read back.
+        store::load(&out_path).with_context(|| {
+            format!(
+                "{} exists and is not a readable session; refusing to overwrite it",
+                out_path.display()
+            )
+        })?;
+    }
+
+    let mut session = Session::new(
+        &file.title,
+        now_rfc3339(),
+        Some(file.path.display().to_string()),
+    );
+    session.variants = file.variants.clone();
+    session.cases = file.cases.clone();
+
+    let registry = Arc::new(BackendRegistry::new(config));
+    let models: BTreeSet<&str> = file.variants.iter().map(|v| v.model.as_str()).collect();
+    for m in &models {
+        // Unbuildable backends fail their requests with the reason; start loading the rest now.
+        if let Ok(b) = registry.get(m) {
+            b.preload();
+        }
+    }
+
+    let progress = progress_bar(jobs.len() as u64);
+    let cancel = CancellationToken::new();
+    let semaphore = Arc::new(Semaphore::new(usize::from(args.concurrency)));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Node>();
+    for job in jobs.iter().cloned() {
+        let backend = registry.get(&job.variant.model);
+        let (cancel, semaphore, done_tx, progress) = (
+            cancel.clone(),
+            semaphore.clone(),
+            done_tx.clone(),
+            progress.clone(),
+        );
+        tokio::spawn(async move {
+            let permit = tokio::select! {
+                p = semaphore.acquire_owned() => p.ok(),
+                _ = cancel.cancelled() => None,
+            };
+            let node = match (permit, backend) {
+                (None, _) => cancelled_before_start(&job),
+                (Some(_permit), Ok(b)) => run_job(b.as_ref(), &job, &cancel, &progress).await,
+                (Some(_), Err(e)) => failed_before_start(&job, e),
+            };
+            let _ = done_tx.send(node);
+        });
+    }
+    drop(done_tx);
+
+    let mut interrupted = false;
+    let mut save_error = None;
+    let mut received = 0;
+    loop {
+        tokio::select! {
+            node = done_rx.recv() => {
+                let Some(node) = node else { break };
+                received += 1;
+                progress.inc(1);
+                session.nodes.push(node);
+                session.nodes.sort_by_key(|n| n.id);
+                session.models = registry.identities();
+                if let Err(e) = store::save_atomic(&out_path, &session) {
+                    save_error = Some(e);
+                }
+                if received == jobs.len() {
+                    break;
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                progress.set_message("cancelling…");
+                cancel.cancel();
+            }
+        }
+    }
+    progress.finish_and_clear();
+    // Save once more: the local model's hash may have arrived after the last node.
+    session.models = registry.identities();
+    if let Err(e) = store::save_atomic(&out_path, &session) {
+        save_error = Some(e);
+    }
+
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_report(&session, &out_path))?
+        );
+    } else {
+        print!("{}", table(&session));
+    }
+    let saved = save_error.is_none();
+    match save_error {
+        Some(e) => eprintln!("error: the session could not be saved: {e}"),
+        None => eprintln!("session saved to {}", out_path.display()),
+    }
+    if interrupted {
+        eprintln!("interrupted: answers that finished are in the session");
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    let ok = session
+        .nodes
+        .iter()
+        .all(|n| n.status == NodeStatus::Done && n.passed() != Some(false));
+    Ok(if ok && saved {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn progress_bar(len: u64) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+fn base_node(job: &Job) -> Node {
+    Node::start(
+        job.node_id,
+        None,
+        NodeKind::Answer,
+        &job.variant.name,
+        &job.case.name,
+        &job.variant.model,
+        job.request.clone(),
+        now_rfc3339(),
+    )
+}
+
+fn cancelled_before_start(job: &Job) -> Node {
+    let mut n = base_node(job);
+    n.status = NodeStatus::Cancelled;
+    n.finish_reason = Some(FinishReason::Cancelled);
+    n
+}
+
+fn failed_before_start(job: &Job, error: String) -> Node {
+    let mut n = base_node(job);
+    n.status = NodeStatus::Error;
+    n.finish_reason = Some(FinishReason::Error);
+    n.error = Some(error);
+    n
+}
+
+/// Stream one job to the end (or cancellation) and return its node.
+async fn run_job(
+    backend: &dyn Backend,
+    job: &Job,
+    cancel: &CancellationToken,
+    progress: &ProgressBar,
+) -> Node {
+    let mut node = base_node(job);
+    let t0 = Instant::now();
+    let mut handle = backend.start(job.request.clone());
+    let mut meter = StreamMeter::default();
+    let mut cancel_sent = false;
+    let outcome: Result<FinishReason, String> = loop {
+        tokio::select! {
+            _ = cancel.cancelled(), if !cancel_sent => {
+                handle.cancel();
+                cancel_sent = true;
+            }
+            ev = handle.events.recv() => match ev {
+                Some(StreamEvent::Delta(d)) => {
+                    meter.on_delta(t0.elapsed(), &d);
+                    node.text.push_str(&d);
+                }
+                Some(StreamEvent::Usage(u)) => meter.on_usage(u),
+                Some(StreamEvent::Notice(n)) => progress.set_message(format!("{}: {n}", job.variant.model)),
+                Some(StreamEvent::Finished(r)) => break Ok(r),
+                Some(StreamEvent::Failed(e)) => break Err(e),
+                None => break Err("the backend ended the stream without finishing".into()),
+            }
+        }
+    };
+    node.duration_ms = Some(t0.elapsed().as_millis() as u64);
+    node.apply_stats(&meter.stats());
+    match outcome {
+        Ok(FinishReason::Cancelled) => {
+            node.status = NodeStatus::Cancelled;
+            node.finish_reason = Some(FinishReason::Cancelled);
+        }
+        Ok(r) => {
+            node.status = NodeStatus::Done;
+            node.finish_reason = Some(r);
+            node.checks = job.case.expect.check(&node.text);
+        }
+        Err(e) => {
+            node.status = NodeStatus::Error;
+            node.finish_reason = Some(FinishReason::Error);
+            node.error = Some(e);
+            if !node.text.is_empty() {
+                node.meta.insert("incomplete".into(), "true".into());
+            }
+        }
+    }
+    node
+}
+
+fn verdict(n: &Node) -> String {
+    match n.status {
+        NodeStatus::Error => "ERROR".into(),
+        NodeStatus::Cancelled => "CANCELLED".into(),
+        NodeStatus::Queued | NodeStatus::Streaming => "INCOMPLETE".into(),
+        NodeStatus::Done => match n.passed() {
+            None => "-".into(),
+            Some(true) => "PASS".into(),
+            Some(false) => {
+                let failed: Vec<&str> = n
+                    .checks
+                    .iter()
+                    .filter(|c| !c.pass)
+                    .map(|c| c.kind.as_str())
+                    .collect();
+                format!("FAIL {}", failed.join(","))
+            }
+        },
+    }
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    let flat: String = visible(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut s: String = flat.chars().take(max.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    }
+}
+
+fn opt_ms(v: Option<u64>) -> String {
+    v.map(|x| format!("{x} ms")).unwrap_or_else(|| "-".into())
+}
+
+fn opt_rate(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into())
+}
+
+/// Per-variant figures.
+struct VariantSummary {
+    variant: String,
+    answers: usize,
+    passed: usize,
+    checked: usize,
+    errors: usize,
+    mean_ttft_ms: Option<f64>,
+    mean_tok_per_s: Option<f64>,
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = xs.collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn summaries(s: &Session) -> Vec<VariantSummary> {
+    let mut names: Vec<&str> = Vec::new();
+    for n in &s.nodes {
+        if !names.contains(&n.variant.as_str()) {
+            names.push(&n.variant);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let nodes: Vec<&Node> = s.nodes.iter().filter(|n| n.variant == name).collect();
+            VariantSummary {
+                variant: name.to_string(),
+                answers: nodes.len(),
+                passed: nodes
+                    .iter()
+                    .filter(|n| n.status == NodeStatus::Done && n.passed() == Some(true))
+                    .count(),
+                checked: nodes.iter().filter(|n| n.passed().is_some()).count(),
+                errors: nodes
+                    .iter()
+                    .filter(|n| n.status == NodeStatus::Error)
+                    .count(),
+                mean_ttft_ms: mean(nodes.iter().filter_map(|n| n.ttft_ms).map(|x| x as f64)),
+                mean_tok_per_s: mean(nodes.iter().filter_map(|n| n.tok_per_s)),
+            }
+        })
+        .collect()
+}
+
+/// Lay out rows as aligned columns.
+fn columns(rows: &[Vec<String>]) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let ncol = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..ncol)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.width())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[i] - cell.width() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The human-readable report.
+pub(crate) fn table(s: &Session) -> String {
+    let mut rows = vec![[
+        "VARIANT", "CASE", "MODEL", "RESULT", "TOKENS", "TTFT", "TOK/S", "ANSWER",
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect::<Vec<_>>()];
+    for n in &s.nodes {
+        rows.push(vec![
+            n.variant.clone(),
+            n.case.clone(),
+            n.model.clone(),
+            verdict(n),
+            n.tokens_out.to_string(),
+            opt_ms(n.ttft_ms),
+            opt_rate(n.tok_per_s),
+            one_line(&n.text, 60),
+        ]);
+    }
+    let mut out = columns(&rows);
+    out.push('\n');
+    let mut rows = vec![["VARIANT", "PASSED", "ERRORS", "MEAN TTFT", "MEAN TOK/S"]
+        .iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()];
+    for v in summaries(s) {
+        rows.push(vec![
+            v.variant,
+            format!("{}/{}", v.passed, v.checked),
+            v.errors.to_string(),
+            v.mean_ttft_ms
+                .map(|x| format!("{x:.0} ms"))
+                .unwrap_or_else(|| "-".into()),
+            opt_rate(v.mean_tok_per_s),
+        ]);
+    }
+    out.push_str(&columns(&rows));
+    let problems: Vec<&Node> = s
+        .nodes
+        .iter()
+        .filter(|n| n.error.is_some() || n.passed() == Some(false))
+        .collect();
+    if !problems.is_empty() {
+        out.push('\n');
+        for n in problems {
+            if let Some(e) = &n.error {
+                out.push_str(&format!(
+                    "{} / {}: error: {}\n",
+                    n.variant,
+                    n.case,
+                    visible(e)
+                ));
+            }
+            for c in n.checks.iter().filter(|c| !c.pass) {
+                out.push_str(&format!(
+                    "{} / {}: {} failed: {}\n",
+                    n.variant,
+                    n.case,
+                    c.kind,
+                    visible(&c.detail)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The `--json` report.
+pub(crate) fn json_report(s: &Session, session_path: &Path) -> serde_json::Value {
+    let results: Vec<serde_json::Value> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "node": n.id,
+                "variant": n.variant,
+                "case": n.case,
+                "model": n.model,
+                "status": n.status,
+                "pass": n.passed(),
+                "checks": n.checks,
+                "text": n.text,
+                "finish_reason": n.finish_reason,
+                "error": n.error,
+                "prompt_tokens": n.prompt_tokens,
+                "tokens_out": n.tokens_out,
+                "ttft_ms": n.ttft_ms,
+                "tok_per_s": n.tok_per_s,
+                "duration_ms": n.duration_ms,
+            })
+        })
+        .collect();
+    let summary: Vec<serde_json::Value> = summaries(s)
+        .into_iter()
+        .map(|v| {
+            json!({
+                "variant": v.variant,
+                "answers": v.answers,
+                "passed": v.passed,
+                "checked": v.checked,
+                "errors": v.errors,
+                "mean_ttft_ms": v.mean_ttft_ms,
+                "mean_tok_per_s": v.mean_tok_per_s,
+            })
+        })
+        .collect();
+    json!({
+        "title": s.title,
+        "prompt_file": s.prompt_file,
+        "session": PathBuf::from(session_path),
+        "all_passed": s.nodes.iter().all(|n| n.status == NodeStatus::Done && n.passed() != Some(false)),
+        "results": results,
+        "summary": summary,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::expect::CheckResult;
+    use crate::llm::Sampling;
+
+    #[test]
+    fn seeds_are_filled_only_for_sampled_requests() {
+        let mut r = ChatRequest {
+            messages: vec![],
+            sampling: Sampling {
+                temperature: Some(0.7),
+                ..Default::default()
+            },
+        };
+        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(5));
+        r.sampling.seed = Some(1);
+        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(1));
+        r.sampling = Sampling::default();
+        assert_eq!(with_seed(r, 5).sampling.seed, None);
+    }
+
+    #[test]
+    fn table_shows_verdicts_and_failures_without_control_characters() {
+        let mut s = Session::new("t", "now".into(), None);
+        let mut a = Node::start(
+            1,
+            None,
+            NodeKind::Answer,
+            "plain",
+            "England",
+            "m",
+            ChatRequest {
+                messages: vec![],
+                sampling: Sampling::default(),
+            },
+            "now".into(),
+        );
+        a.status = NodeStatus::Done;
+        a.text = "London\x1b[2J is it".into();
+        a.checks = vec![CheckResult {
+            kind: "any".into(),
+            pass: true,
+            detail: "found".into(),
+        }];
+        let mut b = a.clone();
+        b.id = 2;
+        b.variant = "teacher".into();
+        b.checks[0].pass = false;
+        b.checks[0].detail = "none of [\"London\"] found".into();
+        let mut c = a.clone();
+        c.id = 3;
+        c.status = NodeStatus::Error;
+        c.error = Some("connection refused".into());
+        s.nodes = vec![a, b, c];
+        let t = table(&s);
+        assert!(t.contains("PASS"), "{t}");
+        assert!(t.contains("FAIL any"), "{t}");
+        assert!(t.contains("ERROR"), "{t}");
+        assert!(t.contains("London␛[2J is it"), "{t}");
+        assert!(!t.contains('\x1b'));
+        assert!(
+            t.contains("plain / England: error: connection refused"),
+            "{t}"
+        );
+        assert!(t.contains("teacher / England: any failed"), "{t}");
+        let j = json_report(&s, Path::new("s.toml"));
+        assert_eq!(j["all_passed"], false);
+        assert_eq!(j["summary"][0]["passed"], 1);
+        assert_eq!(j["summary"][0]["errors"], 1);
+    }
+}

@@ -1,0 +1,491 @@
+//! The local backend: a GGUF model run in-process by mistral.rs.
+//!
+//! The model loads once, on first use or on `preload`, in a background task; every request
+//! waits for it. Each request's stream is drained into our own unbounded channel straight
+//! away (a mistral.rs stream that is not read stalls the whole engine), and cancelling drops
+//! the mistral.rs receiver, which makes the engine stop that sequence at its next token.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use mistralrs::{
+    CustomLogitsProcessor, GgufModelBuilder, Model, RequestBuilder, Response, SamplingParams,
+    StopTokens, Tensor, TextMessageRole, TokenSource,
+};
+use tokio::sync::OnceCell;
+
+use super::seeded::{mask_all_but, SeededSampler};
+use super::{
+    Backend, BackendStatus, ChatRequest, EventSink, FinishReason, ModelIdentity, Role, StreamEvent,
+    StreamHandle, Usage,
+};
+
+/// Options for the local engine.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalOptions {
+    pub max_num_seqs: usize,
+    /// Sequences kept in mistral.rs's prefix cache (shared system prompts and examples).
+    pub prefix_cache_n: usize,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            max_num_seqs: 32,
+            prefix_cache_n: 16,
+        }
+    }
+}
+
+struct Loaded {
+    model: Model,
+}
+
+struct Shared {
+    path: PathBuf,
+    options: LocalOptions,
+    model: OnceCell<Result<Arc<Loaded>, String>>,
+    status: Mutex<BackendStatus>,
+    sha256: Mutex<Option<String>>,
+}
+
+/// A GGUF model served by mistral.rs in this process.
+#[derive(Clone)]
+pub(crate) struct LocalBackend {
+    shared: Arc<Shared>,
+}
+
+impl LocalBackend {
+    pub fn new(path: PathBuf, options: LocalOptions) -> Self {
+        LocalBackend {
+            shared: Arc::new(Shared {
+                path,
+                options,
+                model: OnceCell::new(),
+                status: Mutex::new(BackendStatus::Idle),
+                sha256: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Wait until the model is loaded (loading it if nobody has yet).
+    pub async fn ready(&self) -> Result<(), String> {
+        self.loaded().await.map(|_| ())
+    }
+
+    async fn loaded(&self) -> Result<Arc<Loaded>, String> {
+        let shared = self.shared.clone();
+        self.shared
+            .model
+            .get_or_init(|| async move {
+                set_status(&shared.status, BackendStatus::Loading);
+                let result = load(&shared.path, &shared.options).await.map(Arc::new);
+                match &result {
+                    Ok(_) => {
+                        set_status(&shared.status, BackendStatus::Ready);
+                        // The file's hash is recorded in sessions; compute it off the loop.
+                        let path = shared.path.clone();
+                        let shared2 = shared.clone();
+                        tokio::task::spawn_blocking(move || {
+                            if let Ok(h) = super::gguf::sha256_file(&path) {
+                                if let Ok(mut s) = shared2.sha256.lock() {
+                                    *s = Some(h);
+                                }
+                            }
+                        });
+                    }
+                    Err(e) => set_status(&shared.status, BackendStatus::Failed(e.clone())),
+                }
+                result
+            })
+            .await
+            .clone()
+    }
+}
+
+fn set_status(m: &Mutex<BackendStatus>, s: BackendStatus) {
+    if let Ok(mut g) = m.lock() {
+        *g = s;
+    }
+}
+
+async fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, String> {
+    // A missing path makes mistral.rs try the Hugging Face hub for ~30 s: check first.
+    if !path.is_file() {
+        return Err(format!(
+            "model file {} not found; run `promptloom model fetch` (or `make model`) to download the default model",
+            path.display()
+        ));
+    }
+    // Unsupported architectures panic inside mistral.rs's build(): check the header first.
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || super::gguf::check_supported(&p))
+        .await
+        .map_err(|e| format!("reading the GGUF header failed: {e}"))??;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_string_lossy()
+        .into_owned();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("{} is not a file path", path.display()))?;
+    let builder = GgufModelBuilder::new(dir, vec![file])
+        .with_token_source(TokenSource::None)
+        .with_max_num_seqs(options.max_num_seqs)
+        .with_prefix_cache_n(Some(options.prefix_cache_n));
+    // build() runs in its own task so a panic inside mistral.rs becomes an error here.
+    let model = tokio::spawn(async move { builder.build().await })
+        .await
+        .map_err(|e| format!("loading {} crashed inside mistral.rs: {e}", path.display()))?
+        .map_err(|e| format!("cannot load {}: {e:#}", path.display()))?;
+    Ok(Loaded { model })
+}
+
+struct SeededProcessor(SeededSampler);
+
+impl CustomLogitsProcessor for SeededProcessor {
+    fn apply(&self, logits: &Tensor, _context: &[u32]) -> mistralrs::Result<Tensor> {
+        let values: Vec<f32> = logits.to_dtype(mistralrs::DType::F32)?.to_vec1()?;
+        let chosen = self.0.choose(&values);
+        Tensor::from_vec(
+            mask_all_but(values.len(), chosen),
+            values.len(),
+            logits.device(),
+        )?
+        .to_dtype(logits.dtype())
+    }
+}
+
+/// The mistral.rs request for ours.
+fn build_request(req: &ChatRequest) -> RequestBuilder {
+    let mut rb = RequestBuilder::new();
+    for m in &req.messages {
+        let role = match m.role {
+            Role::System => TextMessageRole::System,
+            Role::User => TextMessageRole::User,
+            Role::Assistant => TextMessageRole::Assistant,
+        };
+        rb = rb.add_message(role, &m.content);
+    }
+    let s = &req.sampling;
+    // The engine itself always decodes greedily: with a temperature, our seeded processor
+    // has already left only the sampled token.
+    let mut params = SamplingParams::deterministic();
+    params.top_k = None;
+    params.max_len = s.max_tokens;
+    if !s.stop.is_empty() {
+        params.stop_toks = Some(StopTokens::Seqs(s.stop.clone()));
+    }
+    rb = rb.set_sampling(params);
+    if let Some(t) = s.temperature.filter(|&t| t > 0.0) {
+        let seed = s.seed.unwrap_or_else(rand::random);
+        rb = rb.add_logits_processor(Arc::new(SeededProcessor(SeededSampler::new(
+            seed, t, s.top_k, s.top_p,
+        ))));
+    }
+    rb
+}
+
+impl Backend for LocalBackend {
+    fn start(&self, request: ChatRequest) -> StreamHandle {
+        let (handle, sink) = StreamHandle::channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            if this.shared.model.get().is_none() {
+                sink.send(StreamEvent::Notice("loading model…".into()));
+            }
+            let loaded = tokio::select! {
+                l = this.loaded() => l,
+                _ = sink.cancelled() => {
+                    sink.finish(StreamEvent::Finished(FinishReason::Cancelled));
+                    return;
+                }
+            };
+            match loaded {
+                Ok(l) => stream(&l.model, &request, &sink).await,
+                Err(e) => sink.finish(StreamEvent::Failed(e)),
+            }
+        });
+        handle
+    }
+
+    fn identity(&self) -> ModelIdentity {
+        ModelIdentity {
+            backend: "local".into(),
+            gguf_file: self
+                .shared
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned()),
+            gguf_sha256: self.shared.sha256.lock().ok().and_then(|s| s.clone()),
+            base_url: None,
+            model: None,
+        }
+    }
+
+    fn status(&self) -> BackendStatus {
+        self.shared
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(BackendStatus::Idle)
+    }
+
+    fn preload(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.loaded().await;
+        });
+    }
+}
+
+async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
+    let mut rx = match model.stream_chat_request(build_request(request)).await {
+        Ok(s) => s,
+        Err(e) => {
+            sink.finish(StreamEvent::Failed(format!(
+                "mistral.rs refused the request: {e}"
+            )));
+            return;
+        }
+    };
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = sink.cancelled() => {
+                // Dropping the receiver makes the engine cancel the sequence at its next token.
+                drop(rx);
+                sink.finish(StreamEvent::Finished(FinishReason::Cancelled));
+                return;
+            }
+            r = rx.next() => r,
+        };
+        match next {
+            Some(Response::Chunk(chunk)) => {
+                let mut finish = None;
+                for choice in &chunk.choices {
+                    if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
+                        sink.send(StreamEvent::Delta(text.to_string()));
+                    }
+                    if let Some(r) = &choice.finish_reason {
+                        finish = Some(FinishReason::from_wire(r));
+                    }
+                }
+                if let Some(u) = &chunk.usage {
+                    sink.send(StreamEvent::Usage(Usage {
+                        prompt_tokens: Some(u.prompt_tokens as u64),
+                        completion_tokens: Some(u.completion_tokens as u64),
+                    }));
+                }
+                if let Some(f) = finish {
+                    sink.finish(StreamEvent::Finished(f));
+                    return;
+                }
+            }
+            Some(Response::Done(done)) => {
+                let reason = done
+                    .choices
+                    .first()
+                    .map(|c| FinishReason::from_wire(&c.finish_reason))
+                    .unwrap_or(FinishReason::Stop);
+                sink.finish(StreamEvent::Finished(reason));
+                return;
+            }
+            Some(Response::ModelError(msg, _)) => {
+                sink.finish(StreamEvent::Failed(format!("model error: {msg}")));
+                return;
+            }
+            Some(Response::InternalError(e)) => {
+                sink.finish(StreamEvent::Failed(format!(
+                    "mistral.rs internal error: {e}"
+                )));
+                return;
+            }
+            Some(Response::ValidationError(e)) => {
+                sink.finish(StreamEvent::Failed(format!("request rejected: {e}")));
+                return;
+            }
+            Some(_) => {}
+            None => {
+                sink.finish(StreamEvent::Failed(
+                    "the engine closed the stream before finishing".into(),
+                ));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{ChatMessage, Sampling};
+    use std::time::{Duration, Instant};
+
+    fn model_path() -> PathBuf {
+        let data = std::env::var_os("PROMPTLOOM_DATA_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                directories::ProjectDirs::from("", "", "promptloom")
+                    .map(|p| p.data_dir().to_path_buf())
+            })
+            .unwrap_or_default();
+        let p = data.join("models").join(crate::model_fetch::DEFAULT_GGUF);
+        assert!(
+            p.is_file(),
+            "{} missing: run `make model` first",
+            p.display()
+        );
+        p
+    }
+
+    fn ask(text: &str, sampling: Sampling) -> ChatRequest {
+        ChatRequest {
+            messages: vec![ChatMessage::new(Role::User, text)],
+            sampling,
+        }
+    }
+
+    async fn collect(h: &mut StreamHandle) -> (String, Option<StreamEvent>) {
+        let mut text = String::new();
+        while let Some(ev) = h.events.recv().await {
+            match ev {
+                StreamEvent::Delta(d) => text.push_str(&d),
+                e if e.is_terminal() => return (text, Some(e)),
+                _ => {}
+            }
+        }
+        (text, None)
+    }
+
+    /// One loaded model for all the assertions: loading is the slow part.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_model_answers_cancels_seeds_and_batches() {
+        let backend = LocalBackend::new(model_path(), LocalOptions::default());
+        backend.ready().await.unwrap();
+        assert_eq!(backend.status(), BackendStatus::Ready);
+
+        // Greedy answer.
+        let mut h = backend.start(ask(
+            "What is the capital of England?",
+            Sampling {
+                max_tokens: Some(32),
+                ..Default::default()
+            },
+        ));
+        let (text, end) = collect(&mut h).await;
+        assert!(text.contains("London"), "{text}");
+        assert!(matches!(end, Some(StreamEvent::Finished(_))), "{end:?}");
+
+        // Cancel mid-generation returns promptly and the engine serves the next request.
+        let mut h = backend.start(ask(
+            "Write a long story about a dragon and a knight.",
+            Sampling {
+                max_tokens: Some(400),
+                ..Default::default()
+            },
+        ));
+        let mut got = 0;
+        while got < 5 {
+            if let Some(StreamEvent::Delta(_)) = h.events.recv().await {
+                got += 1;
+            }
+        }
+        let t = Instant::now();
+        h.cancel();
+        let (_, end) = collect(&mut h).await;
+        assert_eq!(end, Some(StreamEvent::Finished(FinishReason::Cancelled)));
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        let mut h = backend.start(ask(
+            "What is the capital of England?",
+            Sampling {
+                max_tokens: Some(32),
+                ..Default::default()
+            },
+        ));
+        let (text, _) = collect(&mut h).await;
+        assert!(text.contains("London"), "after cancel: {text}");
+
+        // Same seed, same answer; and max_tokens is honoured.
+        let sampled = |seed| Sampling {
+            temperature: Some(1.0),
+            top_p: Some(0.95),
+            max_tokens: Some(24),
+            seed: Some(seed),
+            ..Default::default()
+        };
+        let prompt = "Invent a name for a new fruit and describe it.";
+        let (a, _) = collect(&mut backend.start(ask(prompt, sampled(42)))).await;
+        let (b, _) = collect(&mut backend.start(ask(prompt, sampled(42)))).await;
+        let (c, _) = collect(&mut backend.start(ask(prompt, sampled(43)))).await;
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+
+        // Several requests at once against the one loaded model.
+        let mut handles: Vec<StreamHandle> = (0..4)
+            .map(|_| {
+                backend.start(ask(
+                    "What is the capital of England?",
+                    Sampling {
+                        max_tokens: Some(32),
+                        ..Default::default()
+                    },
+                ))
+            })
+            .collect();
+        for h in &mut handles {
+            let (text, _) = collect(h).await;
+            assert!(text.contains("London"), "{text}");
+        }
+
+        // Stop sequences end the answer.
+        let (text, _) = collect(&mut backend.start(ask(
+            "Count from 1 to 10, separated by commas.",
+            Sampling {
+                max_tokens: Some(64),
+                stop: vec!["5".into()],
+                ..Default::default()
+            },
+        )))
+        .await;
+        assert!(!text.contains('6'), "{text}");
+    }
+
+    #[tokio::test]
+    async fn missing_file_fails_fast_with_the_fix() {
+        let b = LocalBackend::new(
+            PathBuf::from("/nonexistent/m.gguf"),
+            LocalOptions::default(),
+        );
+        let t = Instant::now();
+        let (_, end) = collect(&mut b.start(ask("hi", Sampling::default()))).await;
+        match end {
+            Some(StreamEvent::Failed(e)) => assert!(e.contains("promptloom model fetch"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(matches!(b.status(), BackendStatus::Failed(_)));
+    }
+
+    #[tokio::test]
+    async fn unsupported_architecture_is_a_clear_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gemma.gguf");
+        std::fs::write(&p, crate::llm::gguf::tests::tiny_gguf("gemma3")).unwrap();
+        let b = LocalBackend::new(p, LocalOptions::default());
+        let (_, end) = collect(&mut b.start(ask("hi", Sampling::default()))).await;
+        match end {
+            Some(StreamEvent::Failed(e)) => {
+                assert!(e.contains("\"gemma3\" is not supported"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Backends by configured model name, built on first use and shared after that (a local
+//! model is loaded once however many variants use it).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::scripted::{Script, ScriptedBackend};
+use super::{Backend, BackendStatus, ModelIdentity};
+use crate::config::{BackendKind, Config};
+
+/// Builds and caches one backend per configured model name.
+pub(crate) struct BackendRegistry {
+    config: Config,
+    built: Mutex<BTreeMap<String, Arc<dyn Backend>>>,
+}
+
+impl BackendRegistry {
+    pub fn new(config: Config) -> Self {
+        BackendRegistry {
+            config,
+            built: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The backend for model `name`, building it if needed.
+    pub fn get(&self, name: &str) -> Result<Arc<dyn Backend>, String> {
+        let mut built = self
+            .built
+            .lock()
+            .map_err(|_| "backend registry poisoned".to_string())?;
+        if let Some(b) = built.get(name) {
+            return Ok(b.clone());
+        }
+        let b = self.build(name)?;
+        built.insert(name.to_string(), b.clone());
+        Ok(b)
+    }
+
+    /// Identity of every backend built so far, for the session file.
+    pub fn identities(&self) -> BTreeMap<String, ModelIdentity> {
+        self.built
+            .lock()
+            .map(|b| b.iter().map(|(k, v)| (k.clone(), v.identity())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Load state of every backend built so far.
+    pub fn statuses(&self) -> BTreeMap<String, BackendStatus> {
+        self.built
+            .lock()
+            .map(|b| b.iter().map(|(k, v)| (k.clone(), v.status())).collect())
+            .unwrap_or_default()
+    }
+
+    fn build(&self, name: &str) -> Result<Arc<dyn Backend>, String> {
+        let m = self.config.model(name).ok_or_else(|| {
+            format!(
+                "unknown model {name:?}; configured: {}",
+                self.config.model_names().join(", ")
+            )
+        })?;
+        match m.backend {
+            BackendKind::Scripted => Ok(Arc::new(ScriptedBackend::new(Script::from_config(m)))),
+            BackendKind::Local => self.build_local(name, m),
+            BackendKind::Openai | BackendKind::Anthropic | BackendKind::Ollama => Err(format!(
+                "model {name:?}: backend {:?} is not available in this build",
+                m.backend.as_str()
+            )),
+        }
+    }
+
+    #[cfg(feature = "local")]
+    fn build_local(
+        &self,
+        name: &str,
+        m: &crate::config::ModelConfig,
+    ) -> Result<Arc<dyn Backend>, String> {
+        use super::local::{LocalBackend, LocalOptions};
+        let path = self
+            .config
+            .gguf_path(m)
+            .ok_or_else(|| format!("model {name:?} has no gguf path"))?;
+        let mut options = LocalOptions::default();
+        if let Some(n) = m.max_num_seqs {
+            options.max_num_seqs = n.max(1);
+        }
+        Ok(Arc::new(LocalBackend::new(path, options)))
+    }
+
+    #[cfg(not(feature = "local"))]
+    fn build_local(
+        &self,
+        name: &str,
+        _m: &crate::config::ModelConfig,
+    ) -> Result<Arc<dyn Backend>, String> {
+        Err(format!(
+            "model {name:?} uses the local backend, but this promptloom was built without the `local` feature; rebuild with default features"
+        ))
+    }
+}

@@ -1,0 +1,306 @@
+//! A deterministic fake model (`backend = "scripted"`): fixed replies in fixed chunks with
+//! fixed delays and optional failures. For trying the UI without a model and for tests.
+
+use std::time::Duration;
+
+use super::{
+    Backend, ChatRequest, EventSink, FinishReason, ModelIdentity, Role, StreamEvent, StreamHandle,
+    Usage,
+};
+use crate::config::{ModelConfig, ScriptRule};
+
+/// The scripted backend's behaviour.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Script {
+    pub reply: String,
+    pub rules: Vec<ScriptRule>,
+    pub first_token: Duration,
+    pub delay: Duration,
+    pub chunk_chars: Option<usize>,
+    pub fail_after_chunks: Option<usize>,
+    pub error: Option<String>,
+    pub repeat: usize,
+}
+
+impl Script {
+    pub fn from_config(m: &ModelConfig) -> Script {
+        Script {
+            reply: m
+                .reply
+                .clone()
+                .unwrap_or_else(|| "You asked: {prompt}".into()),
+            rules: m.rules.clone(),
+            first_token: Duration::from_millis(m.first_token_ms.unwrap_or(0)),
+            delay: Duration::from_millis(m.delay_ms.unwrap_or(0)),
+            chunk_chars: m.chunk_chars.filter(|&n| n > 0),
+            fail_after_chunks: m.fail_after_chunks,
+            error: m.error.clone(),
+            repeat: m.repeat.unwrap_or(1).max(1),
+        }
+    }
+
+    /// The full reply to a request, and whether `max_tokens` cut it short.
+    pub fn reply_to(&self, request: &ChatRequest) -> (String, bool) {
+        let last_user = request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.as_str())
+            .unwrap_or("");
+        let system = request
+            .messages
+            .iter()
+            .find(|m| m.role == Role::System)
+            .map(|m| m.content.as_str())
+            .unwrap_or("");
+        let template = self
+            .rules
+            .iter()
+            .find(|r| last_user.contains(&r.when))
+            .map(|r| r.reply.as_str())
+            .unwrap_or(&self.reply);
+        let one = template
+            .replace("{prompt}", last_user)
+            .replace("{system}", system);
+        let text = one.repeat(self.repeat);
+        if let Some(max) = request.sampling.max_tokens {
+            // One "token" per word, so max_tokens behaves visibly.
+            let words = chunks(&text, None);
+            if words.len() > max {
+                return (words[..max].concat(), true);
+            }
+        }
+        (text, false)
+    }
+}
+
+/// Split `text` into chunks: `n` characters each, or one word with its trailing whitespace.
+pub(crate) fn chunks(text: &str, n: Option<usize>) -> Vec<String> {
+    match n {
+        Some(n) => {
+            let chars: Vec<char> = text.chars().collect();
+            chars.chunks(n).map(|c| c.iter().collect()).collect()
+        }
+        None => {
+            let mut out = Vec::new();
+            let mut cur = String::new();
+            let mut in_space = false;
+            for ch in text.chars() {
+                if ch.is_whitespace() {
+                    in_space = true;
+                } else if in_space {
+                    out.push(std::mem::take(&mut cur));
+                    in_space = false;
+                }
+                cur.push(ch);
+            }
+            if !cur.is_empty() {
+                out.push(cur);
+            }
+            out
+        }
+    }
+}
+
+/// The scripted backend.
+pub(crate) struct ScriptedBackend {
+    script: Script,
+}
+
+impl ScriptedBackend {
+    pub fn new(script: Script) -> Self {
+        Self { script }
+    }
+}
+
+impl Backend for ScriptedBackend {
+    fn start(&self, request: ChatRequest) -> StreamHandle {
+        let (handle, sink) = StreamHandle::channel();
+        let script = self.script.clone();
+        tokio::spawn(async move { run(script, request, sink).await });
+        handle
+    }
+
+    fn identity(&self) -> ModelIdentity {
+        ModelIdentity {
+            backend: "scripted".into(),
+            ..Default::default()
+        }
+    }
+}
+
+async fn run(script: Script, request: ChatRequest, sink: EventSink) {
+    let (text, stopped_by_length) = script.reply_to(&request);
+    let parts = chunks(&text, script.chunk_chars);
+    if !script.first_token.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(script.first_token) => {}
+            _ = sink.cancelled() => { sink.finish(StreamEvent::Finished(FinishReason::Cancelled)); return; }
+        }
+    }
+    let prompt_tokens: usize = request
+        .messages
+        .iter()
+        .map(|m| chunks(&m.content, None).len())
+        .sum();
+    for (i, part) in parts.iter().enumerate() {
+        if script.fail_after_chunks == Some(i) {
+            sink.finish(StreamEvent::Failed(
+                script
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "scripted failure".into()),
+            ));
+            return;
+        }
+        if i > 0 && !script.delay.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(script.delay) => {}
+                _ = sink.cancelled() => { sink.finish(StreamEvent::Finished(FinishReason::Cancelled)); return; }
+            }
+        } else if i > 0 {
+            tokio::task::yield_now().await;
+        }
+        if !sink.send(StreamEvent::Delta(part.clone())) {
+            sink.finish(StreamEvent::Finished(FinishReason::Cancelled));
+            return;
+        }
+    }
+    if script.fail_after_chunks.is_some_and(|n| n >= parts.len()) {
+        sink.finish(StreamEvent::Failed(
+            script.error.unwrap_or_else(|| "scripted failure".into()),
+        ));
+        return;
+    }
+    sink.send(StreamEvent::Usage(Usage {
+        prompt_tokens: Some(prompt_tokens as u64),
+        completion_tokens: Some(parts.len() as u64),
+    }));
+    sink.finish(StreamEvent::Finished(if stopped_by_length {
+        FinishReason::Length
+    } else {
+        FinishReason::Stop
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{ChatMessage, Sampling};
+
+    fn req(text: &str) -> ChatRequest {
+        ChatRequest {
+            messages: vec![ChatMessage::new(Role::User, text)],
+            sampling: Sampling::default(),
+        }
+    }
+
+    async fn collect(h: &mut StreamHandle) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        while let Some(ev) = h.events.recv().await {
+            let end = ev.is_terminal();
+            out.push(ev);
+            if end {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn chunking_keeps_all_text() {
+        let t = "Hello  wide world\n\nbye";
+        assert_eq!(chunks(t, None).concat(), t);
+        assert_eq!(chunks(t, None), ["Hello  ", "wide ", "world\n\n", "bye"]);
+        assert_eq!(chunks("abcdé", Some(2)), ["ab", "cd", "é"]);
+    }
+
+    #[tokio::test]
+    async fn rules_pick_replies_and_stream_in_words() {
+        let b = ScriptedBackend::new(Script {
+            reply: "default".into(),
+            rules: vec![ScriptRule {
+                when: "England".into(),
+                reply: "The capital is London.".into(),
+            }],
+            repeat: 1,
+            ..Default::default()
+        });
+        let mut h = b.start(req("Capital of England?"));
+        let evs = collect(&mut h).await;
+        assert_eq!(evs[0], StreamEvent::Delta("The ".into()));
+        assert_eq!(evs.last(), Some(&StreamEvent::Finished(FinishReason::Stop)));
+        let text: String = evs
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Delta(d) => Some(d.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, "The capital is London.");
+    }
+
+    #[tokio::test]
+    async fn fails_after_n_chunks_keeping_earlier_text() {
+        let b = ScriptedBackend::new(Script {
+            reply: "one two three".into(),
+            fail_after_chunks: Some(2),
+            error: Some("boom".into()),
+            repeat: 1,
+            ..Default::default()
+        });
+        let mut h = b.start(req("x"));
+        let evs = collect(&mut h).await;
+        assert_eq!(
+            evs,
+            [
+                StreamEvent::Delta("one ".into()),
+                StreamEvent::Delta("two ".into()),
+                StreamEvent::Failed("boom".into())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_promptly() {
+        let b = ScriptedBackend::new(Script {
+            reply: "a b c d e f g".into(),
+            delay: Duration::from_secs(5),
+            repeat: 1,
+            ..Default::default()
+        });
+        let mut h = b.start(req("x"));
+        assert_eq!(h.events.recv().await, Some(StreamEvent::Delta("a ".into())));
+        let t = std::time::Instant::now();
+        h.cancel();
+        assert_eq!(
+            h.events.recv().await,
+            Some(StreamEvent::Finished(FinishReason::Cancelled))
+        );
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn max_tokens_truncates_and_reports_length() {
+        let b = ScriptedBackend::new(Script {
+            reply: "a b c d".into(),
+            repeat: 1,
+            ..Default::default()
+        });
+        let mut r = req("x");
+        r.sampling.max_tokens = Some(2);
+        let mut h = b.start(r);
+        let evs = collect(&mut h).await;
+        assert_eq!(
+            evs.last(),
+            Some(&StreamEvent::Finished(FinishReason::Length))
+        );
+        assert_eq!(
+            evs.iter()
+                .filter(|e| matches!(e, StreamEvent::Delta(_)))
+                .count(),
+            2
+        );
+    }
+}

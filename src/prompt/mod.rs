@@ -1,0 +1,590 @@
+//! Prompt files: one experiment each, variants × cases, loaded from `prompts/*.toml`.
+//!
+//! Parsing is strict (`deny_unknown_fields`) and validation runs before anything is sent to a
+//! model: unknown keys, undefined `{{var}}`s, unknown models, duplicate names and bad regexes
+//! are reported with file, line and column.
+
+pub(crate) mod render;
+pub(crate) mod template;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::error::InputError;
+use crate::eval::expect::Expect;
+use crate::llm::Sampling;
+
+/// A worked example, rendered as a user turn followed by an assistant turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Example {
+    pub input: String,
+    pub output: String,
+}
+
+/// A prompt variant after validation: defaults applied, context files read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Variant {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub model: String,
+    /// Role / persona: the system message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// The task, with `{{var}}`s filled from the case.
+    pub template: String,
+    /// One-shot / few-shot / chain-of-thought worked examples, sent as prior chat turns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Example>,
+    /// In-context documents the answer must come from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<String>,
+    /// The instruction that goes with `context`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_instruction: Option<String>,
+    /// Zero-shot chain of thought: append "Let's think this through step by step."
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub step_by_step: bool,
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// Set on variants an LLM proposed: what the rewrite was meant to improve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
+}
+
+/// A test case: variable values and what a good answer must satisfy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Case {
+    pub name: String,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Expect::is_empty")]
+    pub expect: Expect,
+}
+
+/// A loaded, validated prompt file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PromptFile {
+    pub path: PathBuf,
+    pub title: String,
+    pub description: Option<String>,
+    pub variants: Vec<Variant>,
+    pub cases: Vec<Case>,
+    /// The variable free-form input fills (the `main_var` default, else the first variable the
+    /// first variant's template uses).
+    pub main_var: Option<String>,
+    /// The file's text when loaded, for writing edits back with its layout kept.
+    pub source: String,
+}
+
+// ---- the file as written -------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    title: String,
+    description: Option<String>,
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default, rename = "variant")]
+    variants: Vec<Spanned<RawVariant>>,
+    #[serde(default, rename = "case")]
+    cases: Vec<Spanned<RawCase>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    model: Option<Spanned<String>>,
+    system: Option<String>,
+    main_var: Option<String>,
+    context_instruction: Option<String>,
+    #[serde(flatten)]
+    sampling: RawSampling,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawSampling {
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<usize>,
+    max_tokens: Option<usize>,
+    #[serde(default)]
+    stop: Vec<String>,
+    seed: Option<u64>,
+}
+
+impl RawSampling {
+    fn into_sampling(self) -> Sampling {
+        Sampling {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            max_tokens: self.max_tokens,
+            stop: self.stop,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    name: Spanned<String>,
+    description: Option<String>,
+    model: Option<Spanned<String>>,
+    system: Option<String>,
+    template: Spanned<String>,
+    #[serde(default)]
+    examples: Vec<Example>,
+    #[serde(default)]
+    context: Vec<String>,
+    #[serde(default)]
+    context_files: Vec<Spanned<String>>,
+    context_instruction: Option<String>,
+    #[serde(default)]
+    step_by_step: bool,
+    generated: Option<String>,
+    // Sampling overrides. Written out rather than flattened: serde cannot combine `flatten`
+    // with `deny_unknown_fields`, and a typo here must be an error.
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<usize>,
+    max_tokens: Option<usize>,
+    #[serde(default)]
+    stop: Vec<String>,
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    name: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    #[serde(default)]
+    expect: Option<Spanned<Expect>>,
+}
+
+/// Load and validate a prompt file. `models` are the configured model names;
+/// `default_model` is used where neither the file nor the variant names one.
+pub(crate) fn load(
+    path: &Path,
+    models: &[String],
+    default_model: &str,
+) -> Result<PromptFile, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InputError::io(path, &e))?;
+    parse(path, &text, models, default_model)
+}
+
+/// Parse and validate prompt-file text (see [`load`]).
+pub(crate) fn parse(
+    path: &Path,
+    text: &str,
+    models: &[String],
+    default_model: &str,
+) -> Result<PromptFile, InputError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| InputError::toml(path, text, &e))?;
+    if raw.variants.is_empty() {
+        return Err(
+            InputError::at(path, text, 0, "the file defines no variants")
+                .with_hint("add at least one [[variant]] with a `name` and a `template`"),
+        );
+    }
+    let defaults_sampling_model = raw.defaults.model.clone();
+    let default_model_name = match &defaults_sampling_model {
+        Some(m) => {
+            check_model(path, text, m, models)?;
+            m.get_ref().clone()
+        }
+        None => default_model.to_string(),
+    };
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let RawDefaults {
+        system: default_system,
+        main_var,
+        context_instruction: default_ctx_instruction,
+        sampling: default_sampling,
+        ..
+    } = raw.defaults;
+    let default_sampling = default_sampling.into_sampling();
+
+    let mut variants = Vec::with_capacity(raw.variants.len());
+    let mut seen = BTreeSet::new();
+    for v in &raw.variants {
+        let rv = v.get_ref();
+        let name = rv.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(InputError::at(
+                path,
+                text,
+                rv.name.span().start,
+                "variant name is empty",
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(InputError::at(
+                path,
+                text,
+                rv.name.span().start,
+                format!("duplicate variant name {name:?}"),
+            )
+            .with_hint("each [[variant]] needs its own name"));
+        }
+        let model = match &rv.model {
+            Some(m) => {
+                check_model(path, text, m, models)?;
+                m.get_ref().clone()
+            }
+            None => default_model_name.clone(),
+        };
+        let mut context = rv.context.clone();
+        for f in &rv.context_files {
+            let p = base_dir.join(f.get_ref());
+            let doc = std::fs::read_to_string(&p).map_err(|e| {
+                InputError::at(
+                    path,
+                    text,
+                    f.span().start,
+                    format!("cannot read context file {}: {e}", p.display()),
+                )
+                .with_hint("context_files are relative to the prompt file's folder")
+            })?;
+            context.push(doc);
+        }
+        let own = Sampling {
+            temperature: rv.temperature,
+            top_p: rv.top_p,
+            top_k: rv.top_k,
+            max_tokens: rv.max_tokens,
+            stop: rv.stop.clone(),
+            seed: rv.seed,
+        };
+        variants.push(Variant {
+            name,
+            description: rv.description.clone(),
+            model,
+            system: rv.system.clone().or_else(|| default_system.clone()),
+            template: rv.template.get_ref().clone(),
+            examples: rv.examples.clone(),
+            context,
+            context_instruction: rv
+                .context_instruction
+                .clone()
+                .or_else(|| default_ctx_instruction.clone()),
+            step_by_step: rv.step_by_step,
+            sampling: own.over(&default_sampling),
+            generated: rv.generated.clone(),
+        });
+    }
+
+    let mut cases = Vec::with_capacity(raw.cases.len().max(1));
+    let mut case_names = BTreeSet::new();
+    for (i, c) in raw.cases.iter().enumerate() {
+        let rc = c.get_ref();
+        let name = rc
+            .name
+            .clone()
+            .unwrap_or_else(|| default_case_name(i, &rc.vars));
+        if !case_names.insert(name.clone()) {
+            return Err(InputError::at(
+                path,
+                text,
+                c.span().start,
+                format!("duplicate case name {name:?}"),
+            )
+            .with_hint("give the cases distinct `name`s"));
+        }
+        let expect = match &rc.expect {
+            Some(e) => {
+                e.get_ref().validate().map_err(|msg| {
+                    InputError::at(path, text, e.span().start, format!("case {name:?}: {msg}"))
+                })?;
+                e.get_ref().clone()
+            }
+            None => Expect::default(),
+        };
+        cases.push(Case {
+            name,
+            vars: rc.vars.clone(),
+            expect,
+        });
+    }
+
+    // Every variable a variant uses must be defined by every case.
+    for (rv, v) in raw.variants.iter().zip(&variants) {
+        let rv = rv.get_ref();
+        let template_span = rv.template.span();
+        let mut texts: Vec<(&str, usize)> = vec![(v.template.as_str(), template_span.start)];
+        for ex in &v.examples {
+            texts.push((ex.input.as_str(), template_span.start));
+        }
+        for (t, fallback) in texts {
+            for var in template::variables(t) {
+                if cases.is_empty() {
+                    return Err(InputError::at(
+                        path,
+                        text,
+                        var_offset(text, fallback, &var.name),
+                        format!(
+                            "variant {:?} uses {{{{{}}}}} but the file has no [[case]] to define it",
+                            v.name, var.name
+                        ),
+                    )
+                    .with_hint(format!(
+                        "add [[case]] with vars = {{ {} = \"...\" }}",
+                        var.name
+                    )));
+                }
+                if let Some(c) = cases.iter().find(|c| !c.vars.contains_key(&var.name)) {
+                    let defined: Vec<&str> = c.vars.keys().map(String::as_str).collect();
+                    return Err(InputError::at(
+                        path,
+                        text,
+                        var_offset(text, fallback, &var.name),
+                        format!(
+                            "variant {:?} uses {{{{{}}}}}, which case {:?} does not define",
+                            v.name, var.name, c.name
+                        ),
+                    )
+                    .with_hint(if defined.is_empty() {
+                        format!("add vars = {{ {} = \"...\" }} to that case", var.name)
+                    } else {
+                        format!(
+                            "that case defines: {}; fix the name or add it to the case's vars",
+                            defined.join(", ")
+                        )
+                    }));
+                }
+            }
+        }
+    }
+    if cases.is_empty() {
+        cases.push(Case {
+            name: "default".into(),
+            vars: BTreeMap::new(),
+            expect: Expect::default(),
+        });
+    }
+    let main_var = main_var.or_else(|| {
+        variants
+            .iter()
+            .flat_map(|v| template::variables(&v.template))
+            .map(|v| v.name)
+            .next()
+    });
+
+    Ok(PromptFile {
+        path: path.to_path_buf(),
+        title: raw.title,
+        description: raw.description,
+        variants,
+        cases,
+        main_var,
+        source: text.to_string(),
+    })
+}
+
+impl PromptFile {
+    pub fn variant(&self, name: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+
+    pub fn case(&self, name: &str) -> Option<&Case> {
+        self.cases.iter().find(|c| c.name == name)
+    }
+}
+
+fn check_model(
+    path: &Path,
+    text: &str,
+    model: &Spanned<String>,
+    models: &[String],
+) -> Result<(), InputError> {
+    if models.iter().any(|m| m == model.get_ref()) {
+        return Ok(());
+    }
+    Err(InputError::at(
+        path,
+        text,
+        model.span().start,
+        format!("unknown model {:?}", model.get_ref()),
+    )
+    .with_hint(format!(
+        "configured models: {}; add [models.{}] to config.toml or pick one of these",
+        models.join(", "),
+        model.get_ref()
+    )))
+}
+
+/// The byte offset of `{{name}}` at or after `from` in the file, for error positions.
+fn var_offset(text: &str, from: usize, name: &str) -> usize {
+    let tail = text.get(from..).unwrap_or("");
+    let plain = format!("{{{{{name}}}}}");
+    let spaced = format!("{{{{ {name} }}}}");
+    tail.find(&plain)
+        .or_else(|| tail.find(&spaced))
+        .map(|i| from + i)
+        .unwrap_or(from)
+}
+
+fn default_case_name(index: usize, vars: &BTreeMap<String, String>) -> String {
+    match vars.values().next() {
+        Some(v) if vars.len() == 1 && v.chars().count() <= 40 && !v.contains('\n') => v.clone(),
+        _ => format!("case-{}", index + 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn models() -> Vec<String> {
+        vec!["smollm2".into(), "llamacpp".into()]
+    }
+
+    fn parse_ok(text: &str) -> PromptFile {
+        parse(Path::new("prompts/t.toml"), text, &models(), "smollm2").unwrap()
+    }
+
+    fn parse_err(text: &str) -> String {
+        parse(Path::new("prompts/t.toml"), text, &models(), "smollm2")
+            .unwrap_err()
+            .to_string()
+    }
+
+    const CAPITALS: &str = r#"title = "Capital cities"
+[defaults]
+model = "smollm2"
+temperature = 0.7
+max_tokens = 128
+
+[[variant]]
+name = "plain"
+template = "What is the capital of {{country}}?"
+
+[[variant]]
+name = "teacher"
+system = "You are an experienced geography teacher."
+template = "What is the capital of {{country}}?"
+
+[[variant]]
+name = "few-shot"
+template = "What is the capital of {{country}}?"
+examples = [ { input = "What is the capital of France?", output = "Paris" } ]
+
+[[variant]]
+name = "remote"
+model = "llamacpp"
+temperature = 0.2
+template = "What is the capital of {{country}}?"
+
+[[case]]
+vars = { country = "England" }
+expect = { any = ["London"] }
+"#;
+
+    #[test]
+    fn the_issue_example_parses_with_defaults_applied() {
+        let f = parse_ok(CAPITALS);
+        assert_eq!(f.title, "Capital cities");
+        assert_eq!(f.variants.len(), 4);
+        assert_eq!(f.variants[0].sampling.temperature, Some(0.7));
+        assert_eq!(f.variants[0].sampling.max_tokens, Some(128));
+        assert_eq!(f.variants[3].model, "llamacpp");
+        assert_eq!(f.variants[3].sampling.temperature, Some(0.2));
+        assert_eq!(f.variants[3].sampling.max_tokens, Some(128));
+        assert_eq!(f.cases[0].name, "England");
+        assert_eq!(f.main_var.as_deref(), Some("country"));
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_position() {
+        let err = parse_err(
+            "title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\ntemprature = 0.5\n",
+        );
+        assert!(
+            err.starts_with("prompts/t.toml:5:1: unknown field `temprature`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn undefined_variable_names_variant_case_and_position() {
+        let err = parse_err(
+            "title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"Capital of {{contry}}?\"\n[[case]]\nname = \"uk\"\nvars = { country = \"England\" }\n",
+        );
+        assert_eq!(
+            err,
+            "prompts/t.toml:4:24: variant \"a\" uses {{contry}}, which case \"uk\" does not define\n  hint: that case defines: country; fix the name or add it to the case's vars"
+        );
+    }
+
+    #[test]
+    fn variable_without_any_case_is_an_error() {
+        let err = parse_err("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"{{x}}\"\n");
+        assert!(
+            err.contains("uses {{x}} but the file has no [[case]]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_variant_list_is_an_error() {
+        let err = parse_err("title = \"t\"\n");
+        assert!(
+            err.starts_with("prompts/t.toml:1:1: the file defines no variants"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_model_lists_the_configured_ones() {
+        let err = parse_err(
+            "title = \"t\"\n[[variant]]\nname = \"a\"\nmodel = \"gpt9\"\ntemplate = \"x\"\n",
+        );
+        assert!(
+            err.starts_with("prompts/t.toml:4:9: unknown model \"gpt9\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("configured models: smollm2, llamacpp"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_variant_names_are_errors() {
+        let err = parse_err(
+            "title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[[variant]]\nname = \"a\"\ntemplate = \"y\"\n",
+        );
+        assert!(
+            err.starts_with("prompts/t.toml:6:8: duplicate variant name \"a\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_regex_is_reported() {
+        let err = parse_err(
+            "title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[[case]]\nexpect = { regex = \"(unclosed\" }\n",
+        );
+        assert!(
+            err.starts_with("prompts/t.toml:6:10: case \"case-1\": invalid regex"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn file_without_cases_gets_one_empty_case() {
+        let f = parse_ok("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"Tell a joke\"\n");
+        assert_eq!(f.cases.len(), 1);
+        assert_eq!(f.cases[0].name, "default");
+    }
+}

@@ -1,0 +1,162 @@
+//! Turning a variant and a case into the exact chat messages sent to a model.
+//!
+//! Techniques are rendered the same way for every backend: the role is the system message,
+//! worked examples (one-shot, few-shot, chain-of-thought) are prior user/assistant turns,
+//! in-context documents precede the task with an instruction to answer only from them, and
+//! zero-shot chain of thought appends a step-by-step cue.
+
+use std::collections::BTreeMap;
+
+use super::template;
+use super::Variant;
+use crate::llm::{ChatMessage, ChatRequest, Role};
+
+/// The cue zero-shot chain of thought appends to the task.
+pub(crate) const STEP_BY_STEP: &str = "Let's think this through step by step.";
+
+/// The instruction that goes with in-context documents unless a variant overrides it.
+pub(crate) const CONTEXT_INSTRUCTION: &str = "Answer using only the context below. If the answer is not in the context, say \"I don't know\".";
+
+/// The messages for `variant` filled with `vars`.
+pub(crate) fn messages(variant: &Variant, vars: &BTreeMap<String, String>) -> Vec<ChatMessage> {
+    let mut out = Vec::with_capacity(2 + 2 * variant.examples.len());
+    if let Some(system) = variant.system.as_deref().filter(|s| !s.trim().is_empty()) {
+        out.push(ChatMessage::new(
+            Role::System,
+            template::render(system, vars),
+        ));
+    }
+    for ex in &variant.examples {
+        out.push(ChatMessage::new(
+            Role::User,
+            template::render(&ex.input, vars),
+        ));
+        out.push(ChatMessage::new(Role::Assistant, ex.output.clone()));
+    }
+    out.push(ChatMessage::new(Role::User, user_turn(variant, vars)));
+    out
+}
+
+/// The request for `variant` filled with `vars`, with the variant's sampling.
+pub(crate) fn request(variant: &Variant, vars: &BTreeMap<String, String>) -> ChatRequest {
+    ChatRequest {
+        messages: messages(variant, vars),
+        sampling: variant.sampling.clone(),
+    }
+}
+
+fn user_turn(variant: &Variant, vars: &BTreeMap<String, String>) -> String {
+    let task = template::render(&variant.template, vars);
+    let mut text = String::with_capacity(task.len() + 64);
+    if !variant.context.is_empty() {
+        text.push_str(
+            variant
+                .context_instruction
+                .as_deref()
+                .unwrap_or(CONTEXT_INSTRUCTION),
+        );
+        text.push_str("\n\n");
+        for doc in &variant.context {
+            text.push_str("<context>\n");
+            text.push_str(doc.trim_end());
+            text.push_str("\n</context>\n\n");
+        }
+        text.push_str("Question: ");
+    }
+    text.push_str(&task);
+    if variant.step_by_step {
+        text.push_str("\n\n");
+        text.push_str(STEP_BY_STEP);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Sampling;
+    use crate::prompt::Example;
+
+    fn variant() -> Variant {
+        Variant {
+            name: "v".into(),
+            description: None,
+            model: "m".into(),
+            system: None,
+            template: "Synonym for {{word}}?".into(),
+            examples: vec![],
+            context: vec![],
+            context_instruction: None,
+            step_by_step: false,
+            sampling: Sampling::default(),
+            generated: None,
+        }
+    }
+
+    fn vars() -> BTreeMap<String, String> {
+        [("word".to_string(), "big".to_string())].into()
+    }
+
+    #[test]
+    fn zero_shot_is_one_user_turn() {
+        let m = messages(&variant(), &vars());
+        assert_eq!(m, vec![ChatMessage::new(Role::User, "Synonym for big?")]);
+    }
+
+    #[test]
+    fn role_becomes_system_and_examples_become_prior_turns() {
+        let mut v = variant();
+        v.system = Some("You are a thesaurus.".into());
+        v.examples = vec![
+            Example {
+                input: "Synonym for happy?".into(),
+                output: "joyful".into(),
+            },
+            Example {
+                input: "Synonym for fast?".into(),
+                output: "quick".into(),
+            },
+        ];
+        let m = messages(&v, &vars());
+        let roles: Vec<Role> = m.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [
+                Role::System,
+                Role::User,
+                Role::Assistant,
+                Role::User,
+                Role::Assistant,
+                Role::User
+            ]
+        );
+        assert_eq!(m[2].content, "joyful");
+        assert_eq!(m[5].content, "Synonym for big?");
+    }
+
+    #[test]
+    fn context_wraps_the_task_with_the_instruction() {
+        let mut v = variant();
+        v.context = vec!["Employees get 10 sick days.\n".into()];
+        let m = messages(&v, &vars());
+        assert_eq!(
+            m[0].content,
+            format!("{CONTEXT_INSTRUCTION}\n\n<context>\nEmployees get 10 sick days.\n</context>\n\nQuestion: Synonym for big?")
+        );
+    }
+
+    #[test]
+    fn zero_shot_chain_of_thought_appends_the_cue() {
+        let mut v = variant();
+        v.step_by_step = true;
+        let m = messages(&v, &vars());
+        assert_eq!(m[0].content, format!("Synonym for big?\n\n{STEP_BY_STEP}"));
+    }
+
+    #[test]
+    fn system_prompt_may_use_variables() {
+        let mut v = variant();
+        v.system = Some("Answer about {{word}} only.".into());
+        assert_eq!(messages(&v, &vars())[0].content, "Answer about big only.");
+    }
+}

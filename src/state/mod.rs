@@ -1,0 +1,5 @@
+//! The pure data of a session and the logic over it. Nothing here does I/O or knows about
+//! terminals or async runtimes.
+
+pub(crate) mod session;
+pub(crate) mod timing;

@@ -1,0 +1,258 @@
+//! A session: everything needed to reproduce and judge a set of runs.
+//!
+//! Every response is a [`Node`] with an optional parent, so critiques, rewrites and branches
+//! hang off the answers they came from. Each node keeps the exact request it was made from,
+//! so editing a variant later never rewrites history. Ratings and votes have their own
+//! tables.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::eval::expect::CheckResult;
+use crate::llm::{ChatRequest, FinishReason, ModelIdentity};
+use crate::prompt::{Case, Variant};
+use crate::state::timing::StreamStats;
+
+/// The session file format version this build writes.
+pub(crate) const FORMAT: u32 = 1;
+
+/// What produced a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum NodeKind {
+    Answer,
+    Critique,
+    Rewrite,
+    Thought,
+    Value,
+    Judge,
+    VariantProposal,
+}
+
+impl NodeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Answer => "answer",
+            NodeKind::Critique => "critique",
+            NodeKind::Rewrite => "rewrite",
+            NodeKind::Thought => "thought",
+            NodeKind::Value => "value",
+            NodeKind::Judge => "judge",
+            NodeKind::VariantProposal => "variant-proposal",
+        }
+    }
+}
+
+/// Where a node's generation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum NodeStatus {
+    /// Waiting to start.
+    Queued,
+    /// Generating; a session saved now marks the text as incomplete.
+    Streaming,
+    Done,
+    Cancelled,
+    Error,
+}
+
+impl NodeStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            NodeStatus::Done | NodeStatus::Cancelled | NodeStatus::Error
+        )
+    }
+}
+
+/// One response (or critique, thought, judgement...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Node {
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    pub kind: NodeKind,
+    pub variant: String,
+    pub case: String,
+    pub model: String,
+    pub status: NodeStatus,
+    /// RFC 3339 time the request started.
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<FinishReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub tokens_out: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tok_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// A score given to this node (value estimates, judge scores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
+    /// Free-form annotations (technique parameters, stop reasons, prune marks...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    pub text: String,
+    /// The exact messages and sampling sent.
+    pub request: ChatRequest,
+}
+
+impl Node {
+    /// A new node for a request about to start.
+    pub fn start(
+        id: u64,
+        parent: Option<u64>,
+        kind: NodeKind,
+        variant: &str,
+        case: &str,
+        model: &str,
+        request: ChatRequest,
+        started_at: String,
+    ) -> Node {
+        Node {
+            id,
+            parent,
+            kind,
+            variant: variant.to_string(),
+            case: case.to_string(),
+            model: model.to_string(),
+            status: NodeStatus::Streaming,
+            started_at,
+            finish_reason: None,
+            error: None,
+            prompt_tokens: None,
+            tokens_out: 0,
+            ttft_ms: None,
+            tok_per_s: None,
+            duration_ms: None,
+            score: None,
+            checks: Vec::new(),
+            meta: BTreeMap::new(),
+            text: String::new(),
+            request,
+        }
+    }
+
+    /// Record the stream's figures.
+    pub fn apply_stats(&mut self, stats: &StreamStats) {
+        self.prompt_tokens = stats.prompt_tokens;
+        self.tokens_out = stats.tokens_out;
+        self.ttft_ms = stats.ttft_ms;
+        self.tok_per_s = stats.tok_per_s.map(|r| (r * 100.0).round() / 100.0);
+    }
+
+    pub fn passed(&self) -> Option<bool> {
+        if self.checks.is_empty() {
+            None
+        } else {
+            Some(self.checks.iter().all(|c| c.pass))
+        }
+    }
+}
+
+/// A human rating of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rating {
+    pub node: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stars: Option<u8>,
+    /// +1 up, -1 down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumb: Option<i8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub rater: String,
+    pub at: String,
+}
+
+/// A blind pairwise preference between two nodes answering the same case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Vote {
+    pub left: u64,
+    pub right: u64,
+    /// `left`, `right`, `tie` or `both_bad`.
+    pub outcome: String,
+    pub rater: String,
+    pub at: String,
+}
+
+/// A whole session file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Session {
+    pub format: u32,
+    pub title: String,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_file: Option<String>,
+    /// The models used, by configured name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelIdentity>,
+    /// The variants as they were last defined in this session.
+    #[serde(default, rename = "variant")]
+    pub variants: Vec<Variant>,
+    #[serde(default, rename = "case")]
+    pub cases: Vec<Case>,
+    #[serde(default, rename = "node")]
+    pub nodes: Vec<Node>,
+    #[serde(default, rename = "rating")]
+    pub ratings: Vec<Rating>,
+    #[serde(default, rename = "vote")]
+    pub votes: Vec<Vote>,
+}
+
+impl Session {
+    pub fn new(title: &str, created: String, prompt_file: Option<String>) -> Session {
+        Session {
+            format: FORMAT,
+            title: title.to_string(),
+            created,
+            prompt_file,
+            models: BTreeMap::new(),
+            variants: Vec::new(),
+            cases: Vec::new(),
+            nodes: Vec::new(),
+            ratings: Vec::new(),
+            votes: Vec::new(),
+        }
+    }
+
+    /// The id the next node gets.
+    pub fn next_node_id(&self) -> u64 {
+        self.nodes.iter().map(|n| n.id).max().map_or(1, |m| m + 1)
+    }
+
+    pub fn node(&self, id: u64) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> Option<&mut Node> {
+        self.nodes.iter_mut().find(|n| n.id == id)
+    }
+
+    /// Streams that were still running when the session was saved are marked incomplete;
+    /// applied to a copy just before saving, so a reopened session never shows a stream as
+    /// live.
+    pub fn for_saving(&self) -> Session {
+        let mut s = self.clone();
+        for n in &mut s.nodes {
+            if matches!(n.status, NodeStatus::Streaming | NodeStatus::Queued) {
+                n.status = NodeStatus::Cancelled;
+                n.meta.insert("incomplete".into(), "true".into());
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,313 @@
+//! `promptloom export`: a session as JSONL, CSV or a Markdown report.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::state::session::{Node, Session};
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    Jsonl,
+    Csv,
+    Md,
+}
+
+/// One exported response row.
+#[derive(Debug, Serialize)]
+struct Row<'a> {
+    node: u64,
+    parent: Option<u64>,
+    kind: &'a str,
+    variant: &'a str,
+    case: &'a str,
+    model: &'a str,
+    backend: Option<&'a str>,
+    status: &'a str,
+    text: &'a str,
+    finish_reason: Option<&'a str>,
+    error: Option<&'a str>,
+    prompt_tokens: Option<u64>,
+    tokens_out: u64,
+    ttft_ms: Option<u64>,
+    tok_per_s: Option<f64>,
+    started_at: &'a str,
+    checks: Vec<serde_json::Value>,
+}
+
+fn row<'a>(s: &'a Session, n: &'a Node) -> Row<'a> {
+    Row {
+        node: n.id,
+        parent: n.parent,
+        kind: n.kind.as_str(),
+        variant: &n.variant,
+        case: &n.case,
+        model: &n.model,
+        backend: s.models.get(&n.model).map(|m| m.backend.as_str()),
+        status: status_str(n),
+        text: &n.text,
+        finish_reason: n.finish_reason.map(|f| f.as_str()),
+        error: n.error.as_deref(),
+        prompt_tokens: n.prompt_tokens,
+        tokens_out: n.tokens_out,
+        ttft_ms: n.ttft_ms,
+        tok_per_s: n.tok_per_s,
+        started_at: &n.started_at,
+        checks: n
+            .checks
+            .iter()
+            .map(|c| json!({"kind": c.kind, "pass": c.pass, "detail": c.detail}))
+            .collect(),
+    }
+}
+
+fn status_str(n: &Node) -> &'static str {
+    use crate::state::session::NodeStatus::*;
+    match n.status {
+        Queued => "queued",
+        Streaming => "streaming",
+        Done => "done",
+        Cancelled => "cancelled",
+        Error => "error",
+    }
+}
+
+/// Render a session in `format`.
+pub(crate) fn export(session: &Session, format: Format) -> anyhow::Result<String> {
+    match format {
+        Format::Jsonl => {
+            let mut out = String::new();
+            for n in &session.nodes {
+                out.push_str(&serde_json::to_string(&row(session, n))?);
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record([
+                "node",
+                "parent",
+                "kind",
+                "variant",
+                "case",
+                "model",
+                "backend",
+                "status",
+                "text",
+                "finish_reason",
+                "error",
+                "prompt_tokens",
+                "tokens_out",
+                "ttft_ms",
+                "tok_per_s",
+                "started_at",
+                "checks",
+                "checks_passed",
+            ])?;
+            for n in &session.nodes {
+                let r = row(session, n);
+                let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
+                let checks = n
+                    .checks
+                    .iter()
+                    .map(|c| format!("{}:{}", c.kind, if c.pass { "pass" } else { "fail" }))
+                    .collect::<Vec<_>>()
+                    .join(";");
+                w.write_record([
+                    r.node.to_string(),
+                    opt(r.parent),
+                    r.kind.to_string(),
+                    r.variant.to_string(),
+                    r.case.to_string(),
+                    r.model.to_string(),
+                    r.backend.unwrap_or_default().to_string(),
+                    r.status.to_string(),
+                    r.text.to_string(),
+                    r.finish_reason.unwrap_or_default().to_string(),
+                    r.error.unwrap_or_default().to_string(),
+                    opt(r.prompt_tokens),
+                    r.tokens_out.to_string(),
+                    opt(r.ttft_ms),
+                    r.tok_per_s.map(|x| format!("{x:.2}")).unwrap_or_default(),
+                    r.started_at.to_string(),
+                    checks,
+                    n.passed().map(|p| p.to_string()).unwrap_or_default(),
+                ])?;
+            }
+            Ok(String::from_utf8(w.into_inner()?)?)
+        }
+        Format::Md => Ok(markdown(session)),
+    }
+}
+
+fn markdown(s: &Session) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", s.title);
+    if let Some(p) = &s.prompt_file {
+        let _ = writeln!(out, "- Prompt file: `{p}`");
+    }
+    let _ = writeln!(out, "- Created: {}", s.created);
+    for (name, m) in &s.models {
+        let place = m
+            .gguf_file
+            .clone()
+            .or_else(|| m.base_url.clone())
+            .unwrap_or_default();
+        let _ = writeln!(out, "- Model `{name}`: {} {place}", m.backend);
+    }
+    let _ = writeln!(out, "\n## Summary\n");
+    let _ = writeln!(
+        out,
+        "| variant | answers | passed | mean tokens | mean tok/s |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+    for (variant, nodes) in by_variant(s) {
+        let checked: Vec<&&Node> = nodes.iter().filter(|n| n.passed().is_some()).collect();
+        let passed = checked.iter().filter(|n| n.passed() == Some(true)).count();
+        let mean_tokens =
+            nodes.iter().map(|n| n.tokens_out as f64).sum::<f64>() / nodes.len().max(1) as f64;
+        let rates: Vec<f64> = nodes.iter().filter_map(|n| n.tok_per_s).collect();
+        let mean_rate = if rates.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.1}", rates.iter().sum::<f64>() / rates.len() as f64)
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {}/{} | {:.0} | {} |",
+            md_cell(variant),
+            nodes.len(),
+            passed,
+            checked.len(),
+            mean_tokens,
+            mean_rate
+        );
+    }
+    let _ = writeln!(out, "\n## Answers");
+    for n in &s.nodes {
+        let _ = writeln!(
+            out,
+            "\n### #{} {} · {} · case {} · {}\n",
+            n.id,
+            n.kind.as_str(),
+            n.variant,
+            n.case,
+            n.model
+        );
+        let verdict = match n.passed() {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "no checks",
+        };
+        let _ = writeln!(
+            out,
+            "{} · {} tokens · ttft {} · {} · {}",
+            status_str(n),
+            n.tokens_out,
+            n.ttft_ms
+                .map(|t| format!("{t} ms"))
+                .unwrap_or_else(|| "-".into()),
+            n.tok_per_s
+                .map(|t| format!("{t:.1} tok/s"))
+                .unwrap_or_else(|| "-".into()),
+            verdict
+        );
+        if let Some(e) = &n.error {
+            let _ = writeln!(out, "\n**Error:** {e}");
+        }
+        let _ = writeln!(out);
+        for line in n.text.lines() {
+            let _ = writeln!(out, "> {line}");
+        }
+        for c in &n.checks {
+            let _ = writeln!(
+                out,
+                "\n- {} `{}`: {}",
+                if c.pass { "✔" } else { "✘" },
+                c.kind,
+                c.detail
+            );
+        }
+    }
+    out
+}
+
+fn by_variant(s: &Session) -> Vec<(&str, Vec<&Node>)> {
+    let mut out: Vec<(&str, Vec<&Node>)> = Vec::new();
+    for n in s
+        .nodes
+        .iter()
+        .filter(|n| n.kind == crate::state::session::NodeKind::Answer)
+    {
+        match out.iter_mut().find(|(v, _)| *v == n.variant) {
+            Some((_, list)) => list.push(n),
+            None => out.push((&n.variant, vec![n])),
+        }
+    }
+    out
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::sample_session;
+
+    #[test]
+    fn jsonl_has_one_object_per_node_with_required_fields() {
+        let s = sample_session();
+        let out = export(&s, Format::Jsonl).unwrap();
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        let first = &lines[0];
+        for key in [
+            "node",
+            "parent",
+            "kind",
+            "variant",
+            "case",
+            "model",
+            "text",
+            "finish_reason",
+            "tokens_out",
+            "ttft_ms",
+            "tok_per_s",
+            "checks",
+        ] {
+            assert!(first.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(first["checks"][0]["kind"], "any");
+        assert_eq!(first["checks"][0]["pass"], true);
+        assert_eq!(lines[1]["parent"], 1);
+        assert_eq!(lines[1]["kind"], "critique");
+        assert_eq!(first["text"], s.nodes[0].text);
+    }
+
+    #[test]
+    fn csv_round_trips_text_with_newlines_and_quotes() {
+        let s = sample_session();
+        let out = export(&s, Format::Csv).unwrap();
+        let mut r = csv::Reader::from_reader(out.as_bytes());
+        let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][8], s.nodes[0].text);
+        assert_eq!(&rows[0][16], "any:pass");
+    }
+
+    #[test]
+    fn markdown_has_summary_and_answers() {
+        let out = export(&sample_session(), Format::Md).unwrap();
+        assert!(out.starts_with("# Capitals\n"));
+        assert!(out.contains("| plain | 1 | 1/1 |"), "{out}");
+        assert!(out.contains("> The capital is London."));
+    }
+}

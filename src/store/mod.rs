@@ -1,0 +1,279 @@
+//! Session files on disk: atomic save, load, naming, export.
+//!
+//! A save writes a temporary file in the same directory, fsyncs it, renames it over the
+//! target and fsyncs the directory, so a crash at any moment leaves either the old file or the
+//! new one, never a torn mix. A file that fails to parse is reported with file, line and
+//! column and is never overwritten.
+
+pub(crate) mod export;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::InputError;
+use crate::state::session::{Session, FORMAT};
+
+/// Errors saving a session.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SaveError {
+    #[error("cannot serialise session: {0}")]
+    Serialise(#[from] toml::ser::Error),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Serialise a session to its TOML text.
+pub(crate) fn to_text(session: &Session) -> Result<String, SaveError> {
+    let body = toml::to_string_pretty(&session.for_saving())?;
+    Ok(format!(
+        "# promptloom session (format {FORMAT}). Human-readable and diffable; edit with care.\n{body}"
+    ))
+}
+
+/// Write `session` to `path` atomically.
+pub(crate) fn save_atomic(path: &Path, session: &Session) -> Result<(), SaveError> {
+    let text = to_text(session)?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Write bytes to `path` atomically (temp file in the same directory, fsync, rename, fsync dir).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
+    let io = |source| SaveError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "session".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Read and parse a session file.
+pub(crate) fn load(path: &Path) -> Result<Session, InputError> {
+    let text = fs::read_to_string(path).map_err(|e| InputError::io(path, &e))?;
+    parse(path, &text)
+}
+
+/// Parse session text; `path` is for messages.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Session, InputError> {
+    // Check the version first so a newer file gets a clear message, not a schema error.
+    if let Ok(table) = text.parse::<toml::Table>() {
+        if let Some(v) = table.get("format").and_then(|v| v.as_integer()) {
+            if v > i64::from(FORMAT) {
+                return Err(InputError::plain(
+                    path,
+                    format!(
+                        "session format {v} is newer than this promptloom understands ({FORMAT})"
+                    ),
+                )
+                .with_hint("upgrade promptloom to open it; the file is left untouched"));
+            }
+        }
+    }
+    toml::from_str(text).map_err(|e| {
+        InputError::toml(path, text, &e).with_hint(
+            "the session file is left untouched; fix it by hand or restore it from version control",
+        )
+    })
+}
+
+/// A new session path in `dir` named after the prompt file and the time, never an existing
+/// file.
+pub(crate) fn new_session_path(dir: &Path, stem: &str, stamp: &str) -> PathBuf {
+    let base = format!("{stem}-{stamp}");
+    let mut candidate = dir.join(format!("{base}.toml"));
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = dir.join(format!("{base}-{n}.toml"));
+        n += 1;
+    }
+    candidate
+}
+
+/// Where new sessions go: `./sessions/` when it exists, else the data dir's sessions folder.
+pub(crate) fn default_sessions_dir(data_sessions: &Path) -> PathBuf {
+    let local = PathBuf::from("sessions");
+    if local.is_dir() {
+        local
+    } else {
+        data_sessions.to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::expect::CheckResult;
+    use crate::llm::{ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling};
+    use crate::state::session::{Node, NodeKind, NodeStatus, Rating};
+
+    pub(crate) fn sample_session() -> Session {
+        let mut s = Session::new(
+            "Capitals",
+            "2026-11-27T05:00:00Z".into(),
+            Some("prompts/capitals.toml".into()),
+        );
+        s.models.insert(
+            "smollm2".into(),
+            ModelIdentity {
+                backend: "local".into(),
+                gguf_file: Some("SmolLM2.gguf".into()),
+                gguf_sha256: Some("ab".repeat(32)),
+                ..Default::default()
+            },
+        );
+        let req = ChatRequest {
+            messages: vec![
+                ChatMessage::new(Role::System, "Be brief."),
+                ChatMessage::new(Role::User, "What is the capital of England?"),
+            ],
+            sampling: Sampling {
+                temperature: Some(0.7),
+                max_tokens: Some(64),
+                stop: vec!["\n\n".into()],
+                ..Default::default()
+            },
+        };
+        let mut n = Node::start(
+            1,
+            None,
+            NodeKind::Answer,
+            "plain",
+            "England",
+            "smollm2",
+            req.clone(),
+            "2026-11-27T05:00:01Z".into(),
+        );
+        n.text =
+            "The capital is London.\n\nIt has \"quotes\" and a tab\tand ''' and \"\"\" too.".into();
+        n.status = NodeStatus::Done;
+        n.finish_reason = Some(FinishReason::Stop);
+        n.tokens_out = 12;
+        n.ttft_ms = Some(80);
+        n.tok_per_s = Some(33.5);
+        n.checks = vec![CheckResult {
+            kind: "any".into(),
+            pass: true,
+            detail: "found \"London\"".into(),
+        }];
+        s.nodes.push(n);
+        let mut c = Node::start(
+            2,
+            Some(1),
+            NodeKind::Critique,
+            "plain",
+            "England",
+            "smollm2",
+            req,
+            "2026-11-27T05:00:02Z".into(),
+        );
+        c.text = "Fine.".into();
+        c.status = NodeStatus::Streaming;
+        s.nodes.push(c);
+        s.ratings.push(Rating {
+            node: 1,
+            stars: Some(4),
+            thumb: Some(1),
+            note: Some("good\nshort".into()),
+            rater: "ann".into(),
+            at: "2026-11-27T05:01:00Z".into(),
+        });
+        s
+    }
+
+    #[test]
+    fn round_trip_keeps_everything_and_marks_live_streams_incomplete() {
+        let s = sample_session();
+        let text = to_text(&s).unwrap();
+        let back = parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(back.nodes[0], s.nodes[0]);
+        assert_eq!(back.ratings, s.ratings);
+        assert_eq!(back.models, s.models);
+        assert_eq!(back.nodes[1].status, NodeStatus::Cancelled);
+        assert_eq!(
+            back.nodes[1].meta.get("incomplete").map(String::as_str),
+            Some("true")
+        );
+        // Multi-line answers stay readable in the file.
+        assert!(text.contains("The capital is London.\n"), "{text}");
+    }
+
+    #[test]
+    fn atomic_save_replaces_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        let mut s = sample_session();
+        save_atomic(&p, &s).unwrap();
+        s.title = "Second".into();
+        save_atomic(&p, &s).unwrap();
+        assert_eq!(load(&p).unwrap().title, "Second");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn broken_session_reports_position_and_is_not_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        let text = "format = 1\ntitle = \"x\"\ncreated = \"now\"\n[[node]]\nid = \"one\"\n";
+        fs::write(&p, text).unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("s.toml:5:6: invalid type"), "{err}");
+        assert_eq!(fs::read_to_string(&p).unwrap(), text);
+    }
+
+    #[test]
+    fn newer_format_is_refused_clearly() {
+        let err = parse(
+            Path::new("s.toml"),
+            "format = 9\ntitle = \"x\"\ncreated = \"n\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("session format 9 is newer"), "{err}");
+    }
+
+    #[test]
+    fn new_paths_never_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = new_session_path(dir.path(), "capitals", "20261127-050000");
+        fs::write(&a, "x").unwrap();
+        let b = new_session_path(dir.path(), "capitals", "20261127-050000");
+        assert_ne!(a, b);
+        assert!(b
+            .to_string_lossy()
+            .ends_with("capitals-20261127-050000-2.toml"));
+    }
+}

@@ -1,0 +1,275 @@
+//! `promptloom run`, `check` and `export` end to end, with the real binary.
+
+mod common;
+
+use common::{parse_toml, text, Sandbox};
+
+const SCRIPTED: &str = r#"
+default_model = "fake"
+[models.fake]
+backend = "scripted"
+reply = "I do not know."
+rules = [ { when = "England", reply = "The capital of England is London." },
+          { when = "France", reply = "Paris, of course." } ]
+delay_ms = 5
+"#;
+
+const PROMPT: &str = r#"title = "Capitals"
+[defaults]
+temperature = 0.7
+max_tokens = 64
+
+[[variant]]
+name = "plain"
+template = "What is the capital of {{country}}?"
+
+[[variant]]
+name = "teacher"
+system = "You teach geography."
+template = "What is the capital of {{country}}?"
+examples = [ { input = "What is the capital of Spain?", output = "Madrid" } ]
+
+[[case]]
+vars = { country = "England" }
+expect = { any = ["London"] }
+
+[[case]]
+vars = { country = "France" }
+expect = { any = ["Paris"], none = ["London"] }
+"#;
+
+#[test]
+fn run_saves_a_session_prints_a_table_and_exports() {
+    let sb = Sandbox::new(SCRIPTED);
+    let prompt = sb.write("prompts/capitals.toml", PROMPT);
+    let out = sb.path("s.toml");
+    let o = sb.run(&[
+        "run",
+        prompt.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = text(&o.stdout);
+    assert!(
+        o.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&o.stderr)
+    );
+    assert_eq!(stdout.matches("PASS").count(), 4, "{stdout}");
+    assert!(stdout.contains("VARIANT  PASSED"), "{stdout}");
+    assert!(
+        text(&o.stderr).contains("session saved to"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let s = parse_toml(&out);
+    assert_eq!(s["format"].as_integer(), Some(1));
+    assert_eq!(s["models"]["fake"]["backend"].as_str(), Some("scripted"));
+    let nodes = s["node"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    let first = nodes[0].as_table().unwrap();
+    assert_eq!(first["variant"].as_str(), Some("plain"));
+    assert_eq!(first["case"].as_str(), Some("England"));
+    assert_eq!(
+        first["text"].as_str(),
+        Some("The capital of England is London.")
+    );
+    assert_eq!(first["status"].as_str(), Some("done"));
+    // The exact request is recorded, with the seed that was used.
+    let teacher = nodes[2].as_table().unwrap();
+    let msgs = teacher["request"]["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 4, "system + example pair + question");
+    assert!(teacher["request"]["sampling"]["seed"]
+        .as_integer()
+        .is_some());
+    assert_eq!(s["variant"].as_array().unwrap().len(), 2);
+
+    // JSONL export matches the session node for node.
+    let o = sb.run(&["export", out.to_str().unwrap(), "--format", "jsonl"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rows: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), nodes.len());
+    for (row, node) in rows.iter().zip(nodes) {
+        assert_eq!(row["node"].as_i64(), node["id"].as_integer());
+        assert_eq!(row["text"].as_str(), node["text"].as_str());
+        assert_eq!(row["kind"], "answer");
+        assert_eq!(row["checks"][0]["pass"], true);
+    }
+    for fmt in ["csv", "md"] {
+        let o = sb.run(&["export", out.to_str().unwrap(), "--format", fmt]);
+        assert!(o.status.success(), "{fmt}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("London"), "{fmt}");
+    }
+}
+
+#[test]
+fn json_output_and_exit_code_one_on_failed_expectation() {
+    let sb = Sandbox::new(SCRIPTED);
+    let prompt = sb.write(
+        "p.toml",
+        "title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"Capital of {{c}}?\"\n[[case]]\nvars = { c = \"Peru\" }\nexpect = { any = [\"Lima\"] }\n",
+    );
+    let o = sb.run(&[
+        "run",
+        prompt.to_str().unwrap(),
+        "--json",
+        "--out",
+        sb.path("s.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    assert_eq!(j["all_passed"], false);
+    assert_eq!(j["results"][0]["pass"], false);
+    assert_eq!(j["results"][0]["text"], "I do not know.");
+    assert_eq!(j["summary"][0]["checked"], 1);
+}
+
+#[test]
+fn invalid_prompt_file_exits_two_with_position() {
+    let sb = Sandbox::new(SCRIPTED);
+    let prompt = sb.write(
+        "bad.toml",
+        "title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"Capital of {{contry}}?\"\n[[case]]\nvars = { country = \"Peru\" }\n",
+    );
+    for sub in ["run", "check"] {
+        let o = sb.run(&[sub, prompt.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{sub}");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("bad.toml:4:23: variant \"a\" uses {{contry}}"),
+            "{sub}: {err}"
+        );
+    }
+    assert!(!sb.path("sessions").exists());
+}
+
+#[test]
+fn bad_config_exits_two_before_anything_runs() {
+    let sb = Sandbox::new(
+        "default_model = \"fake\"\n[models.fake]\nbackend = \"scripted\"\ndelay = 3\n",
+    );
+    let o = sb.run(&["check", "nothing.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("config.toml:4:1: unknown field `delay`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_model_flag_is_invalid_input() {
+    let sb = Sandbox::new(SCRIPTED);
+    let prompt = sb.write(
+        "p.toml",
+        "title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"hi\"\n",
+    );
+    let o = sb.run(&["run", prompt.to_str().unwrap(), "--model", "gpt9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--model \"gpt9\" is not a configured model"));
+}
+
+#[test]
+fn sessions_go_to_local_sessions_dir_and_never_overwrite() {
+    let sb = Sandbox::new(SCRIPTED);
+    std::fs::create_dir_all(sb.path("sessions")).unwrap();
+    let prompt = sb.write(
+        "p.toml",
+        "title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"England?\"\n",
+    );
+    for _ in 0..2 {
+        assert!(sb.run(&["run", "p.toml"]).status.success());
+    }
+    let files: Vec<_> = std::fs::read_dir(sb.path("sessions")).unwrap().collect();
+    assert_eq!(files.len(), 2);
+    // An existing file that is not a session is never overwritten.
+    let precious = sb.write("notes.toml", "this is not a session");
+    let o = sb.run(&[
+        "run",
+        prompt.to_str().unwrap(),
+        "--out",
+        precious.to_str().unwrap(),
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "this is not a session"
+    );
+}
+
+#[test]
+fn errors_are_recorded_with_partial_text_and_exit_one() {
+    let sb = Sandbox::new(
+        "default_model = \"flaky\"\n[models.flaky]\nbackend = \"scripted\"\nreply = \"one two three four\"\nfail_after_chunks = 2\nerror = \"server went away\"\n",
+    );
+    let prompt = sb.write(
+        "p.toml",
+        "title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"hi\"\n",
+    );
+    let out = sb.path("s.toml");
+    let o = sb.run(&[
+        "run",
+        prompt.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stdout).contains("a / default: error: server went away"),
+        "{}",
+        text(&o.stdout)
+    );
+    let s = parse_toml(&out);
+    let n = s["node"][0].as_table().unwrap();
+    assert_eq!(n["status"].as_str(), Some("error"));
+    assert_eq!(n["text"].as_str(), Some("one two "));
+    assert_eq!(n["meta"]["incomplete"].as_str(), Some("true"));
+}
+
+#[test]
+fn ctrl_c_cancels_and_keeps_what_finished() {
+    let sb = Sandbox::new(
+        "default_model = \"slow\"\n[models.slow]\nbackend = \"scripted\"\nreply = \"a b c d e f g h i j\"\ndelay_ms = 400\n[models.fast]\nbackend = \"scripted\"\nreply = \"done\"\n",
+    );
+    let prompt = sb.write(
+        "p.toml",
+        "title = \"t\"\n[[variant]]\nname = \"quick\"\nmodel = \"fast\"\ntemplate = \"hi\"\n[[variant]]\nname = \"slow\"\ntemplate = \"hi\"\n",
+    );
+    let out = sb.path("s.toml");
+    let child = sb
+        .command()
+        .args([
+            "run",
+            prompt.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the quick answer to be saved, then interrupt.
+    let t = std::time::Instant::now();
+    while !out.exists() && t.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "cancel took {:?}",
+        t.elapsed()
+    );
+    let s = parse_toml(&out);
+    let nodes = s["node"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0]["status"].as_str(), Some("done"));
+    assert_eq!(nodes[0]["text"].as_str(), Some("done"));
+    assert_eq!(nodes[1]["status"].as_str(), Some("cancelled"));
+}
