@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 
 use common::{parse_toml, text, Sandbox};
 
+/// The tests share one server and measure it: one at a time.
+static SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERVER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn llama_url() -> String {
     std::env::var("PROMPTLOOM_TEST_LLAMA_URL").unwrap_or_else(|_| {
         panic!(
@@ -53,6 +60,7 @@ fn millis(rfc3339: &str) -> i64 {
 
 #[test]
 fn four_variants_stream_concurrently_and_answer_london() {
+    let _one = one_at_a_time();
     let url = llama_url();
     let sb = Sandbox::new(&config(&url));
     let mut prompt =
@@ -112,6 +120,7 @@ fn four_variants_stream_concurrently_and_answer_london() {
 #[cfg(unix)]
 #[test]
 fn interrupting_a_run_cancels_the_stream_and_frees_the_server() {
+    let _one = one_at_a_time();
     let url = llama_url();
     let sb = Sandbox::new(&config(&url));
     let p = sb.write(
@@ -127,7 +136,17 @@ fn interrupting_a_run_cancels_the_stream_and_frees_the_server() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Interrupt once the server has generated a few tokens of the answer.
+    let slots_url = format!("{url}/slots");
+    let started = Instant::now();
+    while slots_max_decoded(&slots_url).unwrap_or(0) < 8 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "llama-server never started answering"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
     // SAFETY: signalling a child process we spawned and still own.
     unsafe {
@@ -149,7 +168,6 @@ fn interrupting_a_run_cancels_the_stream_and_frees_the_server() {
     );
 
     // The server noticed the closed connection and stopped generating: its slot is idle.
-    let slots_url = format!("{url}/slots");
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let busy = slots_busy(&slots_url);
@@ -165,28 +183,45 @@ fn interrupting_a_run_cancels_the_stream_and_frees_the_server() {
     assert_no_key_in(&sb, &[&text(&o.stdout), &text(&o.stderr)]);
 }
 
-/// How many of llama-server's slots are processing a request (`GET /slots`).
-fn slots_busy(url: &str) -> Option<usize> {
+/// `GET /slots` of llama-server.
+fn slots(url: &str) -> Option<Vec<serde_json::Value>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     rt.block_on(async {
         let body = reqwest::get(url).await.ok()?.text().await.ok()?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        Some(
-            v.as_array()?
-                .iter()
-                .filter(|s| s["is_processing"].as_bool() == Some(true))
-                .count(),
-        )
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()?
+            .as_array()
+            .cloned()
     })
+}
+
+/// The most tokens a busy slot has generated for its current request.
+fn slots_max_decoded(url: &str) -> Option<u64> {
+    slots(url)?
+        .iter()
+        .filter(|s| s["is_processing"].as_bool() == Some(true))
+        .filter_map(|s| s["next_token"][0]["n_decoded"].as_u64())
+        .max()
+}
+
+/// How many of llama-server's slots are processing a request.
+fn slots_busy(url: &str) -> Option<usize> {
+    Some(
+        slots(url)?
+            .iter()
+            .filter(|s| s["is_processing"].as_bool() == Some(true))
+            .count(),
+    )
 }
 
 /// The local mistral.rs model and llama-server, same GGUF, same question, one run.
 #[cfg(feature = "local")]
 #[test]
 fn local_model_and_llama_server_both_answer_london_in_one_run() {
+    let _one = one_at_a_time();
     let url = llama_url();
     let model = common::require_default_model();
     let sb = Sandbox::new(&config(&url).replace("default_model = \"llamacpp\"\n", ""));
