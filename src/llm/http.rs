@@ -450,12 +450,12 @@ pub(crate) async fn run(
                 let delay = after.unwrap_or_else(|| backoff(retries, rand::random::<f64>()));
                 retries += 1;
                 let what = if code == 429 {
-                    "rate limited"
+                    format!("rate limited by {who}")
                 } else {
-                    "unavailable"
+                    format!("{who} is unavailable")
                 };
                 sink.send(StreamEvent::Notice(remote.redact(&format!(
-                    "{what} by {who} ({http}); retrying in {} (retry {retries}/{})",
+                    "{what} ({http}); retrying in {} (retry {retries}/{})",
                     secs(delay),
                     remote.max_retries
                 ))));
@@ -1024,6 +1024,10 @@ mod loopback_tests {
             .filter(|e| matches!(e, StreamEvent::Notice(_)))
             .count();
         assert_eq!(notices, 2);
+        assert_eq!(
+            evs[0],
+            StreamEvent::Notice(format!("model \"tiny\" at {}/v1/chat/completions is unavailable (HTTP 503 Service Unavailable); retrying in 0 s (retry 1/2)", srv.url))
+        );
         assert!(failure(&evs).ends_with("server unavailable (HTTP 503 Service Unavailable), gave up after 2 retries: loading model"), "{evs:?}");
         assert_eq!(srv.seen().len(), 3);
     }
