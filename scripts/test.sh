@@ -1,6 +1,56 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, view and end-to-end tests, the real local model, and (when the
-# remote-backend tests are present) a real llama.cpp server on loopback.
+# The whole test suite: unit, view and end-to-end tests, the real local model, and a real
+# llama.cpp `llama-server` on loopback for the remote backends.
+#
+# Builds llama-server once (scripts/llama-server.sh caches it outside the clone), starts it on a
+# free loopback port serving the default SmolLM2 GGUF, waits for /health, exports its URL as
+# PROMPTLOOM_TEST_LLAMA_URL, runs `cargo test --all-targets --no-fail-fast` (every target, even
+# after a failing one), and stops it on exit. A canary API
+# key is exported for the whole run; the tests assert it never reaches a session file, an
+# export, a log or the terminal, and this script checks the server's log for it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --all-targets "$@"
+
+data_dir="${PROMPTLOOM_DATA_DIR:-$HOME/.local/share/promptloom}"
+model="${PROMPTLOOM_TEST_GGUF:-$data_dir/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+[ -f "$model" ] || { echo "test.sh: the default model is missing at $model; run \`make model\`" >&2; exit 1; }
+
+llama_bin="$(scripts/llama-server.sh)"
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+server_log="$(mktemp "${TMPDIR:-/tmp}/promptloom-llama-server.XXXXXX.log")"
+# Four slots so four variants stream at once. PROMPTLOOM_LLAMA_THREADS=1 keeps llama.cpp's
+# busy-waiting threads from collapsing when other builds load a two-core machine.
+"$llama_bin" -m "$model" --host 127.0.0.1 --port "$port" -t "${PROMPTLOOM_LLAMA_THREADS:-2}" --parallel 4 -c 8192 >"$server_log" 2>&1 &
+server_pid=$!
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+}
+trap stop_server EXIT
+
+url="http://127.0.0.1:$port"
+for _ in $(seq 1 240); do
+  if python3 -c "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('$url/health', timeout=2).status == 200 else 1)" 2>/dev/null; then
+    break
+  fi
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "test.sh: llama-server exited; its log:" >&2
+    cat "$server_log" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+python3 -c "import urllib.request; urllib.request.urlopen('$url/health', timeout=2)" \
+  || { echo "test.sh: llama-server did not become healthy; log: $server_log" >&2; exit 1; }
+echo "test.sh: llama-server ready at $url"
+
+export PROMPTLOOM_TEST_LLAMA_URL="$url"
+export PROMPTLOOM_CANARY_KEY="sk-canary-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+
+cargo test --all-targets --no-fail-fast "$@"
+
+if grep -q "$PROMPTLOOM_CANARY_KEY" "$server_log"; then
+  echo "test.sh: the canary API key appears in the llama-server log $server_log" >&2
+  exit 1
+fi
+rm -f "$server_log"

@@ -242,6 +242,9 @@ impl Config {
                     ))
                 }
             };
+            if m.api_key.is_some() {
+                check_key_file_permissions(self.source.as_deref(), name)?;
+            }
             match m.backend {
                 BackendKind::Local => need("gguf", m.gguf.is_some())?,
                 BackendKind::Openai | BackendKind::Anthropic | BackendKind::Ollama => {
@@ -280,6 +283,29 @@ impl Config {
             .or_else(|| std::env::var("USERNAME").ok())
             .unwrap_or_else(|| "me".into())
     }
+}
+
+/// A config file that holds an API key must not be readable by anyone but its owner: refuse
+/// it otherwise, saying why and how to fix it.
+fn check_key_file_permissions(source: Option<&Path>, model: &str) -> Result<(), InputError> {
+    #[cfg(unix)]
+    if let Some(path) = source {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| InputError::io(path, &e))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(InputError::plain(
+                path,
+                format!(
+                    "[models.{model}] has an api_key, but this file's permissions are {mode:04o}, so other users can read the key; run `chmod 600 {}` or use api_key_env instead",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (source, model);
+    Ok(())
 }
 
 /// Resolve a configured path: `~/` expands to the home directory, a bare file name is looked
@@ -365,6 +391,29 @@ mod tests {
             .unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("\"nope\" is not a configured model"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn api_key_in_a_readable_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text = "[models.gpt]\nbackend = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\nmodel = \"gpt-4o\"\napi_key = \"sk-test\"\n";
+        std::fs::write(&path, text).unwrap();
+        let mut d = dirs();
+        d.config_file = path.clone();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::load(d.clone(), true).unwrap_err().to_string();
+        assert!(
+            err.contains("[models.gpt] has an api_key, but this file's permissions are 0644"),
+            "{err}"
+        );
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(!err.contains("sk-test"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = Config::load(d, true).unwrap();
+        assert_eq!(c.models["gpt"].api_key.as_deref(), Some("sk-test"));
     }
 
     #[test]

@@ -6,12 +6,17 @@
 //! backends: the consumer stamps events with its own clock (see [`crate::state::timing`]),
 //! so every backend is measured the same way.
 
+pub(crate) mod anthropic;
 pub(crate) mod gguf;
+pub(crate) mod http;
 #[cfg(feature = "local")]
 pub(crate) mod local;
+pub(crate) mod ollama;
+pub(crate) mod openai;
 pub(crate) mod registry;
 pub(crate) mod scripted;
 pub(crate) mod seeded;
+pub(crate) mod sse;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;

@@ -66,10 +66,15 @@ impl BackendRegistry {
         match m.backend {
             BackendKind::Scripted => Ok(Arc::new(ScriptedBackend::new(Script::from_config(m)))),
             BackendKind::Local => self.build_local(name, m),
-            BackendKind::Openai | BackendKind::Anthropic | BackendKind::Ollama => Err(format!(
-                "model {name:?}: backend {:?} is not available in this build",
-                m.backend.as_str()
-            )),
+            BackendKind::Openai => Ok(Arc::new(super::openai::OpenAiBackend::new(
+                super::http::Remote::from_config(name, "openai", m)?,
+            ))),
+            BackendKind::Anthropic => Ok(Arc::new(super::anthropic::AnthropicBackend::new(
+                super::http::Remote::from_config(name, "anthropic", m)?,
+            ))),
+            BackendKind::Ollama => Ok(Arc::new(super::ollama::OllamaBackend::new(
+                super::http::Remote::from_config(name, "ollama", m)?,
+            ))),
         }
     }
 
