@@ -42,7 +42,7 @@ impl TextArea {
     fn prev_boundary(&self) -> usize {
         self.line()[..self.col]
             .grapheme_indices(true)
-            .last()
+            .next_back()
             .map_or(0, |(i, _)| i)
     }
 

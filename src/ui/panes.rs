@@ -226,11 +226,9 @@ fn draw_pane(
     }
     if total > h && body.width > 2 {
         // A scroll position marker on the right border.
-        let pos = if max == 0 {
-            0
-        } else {
-            top * usize::from(body.height.saturating_sub(1)) / max
-        };
+        let pos = (top * usize::from(body.height.saturating_sub(1)))
+            .checked_div(max)
+            .unwrap_or(0);
         let y = body.y + pos as u16;
         if let Some(cell) = buf.cell_mut((area.x + area.width - 1, y)) {
             cell.set_symbol("┃").set_style(border);
