@@ -20,7 +20,11 @@ fn draw(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("stream", label), |bench| {
             bench.iter(|| {
                 n += 1;
-                s.append(if n.is_multiple_of(12) { "word\n" } else { "word " });
+                s.append(if n.is_multiple_of(12) {
+                    "word\n"
+                } else {
+                    "word "
+                });
                 s.draw()
             })
         });

@@ -37,8 +37,21 @@ fn capitals_stream_from_the_local_model_in_tmux() {
             .output()
             .expect("tmux")
     };
-    assert!(tmux(&["new-session", "-d", "-x", "120", "-y", "40", "-s", "t", &cmd]).status.success());
-    let capture = || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned();
+    assert!(tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-s",
+        "t",
+        &cmd
+    ])
+    .status
+    .success());
+    let capture =
+        || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned();
     let wait = |what: &str, secs: u64| {
         let t0 = Instant::now();
         loop {
@@ -71,7 +84,12 @@ fn capitals_stream_from_the_local_model_in_tmux() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let dir = sb.path("data/sessions");
-    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let t = parse_toml(&file);
     let nodes = t["node"].as_array().unwrap();
     assert_eq!(nodes.len(), 2);

@@ -346,21 +346,9 @@ impl Keymap {
     pub fn action(&self, mode: Mode, ev: &KeyEvent) -> Option<Action> {
         let key = Key::from_event(ev)?;
         let table = self.modes.get(&mode)?;
-        table.get(&key).copied().or_else(|| {
-            // Terminals report shifted letters with SHIFT set and an uppercase char; ours are
-            // stored as the uppercase char, so also try without modifiers for plain chars.
-            if let KeyCodeOrd::Char(c) = key.code {
-                table
-                    .get(&Key {
-                        code: KeyCodeOrd::Char(c),
-                        ctrl: key.ctrl,
-                        alt: key.alt,
-                    })
-                    .copied()
-            } else {
-                None
-            }
-        })
+        // Shifted letters arrive as the uppercase char (SHIFT is ignored by `from_event`), so
+        // `G` and `shift-g` both match the stored `Char('G')`.
+        table.get(&key).copied()
     }
 
     /// Every binding of `mode`, grouped by action in the order actions are declared.
