@@ -321,3 +321,23 @@ fn idle_cpu_is_near_zero_and_sigterm_restores_and_saves() {
     let path = session_file(&sb);
     assert!(parse_toml(&path).get("variant").is_some());
 }
+
+#[test]
+fn external_editor_gets_the_terminal_and_its_edit_is_applied() {
+    let sb = Sandbox::new(CONFIG);
+    sb.write("prompts/capitals.toml", PROMPT);
+    // A non-interactive "editor" that rewrites the template in place.
+    let tm = Tmux::start(
+        &sb,
+        &["prompts/capitals.toml"],
+        &[("EDITOR", "sed -i s/What.is/Which.is/".to_string())],
+    );
+    tm.wait_for("to run.", Duration::from_secs(20));
+    tm.keys(&["E"]);
+    tm.wait_for("[modified]", Duration::from_secs(10));
+    tm.keys(&["R"]);
+    let screen = tm.wait_for("You asked: Which.is", Duration::from_secs(10));
+    assert!(screen.contains(" plain · fake"), "{screen}");
+    tm.keys(&["q"]);
+    tm.wait_exit(Duration::from_secs(10));
+}
