@@ -74,7 +74,11 @@ fn capitals_stream_from_the_local_model_in_tmux() {
     assert!(screen.contains("smollm2 ready"), "{screen}");
     // Let the other pane finish too, then quit.
     let t0 = Instant::now();
-    while capture().matches("done").count() < 2 && t0.elapsed() < Duration::from_secs(300) {
+    while {
+        let c = capture();
+        c.contains("streaming") || c.contains("waiting") || c.contains("queued")
+    } && t0.elapsed() < Duration::from_secs(300)
+    {
         std::thread::sleep(Duration::from_millis(300));
     }
     tmux(&["send-keys", "-t", "t", "q"]);
@@ -93,8 +97,12 @@ fn capitals_stream_from_the_local_model_in_tmux() {
     let t = parse_toml(&file);
     let nodes = t["node"].as_array().unwrap();
     assert_eq!(nodes.len(), 2);
-    let plain = nodes[0].as_table().unwrap();
-    assert_eq!(plain["status"].as_str(), Some("done"));
-    assert!(plain["text"].as_str().unwrap().contains("London"));
+    for n in nodes {
+        assert_eq!(n["status"].as_str(), Some("done"), "{n:#?}");
+    }
+    // A 135M model is not always right, but one of the two variants says London.
+    assert!(nodes
+        .iter()
+        .any(|n| n["text"].as_str().unwrap_or("").contains("London")));
     assert_eq!(t["models"]["smollm2"]["backend"].as_str(), Some("local"));
 }

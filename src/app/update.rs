@@ -688,6 +688,8 @@ fn stream_event(
             p.meter.on_delta(at.saturating_sub(started), &d);
             if !d.is_empty() {
                 p.phase = Phase::Streaming;
+                // "loading model…" and the like are over once tokens flow.
+                p.notice = None;
             }
             if let Some(n) = s.session.node_mut(node) {
                 n.status = NodeStatus::Streaming;
