@@ -11,6 +11,9 @@ use serde::Deserialize;
 
 use crate::error::InputError;
 
+pub(crate) mod keymap;
+pub(crate) mod theme;
+
 const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// The kinds of backend a model can use.
@@ -97,6 +100,8 @@ struct ConfigFile {
     default_model: Option<String>,
     theme: Option<String>,
     rater: Option<String>,
+    /// A keymap file merged over the default key bindings.
+    keymap: Option<String>,
     #[serde(default)]
     models: BTreeMap<String, ModelConfig>,
 }
@@ -153,6 +158,8 @@ pub(crate) struct Config {
     pub default_model: String,
     pub theme: Option<String>,
     pub rater: Option<String>,
+    /// The user's keymap file, resolved like other configured paths.
+    pub keymap: Option<PathBuf>,
     pub models: BTreeMap<String, ModelConfig>,
     pub dirs: Dirs,
     /// The config file that was read, if one existed.
@@ -190,6 +197,7 @@ impl Config {
             default_model: file.default_model.unwrap_or_else(|| "smollm2".into()),
             theme: file.theme,
             rater: file.rater,
+            keymap: None,
             models: file.models,
             dirs,
             source: None,
@@ -208,6 +216,10 @@ impl Config {
         }
         if file.rater.is_some() {
             self.rater = file.rater;
+        }
+        if let Some(k) = file.keymap {
+            let bare = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            self.keymap = Some(resolve_path(&k, &bare, path.parent()));
         }
         self.models.extend(file.models);
         Ok(())

@@ -1,0 +1,438 @@
+//! The driver: owns the terminal and runs effects. One `tokio::select!` loop over terminal
+//! events, a message channel (drained with `recv_many`, then one draw) and a frame timer;
+//! it draws only when the state is dirty, at most ~60 times a second, and sleeps otherwise.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossterm::event::{Event, EventStream};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::state::AppState;
+use super::update::{set_metrics, update};
+use super::{Effect, Msg};
+use crate::config::keymap::Keymap;
+use crate::config::theme::{ColorDepth, Theme};
+use crate::config::Config;
+use crate::error::InputError;
+use crate::llm::{BackendRegistry, BackendStatus, StreamEvent};
+use crate::prompt::{self, PromptFile};
+use crate::state::session::Session;
+use crate::store;
+use crate::ui::{self, ViewCache};
+
+const FRAME: Duration = Duration::from_millis(16);
+const TICK: Duration = Duration::from_millis(100);
+
+/// What to open.
+pub(crate) struct Open {
+    pub prompt_file: Option<PathBuf>,
+    pub session: Option<PathBuf>,
+    pub theme: Option<String>,
+}
+
+/// Everything is loaded and validated before the screen opens, so errors print normally.
+fn prepare(config: &Config, open: &Open) -> anyhow::Result<(AppState, Theme)> {
+    let models = config.model_names();
+    let keymap = match &config.keymap {
+        Some(p) => Keymap::load(p)?,
+        None => Keymap::defaults(),
+    };
+    let theme_name = open
+        .theme
+        .clone()
+        .or_else(|| config.theme.clone())
+        .unwrap_or_else(|| "dark".into());
+    let theme = Theme::load(&theme_name, ColorDepth::from_env())?;
+    let now = chrono::Utc::now();
+    let (prompt, session, session_path) = match &open.session {
+        Some(path) => {
+            let session = store::load(path)?;
+            let from_file = session
+                .prompt_file
+                .as_ref()
+                .map(PathBuf::from)
+                .filter(|p| p.is_file())
+                .and_then(|p| prompt::load(&p, &models, &config.default_model).ok());
+            let mut prompt = from_file.unwrap_or_else(|| PromptFile {
+                path: PathBuf::from(session.prompt_file.clone().unwrap_or_default()),
+                title: session.title.clone(),
+                description: None,
+                variants: session.variants.clone(),
+                cases: session.cases.clone(),
+                main_var: None,
+                source: String::new(),
+            });
+            if !session.variants.is_empty() {
+                prompt.variants = session.variants.clone();
+            }
+            for c in &session.cases {
+                if !prompt.cases.iter().any(|p| p.name == c.name) {
+                    prompt.cases.push(c.clone());
+                }
+            }
+            (prompt, session, path.clone())
+        }
+        None => {
+            let file = match &open.prompt_file {
+                Some(f) => f.clone(),
+                None => {
+                    let d = PathBuf::from("prompts/capitals.toml");
+                    if d.is_file() {
+                        d
+                    } else {
+                        return Err(InputError::plain(
+                            Path::new("prompts/capitals.toml"),
+                            "no prompt file given and the example is not here",
+                        )
+                        .with_hint(
+                            "run `promptloom PROMPT_FILE.toml` or `promptloom --session FILE`",
+                        )
+                        .into());
+                    }
+                }
+            };
+            let prompt = prompt::load(&file, &models, &config.default_model)?;
+            let dir = store::default_sessions_dir(&config.dirs.sessions_dir());
+            let stem = prompt
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "session".into());
+            let path = store::new_session_path(
+                &dir,
+                &stem,
+                &chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
+            );
+            let mut session = Session::new(
+                &prompt.title,
+                now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                Some(prompt.path.display().to_string()),
+            );
+            session.variants = prompt.variants.clone();
+            session.cases = prompt.cases.clone();
+            (prompt, session, path)
+        }
+    };
+    let state = AppState::new(
+        prompt,
+        session,
+        session_path,
+        keymap,
+        models,
+        now,
+        rand::random::<u64>(),
+    );
+    Ok((state, theme))
+}
+
+/// Restores the terminal when dropped (quit, error, or unwinding panic).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn restore_terminal() {
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    ratatui::restore();
+}
+
+fn init_terminal() -> anyhow::Result<ratatui::DefaultTerminal> {
+    let t = ratatui::try_init().context("cannot open the terminal")?;
+    crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
+    Ok(t)
+}
+
+/// Run the playground until the user quits.
+pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> {
+    let (mut state, theme) = prepare(&config, &open)?;
+    let registry = Arc::new(BackendRegistry::new(config));
+    // Load syntect's assets and start loading models off the UI loop.
+    tokio::task::spawn_blocking(ui::answer::warm_up);
+    let mut used: Vec<String> = state
+        .prompt
+        .variants
+        .iter()
+        .map(|v| v.model.clone())
+        .collect();
+    used.sort();
+    used.dedup();
+    for m in &used {
+        if let Ok(b) = registry.get(m) {
+            b.preload();
+        }
+    }
+
+    let mut terminal = init_terminal()?;
+    let _guard = TerminalGuard;
+    let size = terminal.size()?;
+    update(
+        &mut state,
+        Msg::Resize {
+            width: size.width,
+            height: size.height,
+        },
+    );
+
+    let t0 = Instant::now();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let (save_tx, save_rx) = mpsc::unbounded_channel::<(PathBuf, Box<Session>)>();
+    let saver = tokio::spawn(saver(save_rx, tx.clone()));
+    let mut streams: BTreeMap<u64, CancellationToken> = BTreeMap::new();
+    let mut events = EventStream::new();
+    let mut cache = ViewCache::default();
+    let mut last_draw = Instant::now() - FRAME;
+    let mut next_tick: Option<tokio::time::Instant> = None;
+    let mut statuses: BTreeMap<String, BackendStatus> = BTreeMap::new();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut buf = Vec::with_capacity(256);
+    let mut poll_models = true;
+
+    loop {
+        if poll_models {
+            let now = registry.statuses();
+            if now != statuses {
+                statuses = now.clone();
+                let _ = tx.send(Msg::ModelStatus(now.into_iter().collect()));
+            }
+            poll_models =
+                statuses.values().any(|s| *s == BackendStatus::Loading) || state.any_active();
+        }
+        if state.dirty {
+            let wait = FRAME.saturating_sub(last_draw.elapsed());
+            if wait.is_zero() {
+                let mut metrics = Vec::new();
+                terminal.draw(|f| metrics = ui::draw(f, &state, &mut cache, &theme))?;
+                set_metrics(&mut state, metrics);
+                state.dirty = false;
+                last_draw = Instant::now();
+            } else {
+                let at = tokio::time::Instant::now() + wait;
+                next_tick = Some(next_tick.map_or(at, |t| t.min(at)));
+            }
+        }
+        if (state.any_active() || poll_models) && next_tick.is_none() {
+            next_tick = Some(tokio::time::Instant::now() + TICK);
+        }
+        if state.quit {
+            break;
+        }
+        let tick = async {
+            match next_tick {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut msgs: Vec<Msg> = Vec::new();
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(key))) if key.kind != crossterm::event::KeyEventKind::Release => {
+                    msgs.push(Msg::Key { key, at: t0.elapsed() })
+                }
+                Some(Ok(Event::Mouse(mouse))) => msgs.push(Msg::Mouse { mouse, at: t0.elapsed() }),
+                Some(Ok(Event::Resize(width, height))) => msgs.push(Msg::Resize { width, height }),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).context("reading terminal events"),
+                None => break,
+            },
+            n = rx.recv_many(&mut buf, 256) => {
+                if n == 0 { break; }
+                msgs.append(&mut buf);
+            }
+            _ = tick => {
+                next_tick = None;
+                msgs.push(Msg::Tick { at: t0.elapsed() });
+                poll_models = true;
+            }
+            _ = sigterm.recv() => msgs.push(quit_key(t0)),
+            _ = sighup.recv() => msgs.push(quit_key(t0)),
+        }
+        for msg in msgs {
+            for fx in update(&mut state, msg) {
+                run_effect(
+                    fx,
+                    &mut state,
+                    &registry,
+                    &tx,
+                    &save_tx,
+                    &mut streams,
+                    &mut terminal,
+                    t0,
+                )?;
+            }
+        }
+        streams.retain(|_, t| !t.is_cancelled());
+    }
+    for t in streams.values() {
+        t.cancel();
+    }
+    drop(save_tx);
+    let _ = saver.await;
+    drop(_guard);
+    eprintln!("session saved to {}", state.session_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM/SIGHUP: behave like `q` (cancel, save, restore the terminal).
+fn quit_key(t0: Instant) -> Msg {
+    Msg::Key {
+        key: crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('q'),
+            crossterm::event::KeyModifiers::NONE,
+        ),
+        at: t0.elapsed(),
+    }
+}
+
+/// Saves sessions off the UI loop; when several saves queue up only the latest is written.
+async fn saver(
+    mut rx: mpsc::UnboundedReceiver<(PathBuf, Box<Session>)>,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
+    while let Some(mut job) = rx.recv().await {
+        while let Ok(newer) = rx.try_recv() {
+            job = newer;
+        }
+        let (path, session) = job;
+        let p = path.clone();
+        let res = tokio::task::spawn_blocking(move || store::save_atomic(&p, &session)).await;
+        let error = match res {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        let _ = tx.send(Msg::Saved { path, error });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_effect(
+    fx: Effect,
+    state: &mut AppState,
+    registry: &Arc<BackendRegistry>,
+    tx: &mpsc::UnboundedSender<Msg>,
+    save_tx: &mpsc::UnboundedSender<(PathBuf, Box<Session>)>,
+    streams: &mut BTreeMap<u64, CancellationToken>,
+    terminal: &mut ratatui::DefaultTerminal,
+    t0: Instant,
+) -> anyhow::Result<()> {
+    match fx {
+        Effect::StartStream {
+            node,
+            request,
+            model,
+            chat,
+        } => {
+            let token = CancellationToken::new();
+            streams.insert(node, token.clone());
+            let tx = tx.clone();
+            let backend = registry.get(&model);
+            tokio::spawn(async move {
+                let send = |event: StreamEvent| {
+                    tx.send(Msg::Stream {
+                        node,
+                        request,
+                        event,
+                        at: t0.elapsed(),
+                    })
+                };
+                let backend = match backend {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = send(StreamEvent::Failed(e));
+                        return;
+                    }
+                };
+                let mut handle = backend.start(chat);
+                let _ = tx.send(Msg::StreamStarted { node, request });
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => { handle.cancel(); return; }
+                        ev = handle.events.recv() => match ev {
+                            Some(ev) => {
+                                let end = ev.is_terminal();
+                                if send(ev).is_err() || end { return; }
+                            }
+                            None => {
+                                let _ = send(StreamEvent::Failed("the backend ended the stream without finishing".into()));
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        Effect::CancelStream { node } => {
+            if let Some(t) = streams.remove(&node) {
+                t.cancel();
+            }
+        }
+        Effect::SaveSession { path, mut session } => {
+            session.models = registry.identities();
+            let _ = save_tx.send((path, session));
+        }
+        Effect::Copy(text) => {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            let mut out = std::io::stdout();
+            let _ = write!(out, "\x1b]52;c;{b64}\x07");
+            let _ = out.flush();
+        }
+        Effect::OpenEditor { variant, text } => {
+            let result = external_edit(&text);
+            restore_terminal();
+            *terminal = init_terminal()?;
+            terminal.clear()?;
+            state.dirty = true;
+            let _ = tx.send(Msg::ExternalEditDone { variant, result });
+        }
+        Effect::WritePromptFile { path, text } => {
+            let tx = tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let error = store::write_atomic(&path, text.as_bytes())
+                    .err()
+                    .map(|e| e.to_string());
+                let _ = tx.send(Msg::PromptWritten { path, error });
+            });
+        }
+        Effect::Preload(model) => {
+            if let Ok(b) = registry.get(&model) {
+                b.preload();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hand the terminal to `$VISUAL`/`$EDITOR` (default `vi`) on a temp file.
+fn external_edit(text: &str) -> Result<String, String> {
+    restore_terminal();
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("variant.toml");
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let mut parts = editor.split_whitespace();
+    let prog = parts.next().unwrap_or("vi");
+    let status = std::process::Command::new(prog)
+        .args(parts)
+        .arg(&path)
+        .status()
+        .map_err(|e| format!("cannot run {editor:?}: {e}"))?;
+    if !status.success() {
+        return Err(format!("{editor:?} exited with {status}"));
+    }
+    std::fs::read_to_string(&path).map_err(|e| e.to_string())
+}

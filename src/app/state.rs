@@ -1,0 +1,281 @@
+//! The app's state tree: the prompt file being worked on, the session recording every run,
+//! one pane per variant, the layer stack, and what the last frame measured.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::app::edit::TextArea;
+use crate::config::keymap::{Keymap, Mode};
+use crate::llm::BackendStatus;
+use crate::prompt::{Case, PromptFile};
+use crate::state::session::{Node, NodeStatus, Session};
+use crate::state::timing::StreamMeter;
+
+/// Where a pane's current answer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Nothing run for this case yet.
+    Idle,
+    /// Asked for, not yet started by the driver.
+    Queued,
+    /// Started, no token yet.
+    Waiting,
+    Streaming,
+    Done,
+    Cancelled,
+    Error,
+}
+
+impl Phase {
+    pub fn is_active(self) -> bool {
+        matches!(self, Phase::Queued | Phase::Waiting | Phase::Streaming)
+    }
+
+    pub fn from_node(n: &Node) -> Phase {
+        match n.status {
+            NodeStatus::Queued | NodeStatus::Streaming | NodeStatus::Cancelled => Phase::Cancelled,
+            NodeStatus::Done => Phase::Done,
+            NodeStatus::Error => Phase::Error,
+        }
+    }
+}
+
+/// One variant's pane.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pane {
+    /// The node shown: the running one, or the latest for this variant and case.
+    pub node: Option<u64>,
+    /// Request id of the running stream (0: none).
+    pub request: u64,
+    pub phase: Phase,
+    /// When the running request was asked for (app clock).
+    pub started: Duration,
+    pub meter: StreamMeter,
+    pub notice: Option<String>,
+    /// Top row when not following.
+    pub scroll: usize,
+    /// Stick to the end while streaming.
+    pub follow: bool,
+}
+
+impl Pane {
+    pub fn idle() -> Pane {
+        Pane {
+            node: None,
+            request: 0,
+            phase: Phase::Idle,
+            started: Duration::ZERO,
+            meter: StreamMeter::default(),
+            notice: None,
+            scroll: 0,
+            follow: true,
+        }
+    }
+}
+
+/// What the last frame measured about a pane, fed back by the driver so scrolling can clamp.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PaneMetrics {
+    pub total_rows: usize,
+    pub view_rows: usize,
+}
+
+/// What a picker picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PickerKind {
+    Case,
+    Model,
+}
+
+/// What a one-line input is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputPurpose {
+    FreeInput,
+    Rename(usize),
+}
+
+/// Overlays, stacked; keys go to the top one.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Layer {
+    Help {
+        scroll: usize,
+    },
+    Picker {
+        kind: PickerKind,
+        items: Vec<String>,
+        selected: usize,
+    },
+    Editor {
+        variant: usize,
+        area: TextArea,
+        error: Option<String>,
+    },
+    Input {
+        purpose: InputPurpose,
+        text: String,
+    },
+    ConfirmDelete {
+        variant: usize,
+    },
+}
+
+impl Layer {
+    pub fn mode(&self) -> Mode {
+        match self {
+            Layer::Help { .. } => Mode::Help,
+            Layer::Picker { .. } => Mode::Picker,
+            Layer::Editor { .. } => Mode::Editor,
+            Layer::Input { .. } => Mode::Input,
+            Layer::ConfirmDelete { .. } => Mode::Confirm,
+        }
+    }
+}
+
+/// The whole app.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub prompt: PromptFile,
+    pub case: usize,
+    pub session: Session,
+    pub session_path: PathBuf,
+    /// One per `prompt.variants`, same order.
+    pub panes: Vec<Pane>,
+    pub focus: usize,
+    /// First pane shown when they don't all fit.
+    pub first: usize,
+    pub zoomed: bool,
+    pub layers: Vec<Layer>,
+    pub keymap: Keymap,
+    /// Configured model names.
+    pub models: Vec<String>,
+    pub model_status: BTreeMap<String, BackendStatus>,
+    pub width: u16,
+    pub height: u16,
+    /// App clock at the last message that carried one.
+    pub now: Duration,
+    /// Wall-clock time the app started (RFC 3339 stamps are this plus `now`).
+    pub started_wall: chrono::DateTime<chrono::Utc>,
+    /// Ctrl-C was pressed once while streaming; the next one quits.
+    pub interrupt_armed: bool,
+    /// A one-line message for the footer (save errors, hints).
+    pub message: Option<String>,
+    pub quit: bool,
+    pub next_request: u64,
+    /// Seed source for sampled runs without a seed (splitmix64 state).
+    pub seed_state: u64,
+    /// Variants were edited since the prompt file was last written.
+    pub variants_dirty: bool,
+    pub metrics: Vec<PaneMetrics>,
+    /// Something visible changed since the last frame.
+    pub dirty: bool,
+}
+
+impl AppState {
+    pub fn new(
+        prompt: PromptFile,
+        session: Session,
+        session_path: PathBuf,
+        keymap: Keymap,
+        models: Vec<String>,
+        started_wall: chrono::DateTime<chrono::Utc>,
+        seed: u64,
+    ) -> AppState {
+        let n = prompt.variants.len();
+        let mut s = AppState {
+            prompt,
+            case: 0,
+            session,
+            session_path,
+            panes: vec![Pane::idle(); n],
+            focus: 0,
+            first: 0,
+            zoomed: false,
+            layers: Vec::new(),
+            keymap,
+            models,
+            model_status: BTreeMap::new(),
+            width: 80,
+            height: 24,
+            now: Duration::ZERO,
+            started_wall,
+            interrupt_armed: false,
+            message: None,
+            quit: false,
+            next_request: 1,
+            seed_state: seed,
+            variants_dirty: false,
+            metrics: vec![PaneMetrics::default(); n],
+            dirty: true,
+        };
+        s.show_case_results();
+        s
+    }
+
+    pub fn current_case(&self) -> Option<&Case> {
+        self.prompt.cases.get(self.case)
+    }
+
+    pub fn case_name(&self) -> String {
+        self.current_case()
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| "(no case)".into())
+    }
+
+    /// The node a pane shows, if any.
+    pub fn pane_node(&self, i: usize) -> Option<&Node> {
+        self.panes
+            .get(i)
+            .and_then(|p| p.node)
+            .and_then(|id| self.session.node(id))
+    }
+
+    pub fn any_active(&self) -> bool {
+        self.panes.iter().any(|p| p.phase.is_active())
+    }
+
+    /// The mode keys are interpreted in: the top layer's, else normal.
+    pub fn mode(&self) -> Mode {
+        self.layers.last().map_or(Mode::Normal, Layer::mode)
+    }
+
+    /// Point idle panes at the latest answer for each variant on the selected case.
+    pub fn show_case_results(&mut self) {
+        let case = self.case_name();
+        for (i, v) in self.prompt.variants.iter().enumerate() {
+            let Some(p) = self.panes.get_mut(i) else {
+                continue;
+            };
+            if p.phase.is_active() {
+                continue;
+            }
+            let latest = self
+                .session
+                .nodes
+                .iter()
+                .rev()
+                .find(|n| n.variant == v.name && n.case == case && n.parent.is_none());
+            *p = Pane::idle();
+            if let Some(n) = latest {
+                p.node = Some(n.id);
+                p.phase = Phase::from_node(n);
+            }
+        }
+    }
+
+    /// A wall-clock RFC 3339 stamp for the current app time.
+    pub fn stamp(&self) -> String {
+        let t = self.started_wall
+            + chrono::Duration::from_std(self.now).unwrap_or_else(|_| chrono::Duration::zero());
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    /// The next seed for a sampled run (splitmix64).
+    pub fn next_seed(&mut self) -> u64 {
+        self.seed_state = self.seed_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.seed_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) & 0xffff_ffff
+    }
+}

@@ -1,0 +1,418 @@
+//! `update` as a state machine: messages in, state and effects out.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::*;
+use crate::app::state::AppState;
+use crate::config::keymap::Keymap;
+use crate::llm::Usage;
+use crate::state::session::Session;
+
+pub(crate) const PROMPT: &str = "title = \"Capitals\"\n[defaults]\nmodel = \"fake\"\n\n[[variant]]\nname = \"plain\"\ntemplate = \"What is the capital of {{country}}?\"\n\n[[variant]]\nname = \"teacher\"\nsystem = \"You teach.\"\ntemplate = \"What is the capital of {{country}}?\"\n\n[[case]]\nvars = { country = \"England\" }\nexpect = { any = [\"London\"] }\n\n[[case]]\nvars = { country = \"Italy\" }\nexpect = { any = [\"Rome\"] }\n";
+
+pub(crate) fn app() -> AppState {
+    let models = vec!["fake".to_string(), "other".to_string()];
+    let prompt =
+        crate::prompt::parse(Path::new("prompts/capitals.toml"), PROMPT, &models, "fake").unwrap();
+    let session = Session::new("Capitals", "2026-01-01T00:00:00.000Z".into(), None);
+    let wall = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    AppState::new(
+        prompt,
+        session,
+        PathBuf::from("sessions/s.toml"),
+        Keymap::defaults(),
+        models,
+        wall,
+        42,
+    )
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+pub(crate) fn key(s: &mut AppState, c: KeyCode) -> Vec<Effect> {
+    let mods = match c {
+        KeyCode::Char(ch) if ch.is_ascii_uppercase() => KeyModifiers::SHIFT,
+        _ => KeyModifiers::NONE,
+    };
+    update(
+        s,
+        Msg::Key {
+            key: KeyEvent::new(c, mods),
+            at: s.now,
+        },
+    )
+}
+
+fn ctrl(s: &mut AppState, c: char) -> Vec<Effect> {
+    update(
+        s,
+        Msg::Key {
+            key: KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL),
+            at: s.now,
+        },
+    )
+}
+
+pub(crate) fn started(fx: &[Effect]) -> Vec<(u64, u64)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::StartStream { node, request, .. } => Some((*node, *request)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(crate) fn ev(
+    s: &mut AppState,
+    (node, request): (u64, u64),
+    event: StreamEvent,
+    at: u64,
+) -> Vec<Effect> {
+    update(
+        s,
+        Msg::Stream {
+            node,
+            request,
+            event,
+            at: ms(at),
+        },
+    )
+}
+
+#[test]
+fn run_all_starts_one_stream_per_variant_with_the_exact_request() {
+    let mut s = app();
+    let fx = key(&mut s, KeyCode::Enter);
+    let st = started(&fx);
+    assert_eq!(st.len(), 2);
+    assert!(s.panes.iter().all(|p| p.phase == Phase::Queued));
+    match &fx[1] {
+        Effect::StartStream { model, chat, .. } => {
+            assert_eq!(model, "fake");
+            assert_eq!(chat.messages[0].content, "You teach.");
+            assert_eq!(chat.messages[1].content, "What is the capital of England?");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The node records the request it was made from.
+    let n = s.session.node(st[1].0).unwrap();
+    assert_eq!(n.request.messages[0].content, "You teach.");
+    assert_eq!(n.case, "England");
+}
+
+#[test]
+fn streaming_fills_the_node_then_finishing_checks_and_saves() {
+    let mut s = app();
+    let st = started(&key(&mut s, KeyCode::Char('r')));
+    update(
+        &mut s,
+        Msg::StreamStarted {
+            node: st[0].0,
+            request: st[0].1,
+        },
+    );
+    assert_eq!(s.panes[0].phase, Phase::Waiting);
+    ev(
+        &mut s,
+        st[0],
+        StreamEvent::Delta("The capital is ".into()),
+        200,
+    );
+    assert_eq!(s.panes[0].phase, Phase::Streaming);
+    ev(&mut s, st[0], StreamEvent::Delta("London.".into()), 300);
+    ev(
+        &mut s,
+        st[0],
+        StreamEvent::Usage(Usage {
+            prompt_tokens: Some(9),
+            completion_tokens: Some(3),
+        }),
+        300,
+    );
+    let fx = ev(
+        &mut s,
+        st[0],
+        StreamEvent::Finished(FinishReason::Stop),
+        310,
+    );
+    assert_eq!(s.panes[0].phase, Phase::Done);
+    let n = s.session.node(st[0].0).unwrap();
+    assert_eq!(n.text, "The capital is London.");
+    assert_eq!(n.status, NodeStatus::Done);
+    assert_eq!(n.ttft_ms, Some(200));
+    assert_eq!(n.tokens_out, 3);
+    assert_eq!(n.passed(), Some(true));
+    assert_eq!(n.duration_ms, Some(310));
+    assert!(matches!(&fx[..], [Effect::SaveSession { session, .. }] if session.nodes.len() == 2));
+    // The other pane is still running.
+    assert!(s.any_active());
+}
+
+#[test]
+fn stale_events_are_dropped_after_cancel_and_rerun() {
+    let mut s = app();
+    let st = started(&key(&mut s, KeyCode::Enter));
+    ev(&mut s, st[0], StreamEvent::Delta("old ".into()), 10);
+    let fx = key(&mut s, KeyCode::Esc);
+    assert!(fx.contains(&Effect::CancelStream { node: st[0].0 }));
+    assert_eq!(s.panes[0].phase, Phase::Cancelled);
+    assert_eq!(
+        s.session.node(st[0].0).unwrap().status,
+        NodeStatus::Cancelled
+    );
+    // A late chunk of the cancelled stream changes nothing.
+    ev(&mut s, st[0], StreamEvent::Delta("late".into()), 20);
+    assert_eq!(s.session.node(st[0].0).unwrap().text, "old ");
+    // Rerun the focused pane: a new node and request; the old request's events are stale.
+    let st2 = started(&key(&mut s, KeyCode::Char('R')));
+    assert_eq!(st2.len(), 1);
+    assert_ne!(st2[0], st[0]);
+    ev(&mut s, st[0], StreamEvent::Finished(FinishReason::Stop), 30);
+    assert_eq!(s.panes[0].phase, Phase::Queued);
+    ev(
+        &mut s,
+        st2[0],
+        StreamEvent::Failed("boom: connection refused".into()),
+        40,
+    );
+    assert_eq!(s.panes[0].phase, Phase::Error);
+    assert_eq!(
+        s.session.node(st2[0].0).unwrap().error.as_deref(),
+        Some("boom: connection refused")
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_then_quits_and_q_saves() {
+    let mut s = app();
+    key(&mut s, KeyCode::Enter);
+    let fx = ctrl(&mut s, 'c');
+    assert!(!s.quit);
+    assert!(!s.any_active());
+    assert_eq!(
+        fx.iter()
+            .filter(|e| matches!(e, Effect::CancelStream { .. }))
+            .count(),
+        2
+    );
+    let fx = ctrl(&mut s, 'c');
+    assert!(s.quit);
+    assert!(fx.iter().any(|e| matches!(e, Effect::SaveSession { .. })));
+
+    let mut s = app();
+    let fx = key(&mut s, KeyCode::Char('q'));
+    assert!(s.quit);
+    match &fx[..] {
+        [Effect::SaveSession { path, session }] => {
+            assert_eq!(path, &PathBuf::from("sessions/s.toml"));
+            assert_eq!(session.variants.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn focus_scroll_and_zoom() {
+    let mut s = app();
+    update(
+        &mut s,
+        Msg::Resize {
+            width: 40,
+            height: 20,
+        },
+    );
+    key(&mut s, KeyCode::Char('l'));
+    assert_eq!(s.focus, 1);
+    // Only one 30-column pane fits in 40 columns: the row scrolls to show the focus.
+    assert_eq!(s.first, 1);
+    key(&mut s, KeyCode::Char('l'));
+    assert_eq!(s.focus, 1);
+    key(&mut s, KeyCode::Tab);
+    assert_eq!((s.focus, s.first), (0, 0));
+    set_metrics(
+        &mut s,
+        vec![
+            PaneMetrics {
+                total_rows: 100,
+                view_rows: 10
+            };
+            2
+        ],
+    );
+    key(&mut s, KeyCode::Char('k'));
+    assert_eq!((s.panes[0].scroll, s.panes[0].follow), (89, false));
+    key(&mut s, KeyCode::Char('g'));
+    assert_eq!(s.panes[0].scroll, 0);
+    key(&mut s, KeyCode::PageDown);
+    assert_eq!(s.panes[0].scroll, 9);
+    key(&mut s, KeyCode::Char('G'));
+    assert!(s.panes[0].follow);
+    key(&mut s, KeyCode::Char('z'));
+    assert!(s.zoomed);
+}
+
+#[test]
+fn cases_switch_and_show_earlier_answers() {
+    let mut s = app();
+    let st = started(&key(&mut s, KeyCode::Enter));
+    for x in &st {
+        ev(&mut s, *x, StreamEvent::Delta("London".into()), 5);
+        ev(&mut s, *x, StreamEvent::Finished(FinishReason::Stop), 6);
+    }
+    key(&mut s, KeyCode::Char(']'));
+    assert_eq!(s.case_name(), "Italy");
+    assert!(s
+        .panes
+        .iter()
+        .all(|p| p.node.is_none() && p.phase == Phase::Idle));
+    key(&mut s, KeyCode::Char('['));
+    assert_eq!(s.panes[0].node, Some(st[0].0));
+    assert_eq!(s.panes[0].phase, Phase::Done);
+}
+
+#[test]
+fn free_input_adds_a_case_and_runs_it() {
+    let mut s = app();
+    key(&mut s, KeyCode::Char('i'));
+    for c in "Peru".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    let fx = key(&mut s, KeyCode::Enter);
+    assert_eq!(started(&fx).len(), 2);
+    assert_eq!(s.case_name(), "input 1");
+    match &fx[0] {
+        Effect::StartStream { chat, .. } => {
+            assert_eq!(chat.messages[0].content, "What is the capital of Peru?")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn editor_changes_the_variant_but_not_recorded_requests() {
+    let mut s = app();
+    let st = started(&key(&mut s, KeyCode::Enter));
+    key(&mut s, KeyCode::Esc);
+    key(&mut s, KeyCode::Char('e'));
+    assert!(matches!(s.layers.last(), Some(Layer::Editor { .. })));
+    // Go to the template line and prepend text.
+    if let Some(Layer::Editor { area, .. }) = s.layers.last_mut() {
+        area.row = area
+            .lines
+            .iter()
+            .position(|l| l.starts_with("template"))
+            .unwrap();
+        area.col = "template = \"".len();
+    }
+    for c in "Briefly: ".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    ctrl(&mut s, 's');
+    assert!(s.layers.is_empty(), "{:?}", s.layers);
+    assert!(s.variants_dirty);
+    assert_eq!(
+        s.prompt.variants[0].template,
+        "Briefly: What is the capital of {{country}}?"
+    );
+    // The earlier run keeps the request it was made from.
+    assert_eq!(
+        s.session.node(st[0].0).unwrap().request.messages[0].content,
+        "What is the capital of England?"
+    );
+    let fx = key(&mut s, KeyCode::Char('R'));
+    match &fx[0] {
+        Effect::StartStream { chat, .. } => {
+            assert_eq!(
+                chat.messages[0].content,
+                "Briefly: What is the capital of England?"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn editor_errors_keep_the_editor_open() {
+    let mut s = app();
+    key(&mut s, KeyCode::Char('e'));
+    if let Some(Layer::Editor { area, .. }) = s.layers.last_mut() {
+        area.lines.push("bogus = 1".into());
+    }
+    ctrl(&mut s, 's');
+    match s.layers.last() {
+        Some(Layer::Editor { error: Some(e), .. }) => assert!(e.contains("bogus"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    key(&mut s, KeyCode::Esc);
+    assert!(s.layers.is_empty());
+}
+
+#[test]
+fn add_duplicate_rename_delete_and_model_switch() {
+    let mut s = app();
+    key(&mut s, KeyCode::Char('d'));
+    assert_eq!(s.prompt.variants[1].name, "plain copy");
+    assert_eq!((s.panes.len(), s.focus), (3, 1));
+    key(&mut s, KeyCode::Char('n'));
+    for _ in 0.."plain copy".len() {
+        key(&mut s, KeyCode::Backspace);
+    }
+    for c in "terse".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    key(&mut s, KeyCode::Enter);
+    assert_eq!(s.prompt.variants[1].name, "terse");
+    key(&mut s, KeyCode::Char('m'));
+    key(&mut s, KeyCode::Char('j'));
+    let fx = key(&mut s, KeyCode::Enter);
+    assert_eq!(s.prompt.variants[1].model, "other");
+    assert_eq!(fx, vec![Effect::Preload("other".into())]);
+    key(&mut s, KeyCode::Char('D'));
+    key(&mut s, KeyCode::Char('y'));
+    assert_eq!(
+        s.prompt
+            .variants
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>(),
+        ["plain", "teacher"]
+    );
+    key(&mut s, KeyCode::Char('a'));
+    assert_eq!(s.prompt.variants.len(), 3);
+    assert!(matches!(s.layers.last(), Some(Layer::Editor { .. })));
+}
+
+#[test]
+fn write_back_emits_the_new_file_text() {
+    let mut s = app();
+    s.prompt.variants[0].system = Some("Be brief.".into());
+    let fx = key(&mut s, KeyCode::Char('w'));
+    match &fx[..] {
+        [Effect::WritePromptFile { path, text }] => {
+            assert_eq!(path, &PathBuf::from("prompts/capitals.toml"));
+            assert!(text.contains("system = \"Be brief.\""), "{text}");
+            assert!(text.contains("[[case]]"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn help_layer_takes_keys_first() {
+    let mut s = app();
+    key(&mut s, KeyCode::Char('?'));
+    assert_eq!(s.mode(), crate::config::keymap::Mode::Help);
+    // `q` closes help instead of quitting.
+    key(&mut s, KeyCode::Char('q'));
+    assert!(!s.quit && s.layers.is_empty());
+    let fx = key(&mut s, KeyCode::Char('y'));
+    assert!(fx.is_empty());
+    assert_eq!(s.message.as_deref(), Some("nothing to copy"));
+}

@@ -1,0 +1,343 @@
+//! The playground end to end in a real terminal: the real binary inside tmux, driven with
+//! `send-keys`, checked with `capture-pane` and the saved session file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{parse_toml, Sandbox, BIN};
+
+const CONFIG: &str = r#"
+default_model = "fake"
+[models.fake]
+backend = "scripted"
+reply = "You asked: {prompt}"
+rules = [ { when = "England", reply = "The capital of England is London. (You asked: {prompt})" } ]
+delay_ms = 20
+
+[models.slow]
+backend = "scripted"
+reply = "Line of a long answer about {prompt}\n"
+repeat = 200
+delay_ms = 40
+"#;
+
+const PROMPT: &str = r#"title = "Capitals"
+[defaults]
+model = "fake"
+
+[[variant]]
+name = "plain"
+template = "What is the capital of {{country}}?"
+
+[[variant]]
+name = "long"
+model = "slow"
+template = "Tell me about {{country}}."
+
+[[case]]
+vars = { country = "England" }
+expect = { any = ["London"] }
+
+[[case]]
+vars = { country = "Italy" }
+expect = { any = ["Rome"] }
+"#;
+
+/// A tmux server of our own, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(sb: &Sandbox, args: &[&str], env: &[(&str, String)]) -> Tmux {
+        let socket = format!("promptloom-test-{}-{}", std::process::id(), rand_suffix());
+        let mut cmd = format!("cd {} && exec env", shell_quote(sb.dir.path()));
+        for (k, v) in env {
+            cmd.push_str(&format!(" {k}={}", shell_quote(Path::new(v))));
+        }
+        cmd.push_str(&format!(
+            " PROMPTLOOM_CONFIG={} PROMPTLOOM_DATA_DIR={} PROMPTLOOM_STATE_DIR={} {}",
+            shell_quote(&sb.path("config.toml")),
+            shell_quote(&sb.path("data")),
+            shell_quote(&sb.path("state")),
+            shell_quote(Path::new(BIN)),
+        ));
+        for a in args {
+            cmd.push(' ');
+            cmd.push_str(&shell_quote(Path::new(a)));
+        }
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                "-s",
+                "t",
+                &cmd,
+            ])
+            .env_remove("TMUX")
+            .status()
+            .expect("tmux runs");
+        assert!(st.success(), "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(st.success());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    fn capture(&self) -> String {
+        let o = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            let c = self.capture();
+            if c.contains(what) {
+                return c;
+            }
+            if t0.elapsed() > timeout {
+                panic!("timed out waiting for {what:?}; screen:\n{c}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "has-session", "-t", "t"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    fn wait_exit(&self, timeout: Duration) {
+        let t0 = Instant::now();
+        while self.alive() {
+            assert!(
+                t0.elapsed() < timeout,
+                "promptloom did not exit:\n{}",
+                self.capture()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        let o = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "list-panes",
+                "-t",
+                "t",
+                "-F",
+                "#{pane_pid}",
+            ])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 % 1_000_000_007)
+        .unwrap_or(0)
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+fn session_file(sb: &Sandbox) -> PathBuf {
+    let dir = sb.path("data/sessions");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.remove(0)
+}
+
+fn nodes(t: &toml::Table) -> Vec<toml::Table> {
+    t.get("node")
+        .and_then(|n| n.as_array())
+        .map(|a| a.iter().filter_map(|n| n.as_table().cloned()).collect())
+        .unwrap_or_default()
+}
+
+fn s<'a>(t: &'a toml::Table, k: &str) -> &'a str {
+    t.get(k).and_then(|v| v.as_str()).unwrap_or("")
+}
+
+#[test]
+fn run_focus_scroll_cancel_edit_and_quit_in_tmux() {
+    let sb = Sandbox::new(CONFIG);
+    sb.write("prompts/capitals.toml", PROMPT);
+    let tm = Tmux::start(&sb, &["prompts/capitals.toml"], &[]);
+    let screen = tm.wait_for("to run.", Duration::from_secs(20));
+    assert!(screen.contains("prompts/capitals.toml"), "{screen}");
+    assert!(screen.contains("case England [1/2]"), "{screen}");
+    assert!(screen.contains(" plain · fake"), "{screen}");
+    assert!(screen.contains(" long · slow"), "{screen}");
+
+    // Run both; the short one finishes and passes its check.
+    tm.keys(&["Enter"]);
+    let screen = tm.wait_for("✓ 1/1", Duration::from_secs(20));
+    assert!(
+        screen.contains("The capital of England is London."),
+        "{screen}"
+    );
+    assert!(screen.contains("streaming"), "{screen}");
+
+    // Focus the long one, let it stream a while, scroll up to the top, then cancel it.
+    tm.keys(&["l"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    tm.keys(&["g"]);
+    let top = tm.capture();
+    tm.keys(&["Escape"]);
+    let screen = tm.wait_for("cancelled", Duration::from_secs(5));
+    assert!(top.contains("Line of a long answer"), "{top}");
+    // Scrolled to the top: the pane shows its first line right under the status line.
+    let row_after_status = top.lines().nth(4).unwrap_or("");
+    assert!(
+        row_after_status.contains("│Line of a long answer about Tell me about England."),
+        "{top}"
+    );
+    // Following resumes at the end with G; j/k move by a line.
+    // The footer shows keys from the keymap.
+    assert!(screen.contains("? help"), "{screen}");
+
+    // Edit the plain variant in the in-app editor: append to its template.
+    tm.keys(&["h", "e"]);
+    let ed = tm.wait_for("Ctrl-S apply", Duration::from_secs(5));
+    let row_of = |what: &str| ed.lines().position(|l| l.contains(what)).expect(what);
+    let template_row = row_of("template = ") - row_of("# Edit this variant");
+    for _ in 0..template_row {
+        tm.keys(&["Down"]);
+    }
+    tm.keys(&["End"]);
+    tm.keys(&["Left"]);
+    tm.keys(&["-l", " Answer briefly."]);
+    tm.keys(&["C-s"]);
+    let screen = tm.wait_for("[modified]", Duration::from_secs(5));
+    assert!(!screen.contains("Ctrl-S apply"), "{screen}");
+
+    // Rerun the focused (edited) variant; the answer echoes the new prompt.
+    tm.keys(&["R"]);
+    tm.wait_for("Answer briefly.)", Duration::from_secs(10));
+
+    // Switch case and back.
+    tm.keys(&["]"]);
+    tm.wait_for("case Italy [2/2]", Duration::from_secs(5));
+    tm.keys(&["["]);
+    tm.wait_for("case England [1/2]", Duration::from_secs(5));
+
+    // Quit: the session is saved.
+    tm.keys(&["q"]);
+    tm.wait_exit(Duration::from_secs(10));
+    let path = session_file(&sb);
+    let t = parse_toml(&path);
+    let ns = nodes(&t);
+    assert_eq!(ns.len(), 3, "{t:#?}");
+    let first = &ns[0];
+    assert_eq!(s(first, "variant"), "plain");
+    assert_eq!(s(first, "status"), "done");
+    assert!(s(first, "text").contains("London"));
+    assert!(!s(first, "text").contains("Answer briefly"));
+    let long = ns.iter().find(|n| s(n, "variant") == "long").unwrap();
+    assert_eq!(s(long, "status"), "cancelled");
+    assert!(s(long, "text").contains("Line of a long answer"));
+    let rerun = &ns[2];
+    assert_eq!(s(rerun, "variant"), "plain");
+    let req = rerun["request"]["messages"][0]["content"].as_str().unwrap();
+    assert_eq!(req, "What is the capital of England? Answer briefly.");
+    // The session records the edited variant.
+    let v0 = t["variant"].as_array().unwrap()[0].as_table().unwrap();
+    assert_eq!(
+        s(v0, "template"),
+        "What is the capital of {{country}}? Answer briefly."
+    );
+}
+
+#[test]
+fn idle_cpu_is_near_zero_and_sigterm_restores_and_saves() {
+    let sb = Sandbox::new(CONFIG);
+    sb.write("prompts/capitals.toml", PROMPT);
+    let tm = Tmux::start(&sb, &["prompts/capitals.toml"], &[]);
+    tm.wait_for("to run.", Duration::from_secs(20));
+    let pid = tm.pid().expect("pane pid");
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let before = ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = ticks(pid) - before;
+    // Clock ticks are 1/100 s: 3 ticks over 3 s is 1% CPU.
+    assert!(used <= 3, "idle process used {used} ticks in 3 s");
+    let st = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tm.wait_exit(Duration::from_secs(10));
+    let path = session_file(&sb);
+    assert!(parse_toml(&path).get("variant").is_some());
+}
+
+#[test]
+fn external_editor_gets_the_terminal_and_its_edit_is_applied() {
+    let sb = Sandbox::new(CONFIG);
+    sb.write("prompts/capitals.toml", PROMPT);
+    // A non-interactive "editor" that rewrites the template in place.
+    let tm = Tmux::start(
+        &sb,
+        &["prompts/capitals.toml"],
+        &[("EDITOR", "sed -i s/What.is/Which.is/".to_string())],
+    );
+    tm.wait_for("to run.", Duration::from_secs(20));
+    tm.keys(&["E"]);
+    tm.wait_for("[modified]", Duration::from_secs(10));
+    tm.keys(&["R"]);
+    let screen = tm.wait_for("You asked: Which.is", Duration::from_secs(10));
+    assert!(screen.contains(" plain · fake"), "{screen}");
+    tm.keys(&["q"]);
+    tm.wait_exit(Duration::from_secs(10));
+}
