@@ -112,7 +112,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_rating() {
     let mut kills = 0usize;
     let mut next_id = 0usize;
     let start = Instant::now();
-    while kills < 200 || start.elapsed() < Duration::from_secs(2) {
+    while kills < 400 {
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "too slow: {kills} kills so far"
@@ -174,7 +174,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_rating() {
                 std::thread::sleep(Duration::from_micros(rng.random_range(0..3000)));
             }
         }
-        std::thread::sleep(Duration::from_micros(rng.random_range(0..20_000)));
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..40_000)));
         child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix.
         let status = child.wait().unwrap();
         drop(stdin);
@@ -284,7 +284,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_rating() {
         elapsed.as_secs_f64(),
         acked.len()
     );
-    assert!(kills >= 200);
+    assert!(kills >= 400);
     assert!(
         acked.len() > 500,
         "too few acknowledged records to mean much"

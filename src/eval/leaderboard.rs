@@ -430,8 +430,8 @@ pub(crate) mod tests {
                     &format!("m-{v}"),
                     ChatRequest {
                         messages: vec![
-                            ChatMessage::new(Role::System, &format!("Style {v}.")),
-                            ChatMessage::new(Role::User, &format!("Question {c}?")),
+                            ChatMessage::new(Role::System, format!("Style {v}.")),
+                            ChatMessage::new(Role::User, format!("Question {c}?")),
                         ],
                         sampling: Sampling::default(),
                     },

@@ -635,7 +635,7 @@ mod tests {
         let stale = s.clone();
         st.append_rating(&mut s, &stars(1, 4), "ann", "t1").unwrap();
         assert!(st.compact(&stale).is_err());
-        assert!(fs::read(journal_path(&p)).unwrap().len() > 0);
+        assert!(!fs::read(journal_path(&p)).unwrap().is_empty());
     }
 
     #[cfg(unix)]
