@@ -292,6 +292,7 @@ impl SessionStore {
             path: jpath.clone(),
             source,
         };
+        let existed = jpath.exists();
         let journal = OpenOptions::new()
             .create(true)
             .append(true)
@@ -299,6 +300,14 @@ impl SessionStore {
             .open(&jpath)
             .map_err(io)?;
         lock(&journal, &jpath)?;
+        if !existed {
+            // Make the new file's directory entry durable too, not just its contents.
+            if let Some(dir) = jpath.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Ok(d) = File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+        }
         let parsed = read_journal(&jpath)?;
         // Cut off a torn tail so the next record starts on its own line.
         let len = journal.metadata().map_err(io)?.len();
@@ -644,6 +653,49 @@ mod tests {
         let (_d, p) = setup();
         let (_s, _st) = SessionStore::open(&p).unwrap();
         assert!(matches!(SessionStore::open(&p), Err(StoreError::Locked(_))));
+    }
+
+    /// A crash can cut the journal at any byte: what survives is exactly the records whose
+    /// line (with its newline) was complete, in order.
+    #[test]
+    fn truncation_at_every_byte_keeps_exactly_the_complete_records() {
+        let (_d, p) = setup();
+        let j = journal_path(&p);
+        {
+            let (mut s, mut st) = SessionStore::open(&p).unwrap();
+            for k in 1..=4u8 {
+                let edit = RatingEdit {
+                    node: 1,
+                    stars: Some(k),
+                    note: Some(format!("n{k} é\n")),
+                    ..Default::default()
+                };
+                st.append_rating(&mut s, &edit, &format!("r{k}"), "t")
+                    .unwrap();
+            }
+            st.append_vote(&mut s, 1, 2, "right", "v", "t").unwrap();
+        }
+        let full = fs::read(&j).unwrap();
+        let ends: Vec<usize> = full
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        for cut in 0..=full.len() {
+            fs::write(&j, &full[..cut]).unwrap();
+            let complete = ends.iter().filter(|&&e| e <= cut).count();
+            let (s, _st) = SessionStore::open(&p).unwrap();
+            assert_eq!(s.ratings.len() + s.votes.len(), complete, "cut at {cut}");
+            // The torn tail was cut off on open.
+            let good = ends
+                .iter()
+                .copied()
+                .filter(|&e| e <= cut)
+                .max()
+                .unwrap_or(0);
+            assert_eq!(fs::read(&j).unwrap().len(), good, "cut at {cut}");
+        }
     }
 
     /// Keypress-to-saved latency: 1,000 ratings on a session of 10,000 nodes.
