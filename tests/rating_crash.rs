@@ -91,7 +91,7 @@ fn spawn(sb: &Sandbox, path: &str, compact_every: usize) -> Child {
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rate")
 }
@@ -112,9 +112,9 @@ fn sigkill_at_random_points_loses_no_acknowledged_rating() {
     let mut kills = 0usize;
     let mut next_id = 0usize;
     let start = Instant::now();
-    while kills < 400 {
+    while kills < 300 {
         assert!(
-            start.elapsed() < Duration::from_secs(90),
+            start.elapsed() < Duration::from_secs(150),
             "too slow: {kills} kills so far"
         );
         let mut child = spawn(&sb, &path_s, rng.random_range(1..8));
@@ -134,7 +134,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_rating() {
                 }
             }
         });
-        let batch = rng.random_range(1..40);
+        let batch = rng.random_range(1..20);
         let mut lines: Vec<(String, Expect)> = Vec::new();
         for _ in 0..batch {
             let rater = format!("r{next_id}");
@@ -174,12 +174,29 @@ fn sigkill_at_random_points_loses_no_acknowledged_rating() {
                 std::thread::sleep(Duration::from_micros(rng.random_range(0..3000)));
             }
         }
-        std::thread::sleep(Duration::from_micros(rng.random_range(0..40_000)));
+        // Kill after a random number of acknowledgements (so the test does not depend on
+        // how fast the machine is) plus a random pause, i.e. anywhere in the stream.
+        let wait_for = rng.random_range(0..=batch);
+        let mut acks: Vec<String> = Vec::new();
+        while acks.len() < wait_for {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(a) => acks.push(a),
+                Err(e) => {
+                    let _ = child.kill();
+                    let mut err = String::new();
+                    if let Some(mut s) = child.stderr.take() {
+                        let _ = s.read_to_string(&mut err);
+                    }
+                    panic!("no acknowledgement ({e:?}); the child said: {err}");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..3_000)));
         child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix.
         let status = child.wait().unwrap();
         drop(stdin);
         reader.join().unwrap();
-        let acks: Vec<String> = rx.try_iter().collect();
+        acks.extend(rx.try_iter());
         if status.success() {
             // Finished before the kill (it cannot: stdin was still open) — never happens.
             panic!("child exited on its own");
@@ -284,7 +301,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_rating() {
         elapsed.as_secs_f64(),
         acked.len()
     );
-    assert!(kills >= 400);
+    assert!(kills >= 300);
     assert!(
         acked.len() > 500,
         "too few acknowledged records to mean much"
