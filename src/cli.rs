@@ -41,7 +41,7 @@ pub(crate) enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Export a session as JSONL, CSV or Markdown.
+    /// Export a session as JSONL, CSV, Markdown or DPO preference pairs.
     Export {
         session: PathBuf,
         #[arg(long, value_enum)]
@@ -50,6 +50,8 @@ pub(crate) enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Rate answers and record blind votes in a session, from flags or stdin.
+    Rate(crate::rate::RateArgs),
     /// Manage models.
     Model {
         #[command(subcommand)]

@@ -13,6 +13,7 @@ mod headless;
 mod llm;
 mod model_fetch;
 mod prompt;
+mod rate;
 mod sanitize;
 mod state;
 mod store;
@@ -69,12 +70,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             out,
         }) => {
-            let s = store::load(&session)?;
+            let s = store::journal::load_with_journal(&session)?;
             let text = store::export::export(&s, format)?;
             match out {
                 Some(p) => store::write_atomic(&p, text.as_bytes())?,
                 None => print!("{text}"),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Rate(args)) => {
+            let rater = config.rater_name();
+            rate::run(args, rater)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Model { action }) => match action {

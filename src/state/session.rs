@@ -174,9 +174,24 @@ pub(crate) struct Rating {
     pub note: Option<String>,
     pub rater: String,
     pub at: String,
+    /// The journal sequence number of the last change folded into this record
+    /// (`store::journal`); the largest `seq` in a session file tells a replay which journal
+    /// records the file already contains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+impl Rating {
+    /// Nothing left: every field was cleared.
+    pub fn is_empty(&self) -> bool {
+        self.stars.is_none() && self.thumb.is_none() && self.note.is_none()
+    }
 }
 
 /// A blind pairwise preference between two nodes answering the same case.
+///
+/// `left` and `right` are the nodes as they were shown on each side, so the side a variant
+/// appeared on is kept (side bias can be checked later).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Vote {
@@ -186,7 +201,13 @@ pub(crate) struct Vote {
     pub outcome: String,
     pub rater: String,
     pub at: String,
+    /// Journal sequence number, as for [`Rating::seq`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
+
+/// The outcomes a [`Vote`] may record.
+pub(crate) const VOTE_OUTCOMES: [&str; 4] = ["left", "right", "tie", "both_bad"];
 
 /// A whole session file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,4 +1,8 @@
-//! `promptloom export`: a session as JSONL, CSV or a Markdown report.
+//! `promptloom export`: a session as JSONL, CSV, a Markdown report, or DPO preference pairs.
+//!
+//! Ratings and votes travel with the answers they judge, so an export is the evidence and
+//! not just the outputs; `pairs` turns blind votes into `{prompt, chosen, rejected}` lines
+//! for preference fine-tuning.
 
 use std::fmt::Write as _;
 
@@ -13,6 +17,8 @@ pub(crate) enum Format {
     Jsonl,
     Csv,
     Md,
+    /// Preference pairs from decisive blind votes, as JSONL `{prompt, chosen, rejected}`.
+    Pairs,
 }
 
 /// One exported response row.
@@ -35,6 +41,76 @@ struct Row<'a> {
     tok_per_s: Option<f64>,
     started_at: &'a str,
     checks: Vec<serde_json::Value>,
+    ratings: Vec<RatingOut<'a>>,
+    votes: Vec<VoteOut<'a>>,
+}
+
+/// A rating as exported.
+#[derive(Debug, Serialize)]
+struct RatingOut<'a> {
+    stars: Option<u8>,
+    thumb: Option<&'static str>,
+    note: Option<&'a str>,
+    rater: &'a str,
+    at: &'a str,
+}
+
+/// A vote that involved the row's node, from that node's point of view.
+#[derive(Debug, Serialize)]
+struct VoteOut<'a> {
+    left: u64,
+    right: u64,
+    outcome: &'a str,
+    /// `won`, `lost`, `tie` or `both_bad` for this node.
+    result: &'static str,
+    rater: &'a str,
+    at: &'a str,
+}
+
+fn thumb_str(t: Option<i8>) -> Option<&'static str> {
+    match t {
+        Some(t) if t > 0 => Some("up"),
+        Some(t) if t < 0 => Some("down"),
+        _ => None,
+    }
+}
+
+fn ratings_of<'a>(s: &'a Session, id: u64) -> Vec<RatingOut<'a>> {
+    s.ratings
+        .iter()
+        .filter(|r| r.node == id && !r.is_empty())
+        .map(|r| RatingOut {
+            stars: r.stars,
+            thumb: thumb_str(r.thumb),
+            note: r.note.as_deref(),
+            rater: &r.rater,
+            at: &r.at,
+        })
+        .collect()
+}
+
+fn votes_of<'a>(s: &'a Session, id: u64) -> Vec<VoteOut<'a>> {
+    s.votes
+        .iter()
+        .filter(|v| v.left == id || v.right == id)
+        .map(|v| {
+            let on_left = v.left == id;
+            let result = match (v.outcome.as_str(), on_left) {
+                ("left", true) | ("right", false) => "won",
+                ("left", false) | ("right", true) => "lost",
+                ("tie", _) => "tie",
+                _ => "both_bad",
+            };
+            VoteOut {
+                left: v.left,
+                right: v.right,
+                outcome: &v.outcome,
+                result,
+                rater: &v.rater,
+                at: &v.at,
+            }
+        })
+        .collect()
 }
 
 fn row<'a>(s: &'a Session, n: &'a Node) -> Row<'a> {
@@ -60,6 +136,8 @@ fn row<'a>(s: &'a Session, n: &'a Node) -> Row<'a> {
             .iter()
             .map(|c| json!({"kind": c.kind, "pass": c.pass, "detail": c.detail}))
             .collect(),
+        ratings: ratings_of(s, n.id),
+        votes: votes_of(s, n.id),
     }
 }
 
@@ -106,6 +184,11 @@ pub(crate) fn export(session: &Session, format: Format) -> anyhow::Result<String
                 "started_at",
                 "checks",
                 "checks_passed",
+                "stars",
+                "thumb",
+                "note",
+                "rater",
+                "votes",
             ])?;
             for n in &session.nodes {
                 let r = row(session, n);
@@ -135,12 +218,78 @@ pub(crate) fn export(session: &Session, format: Format) -> anyhow::Result<String
                     r.started_at.to_string(),
                     checks,
                     n.passed().map(|p| p.to_string()).unwrap_or_default(),
+                    // One value per rater, joined with "; " in the same order in each column.
+                    join(
+                        r.ratings
+                            .iter()
+                            .map(|x| x.stars.map(|v| v.to_string()).unwrap_or_default()),
+                    ),
+                    join(
+                        r.ratings
+                            .iter()
+                            .map(|x| x.thumb.unwrap_or_default().to_string()),
+                    ),
+                    join(
+                        r.ratings
+                            .iter()
+                            .map(|x| x.note.unwrap_or_default().to_string()),
+                    ),
+                    join(r.ratings.iter().map(|x| x.rater.to_string())),
+                    r.votes
+                        .iter()
+                        .map(|v| {
+                            let other = if v.left == r.node { v.right } else { v.left };
+                            format!("{}:{other}", v.result)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(";"),
                 ])?;
             }
             Ok(String::from_utf8(w.into_inner()?)?)
         }
         Format::Md => Ok(markdown(session)),
+        Format::Pairs => pairs(session),
     }
+}
+
+fn join(it: impl Iterator<Item = String>) -> String {
+    it.collect::<Vec<_>>().join("; ")
+}
+
+/// One preference pair per decisive vote. The prompt is the chosen answer's request
+/// messages (both sides answered the same case; when variants differ in their system
+/// prompts, `rejected_prompt` keeps the other side's messages).
+fn pairs(s: &Session) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for v in &s.votes {
+        let (chosen, rejected) = match v.outcome.as_str() {
+            "left" => (v.left, v.right),
+            "right" => (v.right, v.left),
+            _ => continue,
+        };
+        let (Some(c), Some(r)) = (s.node(chosen), s.node(rejected)) else {
+            continue;
+        };
+        let mut line = json!({
+            "prompt": c.request.messages,
+            "chosen": c.text,
+            "rejected": r.text,
+            "case": c.case,
+            "chosen_node": c.id,
+            "rejected_node": r.id,
+            "chosen_variant": c.variant,
+            "rejected_variant": r.variant,
+            "chosen_model": c.model,
+            "rejected_model": r.model,
+            "rater": v.rater,
+        });
+        if r.request.messages != c.request.messages {
+            line["rejected_prompt"] = serde_json::to_value(&r.request.messages)?;
+        }
+        out.push_str(&serde_json::to_string(&line)?);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 fn markdown(s: &Session) -> String {
@@ -186,6 +335,19 @@ fn markdown(s: &Session) -> String {
             mean_rate
         );
     }
+    if s.nodes
+        .iter()
+        .any(|n| n.kind == crate::state::session::NodeKind::Answer)
+    {
+        use crate::eval::leaderboard::{build, to_markdown, GroupBy};
+        let _ = writeln!(out, "\n## Leaderboard\n");
+        let _ = write!(out, "{}", to_markdown(&build(s, GroupBy::Variant)));
+        let models = build(s, GroupBy::Model);
+        if models.entries.len() > 1 {
+            let _ = writeln!(out, "\n### By model\n");
+            let _ = write!(out, "{}", to_markdown(&models));
+        }
+    }
     let _ = writeln!(out, "\n## Answers");
     for n in &s.nodes {
         let _ = writeln!(
@@ -217,6 +379,22 @@ fn markdown(s: &Session) -> String {
         );
         if let Some(e) = &n.error {
             let _ = writeln!(out, "\n**Error:** {e}");
+        }
+        for r in ratings_of(s, n.id) {
+            let stars = r
+                .stars
+                .map(|k| "★".repeat(usize::from(k)))
+                .unwrap_or_default();
+            let thumb = match r.thumb {
+                Some("up") => " 👍",
+                Some("down") => " 👎",
+                _ => "",
+            };
+            let note = r
+                .note
+                .map(|t| format!(": {}", t.replace('\n', " / ")))
+                .unwrap_or_default();
+            let _ = writeln!(out, "\n- Rated by {}: {stars}{thumb}{note}", r.rater);
         }
         let _ = writeln!(out);
         for line in n.text.lines() {

@@ -6,6 +6,7 @@
 //! column and is never overwritten.
 
 pub(crate) mod export;
+pub(crate) mod journal;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -206,6 +207,7 @@ mod tests {
             note: Some("good\nshort".into()),
             rater: "ann".into(),
             at: "2026-11-27T05:01:00Z".into(),
+            seq: None,
         });
         s
     }

@@ -1,0 +1,572 @@
+//! The leaderboard: which variant (or model) is better, and how sure we are.
+//!
+//! A ranking from a handful of ratings invites wrong decisions, so every figure carries its
+//! sample size and a 95% interval, and entries with fewer than [`MIN_SAMPLE`] observations
+//! are marked `n=K` instead of being ranked:
+//! - mean stars with a Student-t interval (clamped to 1–5);
+//! - thumbs-up share and expectation pass rate with Wilson score intervals (good at small n
+//!   and near 0% or 100%, unlike the normal approximation);
+//! - Bradley–Terry strength from blind votes ([`super::bradley_terry`]) with percentile
+//!   bootstrap intervals. Both-bad votes are counted per entry but not fitted: they say
+//!   nothing about which side was better.
+//!
+//! Only final answers (`answer` and `rewrite` nodes) count; critiques, thoughts and judges
+//! are not what a variant is judged on.
+
+use std::fmt::Write as _;
+
+use crate::eval::bradley_terry::{self, Comparison, Interval, Outcome};
+use crate::state::session::{Node, NodeKind, Session};
+
+/// Fewer observations than this are shown as `n=K`, not ranked.
+pub(crate) const MIN_SAMPLE: usize = 5;
+/// Bootstrap resamples for the Bradley–Terry intervals.
+pub(crate) const BOOTSTRAP_ROUNDS: usize = 500;
+/// Fixed seed: the same votes always give the same intervals.
+pub(crate) const BOOTSTRAP_SEED: u64 = 0x5eed_1007;
+
+/// What entries are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupBy {
+    Variant,
+    Model,
+}
+
+impl GroupBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Variant => "variant",
+            GroupBy::Model => "model",
+        }
+    }
+
+    fn key(self, n: &Node) -> &str {
+        match self {
+            GroupBy::Variant => &n.variant,
+            GroupBy::Model => &n.model,
+        }
+    }
+}
+
+/// A proportion with its counts and Wilson interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Share {
+    pub hits: usize,
+    pub n: usize,
+    pub interval: Interval,
+}
+
+/// One row of the leaderboard.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    pub name: String,
+    pub answers: usize,
+    /// Mean stars with a t-interval, and how many star ratings.
+    pub stars: Option<Interval>,
+    pub stars_n: usize,
+    pub thumbs_up: Option<Share>,
+    pub pass_rate: Option<Share>,
+    /// Centred Bradley–Terry log-strength with its bootstrap interval (`None`: no votes).
+    pub strength: Option<Interval>,
+    pub wins: usize,
+    pub losses: usize,
+    pub ties: usize,
+    pub both_bad: usize,
+    /// 1-based rank, or `None` for too small a sample.
+    pub rank: Option<usize>,
+}
+
+impl Entry {
+    /// Votes fitted for this entry (wins, losses, ties).
+    pub fn votes(&self) -> usize {
+        self.wins + self.losses + self.ties
+    }
+
+    /// The rank, or `n=K` when the sample is too small to rank.
+    pub fn rank_label(&self, by_votes: bool) -> String {
+        match self.rank {
+            Some(r) => r.to_string(),
+            None => format!("n={}", if by_votes { self.votes() } else { self.stars_n }),
+        }
+    }
+}
+
+/// The whole table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Leaderboard {
+    pub by: GroupBy,
+    /// Ranked by Bradley–Terry strength (there are votes) rather than by mean stars.
+    pub by_votes: bool,
+    pub entries: Vec<Entry>,
+    /// Votes between two answers of the same entry (not informative here) or naming
+    /// unknown nodes.
+    pub votes_skipped: usize,
+    pub both_bad_votes: usize,
+}
+
+impl Leaderboard {
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e.name == name)
+    }
+}
+
+fn counts(n: &Node) -> bool {
+    matches!(n.kind, NodeKind::Answer | NodeKind::Rewrite)
+}
+
+/// Build the leaderboard of `session` grouped `by` variant or model.
+pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
+    let mut names: Vec<String> = Vec::new();
+    let mut answers: Vec<usize> = Vec::new();
+    let node_group =
+        |id: u64| -> Option<&str> { session.node(id).filter(|n| counts(n)).map(|n| by.key(n)) };
+    for n in session.nodes.iter().filter(|n| counts(n)) {
+        let k = by.key(n);
+        match names.iter().position(|x| x == k) {
+            Some(i) => answers[i] += 1,
+            None => {
+                names.push(k.to_string());
+                answers.push(1);
+            }
+        }
+    }
+    let idx = |name: &str| names.iter().position(|x| x == name);
+    let players = names.len();
+    let mut stars: Vec<Vec<f64>> = vec![Vec::new(); players];
+    let mut ups = vec![(0usize, 0usize); players];
+    let mut pass = vec![(0usize, 0usize); players];
+    for r in &session.ratings {
+        let Some(i) = node_group(r.node).and_then(idx) else {
+            continue;
+        };
+        if let Some(s) = r.stars {
+            stars[i].push(f64::from(s));
+        }
+        if let Some(t) = r.thumb {
+            ups[i].1 += 1;
+            if t > 0 {
+                ups[i].0 += 1;
+            }
+        }
+    }
+    for n in session.nodes.iter().filter(|n| counts(n)) {
+        if let (Some(p), Some(i)) = (n.passed(), idx(by.key(n))) {
+            pass[i].1 += 1;
+            if p {
+                pass[i].0 += 1;
+            }
+        }
+    }
+    let mut comparisons = Vec::new();
+    let mut wlt = vec![(0usize, 0usize, 0usize, 0usize); players];
+    let mut skipped = 0;
+    let mut both_bad_votes = 0;
+    for v in &session.votes {
+        let (Some(a), Some(b)) = (
+            node_group(v.left).and_then(idx),
+            node_group(v.right).and_then(idx),
+        ) else {
+            skipped += 1;
+            continue;
+        };
+        if a == b {
+            skipped += 1;
+            continue;
+        }
+        let outcome = match v.outcome.as_str() {
+            "left" => {
+                wlt[a].0 += 1;
+                wlt[b].1 += 1;
+                Outcome::AWins
+            }
+            "right" => {
+                wlt[b].0 += 1;
+                wlt[a].1 += 1;
+                Outcome::BWins
+            }
+            "tie" => {
+                wlt[a].2 += 1;
+                wlt[b].2 += 1;
+                Outcome::Tie
+            }
+            "both_bad" => {
+                wlt[a].3 += 1;
+                wlt[b].3 += 1;
+                both_bad_votes += 1;
+                continue;
+            }
+            _ => {
+                skipped += 1;
+                continue;
+            }
+        };
+        comparisons.push(Comparison { a, b, outcome });
+    }
+    let by_votes = !comparisons.is_empty();
+    let intervals = if by_votes {
+        Some(
+            bradley_terry::fit_with_intervals(
+                players,
+                &comparisons,
+                bradley_terry::DEFAULT_PRIOR,
+                BOOTSTRAP_ROUNDS,
+                BOOTSTRAP_SEED,
+            )
+            .1,
+        )
+    } else {
+        None
+    };
+    let mut entries: Vec<Entry> = (0..players)
+        .map(|i| {
+            let (w, l, t, bb) = wlt[i];
+            Entry {
+                name: names[i].clone(),
+                answers: answers[i],
+                stars: mean_interval(&stars[i]).map(|iv| Interval {
+                    estimate: iv.estimate,
+                    low: iv.low.max(1.0),
+                    high: iv.high.min(5.0),
+                }),
+                stars_n: stars[i].len(),
+                thumbs_up: share(ups[i].0, ups[i].1),
+                pass_rate: share(pass[i].0, pass[i].1),
+                strength: intervals.as_ref().filter(|_| w + l + t > 0).map(|iv| iv[i]),
+                wins: w,
+                losses: l,
+                ties: t,
+                both_bad: bb,
+                rank: None,
+            }
+        })
+        .collect();
+    let key = |e: &Entry| -> (f64, f64) {
+        let s = e.stars.map_or(f64::NEG_INFINITY, |s| s.estimate);
+        if by_votes {
+            (e.strength.map_or(f64::NEG_INFINITY, |s| s.estimate), s)
+        } else {
+            (
+                s,
+                e.pass_rate
+                    .map_or(f64::NEG_INFINITY, |p| p.interval.estimate),
+            )
+        }
+    };
+    entries.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        kb.0.total_cmp(&ka.0)
+            .then(kb.1.total_cmp(&ka.1))
+            .then(a.name.cmp(&b.name))
+    });
+    let mut next = 1;
+    for e in &mut entries {
+        let n = if by_votes { e.votes() } else { e.stars_n };
+        if n >= MIN_SAMPLE {
+            e.rank = Some(next);
+            next += 1;
+        }
+    }
+    Leaderboard {
+        by,
+        by_votes,
+        entries,
+        votes_skipped: skipped,
+        both_bad_votes,
+    }
+}
+
+/// Mean with a two-sided 95% Student-t interval. A single sample has an unbounded interval
+/// (shown as the full 1–5 range after clamping).
+pub(crate) fn mean_interval(xs: &[f64]) -> Option<Interval> {
+    let n = xs.len();
+    if n == 0 {
+        return None;
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return Some(Interval {
+            estimate: mean,
+            low: f64::NEG_INFINITY,
+            high: f64::INFINITY,
+        });
+    }
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half = t_975(n - 1) * (var / n as f64).sqrt();
+    Some(Interval {
+        estimate: mean,
+        low: mean - half,
+        high: mean + half,
+    })
+}
+
+/// The 97.5% quantile of Student's t with `df` degrees of freedom: a table to 30, then the
+/// Cornish–Fisher expansion (error below 1e-4 there).
+pub(crate) fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    if df == 0 {
+        return f64::INFINITY;
+    }
+    if df <= 30 {
+        return TABLE[df - 1];
+    }
+    let z = 1.959_963_985f64;
+    let v = df as f64;
+    z + (z.powi(3) + z) / (4.0 * v)
+        + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * v * v)
+}
+
+/// A share with its 95% Wilson score interval.
+pub(crate) fn share(hits: usize, n: usize) -> Option<Share> {
+    if n == 0 {
+        return None;
+    }
+    let z = 1.959_963_985f64;
+    let nf = n as f64;
+    let p = hits as f64 / nf;
+    let denom = 1.0 + z * z / nf;
+    let centre = (p + z * z / (2.0 * nf)) / denom;
+    let half = z / denom * (p * (1.0 - p) / nf + z * z / (4.0 * nf * nf)).sqrt();
+    Some(Share {
+        hits,
+        n,
+        interval: Interval {
+            estimate: p,
+            low: (centre - half).max(0.0),
+            high: (centre + half).min(1.0),
+        },
+    })
+}
+
+/// The leaderboard as a Markdown table (for the export report).
+pub(crate) fn to_markdown(board: &Leaderboard) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| rank | {} | answers | mean stars (95% t) | thumbs up (95% Wilson) | passed (95% Wilson) | BT strength (95% bootstrap) | W-L-T | both bad |",
+        board.by.as_str()
+    );
+    let _ = writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for e in &board.entries {
+        let stars = match e.stars {
+            Some(s) => format!(
+                "{:.2} [{:.2}, {:.2}] n={}",
+                s.estimate, s.low, s.high, e.stars_n
+            ),
+            None => "-".into(),
+        };
+        let share_cell = |s: &Option<Share>| match s {
+            Some(s) => format!(
+                "{:.0}% [{:.0}, {:.0}] {}/{}",
+                100.0 * s.interval.estimate,
+                100.0 * s.interval.low,
+                100.0 * s.interval.high,
+                s.hits,
+                s.n
+            ),
+            None => "-".into(),
+        };
+        let strength = match e.strength {
+            Some(s) => format!("{:+.2} [{:+.2}, {:+.2}]", s.estimate, s.low, s.high),
+            None => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {}-{}-{} | {} |",
+            e.rank_label(board.by_votes),
+            e.name.replace('|', "\\|"),
+            e.answers,
+            stars,
+            share_cell(&e.thumbs_up),
+            share_cell(&e.pass_rate),
+            strength,
+            e.wins,
+            e.losses,
+            e.ties,
+            e.both_bad
+        );
+    }
+    let _ =
+        writeln!(
+        out,
+        "\nRanked by {}; entries with fewer than {MIN_SAMPLE} {} show `n=K` instead of a rank. \
+         BT strength is a centred log-strength: a difference of d means odds of e^d to 1. \
+         Ties count half a win each; {} both-bad vote(s) are counted but not fitted.",
+        if board.by_votes {
+            "Bradley–Terry strength from blind votes"
+        } else {
+            "mean stars (no votes yet)"
+        },
+        if board.by_votes { "votes" } else { "star ratings" },
+        board.both_bad_votes
+    );
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::llm::{ChatMessage, ChatRequest, Role, Sampling};
+    use crate::state::session::{NodeStatus, Rating, Vote};
+
+    /// A session with `variants` × `cases` done answers; node ids run variant-major from 1.
+    pub(crate) fn grid(variants: &[&str], cases: &[&str]) -> Session {
+        let mut s = Session::new("grid", "2026-11-27T06:00:00Z".into(), None);
+        let mut id = 1;
+        for v in variants {
+            for c in cases {
+                let mut n = Node::start(
+                    id,
+                    None,
+                    NodeKind::Answer,
+                    v,
+                    c,
+                    &format!("m-{v}"),
+                    ChatRequest {
+                        messages: vec![
+                            ChatMessage::new(Role::System, format!("Style {v}.")),
+                            ChatMessage::new(Role::User, format!("Question {c}?")),
+                        ],
+                        sampling: Sampling::default(),
+                    },
+                    "t".into(),
+                );
+                n.status = NodeStatus::Done;
+                n.text = format!("{v} answers {c}");
+                s.nodes.push(n);
+                id += 1;
+            }
+        }
+        s
+    }
+
+    pub(crate) fn node_of(s: &Session, variant: &str, case: &str) -> u64 {
+        s.nodes
+            .iter()
+            .find(|n| n.variant == variant && n.case == case)
+            .map(|n| n.id)
+            .unwrap()
+    }
+
+    pub(crate) fn vote(s: &mut Session, left: u64, right: u64, outcome: &str) {
+        s.votes.push(Vote {
+            left,
+            right,
+            outcome: outcome.into(),
+            rater: "r".into(),
+            at: "t".into(),
+            seq: None,
+        });
+    }
+
+    fn rate(s: &mut Session, node: u64, stars: Option<u8>, thumb: Option<i8>) {
+        s.ratings.push(Rating {
+            node,
+            stars,
+            thumb,
+            note: None,
+            rater: format!("r{}", s.ratings.len()),
+            at: "t".into(),
+            seq: None,
+        });
+    }
+
+    #[test]
+    fn t_quantiles_match_tables() {
+        assert_eq!(t_975(1), 12.706);
+        assert!((t_975(30) - 2.042).abs() < 1e-3);
+        assert!((t_975(31) - 2.0395).abs() < 1e-3, "{}", t_975(31));
+        assert!((t_975(120) - 1.9799).abs() < 1e-3, "{}", t_975(120));
+    }
+
+    #[test]
+    fn wilson_interval_matches_a_worked_value() {
+        // 8 of 10: Wilson 95% interval [0.490, 0.943] (Newcombe 1998, method 3).
+        let s = share(8, 10).unwrap();
+        assert!((s.interval.low - 0.490).abs() < 1e-3, "{s:?}");
+        assert!((s.interval.high - 0.943).abs() < 1e-3, "{s:?}");
+        let all = share(5, 5).unwrap();
+        assert_eq!(all.interval.high, 1.0);
+        assert!(all.interval.low < 0.6);
+    }
+
+    #[test]
+    fn star_interval_is_a_t_interval() {
+        let iv = mean_interval(&[3.0, 4.0, 5.0]).unwrap();
+        // mean 4, sd 1, se 1/sqrt(3), t(2) = 4.303.
+        let half = 4.303 / 3f64.sqrt();
+        assert!((iv.low - (4.0 - half)).abs() < 1e-9);
+        assert!((iv.high - (4.0 + half)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn votes_rank_variants_and_small_samples_are_marked() {
+        let mut s = grid(&["a", "b", "c"], &["c1", "c2", "c3", "c4"]);
+        for c in ["c1", "c2", "c3", "c4"] {
+            let (a, b) = (node_of(&s, "a", c), node_of(&s, "b", c));
+            vote(&mut s, a, b, "left");
+            vote(&mut s, b, a, "right");
+        }
+        let (b1, a1) = (node_of(&s, "b", "c1"), node_of(&s, "a", "c1"));
+        vote(&mut s, b1, a1, "tie");
+        vote(&mut s, b1, a1, "both_bad");
+        // c: only two votes, so it is not ranked.
+        let (c1, b2) = (node_of(&s, "c", "c1"), node_of(&s, "b", "c1"));
+        vote(&mut s, c1, b2, "right");
+        vote(&mut s, c1, b2, "right");
+        // A vote between two answers of the same variant is not informative.
+        let a2 = node_of(&s, "a", "c2");
+        vote(&mut s, a1, a2, "left");
+        let board = build(&s, GroupBy::Variant);
+        assert!(board.by_votes);
+        let names: Vec<&str> = board.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(board.entries[0].rank, Some(1));
+        assert_eq!(board.entries[1].rank, Some(2));
+        assert_eq!(board.entries[2].rank, None);
+        assert_eq!(board.entries[2].rank_label(true), "n=2");
+        let a = &board.entries[0];
+        assert_eq!((a.wins, a.losses, a.ties, a.both_bad), (8, 0, 1, 1));
+        assert_eq!(board.both_bad_votes, 1);
+        assert_eq!(board.votes_skipped, 1);
+        let sa = a.strength.unwrap();
+        assert!(sa.low <= sa.estimate && sa.estimate <= sa.high);
+        // The same board by model: names are m-a, m-b, m-c.
+        let models = build(&s, GroupBy::Model);
+        assert_eq!(models.entries[0].name, "m-a");
+        let md = to_markdown(&board);
+        assert!(md.contains("| 1 | a | 4 |"), "{md}");
+        assert!(md.contains("| n=2 | c |"), "{md}");
+    }
+
+    #[test]
+    fn without_votes_ranks_by_stars_with_thumbs_and_pass_rate() {
+        let mut s = grid(&["a", "b"], &["c1"]);
+        let (a, b) = (node_of(&s, "a", "c1"), node_of(&s, "b", "c1"));
+        for _ in 0..5 {
+            rate(&mut s, a, Some(2), Some(-1));
+            rate(&mut s, b, Some(5), Some(1));
+        }
+        rate(&mut s, b, None, Some(-1));
+        s.nodes[0].checks = vec![crate::eval::expect::CheckResult {
+            kind: "any".into(),
+            pass: true,
+            detail: String::new(),
+        }];
+        let board = build(&s, GroupBy::Variant);
+        assert!(!board.by_votes);
+        assert_eq!(board.entries[0].name, "b");
+        assert_eq!(board.entries[0].stars.unwrap().estimate, 5.0);
+        let up = board.entries[0].thumbs_up.unwrap();
+        assert_eq!((up.hits, up.n), (5, 6));
+        assert_eq!(board.entries[1].pass_rate.unwrap().hits, 1);
+        assert!(board.entries[0].strength.is_none());
+        assert_eq!(board.entries[0].rank, Some(1));
+    }
+}
