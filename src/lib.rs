@@ -15,6 +15,7 @@ mod prompt;
 mod sanitize;
 mod state;
 mod store;
+mod technique_run;
 
 use std::process::ExitCode;
 
@@ -74,6 +75,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => print!("{text}"),
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Technique { action }) => {
+            runtime()?.block_on(technique_run::run(config, action))
         }
         Some(Command::Model { action }) => match action {
             ModelAction::Fetch { force } => {

@@ -1,3 +1,6 @@
-//! Judging answers: expected-answer checks now; judges and rankings build on this.
+//! Judging answers: expected-answer checks, LLM judge verdicts, value estimates of partial
+//! solutions.
 
 pub(crate) mod expect;
+pub(crate) mod judge;
+pub(crate) mod value;
