@@ -254,14 +254,20 @@ fn finished_node<'a>(session: &'a Session, id: u64, path: &Path) -> Result<&'a N
     if n.status != NodeStatus::Done {
         return Err(InputError::plain(
             path,
-            format!("node {id} is {:?}, not done; pick a finished node", n.status),
+            format!(
+                "node {id} is {:?}, not done; pick a finished node",
+                n.status
+            ),
         ));
     }
     Ok(n)
 }
 
 fn preview(text: &str, max: usize) -> String {
-    let flat = visible(text).split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = visible(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if flat.chars().count() <= max {
         flat
     } else {
@@ -306,6 +312,24 @@ fn tree(session: &Session, root: u64) -> String {
     let mut out = String::new();
     walk(session, root, 0, &mut out);
     out
+}
+
+/// A word diff on one line: `[-removed-]{+added+}`, with added/removed word counts.
+fn diff_line(old: &str, new: &str) -> String {
+    use crate::state::diff::{word_counts, word_diff, SpanKind};
+    let spans = word_diff(old, new);
+    let mut s = String::new();
+    for sp in &spans {
+        let t = preview(&sp.text, 200);
+        match sp.kind {
+            SpanKind::Equal => s.push_str(&t),
+            SpanKind::Added => s.push_str(&format!("{{+{t}+}}")),
+            SpanKind::Removed => s.push_str(&format!("[-{t}-]")),
+        }
+        s.push(' ');
+    }
+    let (added, removed) = word_counts(&spans);
+    format!("{} (+{added} −{removed} words)", s.trim_end())
 }
 
 fn finish(runner: &Runner) -> ExitCode {
@@ -403,21 +427,47 @@ async fn critique(
         for e in std::mem::take(&mut effects) {
             match e {
                 critique::Effect::Critique { ticket, answer } => {
-                    let text = runner.session.node(answer).map(|n| n.text.clone()).unwrap_or_default();
+                    let text = runner
+                        .session
+                        .node(answer)
+                        .map(|n| n.text.clone())
+                        .unwrap_or_default();
                     let req = techniques::critique_request(&task, &text, &tech.critique);
                     let round = l.round.to_string();
-                    runner.spawn(ticket, answer, NodeKind::Critique, &model, req, &[("round", round)]);
+                    runner.spawn(
+                        ticket,
+                        answer,
+                        NodeKind::Critique,
+                        &model,
+                        req,
+                        &[("round", round)],
+                    );
                 }
                 critique::Effect::Rewrite {
                     ticket,
                     answer,
                     critique,
                 } => {
-                    let text = runner.session.node(answer).map(|n| n.text.clone()).unwrap_or_default();
-                    let crit = runner.session.node(critique).map(|n| n.text.clone()).unwrap_or_default();
+                    let text = runner
+                        .session
+                        .node(answer)
+                        .map(|n| n.text.clone())
+                        .unwrap_or_default();
+                    let crit = runner
+                        .session
+                        .node(critique)
+                        .map(|n| n.text.clone())
+                        .unwrap_or_default();
                     let req = techniques::rewrite_request(&task, &text, &crit, &tech.rewrite);
                     let round = l.round.to_string();
-                    runner.spawn(ticket, critique, NodeKind::Rewrite, &model, req, &[("round", round)]);
+                    runner.spawn(
+                        ticket,
+                        critique,
+                        NodeKind::Rewrite,
+                        &model,
+                        req,
+                        &[("round", round)],
+                    );
                 }
                 critique::Effect::Cancel { ticket } => runner.cancel(ticket),
             }
@@ -464,6 +514,20 @@ async fn critique(
     runner.set_meta(latest, "stop_reason", reason.clone());
     runner.save()?;
     print!("{}", tree(&runner.session, answer));
+    let (chain, _) = critique::revisions(&runner.session, latest);
+    for w in chain.windows(2) {
+        let old = runner
+            .session
+            .node(w[0])
+            .map(|n| n.text.as_str())
+            .unwrap_or("");
+        let new = runner
+            .session
+            .node(w[1])
+            .map(|n| n.text.as_str())
+            .unwrap_or("");
+        println!("diff #{} → #{}: {}", w[0], w[1], diff_line(old, new));
+    }
     println!(
         "stopped: {reason} after {} round(s); latest revision #{latest} ({})",
         l.round,
@@ -507,7 +571,13 @@ async fn drive_search(
                             let task = techniques::task_of(&runner.session, parent)
                                 .ok_or_else(|| anyhow!("node {parent} has no task"))?;
                             let steps = techniques::steps_to(&runner.session, parent);
-                            let req = techniques::step_request(&task, &steps, &tech.step, temperature, seed());
+                            let req = techniques::step_request(
+                                &task,
+                                &steps,
+                                &tech.step,
+                                temperature,
+                                seed(),
+                            );
                             runner.spawn(ticket, parent, NodeKind::Thought, model, req, &meta);
                         }
                     }
@@ -598,7 +668,15 @@ async fn branch(
     let mode = if step { Mode::Step } else { Mode::Answer };
     let mut runner = Runner::new(config, session, path.to_path_buf());
     let (s, effects) = Search::branch(node, k, mode);
-    let s = drive_search(&mut runner, s, effects, &tech, &model, tech.branch_temperature).await?;
+    let s = drive_search(
+        &mut runner,
+        s,
+        effects,
+        &tech,
+        &model,
+        tech.branch_temperature,
+    )
+    .await?;
     print!("{}", tree(&runner.session, node));
     println!("branched #{node} into {k}: {}", s.status.describe());
     Ok(finish(&runner))
@@ -657,10 +735,20 @@ async fn search_cmd(
     let mut runner = Runner::new(config, session, out);
     runner.save()?;
     let (s, effects) = Search::start(1, params, Mode::Step);
-    let s = drive_search(&mut runner, s, effects, &tech, &model, tech.branch_temperature).await?;
+    let s = drive_search(
+        &mut runner,
+        s,
+        effects,
+        &tech,
+        &model,
+        tech.branch_temperature,
+    )
+    .await?;
     // Check the best path's last step against the case.
     if let Some(best) = s.best() {
-        let checks = c.expect.check(&techniques::steps_to(&runner.session, best).join("\n"));
+        let checks = c
+            .expect
+            .check(&techniques::steps_to(&runner.session, best).join("\n"));
         let verdict = match (checks.is_empty(), checks.iter().all(|c| c.pass)) {
             (true, _) => "no expectations",
             (false, true) => "PASS",
@@ -706,7 +794,10 @@ async fn judge_cmd(
                 .map(|n| n.id)
                 .collect();
             if v.is_empty() {
-                bail!(InputError::plain(path, format!("no finished answers for case {c:?}")));
+                bail!(InputError::plain(
+                    path,
+                    format!("no finished answers for case {c:?}")
+                ));
             }
             v
         }
@@ -726,17 +817,46 @@ async fn judge_cmd(
         .or_else(|| session.node(first).map(|n| n.model.clone()))
         .unwrap_or(config.default_model.clone());
     check_model(&config, &model, path)?;
-    let task = techniques::task_of(&session, first)
-        .ok_or_else(|| anyhow!("node {first} has no task"))?;
+    let task =
+        techniques::task_of(&session, first).ok_or_else(|| anyhow!("node {first} has no task"))?;
     let mut runner = Runner::new(config, session, path.to_path_buf());
-    let text = |r: &Runner, id: u64| r.session.node(id).map(|n| n.text.clone()).unwrap_or_default();
+    let text = |r: &Runner, id: u64| {
+        r.session
+            .node(id)
+            .map(|n| n.text.clone())
+            .unwrap_or_default()
+    };
 
     if pair.len() == 2 {
         let (a, b) = (pair[0], pair[1]);
-        let fwd = techniques::pairwise_request(&task, &text(&runner, a), &text(&runner, b), &tech.judge_rubric);
-        let rev = techniques::pairwise_request(&task, &text(&runner, b), &text(&runner, a), &tech.judge_rubric);
-        runner.spawn(1, a, NodeKind::Judge, &model, fwd, &[("pair", format!("A=#{a} B=#{b}"))]);
-        runner.spawn(2, a, NodeKind::Judge, &model, rev, &[("pair", format!("A=#{b} B=#{a}"))]);
+        let fwd = techniques::pairwise_request(
+            &task,
+            &text(&runner, a),
+            &text(&runner, b),
+            &tech.judge_rubric,
+        );
+        let rev = techniques::pairwise_request(
+            &task,
+            &text(&runner, b),
+            &text(&runner, a),
+            &tech.judge_rubric,
+        );
+        runner.spawn(
+            1,
+            a,
+            NodeKind::Judge,
+            &model,
+            fwd,
+            &[("pair", format!("A=#{a} B=#{b}"))],
+        );
+        runner.spawn(
+            2,
+            a,
+            NodeKind::Judge,
+            &model,
+            rev,
+            &[("pair", format!("A=#{b} B=#{a}"))],
+        );
         let mut prefs: BTreeMap<u64, (u64, judge::Preference)> = BTreeMap::new();
         while !runner.in_flight.is_empty() {
             match runner.next().await? {
@@ -782,6 +902,7 @@ async fn judge_cmd(
         runner.spawn(i as u64 + 1, t, NodeKind::Judge, &model, req, &[]);
     }
     let mut lines = BTreeMap::new();
+    let mut scores = Vec::new();
     while !runner.in_flight.is_empty() {
         match runner.next().await? {
             None => {
@@ -793,9 +914,15 @@ async fn judge_cmd(
             Some((_, n)) => {
                 let judged = n.parent.unwrap_or(0);
                 let line = if n.status != NodeStatus::Done {
-                    format!("#{judged}: judge {:?}: {}", n.status, n.error.clone().unwrap_or_default())
+                    format!(
+                        "#{judged}: judge {:?}: {}",
+                        n.status,
+                        n.error.clone().unwrap_or_default()
+                    )
                 } else {
-                    match judge::parse_verdict(&n.text) {
+                    let verdict = judge::parse_verdict(&n.text);
+                    scores.extend(verdict.score());
+                    match verdict {
                         Verdict::Scored { score, reason } => {
                             if let Some(m) = runner.session.node_mut(n.id) {
                                 m.score = Some(score);
@@ -818,6 +945,14 @@ async fn judge_cmd(
     for l in lines.values() {
         println!("{l}");
     }
+    if scores.len() > 1 {
+        let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+        println!(
+            "mean judge score {mean:.1} over {} scored of {} judged",
+            scores.len(),
+            lines.len()
+        );
+    }
     Ok(finish(&runner))
 }
 
@@ -832,7 +967,9 @@ async fn propose(
     let pf = prompt::load(file, &config.model_names(), &config.default_model)?;
     let v = pf
         .variant(variant)
-        .ok_or_else(|| InputError::plain(file, format!("--variant {variant:?} is not in the file")))?
+        .ok_or_else(|| {
+            InputError::plain(file, format!("--variant {variant:?} is not in the file"))
+        })?
         .clone();
     let model = model
         .or(pf.techniques.proposer_model.clone())
@@ -874,7 +1011,14 @@ async fn propose(
     session.nodes.push(anchor);
     let mut runner = Runner::new(config, session, out);
     let req = techniques::propose_request(&v, n, &v.sampling);
-    runner.spawn(1, id, NodeKind::VariantProposal, &model, req, &[("n", n.to_string())]);
+    runner.spawn(
+        1,
+        id,
+        NodeKind::VariantProposal,
+        &model,
+        req,
+        &[("n", n.to_string())],
+    );
     let node = loop {
         match runner.next().await? {
             None => runner.cancel(1),
@@ -930,7 +1074,11 @@ async fn propose(
         }
         println!("template = {:?}\ngenerated = {:?}\n", p.template, p.intent);
     }
-    println!("{} proposal(s) accepted, {} rejected", props.len(), rejected.len());
+    println!(
+        "{} proposal(s) accepted, {} rejected",
+        props.len(),
+        rejected.len()
+    );
     for r in &rejected {
         println!("  rejected {r}");
     }

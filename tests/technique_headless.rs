@@ -54,7 +54,12 @@ fn s<'a>(n: &'a toml::Table, key: &str) -> &'a str {
 fn answered(sb: &Sandbox) -> std::path::PathBuf {
     let prompt = sb.write("prompts/capitals.toml", PROMPT);
     let out = sb.path("s.toml");
-    let o = sb.run(&["run", prompt.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = sb.run(&[
+        "run",
+        prompt.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(s(&nodes(&out)[0], "text"), "Paris");
     out
@@ -64,18 +69,45 @@ fn answered(sb: &Sandbox) -> std::path::PathBuf {
 fn critique_loop_rewrites_then_stops_when_the_critic_has_no_issues() {
     let sb = Sandbox::new(SCRIPTED);
     let session = answered(&sb);
-    let o = sb.run(&["technique", "critique", session.to_str().unwrap(), "--node", "1"]);
+    let o = sb.run(&[
+        "technique",
+        "critique",
+        session.to_str().unwrap(),
+        "--node",
+        "1",
+    ]);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
-    assert!(stdout.contains("stopped: the critic found no issues after 2 round(s); latest revision #3 (rev 2/2)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "stopped: the critic found no issues after 2 round(s); latest revision #3 (rev 2/2)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "diff #1 → #3: [-Paris-] {+The capital of England is London.+} (+6 −1 words)"
+        ),
+        "{stdout}"
+    );
     let ns = nodes(&session);
     let kinds: Vec<(&str, i64)> = ns
         .iter()
-        .map(|n| (s(n, "kind"), n.get("parent").and_then(|p| p.as_integer()).unwrap_or(0)))
+        .map(|n| {
+            (
+                s(n, "kind"),
+                n.get("parent").and_then(|p| p.as_integer()).unwrap_or(0),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
-        [("answer", 0), ("critique", 1), ("rewrite", 2), ("critique", 3)]
+        [
+            ("answer", 0),
+            ("critique", 1),
+            ("rewrite", 2),
+            ("critique", 3)
+        ]
     );
     assert_eq!(s(&ns[2], "text"), "The capital of England is London.");
     assert_eq!(s(&ns[3], "text"), "NO ISSUES");
@@ -96,11 +128,27 @@ fn critique_stops_when_expectations_pass_and_rounds_limit_applies() {
         &format!("{PROMPT}expect = {{ any = [\"London\"] }}\n"),
     );
     let session = sb.path("s.toml");
-    let o = sb.run(&["run", prompt.to_str().unwrap(), "--out", session.to_str().unwrap()]);
+    let o = sb.run(&[
+        "run",
+        prompt.to_str().unwrap(),
+        "--out",
+        session.to_str().unwrap(),
+    ]);
     assert!(!o.status.success(), "Paris fails the expectation");
-    let o = sb.run(&["technique", "critique", session.to_str().unwrap(), "--node", "1", "--rounds", "3"]);
+    let o = sb.run(&[
+        "technique",
+        "critique",
+        session.to_str().unwrap(),
+        "--node",
+        "1",
+        "--rounds",
+        "3",
+    ]);
     let stdout = text(&o.stdout);
-    assert!(stdout.contains("stopped: the rewrite passes the expectations after 1 round(s)"), "{stdout}");
+    assert!(
+        stdout.contains("stopped: the rewrite passes the expectations after 1 round(s)"),
+        "{stdout}"
+    );
     let ns = nodes(&session);
     assert_eq!(ns.len(), 3);
     assert_eq!(ns[2]["checks"][0]["pass"].as_bool(), Some(true));
@@ -110,16 +158,30 @@ fn critique_stops_when_expectations_pass_and_rounds_limit_applies() {
 fn branch_adds_k_children_with_raised_temperature() {
     let sb = Sandbox::new(SCRIPTED);
     let session = answered(&sb);
-    let o = sb.run(&["technique", "branch", session.to_str().unwrap(), "--node", "1", "-k", "3"]);
+    let o = sb.run(&[
+        "technique",
+        "branch",
+        session.to_str().unwrap(),
+        "--node",
+        "1",
+        "-k",
+        "3",
+    ]);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
-    assert!(stdout.contains("branched #1 into 3: depth reached"), "{stdout}");
+    assert!(
+        stdout.contains("branched #1 into 3: depth reached"),
+        "{stdout}"
+    );
     let ns = nodes(&session);
     assert_eq!(ns.len(), 4);
     for n in &ns[1..] {
         assert_eq!(s(n, "kind"), "answer");
         assert_eq!(n["parent"].as_integer(), Some(1));
-        assert_eq!(n["request"]["sampling"]["temperature"].as_float(), Some(0.9));
+        assert_eq!(
+            n["request"]["sampling"]["temperature"].as_float(),
+            Some(0.9)
+        );
         assert!(n["request"]["sampling"]["seed"].as_integer().is_some());
     }
 }
@@ -133,8 +195,23 @@ fn search_saves_the_whole_tree_with_scores() {
     );
     let out = sb.path("search.toml");
     let o = sb.run(&[
-        "technique", "search", prompt.to_str().unwrap(), "--case", "4 4 6 8", "--variant", "steps",
-        "-k", "2", "-b", "2", "-d", "2", "--samples", "2", "--out", out.to_str().unwrap(),
+        "technique",
+        "search",
+        prompt.to_str().unwrap(),
+        "--case",
+        "4 4 6 8",
+        "--variant",
+        "steps",
+        "-k",
+        "2",
+        "-b",
+        "2",
+        "-d",
+        "2",
+        "--samples",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
@@ -150,9 +227,13 @@ fn search_saves_the_whole_tree_with_scores() {
         .filter(|n| s(n, "kind") == "thought" && n.contains_key("score"))
         .collect();
     assert_eq!(scored.len(), 6);
-    assert!(scored.iter().all(|n| n["meta"]["value_samples"].as_str() == Some("sure,sure")));
+    assert!(scored
+        .iter()
+        .all(|n| n["meta"]["value_samples"].as_str() == Some("sure,sure")));
     assert_eq!(
-        ns.iter().filter(|n| n.get("meta").and_then(|m| m.get("beam_level")).is_some()).count(),
+        ns.iter()
+            .filter(|n| n.get("meta").and_then(|m| m.get("beam_level")).is_some())
+            .count(),
         4
     );
     // Level-2 thoughts continue from their parent's step.
@@ -160,30 +241,63 @@ fn search_saves_the_whole_tree_with_scores() {
         .iter()
         .find(|n| {
             s(n, "kind") == "thought"
-                && n.get("meta").and_then(|m| m.get("level")).and_then(|l| l.as_str()) == Some("2")
+                && n.get("meta")
+                    .and_then(|m| m.get("level"))
+                    .and_then(|l| l.as_str())
+                    == Some("2")
         })
         .unwrap();
     let sent = deep["request"]["messages"][0]["content"].as_str().unwrap();
-    assert!(sent.contains("Steps so far:\nStep 1: Step: 4 * 6 = 24"), "{sent}");
+    assert!(
+        sent.contains("Steps so far:\nStep 1: Step: 4 * 6 = 24"),
+        "{sent}"
+    );
 }
 
 #[test]
 fn judge_scores_and_pairwise_reports_position_bias() {
     let sb = Sandbox::new(SCRIPTED);
     let session = answered(&sb);
-    let o = sb.run(&["technique", "judge", session.to_str().unwrap(), "--node", "1"]);
+    let o = sb.run(&[
+        "technique",
+        "judge",
+        session.to_str().unwrap(),
+        "--node",
+        "1",
+    ]);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
-    assert!(stdout.contains("#1: 8/10 — names the right city."), "{stdout}");
+    assert!(
+        stdout.contains("#1: 8/10 — names the right city."),
+        "{stdout}"
+    );
     let ns = nodes(&session);
     assert_eq!(s(&ns[1], "kind"), "judge");
     assert_eq!(ns[1]["score"].as_float(), Some(8.0));
 
-    sb.run(&["technique", "branch", session.to_str().unwrap(), "--node", "1", "-k", "1"]);
-    let o = sb.run(&["technique", "judge", session.to_str().unwrap(), "--pair", "1", "3"]);
+    sb.run(&[
+        "technique",
+        "branch",
+        session.to_str().unwrap(),
+        "--node",
+        "1",
+        "-k",
+        "1",
+    ]);
+    let o = sb.run(&[
+        "technique",
+        "judge",
+        session.to_str().unwrap(),
+        "--pair",
+        "1",
+        "3",
+    ]);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
-    assert!(stdout.contains("pairwise: inconsistent (position bias)"), "{stdout}");
+    assert!(
+        stdout.contains("pairwise: inconsistent (position bias)"),
+        "{stdout}"
+    );
     let ns = nodes(&session);
     let judges: Vec<&toml::Table> = ns.iter().filter(|n| s(n, "kind") == "judge").collect();
     assert_eq!(judges.len(), 3);
@@ -197,9 +311,18 @@ fn unparseable_judge_answers_are_recorded_not_scored() {
         "default_model = \"fake\"\n[models.fake]\nbackend = \"scripted\"\nreply = \"Paris\"\n",
     );
     let session = answered(&sb);
-    let o = sb.run(&["technique", "judge", session.to_str().unwrap(), "--case", "England"]);
+    let o = sb.run(&[
+        "technique",
+        "judge",
+        session.to_str().unwrap(),
+        "--case",
+        "England",
+    ]);
     let stdout = text(&o.stdout);
-    assert!(stdout.contains("#1: unparseable judge answer: Paris"), "{stdout}");
+    assert!(
+        stdout.contains("#1: unparseable judge answer: Paris"),
+        "{stdout}"
+    );
     let ns = nodes(&session);
     assert!(!ns[1].contains_key("score"));
     assert_eq!(ns[1]["meta"]["verdict"].as_str(), Some("unparseable"));
@@ -211,13 +334,26 @@ fn propose_adds_generated_variants_and_rejects_broken_ones() {
     let prompt = sb.write("prompts/capitals.toml", PROMPT);
     let out = sb.path("p.toml");
     let o = sb.run(&[
-        "technique", "propose", prompt.to_str().unwrap(), "--variant", "plain", "-n", "2", "--out",
+        "technique",
+        "propose",
+        prompt.to_str().unwrap(),
+        "--variant",
+        "plain",
+        "-n",
+        "2",
+        "--out",
         out.to_str().unwrap(),
     ]);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
-    assert!(stdout.contains("1 proposal(s) accepted, 1 rejected"), "{stdout}");
-    assert!(stdout.contains("rejected block 2: the template drops {{country}}"), "{stdout}");
+    assert!(
+        stdout.contains("1 proposal(s) accepted, 1 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rejected block 2: the template drops {{country}}"),
+        "{stdout}"
+    );
     let t = parse_toml(&out);
     let vs = t["variant"].as_array().unwrap();
     assert_eq!(vs.len(), 2);
@@ -235,10 +371,28 @@ fn propose_adds_generated_variants_and_rejects_broken_ones() {
 fn bad_arguments_are_input_errors() {
     let sb = Sandbox::new(SCRIPTED);
     let session = answered(&sb);
-    let o = sb.run(&["technique", "critique", session.to_str().unwrap(), "--node", "9"]);
+    let o = sb.run(&[
+        "technique",
+        "critique",
+        session.to_str().unwrap(),
+        "--node",
+        "9",
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("the session has no node 9"), "{}", text(&o.stderr));
-    let o = sb.run(&["technique", "judge", session.to_str().unwrap(), "--node", "1", "--model", "gpt9"]);
+    assert!(
+        text(&o.stderr).contains("the session has no node 9"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = sb.run(&[
+        "technique",
+        "judge",
+        session.to_str().unwrap(),
+        "--node",
+        "1",
+        "--model",
+        "gpt9",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--model \"gpt9\" is not a configured model"));
 }

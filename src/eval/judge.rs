@@ -32,7 +32,8 @@ static FRACTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(\d+(?:\.\d+)?)\s*(?:/\s*10|out of 10)\b").expect("static regex")
 });
 static REASON: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?is)\b(?:reason|explanation|because)\b[*_\s]*:?[*_\s]*(.+)").expect("static regex")
+    Regex::new(r"(?is)\b(?:reason|explanation|because)\b[*_\s]*:?[*_\s]*(.+)")
+        .expect("static regex")
 });
 
 /// Parse a judge's answer.
@@ -108,7 +109,12 @@ pub(crate) fn parse_preference(raw: &str) -> Preference {
         Some(p) if picks.iter().all(|x| x == p) => p.as_str(),
         _ => {
             // A reply that is only "A" or "B".
-            match raw.trim().trim_matches(['*', '.', ' ']).to_ascii_lowercase().as_str() {
+            match raw
+                .trim()
+                .trim_matches(['*', '.', ' '])
+                .to_ascii_lowercase()
+                .as_str()
+            {
                 "a" | "answer a" => "a",
                 "b" | "answer b" => "b",
                 "tie" => "tie",
@@ -183,19 +189,30 @@ mod tests {
 
     #[test]
     fn messy_but_readable_formats_parse() {
-        assert_eq!(score("**Score:** 8/10\n**Reason:** names London."), Some(8.0));
-        assert_eq!(score("I would give this a rating of 6 out of 10."), Some(6.0));
+        assert_eq!(
+            score("**Score:** 8/10\n**Reason:** names London."),
+            Some(8.0)
+        );
+        assert_eq!(
+            score("I would give this a rating of 6 out of 10."),
+            Some(6.0)
+        );
         assert_eq!(score("Rating: 6 out of 10. The answer is fine."), Some(6.0));
         assert_eq!(score("The answer is good. 9/10"), Some(9.0));
         assert_eq!(score("  7. "), Some(7.0));
-        assert_eq!(score("score = 4\nreason: misses the second part"), Some(4.0));
+        assert_eq!(
+            score("score = 4\nreason: misses the second part"),
+            Some(4.0)
+        );
         assert_eq!(score("The score is 5."), Some(5.0));
         match parse_verdict("**Score:** 8/10\n**Reason:** names London.") {
             Verdict::Scored { reason, .. } => assert_eq!(reason, "names London."),
             v => panic!("{v:?}"),
         }
         match parse_verdict("Score: 3\nThe answer names the wrong city.") {
-            Verdict::Scored { reason, .. } => assert_eq!(reason, "The answer names the wrong city."),
+            Verdict::Scored { reason, .. } => {
+                assert_eq!(reason, "The answer names the wrong city.")
+            }
             v => panic!("{v:?}"),
         }
     }
@@ -222,20 +239,32 @@ mod tests {
 
     #[test]
     fn preferences_parse_and_combine() {
-        assert_eq!(parse_preference("WINNER: A\nREASON: shorter"), Preference::A);
+        assert_eq!(
+            parse_preference("WINNER: A\nREASON: shorter"),
+            Preference::A
+        );
         assert_eq!(parse_preference("**Winner:** Answer B"), Preference::B);
         assert_eq!(parse_preference("The better answer is B."), Preference::B);
         assert_eq!(parse_preference("B"), Preference::B);
         assert_eq!(parse_preference("Winner: tie"), Preference::Tie);
-        assert!(matches!(parse_preference("Both are great!"), Preference::Unparseable(_)));
+        assert!(matches!(
+            parse_preference("Both are great!"),
+            Preference::Unparseable(_)
+        ));
         assert!(matches!(
             parse_preference("Winner: A. On reflection, winner: B."),
             Preference::Unparseable(_)
         ));
         assert_eq!(combine(&Preference::A, &Preference::B), PairOutcome::First);
         assert_eq!(combine(&Preference::B, &Preference::A), PairOutcome::Second);
-        assert_eq!(combine(&Preference::A, &Preference::A), PairOutcome::Inconsistent);
-        assert_eq!(combine(&Preference::Tie, &Preference::Tie), PairOutcome::Tie);
+        assert_eq!(
+            combine(&Preference::A, &Preference::A),
+            PairOutcome::Inconsistent
+        );
+        assert_eq!(
+            combine(&Preference::Tie, &Preference::Tie),
+            PairOutcome::Tie
+        );
         assert_eq!(
             combine(&Preference::A, &Preference::Unparseable("?".into())),
             PairOutcome::Unknown

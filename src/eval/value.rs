@@ -38,8 +38,7 @@ impl Label {
 }
 
 static LABEL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(sure|certain|likely|impossible|not possible)\b")
-        .expect("static regex")
+    Regex::new(r"(?i)\b(sure|certain|likely|impossible|not possible)\b").expect("static regex")
 });
 
 fn labels_in(text: &str) -> Vec<Label> {
@@ -97,10 +96,6 @@ impl ValueEstimate {
         (!read.is_empty()).then(|| read.iter().sum::<f64>() / read.len() as f64)
     }
 
-    pub fn unparseable(&self) -> usize {
-        self.samples.iter().filter(|s| s.is_none()).count()
-    }
-
     /// `sure,likely,?` — what each sample said, for the node's meta.
     pub fn summary(&self) -> String {
         self.samples
@@ -147,12 +142,15 @@ mod tests {
         v.push(None);
         v.push(Some(Label::Likely));
         assert_eq!(v.score(), Some(0.75));
-        assert_eq!(v.unparseable(), 1);
         assert_eq!(v.summary(), "sure,?,likely");
         let all_bad = ValueEstimate {
             samples: vec![None, None],
         };
-        assert_eq!(all_bad.score(), None, "all unparseable is no score, not zero");
+        assert_eq!(
+            all_bad.score(),
+            None,
+            "all unparseable is no score, not zero"
+        );
         let impossible = ValueEstimate {
             samples: vec![Some(Label::Impossible)],
         };

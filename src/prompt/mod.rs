@@ -598,11 +598,20 @@ expect = { any = ["London"] }
         let f = parse_ok("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[techniques]\ncritique_rounds = 2\ncritic_model = \"llamacpp\"\n");
         assert_eq!(f.techniques.critique_rounds, 2);
         assert_eq!(f.techniques.critic_model.as_deref(), Some("llamacpp"));
-        assert_eq!(parse_ok(CAPITALS).techniques, techniques::Techniques::default());
+        assert_eq!(
+            parse_ok(CAPITALS).techniques,
+            techniques::Techniques::default()
+        );
         let err = parse_err("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[techniques]\njudge_model = \"gpt9\"\n");
-        assert!(err.starts_with("prompts/t.toml:6:15: unknown model \"gpt9\" in [techniques]"), "{err}");
+        assert!(
+            err.starts_with("prompts/t.toml:6:15: unknown model \"gpt9\" in [techniques]"),
+            "{err}"
+        );
         let err = parse_err("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[techniques]\nrewrte = \"x\"\n");
-        assert!(err.starts_with("prompts/t.toml:6:1: unknown field `rewrte`"), "{err}");
+        assert!(
+            err.starts_with("prompts/t.toml:6:1: unknown field `rewrte`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -34,12 +34,8 @@ pub(crate) const PAIRWISE_FORMAT: &str = "Which answer does the task better? Rep
 pub(crate) const STEP: &str = "Continue the reasoning with the single next step only. Write one short step; do not repeat earlier steps. If the steps so far already reach the final answer, write the final answer.";
 
 /// The intents a proposer is asked to cover, in order.
-pub(crate) const PROPOSAL_INTENTS: [&str; 4] = [
-    "clearer task",
-    "added role",
-    "few-shot",
-    "chain of thought",
-];
+pub(crate) const PROPOSAL_INTENTS: [&str; 4] =
+    ["clearer task", "added role", "few-shot", "chain of thought"];
 
 /// Search parameters for breadth-first tree-of-thought.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -161,15 +157,13 @@ impl RawTechniques {
                 )),
             }
         };
-        let positive = |v: Option<Spanned<usize>>, name: &str, max: usize, dflt: usize| {
-            match v {
-                None => Ok(dflt),
-                Some(v) if (1..=max).contains(v.get_ref()) => Ok(*v.get_ref()),
-                Some(v) => Err(err(
-                    v.span().start,
-                    format!("{name} must be between 1 and {max}"),
-                )),
-            }
+        let positive = |v: Option<Spanned<usize>>, name: &str, max: usize, dflt: usize| match v {
+            None => Ok(dflt),
+            Some(v) if (1..=max).contains(v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(err(
+                v.span().start,
+                format!("{name} must be between 1 and {max}"),
+            )),
         };
         let search = match self.search {
             None => d.search,
@@ -211,7 +205,12 @@ impl RawTechniques {
             branch_k: positive(self.branch_k, "branch_k", 16, d.branch_k)?,
             branch_temperature,
             search,
-            critique_rounds: positive(self.critique_rounds, "critique_rounds", 10, d.critique_rounds)?,
+            critique_rounds: positive(
+                self.critique_rounds,
+                "critique_rounds",
+                10,
+                d.critique_rounds,
+            )?,
         })
     }
 }
@@ -526,10 +525,15 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
         return None;
     }
     let rest = t[name.len()..].trim_start_matches(['*', ' ']);
-    rest.strip_prefix(':').map(|r| r.trim_start_matches(['*', ' ']).trim())
+    rest.strip_prefix(':')
+        .map(|r| r.trim_start_matches(['*', ' ']).trim())
 }
 
-fn parse_block(block: &[&str], required: &[String], allowed: &[String]) -> Result<Proposal, String> {
+fn parse_block(
+    block: &[&str],
+    required: &[String],
+    allowed: &[String],
+) -> Result<Proposal, String> {
     let mut intent = None;
     let mut system = None;
     let mut template_lines: Option<Vec<&str>> = None;
@@ -606,10 +610,29 @@ mod tests {
             messages: vec![],
             sampling: Sampling::default(),
         };
-        s.nodes.push(node(1, None, NodeKind::Answer, "4 + 8 = 12", base_request()));
-        s.nodes.push(node(2, Some(1), NodeKind::Thought, "6 - 4 = 2", empty.clone()));
-        s.nodes.push(node(3, Some(2), NodeKind::Thought, "12 * 2 = 24", empty.clone()));
-        s.nodes.push(node(4, Some(3), NodeKind::Value, "likely", empty));
+        s.nodes.push(node(
+            1,
+            None,
+            NodeKind::Answer,
+            "4 + 8 = 12",
+            base_request(),
+        ));
+        s.nodes.push(node(
+            2,
+            Some(1),
+            NodeKind::Thought,
+            "6 - 4 = 2",
+            empty.clone(),
+        ));
+        s.nodes.push(node(
+            3,
+            Some(2),
+            NodeKind::Thought,
+            "12 * 2 = 24",
+            empty.clone(),
+        ));
+        s.nodes
+            .push(node(4, Some(3), NodeKind::Value, "likely", empty));
         s
     }
 
@@ -654,10 +677,12 @@ mod tests {
     fn techniques_table_validates_models_and_ranges() {
         let parse = |t: &str| -> Result<Techniques, String> {
             let raw: RawTechniques = toml::from_str(t).map_err(|e| e.to_string())?;
-            raw.validate(&["smollm2".into(), "big".into()], |off, m| format!("{off}: {m}"))
+            raw.validate(&["smollm2".into(), "big".into()], |off, m| {
+                format!("{off}: {m}")
+            })
         };
-        let t = parse("critic_model = \"big\"\nbranch_k = 2\nsearch = { k = 2, beam = 1 }\n")
-            .unwrap();
+        let t =
+            parse("critic_model = \"big\"\nbranch_k = 2\nsearch = { k = 2, beam = 1 }\n").unwrap();
         assert_eq!(t.critic_model.as_deref(), Some("big"));
         assert_eq!(t.branch_k, 2);
         assert_eq!(t.search.k, 2);
@@ -665,9 +690,13 @@ mod tests {
         assert_eq!(t.critique, CRITIQUE);
         let e = parse("judge_model = \"gpt9\"\n").unwrap_err();
         assert!(e.starts_with("14: unknown model \"gpt9\""), "{e}");
-        assert!(parse("branch_k = 0\n").unwrap_err().contains("branch_k must be"));
+        assert!(parse("branch_k = 0\n")
+            .unwrap_err()
+            .contains("branch_k must be"));
         assert!(parse("search = { k = 99 }\n").is_err());
-        assert!(parse("critque = \"x\"\n").unwrap_err().contains("unknown field"));
+        assert!(parse("critque = \"x\"\n")
+            .unwrap_err()
+            .contains("unknown field"));
     }
 
     #[test]
@@ -678,12 +707,21 @@ mod tests {
         assert_eq!(ok.len(), 2, "{ok:?} {rejected:?}");
         assert_eq!(ok[0].intent, "clearer task");
         assert_eq!(ok[0].system, None);
-        assert_eq!(ok[0].template, "State the capital city of {{country}} in one word.");
-        assert_eq!(ok[1].system.as_deref(), Some("You are a geography teacher."));
+        assert_eq!(
+            ok[0].template,
+            "State the capital city of {{country}} in one word."
+        );
+        assert_eq!(
+            ok[1].system.as_deref(),
+            Some("You are a geography teacher.")
+        );
         assert_eq!(ok[1].template, "What is the capital of {{country}}?");
         assert_eq!(
             rejected,
-            ["block 3: the template drops {{country}}", "block 4: no TEMPLATE"]
+            [
+                "block 3: the template drops {{country}}",
+                "block 4: no TEMPLATE"
+            ]
         );
         let (ok, rejected) = parse_proposals("I cannot help with that.", &req, &req);
         assert!(ok.is_empty());

@@ -7,6 +7,7 @@
 //! feeds the outcome back as [`Msg`]s with the same ticket. Stale tickets are ignored, so a
 //! late result after a cancel cannot restart anything.
 
+use crate::prompt::techniques::NO_ISSUES;
 use crate::state::session::{NodeKind, Session};
 
 /// Why the loop stopped.
@@ -42,7 +43,10 @@ impl StopReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Effect {
     /// Critique node `answer`; the new node (kind `critique`) is a child of `answer`.
-    Critique { ticket: u64, answer: u64 },
+    Critique {
+        ticket: u64,
+        answer: u64,
+    },
     /// Rewrite `answer` from `critique`; the new node (kind `rewrite`) is a child of
     /// `critique`.
     Rewrite {
@@ -50,7 +54,9 @@ pub(crate) enum Effect {
         answer: u64,
         critique: u64,
     },
-    Cancel { ticket: u64 },
+    Cancel {
+        ticket: u64,
+    },
 }
 
 /// What the driver reports back.
@@ -64,7 +70,10 @@ pub(crate) enum Msg {
         text: String,
         passed: Option<bool>,
     },
-    Failed { ticket: u64, error: String },
+    Failed {
+        ticket: u64,
+        error: String,
+    },
     Cancel,
 }
 
@@ -223,7 +232,7 @@ pub(crate) fn says_no_issues(critique: &str) -> bool {
         s.trim_matches(|c: char| !c.is_alphanumeric())
             .to_ascii_uppercase()
     };
-    core(first) == "NO ISSUES" || core(critique) == "NO ISSUES"
+    core(first) == NO_ISSUES || core(critique) == NO_ISSUES
 }
 
 /// Lower case, whitespace collapsed, trailing punctuation dropped.
@@ -321,7 +330,13 @@ mod tests {
     #[test]
     fn runs_rounds_until_the_limit() {
         let (mut l, e) = CritiqueLoop::start(1, "Paris is in England.", 2);
-        assert_eq!(e, [Effect::Critique { ticket: 1, answer: 1 }]);
+        assert_eq!(
+            e,
+            [Effect::Critique {
+                ticket: 1,
+                answer: 1
+            }]
+        );
         let e = done(&mut l, 2, "Paris is in France.", None);
         assert_eq!(
             e,
@@ -332,7 +347,13 @@ mod tests {
             }]
         );
         let e = done(&mut l, 3, "London is in England.", Some(false));
-        assert_eq!(e, [Effect::Critique { ticket: 3, answer: 3 }]);
+        assert_eq!(
+            e,
+            [Effect::Critique {
+                ticket: 3,
+                answer: 3
+            }]
+        );
         assert_eq!(l.round, 2);
         let e = done(&mut l, 4, "Say which city.", None);
         assert_eq!(
@@ -350,7 +371,12 @@ mod tests {
 
     #[test]
     fn stops_when_the_critic_has_nothing_to_fix() {
-        for reply in ["NO ISSUES", "No issues.", "**NO ISSUES**", "no issues\n\nThe answer is fine."] {
+        for reply in [
+            "NO ISSUES",
+            "No issues.",
+            "**NO ISSUES**",
+            "no issues\n\nThe answer is fine.",
+        ] {
             let (mut l, _) = CritiqueLoop::start(1, "London", 3);
             assert!(done(&mut l, 2, reply, None).is_empty(), "{reply}");
             assert_eq!(l.stop_reason(), Some(&StopReason::NoIssues), "{reply}");
@@ -366,7 +392,11 @@ mod tests {
         done(&mut l, 2, "Add detail.", None);
         assert!(done(&mut l, 3, "  the capital is   LONDON ", None).is_empty());
         assert_eq!(l.stop_reason(), Some(&StopReason::Unchanged));
-        assert_eq!(l.revisions, [1], "an unchanged rewrite is not a new revision");
+        assert_eq!(
+            l.revisions,
+            [1],
+            "an unchanged rewrite is not a new revision"
+        );
     }
 
     #[test]
@@ -393,7 +423,10 @@ mod tests {
         });
         assert!(late.is_empty());
         assert_eq!(l.stop_reason(), Some(&StopReason::Cancelled));
-        assert!(l.update(Msg::Cancel).is_empty(), "cancelling twice is harmless");
+        assert!(
+            l.update(Msg::Cancel).is_empty(),
+            "cancelling twice is harmless"
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub(crate) enum Effect {
         level: usize,
     },
     /// Ask the value prompt about `node` (a `value` node, child of `node`).
-    Value { ticket: u64, node: u64 },
+    Value {
+        ticket: u64,
+        node: u64,
+    },
     /// Record `node`'s value score (`None`: no sample could be read) and what the samples said.
     Score {
         node: u64,
@@ -43,17 +46,34 @@ pub(crate) enum Effect {
         samples: String,
     },
     /// `nodes` were kept as the beam of `level`.
-    Kept { level: usize, nodes: Vec<u64> },
-    Cancel { ticket: u64 },
+    Kept {
+        level: usize,
+        nodes: Vec<u64>,
+    },
+    Cancel {
+        ticket: u64,
+    },
 }
 
 /// What the driver (or the user) reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Msg {
-    Done { ticket: u64, node: u64, text: String },
-    Failed { ticket: u64, error: String },
+    Done {
+        ticket: u64,
+        node: u64,
+        text: String,
+    },
+    Failed {
+        ticket: u64,
+        error: String,
+    },
+    // The user's steering: the TUI's tree view sends these (the headless driver has no user
+    // to ask while it runs).
+    #[allow(dead_code)]
     Prune(u64),
+    #[allow(dead_code)]
     Unprune(u64),
+    #[allow(dead_code)]
     Promote(u64),
     Cancel,
 }
@@ -161,6 +181,8 @@ impl Search {
         self.status == Status::Running
     }
 
+    /// Requests in flight, for the TUI's status line.
+    #[allow(dead_code)]
     pub fn in_flight(&self) -> usize {
         self.pending.len()
     }
@@ -295,7 +317,13 @@ impl Search {
 
     /// A value sample for `node` arrived (`text`), failed (`None`, counted) or was cancelled
     /// (`None`, not counted).
-    fn value_arrived(&mut self, node: u64, text: Option<&str>, counted: bool, out: &mut Vec<Effect>) {
+    fn value_arrived(
+        &mut self,
+        node: u64,
+        text: Option<&str>,
+        counted: bool,
+        out: &mut Vec<Effect>,
+    ) {
         let Some(c) = self.candidates.iter_mut().find(|c| c.node == node) else {
             return;
         };
@@ -546,7 +574,11 @@ mod tests {
             .queue
             .iter()
             .filter_map(|e| match e {
-                Effect::Expand { ticket, parent: 101, .. } => Some(*ticket),
+                Effect::Expand {
+                    ticket,
+                    parent: 101,
+                    ..
+                } => Some(*ticket),
                 _ => None,
             })
             .collect();
@@ -560,7 +592,8 @@ mod tests {
             })
             .collect();
         assert_eq!(cancelled, queued);
-        h.queue.retain(|e| !matches!(e, Effect::Expand { ticket, .. } if cancelled.contains(ticket)));
+        h.queue
+            .retain(|e| !matches!(e, Effect::Expand { ticket, .. } if cancelled.contains(ticket)));
         h.run(&|_, _| Some("sure"));
         assert_eq!(h.search.status, Status::DepthReached);
         let last = &h.kept()[1].1;
