@@ -295,12 +295,14 @@ fn numbered(steps: &[String]) -> String {
     s
 }
 
+/// Sampling for a technique step: its own temperature and token budget, the task's other
+/// settings.
 fn technique_sampling(base: &Sampling, temperature: f64, max_tokens: usize) -> Sampling {
     Sampling {
         temperature: Some(temperature),
         top_p: base.top_p,
         top_k: base.top_k,
-        max_tokens: Some(base.max_tokens.unwrap_or(max_tokens).max(max_tokens)),
+        max_tokens: Some(max_tokens),
         stop: Vec::new(),
         seed: base.seed,
     }
@@ -328,6 +330,11 @@ pub(crate) fn critique_request(task: &Task, answer: &str, prompt: &str) -> ChatR
     )
 }
 
+/// A rewrite may be as long as the answer was allowed to be.
+fn rewrite_budget(task: &Task) -> usize {
+    task.base.sampling.max_tokens.unwrap_or(256).max(256)
+}
+
 /// The rewrite of `answer` given `critique`. Keeps the task's system prompt, so the rewrite
 /// speaks with the same role as the answer.
 pub(crate) fn rewrite_request(
@@ -352,7 +359,7 @@ pub(crate) fn rewrite_request(
     ));
     ChatRequest {
         messages,
-        sampling: technique_sampling(&task.base.sampling, 0.0, 256),
+        sampling: technique_sampling(&task.base.sampling, 0.0, rewrite_budget(task)),
     }
 }
 
