@@ -396,3 +396,61 @@ fn bad_arguments_are_input_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--model \"gpt9\" is not a configured model"));
 }
+
+#[test]
+fn ctrl_c_mid_search_cancels_in_flight_requests_and_keeps_the_tree() {
+    let sb = Sandbox::new(
+        "default_model = \"slow\"\n[models.slow]\nbackend = \"scripted\"\nreply = \"one two three four five six seven eight nine ten\"\ndelay_ms = 300\n",
+    );
+    let prompt = sb.write(
+        "prompts/g24.toml",
+        "title = \"24\"\n[[variant]]\nname = \"steps\"\ntemplate = \"Make 24 from {{numbers}}.\"\n[[case]]\nname = \"n\"\nvars = { numbers = \"4 4 6 8\" }\n",
+    );
+    let out = sb.path("search.toml");
+    let mut child = sb
+        .command()
+        .args([
+            "technique",
+            "search",
+            prompt.to_str().unwrap(),
+            "--case",
+            "n",
+            "--variant",
+            "steps",
+            "-k",
+            "3",
+            "-b",
+            "2",
+            "-d",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    // SAFETY: signalling our own child process by its pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let t0 = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "cancel is prompt"
+    );
+    let stdout = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(130), "{stdout}\n{}", text(&o.stderr));
+    assert!(stdout.contains("search cancelled"), "{stdout}");
+    let ns = nodes(&out);
+    // The three first-level thoughts were streaming (10 words, 300 ms apart) and are cancelled
+    // with the text they had; nothing went deeper.
+    let thoughts: Vec<&toml::Table> = ns.iter().filter(|n| s(n, "kind") == "thought").collect();
+    assert_eq!(thoughts.len(), 4);
+    for t in &thoughts[1..] {
+        assert_eq!(s(t, "status"), "cancelled", "{t:?}");
+        assert!(s(t, "text").starts_with("one "), "{t:?}");
+    }
+}
