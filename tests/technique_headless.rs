@@ -407,7 +407,7 @@ fn ctrl_c_mid_search_cancels_in_flight_requests_and_keeps_the_tree() {
         "title = \"24\"\n[[variant]]\nname = \"steps\"\ntemplate = \"Make 24 from {{numbers}}.\"\n[[case]]\nname = \"n\"\nvars = { numbers = \"4 4 6 8\" }\n",
     );
     let out = sb.path("search.toml");
-    let mut child = sb
+    let child = sb
         .command()
         .args([
             "technique",
