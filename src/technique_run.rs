@@ -320,16 +320,26 @@ fn diff_line(old: &str, new: &str) -> String {
     let spans = word_diff(old, new);
     let mut s = String::new();
     for sp in &spans {
-        let t = preview(&sp.text, 200);
         match sp.kind {
-            SpanKind::Equal => s.push_str(&t),
-            SpanKind::Added => s.push_str(&format!("{{+{t}+}}")),
-            SpanKind::Removed => s.push_str(&format!("[-{t}-]")),
+            SpanKind::Equal => s.push_str(&sp.text),
+            SpanKind::Added => s.push_str(&format!("{{+{}+}}", sp.text.trim())),
+            SpanKind::Removed => s.push_str(&format!("[-{}-]", sp.text.trim())),
         }
-        s.push(' ');
     }
+    let s = preview(&s, 2000);
     let (added, removed) = word_counts(&spans);
-    format!("{} (+{added} −{removed} words)", s.trim_end())
+    format!("{s} (+{added} −{removed} words)")
+}
+
+/// `A`, `B`, `tie` or `unparseable` (with a preview of what the judge said when `raw`).
+fn pref_label(p: &judge::Preference, raw: bool) -> String {
+    match p {
+        judge::Preference::A => "A".into(),
+        judge::Preference::B => "B".into(),
+        judge::Preference::Tie => "tie".into(),
+        judge::Preference::Unparseable(t) if raw => format!("unparseable: {}", preview(t, 60)),
+        judge::Preference::Unparseable(_) => "unparseable".into(),
+    }
 }
 
 fn finish(runner: &Runner) -> ExitCode {
@@ -867,7 +877,7 @@ async fn judge_cmd(
                 }
                 Some((t, n)) => {
                     let p = judge::parse_preference(&n.text);
-                    runner.set_meta(n.id, "verdict", format!("{p:?}").to_lowercase());
+                    runner.set_meta(n.id, "verdict", pref_label(&p, false));
                     prefs.insert(t, (n.id, p));
                 }
             }
@@ -885,11 +895,9 @@ async fn judge_cmd(
             runner.set_meta(*id, "pair_outcome", outcome.as_str().into());
         }
         runner.save()?;
-        println!(
-            "#{a} shown first: {:?}; #{b} shown first: {:?}",
-            prefs.get(&1).map(|p| &p.1),
-            prefs.get(&2).map(|p| &p.1)
-        );
+        let shown = |t: u64| prefs.get(&t).map_or("-".into(), |p| pref_label(&p.1, true));
+        println!("#{a} shown first: {}", shown(1));
+        println!("#{b} shown first: {}", shown(2));
         println!("pairwise: {} (winner {winner})", outcome.as_str());
         if outcome == PairOutcome::Inconsistent {
             println!("position bias: the judge's preference flipped with the order");

@@ -85,9 +85,8 @@ fn critique_loop_rewrites_then_stops_when_the_critic_has_no_issues() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(
-            "diff #1 → #3: [-Paris-] {+The capital of England is London.+} (+6 −1 words)"
-        ),
+        stdout
+            .contains("diff #1 → #3: [-Paris-]{+The capital of England is London.+} (+6 −1 words)"),
         "{stdout}"
     );
     let ns = nodes(&session);
@@ -296,6 +295,10 @@ fn judge_scores_and_pairwise_reports_position_bias() {
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
     assert!(
         stdout.contains("pairwise: inconsistent (position bias)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("#1 shown first: A\n#3 shown first: A\n"),
         "{stdout}"
     );
     let ns = nodes(&session);
