@@ -41,9 +41,14 @@ static LABEL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(sure|certain|likely|impossible|not possible)\b").expect("static regex")
 });
 
+/// "Sure, I will..." / "Sure! ..." opening a line is a conversational reply, not a verdict.
+static INTERJECTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?im)^[\s*_]*sure\s*[,!]").expect("static regex"));
+
 fn labels_in(text: &str) -> Vec<Label> {
+    let text = INTERJECTION.replace_all(text, "");
     let mut out: Vec<Label> = LABEL
-        .captures_iter(text)
+        .captures_iter(&text)
         .filter_map(|c| {
             Some(match c.get(1)?.as_str().to_ascii_lowercase().as_str() {
                 "sure" | "certain" => Label::Sure,
@@ -132,6 +137,19 @@ mod tests {
         assert_eq!(parse_label(""), None);
         assert_eq!(parse_label("Step 3: 4 * 6 = 24"), None);
         assert_eq!(parse_label("LIKELY\n\n"), Some(Label::Likely));
+        // Seen from SmolLM2-135M: a conversational "Sure," is not a verdict.
+        assert_eq!(
+            parse_label("Sure, I will be bus 1 wis64 times leftmost you achieve reached the- the previous step\n\nTo sum up the steps:\n\n- 4 * 4 * 4 * 4 = 24 = 24 + 24"),
+            None
+        );
+        assert_eq!(
+            parse_label("Sure! The verdict is: likely"),
+            Some(Label::Likely)
+        );
+        assert_eq!(
+            parse_label("Yes, that's correct. The achieved solution is indeed 24."),
+            None
+        );
     }
 
     #[test]
