@@ -61,7 +61,15 @@ fn short_search_on_game_of_24_saves_the_tree() {
     assert_eq!(thoughts.len(), 7, "{stdout}");
     assert_eq!(values.len(), 6, "{stdout}");
     for n in nodes {
-        assert_eq!(n["status"].as_str(), Some("done"), "{n}");
+        // A value request may fail under load (the search records it as an unreadable
+        // sample); it must then say why. Thoughts must all finish.
+        let status = n["status"].as_str().unwrap_or("");
+        if kind(n) == "value" && status == "error" {
+            eprintln!("value node failed: {:?}", n.get("error"));
+            assert!(n.get("error").is_some(), "{n}");
+        } else {
+            assert_eq!(status, "done", "{n}");
+        }
     }
     for t in &thoughts[1..] {
         assert!(!t["text"].as_str().unwrap().trim().is_empty(), "{t}");
