@@ -52,6 +52,12 @@ pub(crate) enum Command {
     },
     /// Rate answers and record blind votes in a session, from flags or stdin.
     Rate(crate::rate::RateArgs),
+    /// Run a technique headlessly: self-critique, branching, tree-of-thought search, LLM
+    /// judge, LLM-proposed variants. New nodes are appended to the session file.
+    Technique {
+        #[command(subcommand)]
+        action: TechniqueCmd,
+    },
     /// Manage models.
     Model {
         #[command(subcommand)]
@@ -93,4 +99,84 @@ pub(crate) enum ModelAction {
     },
     /// List configured models and whether they are ready to use.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TechniqueCmd {
+    /// Critique a node and rewrite it from the critique, repeating up to --rounds times.
+    Critique {
+        session: PathBuf,
+        #[arg(long)]
+        node: u64,
+        /// Rounds (default: the prompt file's critique_rounds, else 3).
+        #[arg(long)]
+        rounds: Option<usize>,
+        /// The critic (default: the prompt file's critic_model, else the answer's model).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Sample k alternative children of a node at a raised temperature.
+    Branch {
+        session: PathBuf,
+        #[arg(long)]
+        node: u64,
+        #[arg(short, long)]
+        k: Option<usize>,
+        /// Next reasoning steps continuing from the node's text (thoughts), not whole answers.
+        #[arg(long)]
+        step: bool,
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Breadth-first tree-of-thought search on one case of a prompt file.
+    Search {
+        file: PathBuf,
+        #[arg(long)]
+        case: String,
+        #[arg(long)]
+        variant: String,
+        /// Thoughts per frontier node.
+        #[arg(short, long)]
+        k: Option<usize>,
+        /// Beam width.
+        #[arg(short, long)]
+        beam: Option<usize>,
+        /// Depth.
+        #[arg(short, long)]
+        depth: Option<usize>,
+        /// Value prompts per thought.
+        #[arg(long)]
+        samples: Option<usize>,
+        /// Session file to write.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Judge a node, every answer of a case, or a pair (both orders) with an LLM.
+    Judge {
+        session: PathBuf,
+        #[arg(long)]
+        node: Option<u64>,
+        #[arg(long)]
+        case: Option<String>,
+        /// Two node ids to compare; asked in both orders to expose position bias.
+        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        pair: Vec<u64>,
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Ask a model for N rewrites of a variant with stated intents.
+    Propose {
+        file: PathBuf,
+        #[arg(long)]
+        variant: String,
+        #[arg(short, default_value_t = 3)]
+        n: usize,
+        /// Session file to add the generated variants to (created if missing).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<String>,
+    },
 }

@@ -17,6 +17,7 @@ mod rate;
 mod sanitize;
 mod state;
 mod store;
+mod technique_run;
 mod ui;
 
 use std::process::ExitCode;
@@ -82,6 +83,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let rater = config.rater_name();
             rate::run(args, rater)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Technique { action }) => {
+            runtime()?.block_on(technique_run::run(config, action))
         }
         Some(Command::Model { action }) => match action {
             ModelAction::Fetch { force } => {

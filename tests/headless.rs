@@ -55,7 +55,7 @@ fn run_saves_a_session_prints_a_table_and_exports() {
         "stdout:\n{stdout}\nstderr:\n{}",
         text(&o.stderr)
     );
-    assert_eq!(stdout.matches("PASS").count(), 4, "{stdout}");
+    assert_eq!(stdout.matches("PASS ").count(), 4, "{stdout}");
     assert!(stdout.contains("VARIANT  PASSED"), "{stdout}");
     assert!(
         text(&o.stderr).contains("session saved to"),
@@ -140,7 +140,7 @@ fn invalid_prompt_file_exits_two_with_position() {
         assert_eq!(o.status.code(), Some(2), "{sub}");
         let err = text(&o.stderr);
         assert!(
-            err.contains("bad.toml:4:23: variant \"a\" uses {{contry}}"),
+            err.contains("bad.toml:4:24: variant \"a\" uses {{contry}}"),
             "{sub}: {err}"
         );
     }

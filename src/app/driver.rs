@@ -69,6 +69,7 @@ fn prepare(config: &Config, open: &Open) -> anyhow::Result<(AppState, Theme)> {
                 cases: session.cases.clone(),
                 main_var: None,
                 source: String::new(),
+                techniques: Default::default(),
             });
             if !session.variants.is_empty() {
                 prompt.variants = session.variants.clone();

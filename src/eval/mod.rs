@@ -1,6 +1,9 @@
-//! Judging answers: expected-answer checks now; judges and rankings build on this.
+//! Judging answers: expected-answer checks, LLM judge verdicts, value estimates of partial
+//! solutions.
 
 pub(crate) mod active;
 pub(crate) mod bradley_terry;
 pub(crate) mod expect;
 pub(crate) mod leaderboard;
+pub(crate) mod judge;
+pub(crate) mod value;

@@ -5,6 +5,7 @@
 //! are reported with file, line and column.
 
 pub(crate) mod render;
+pub(crate) mod techniques;
 pub(crate) mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,6 +82,8 @@ pub(crate) struct PromptFile {
     pub main_var: Option<String>,
     /// The file's text when loaded, for writing edits back with its layout kept.
     pub source: String,
+    /// Technique prompts and parameters (`[techniques]`), defaults filled in.
+    pub techniques: techniques::Techniques,
 }
 
 // ---- the file as written -------------------------------------------------------------
@@ -96,6 +99,8 @@ struct RawFile {
     variants: Vec<Spanned<RawVariant>>,
     #[serde(default, rename = "case")]
     cases: Vec<Spanned<RawCase>>,
+    #[serde(default)]
+    techniques: Option<techniques::RawTechniques>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +209,12 @@ pub(crate) fn parse(
             m.get_ref().clone()
         }
         None => default_model.to_string(),
+    };
+    let techniques = match raw.techniques {
+        Some(t) => t.validate(models, |offset, message| {
+            InputError::at(path, text, offset, message)
+        })?,
+        None => techniques::Techniques::default(),
     };
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let RawDefaults {
@@ -388,6 +399,7 @@ pub(crate) fn parse(
         cases,
         main_var,
         source: text.to_string(),
+        techniques,
     })
 }
 
@@ -577,6 +589,27 @@ expect = { any = ["London"] }
         );
         assert!(
             err.starts_with("prompts/t.toml:6:10: case \"case-1\": invalid regex"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn techniques_table_is_optional_and_validated_with_position() {
+        let f = parse_ok("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[techniques]\ncritique_rounds = 2\ncritic_model = \"llamacpp\"\n");
+        assert_eq!(f.techniques.critique_rounds, 2);
+        assert_eq!(f.techniques.critic_model.as_deref(), Some("llamacpp"));
+        assert_eq!(
+            parse_ok(CAPITALS).techniques,
+            techniques::Techniques::default()
+        );
+        let err = parse_err("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[techniques]\njudge_model = \"gpt9\"\n");
+        assert!(
+            err.starts_with("prompts/t.toml:6:15: unknown model \"gpt9\" in [techniques]"),
+            "{err}"
+        );
+        let err = parse_err("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[techniques]\nrewrte = \"x\"\n");
+        assert!(
+            err.starts_with("prompts/t.toml:6:1: unknown field `rewrte`"),
             "{err}"
         );
     }

@@ -1,5 +1,8 @@
 //! The pure data of a session and the logic over it. Nothing here does I/O or knows about
 //! terminals or async runtimes.
 
+pub(crate) mod critique;
+pub(crate) mod diff;
+pub(crate) mod search;
 pub(crate) mod session;
 pub(crate) mod timing;
