@@ -10,13 +10,21 @@ use mistralrs::{GgufModelBuilder, RequestBuilder, Response, TextMessageRole, Tok
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let path = std::path::PathBuf::from(args.next().ok_or_else(|| anyhow::anyhow!("usage: bare_mistralrs MODEL.gguf [max_tokens] [prompt]"))?);
+    let path = std::path::PathBuf::from(args.next().ok_or_else(|| {
+        anyhow::anyhow!("usage: bare_mistralrs MODEL.gguf [max_tokens] [prompt]")
+    })?);
     let max_tokens: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(256);
     let prompt = args
         .next()
         .unwrap_or_else(|| "Write a long story about a dragon who learns to cook.".into());
-    let dir = path.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| ".".into());
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ".".into());
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let model = GgufModelBuilder::new(dir, vec![file])
         .with_token_source(TokenSource::None)
         .build()
@@ -36,7 +44,12 @@ async fn main() -> anyhow::Result<()> {
         while let Some(r) = stream.next().await {
             match r {
                 Response::Chunk(c) => {
-                    let text: usize = c.choices.iter().filter_map(|c| c.delta.content.as_ref()).map(|t| t.len()).sum();
+                    let text: usize = c
+                        .choices
+                        .iter()
+                        .filter_map(|c| c.delta.content.as_ref())
+                        .map(|t| t.len())
+                        .sum();
                     if text > 0 {
                         let now = Instant::now();
                         first.get_or_insert(now);

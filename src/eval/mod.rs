@@ -4,6 +4,6 @@
 pub(crate) mod active;
 pub(crate) mod bradley_terry;
 pub(crate) mod expect;
-pub(crate) mod leaderboard;
 pub(crate) mod judge;
+pub(crate) mod leaderboard;
 pub(crate) mod value;

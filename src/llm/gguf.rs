@@ -1,6 +1,9 @@
 //! Reading a GGUF file's header without loading it: the architecture (mistral.rs panics on
 //! some unsupported ones, so we check first), the file type, and the metadata keys.
 
+// The header checks serve the local backend; the file hash is used everywhere.
+#![cfg_attr(not(feature = "local"), allow(dead_code))]
+
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;

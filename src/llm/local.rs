@@ -29,9 +29,14 @@ pub(crate) struct LocalOptions {
 }
 
 impl Default for LocalOptions {
+    /// One sequence at a time by default: measured here, mistral.rs 0.8.1 returns garbage for
+    /// GGUF models on CPU when it batches several sequences (four concurrent "What is the
+    /// capital of England?" requests came back as unrelated text; one at a time they all say
+    /// London). Concurrent requests still all stream; the engine queues them. Raise it with
+    /// `max_num_seqs` in the model's config once the engine is fixed.
     fn default() -> Self {
         LocalOptions {
-            max_num_seqs: 32,
+            max_num_seqs: 1,
             prefix_cache_n: 16,
         }
     }

@@ -15,6 +15,7 @@ pub(crate) mod ollama;
 pub(crate) mod openai;
 pub(crate) mod registry;
 pub(crate) mod scripted;
+#[cfg(feature = "local")]
 pub(crate) mod seeded;
 pub(crate) mod sse;
 
@@ -181,11 +182,6 @@ impl StreamHandle {
         )
     }
 
-    /// A token that cancels this stream when cancelled; lets a driver cancel a stream whose
-    /// receiver it has moved into a forwarding task.
-    pub fn cancel_token(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
 
     pub fn cancel(&self) {
         self.cancel.cancel();
@@ -216,9 +212,6 @@ impl EventSink {
         let _ = self.tx.send(ev);
     }
 
-    pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled() || self.tx.is_closed()
-    }
 
     pub async fn cancelled(&self) {
         tokio::select! {
@@ -244,6 +237,8 @@ pub(crate) struct ModelIdentity {
 }
 
 /// Whether a backend can take requests yet.
+// Only the local backend loads, so without it some states are never built.
+#[cfg_attr(not(feature = "local"), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum BackendStatus {
     /// Nothing loaded yet (local models load on first use or on `preload`).

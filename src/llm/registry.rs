@@ -22,9 +22,6 @@ impl BackendRegistry {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
 
     /// The backend for model `name`, building it if needed.
     pub fn get(&self, name: &str) -> Result<Arc<dyn Backend>, String> {

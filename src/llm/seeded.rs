@@ -73,7 +73,7 @@ impl SeededSampler {
     fn nucleus(&self, weights: &[f32], total: f32) -> Vec<(usize, f32)> {
         let n = weights.len();
         let limit = self.top_k.unwrap_or(n).min(n);
-        let mut window = limit.min(64).max(1);
+        let mut window = limit.clamp(1, 64);
         loop {
             let mut idx: Vec<usize> = (0..n).collect();
             if window < n {

@@ -57,14 +57,6 @@ pub(crate) enum NodeStatus {
     Error,
 }
 
-impl NodeStatus {
-    pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            NodeStatus::Done | NodeStatus::Cancelled | NodeStatus::Error
-        )
-    }
-}
 
 /// One response (or critique, thought, judgement...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +101,7 @@ pub(crate) struct Node {
 
 impl Node {
     /// A new node for a request about to start.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         id: u64,
         parent: Option<u64>,

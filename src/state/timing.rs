@@ -45,9 +45,6 @@ impl StreamMeter {
         }
     }
 
-    pub fn ttft(&self) -> Option<Duration> {
-        self.first_token
-    }
 
     /// Tokens so far: the server's count when it sent one, else the number of deltas (every
     /// backend here streams about one token per delta).
