@@ -29,11 +29,13 @@ pub(crate) struct LocalOptions {
 }
 
 impl Default for LocalOptions {
-    /// One sequence at a time by default: measured here, mistral.rs 0.8.1 returns garbage for
-    /// GGUF models on CPU when it batches several sequences (four concurrent "What is the
-    /// capital of England?" requests came back as unrelated text; one at a time they all say
-    /// London). Concurrent requests still all stream; the engine queues them. Raise it with
-    /// `max_num_seqs` in the model's config once the engine is fixed.
+    /// One sequence in the engine at a time by default: measured here, mistral.rs 0.8.1
+    /// returns garbage for GGUF models on CPU when several sequences are in the engine at
+    /// once (four concurrent "What is the capital of England?" requests came back as unrelated
+    /// text, even with its own `max_num_seqs = 1`; one at a time they all say London). So
+    /// promptloom queues requests itself and hands the engine one at a time; they all still
+    /// stream, in turn. Raise it with `max_num_seqs` in the model's config once the engine
+    /// is fixed.
     fn default() -> Self {
         LocalOptions {
             max_num_seqs: 1,
@@ -52,6 +54,8 @@ struct Shared {
     model: OnceCell<Result<Arc<Loaded>, String>>,
     status: Mutex<BackendStatus>,
     sha256: Mutex<Option<String>>,
+    /// Requests inside the engine at once (see [`LocalOptions::default`]).
+    gate: tokio::sync::Semaphore,
 }
 
 /// A GGUF model served by mistral.rs in this process.
@@ -62,6 +66,7 @@ pub(crate) struct LocalBackend {
 
 impl LocalBackend {
     pub fn new(path: PathBuf, options: LocalOptions) -> Self {
+        let max_in_engine = options.max_num_seqs.max(1);
         LocalBackend {
             shared: Arc::new(Shared {
                 path,
@@ -69,6 +74,7 @@ impl LocalBackend {
                 model: OnceCell::new(),
                 status: Mutex::new(BackendStatus::Idle),
                 sha256: Mutex::new(None),
+                gate: tokio::sync::Semaphore::new(max_in_engine),
             }),
         }
     }
@@ -209,10 +215,25 @@ impl Backend for LocalBackend {
                     return;
                 }
             };
-            match loaded {
-                Ok(l) => stream(&l.model, &request, &sink).await,
-                Err(e) => sink.finish(StreamEvent::Failed(e)),
+            let loaded = match loaded {
+                Ok(l) => l,
+                Err(e) => {
+                    sink.finish(StreamEvent::Failed(e));
+                    return;
+                }
+            };
+            // Wait for a place in the engine; concurrent requests queue here.
+            if this.shared.gate.available_permits() == 0 {
+                sink.send(StreamEvent::Notice("queued behind other requests".into()));
             }
+            let _permit = tokio::select! {
+                p = this.shared.gate.acquire() => p,
+                _ = sink.cancelled() => {
+                    sink.finish(StreamEvent::Finished(FinishReason::Cancelled));
+                    return;
+                }
+            };
+            stream(&loaded.model, &request, &sink).await;
         });
         handle
     }

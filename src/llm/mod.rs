@@ -182,7 +182,6 @@ impl StreamHandle {
         )
     }
 
-
     pub fn cancel(&self) {
         self.cancel.cancel();
     }
@@ -211,7 +210,6 @@ impl EventSink {
     pub fn finish(&self, ev: StreamEvent) {
         let _ = self.tx.send(ev);
     }
-
 
     pub async fn cancelled(&self) {
         tokio::select! {

@@ -22,7 +22,6 @@ impl BackendRegistry {
         }
     }
 
-
     /// The backend for model `name`, building it if needed.
     pub fn get(&self, name: &str) -> Result<Arc<dyn Backend>, String> {
         let mut built = self

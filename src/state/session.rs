@@ -57,7 +57,6 @@ pub(crate) enum NodeStatus {
     Error,
 }
 
-
 /// One response (or critique, thought, judgement...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

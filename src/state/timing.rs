@@ -45,7 +45,6 @@ impl StreamMeter {
         }
     }
 
-
     /// Tokens so far: the server's count when it sent one, else the number of deltas (every
     /// backend here streams about one token per delta).
     pub fn tokens(&self) -> u64 {
