@@ -294,16 +294,39 @@ fn failed_before_start(job: &Job, error: String) -> Node {
     n
 }
 
-/// Stream one job to the end (or cancellation) and return its node.
+/// Stream one job to the end (or cancellation) and return its node, with the case's checks
+/// run on a finished answer.
 async fn run_job(
     backend: &dyn Backend,
     job: &Job,
     cancel: &CancellationToken,
     progress: &ProgressBar,
 ) -> Node {
-    let mut node = base_node(job);
+    let model = &job.variant.model;
+    let mut node = stream_into_node(backend, base_node(job), cancel, |n| {
+        progress.set_message(format!("{model}: {n}"))
+    })
+    .await;
+    match node.status {
+        NodeStatus::Done => node.checks = job.case.expect.check(&node.text),
+        NodeStatus::Error if !node.text.is_empty() => {
+            node.meta.insert("incomplete".into(), "true".into());
+        }
+        _ => {}
+    }
+    node
+}
+
+/// Stream `node.request` to the end (or until `cancel`), filling in the node's text, figures,
+/// status, finish reason and error. Notices go to `on_notice`.
+pub(crate) async fn stream_into_node(
+    backend: &dyn Backend,
+    mut node: Node,
+    cancel: &CancellationToken,
+    mut on_notice: impl FnMut(String),
+) -> Node {
     let t0 = Instant::now();
-    let mut handle = backend.start(job.request.clone());
+    let mut handle = backend.start(node.request.clone());
     let mut meter = StreamMeter::default();
     let mut cancel_sent = false;
     let outcome: Result<FinishReason, String> = loop {
@@ -318,7 +341,7 @@ async fn run_job(
                     node.text.push_str(&d);
                 }
                 Some(StreamEvent::Usage(u)) => meter.on_usage(u),
-                Some(StreamEvent::Notice(n)) => progress.set_message(format!("{}: {n}", job.variant.model)),
+                Some(StreamEvent::Notice(n)) => on_notice(n),
                 Some(StreamEvent::Finished(r)) => break Ok(r),
                 Some(StreamEvent::Failed(e)) => break Err(e),
                 None => break Err("the backend ended the stream without finishing".into()),
@@ -335,15 +358,11 @@ async fn run_job(
         Ok(r) => {
             node.status = NodeStatus::Done;
             node.finish_reason = Some(r);
-            node.checks = job.case.expect.check(&node.text);
         }
         Err(e) => {
             node.status = NodeStatus::Error;
             node.finish_reason = Some(FinishReason::Error);
             node.error = Some(e);
-            if !node.text.is_empty() {
-                node.meta.insert("incomplete".into(), "true".into());
-            }
         }
     }
     node

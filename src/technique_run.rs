@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use tokio::sync::mpsc;
@@ -21,14 +20,13 @@ use crate::cli::TechniqueCmd;
 use crate::config::Config;
 use crate::error::InputError;
 use crate::eval::judge::{self, PairOutcome, Verdict};
-use crate::llm::{BackendRegistry, ChatRequest, FinishReason, StreamEvent};
+use crate::llm::{BackendRegistry, ChatRequest, FinishReason};
 use crate::prompt::techniques::{self, SearchParams, Techniques};
 use crate::prompt::{self, render};
 use crate::sanitize::visible;
 use crate::state::critique::{self, CritiqueLoop};
 use crate::state::search::{self, Mode, Search};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
-use crate::state::timing::StreamMeter;
 use crate::store;
 
 const EXIT_INTERRUPTED: u8 = 130;
@@ -111,7 +109,7 @@ impl Runner {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let node = match backend {
-                Ok(b) => stream(b.as_ref(), node, &cancel).await,
+                Ok(b) => crate::headless::stream_into_node(b.as_ref(), node, &cancel, |_| {}).await,
                 Err(e) => {
                     node.status = NodeStatus::Error;
                     node.finish_reason = Some(FinishReason::Error);
@@ -166,55 +164,6 @@ impl Runner {
             n.meta.insert(key.into(), value);
         }
     }
-}
-
-/// Stream `node.request` to the end and fill in the node.
-async fn stream(
-    backend: &dyn crate::llm::Backend,
-    mut node: Node,
-    cancel: &CancellationToken,
-) -> Node {
-    let t0 = Instant::now();
-    let mut handle = backend.start(node.request.clone());
-    let mut meter = StreamMeter::default();
-    let mut cancel_sent = false;
-    let outcome: Result<FinishReason, String> = loop {
-        tokio::select! {
-            _ = cancel.cancelled(), if !cancel_sent => {
-                handle.cancel();
-                cancel_sent = true;
-            }
-            ev = handle.events.recv() => match ev {
-                Some(StreamEvent::Delta(d)) => {
-                    meter.on_delta(t0.elapsed(), &d);
-                    node.text.push_str(&d);
-                }
-                Some(StreamEvent::Usage(u)) => meter.on_usage(u),
-                Some(StreamEvent::Notice(_)) => {}
-                Some(StreamEvent::Finished(r)) => break Ok(r),
-                Some(StreamEvent::Failed(e)) => break Err(e),
-                None => break Err("the backend ended the stream without finishing".into()),
-            }
-        }
-    };
-    node.duration_ms = Some(t0.elapsed().as_millis() as u64);
-    node.apply_stats(&meter.stats());
-    match outcome {
-        Ok(FinishReason::Cancelled) => {
-            node.status = NodeStatus::Cancelled;
-            node.finish_reason = Some(FinishReason::Cancelled);
-        }
-        Ok(r) => {
-            node.status = NodeStatus::Done;
-            node.finish_reason = Some(r);
-        }
-        Err(e) => {
-            node.status = NodeStatus::Error;
-            node.finish_reason = Some(FinishReason::Error);
-            node.error = Some(e);
-        }
-    }
-    node
 }
 
 // ---- helpers --------------------------------------------------------------------------
