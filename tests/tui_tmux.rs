@@ -225,7 +225,7 @@ fn run_focus_scroll_cancel_edit_and_quit_in_tmux() {
     // Focus the long one, let it stream a while, scroll up to the top, then cancel it.
     tm.keys(&["l"]);
     std::thread::sleep(Duration::from_millis(1500));
-    tm.keys(&["g"]);
+    tm.keys(&["Home"]);
     let top = tm.capture();
     tm.keys(&["Escape"]);
     let screen = tm.wait_for("cancelled", Duration::from_secs(5));

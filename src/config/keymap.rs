@@ -262,7 +262,14 @@ impl fmt::Display for Key {
             KeyCodeOrd::Named("enter") => f.write_str("Enter"),
             KeyCodeOrd::Named("esc") => f.write_str("Esc"),
             KeyCodeOrd::Named("tab") => f.write_str("Tab"),
-            KeyCodeOrd::Named(n) => f.write_str(n),
+            KeyCodeOrd::Named(n) => {
+                // "home" -> "Home", like the other named keys.
+                let mut c = n.chars();
+                match c.next() {
+                    Some(first) => write!(f, "{}{}", first.to_ascii_uppercase(), c.as_str()),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

@@ -248,7 +248,7 @@ fn focus_scroll_and_zoom() {
     );
     key(&mut s, KeyCode::Char('k'));
     assert_eq!((s.panes[0].scroll, s.panes[0].follow), (89, false));
-    key(&mut s, KeyCode::Char('g'));
+    key(&mut s, KeyCode::Home);
     assert_eq!(s.panes[0].scroll, 0);
     key(&mut s, KeyCode::PageDown);
     assert_eq!(s.panes[0].scroll, 9);
@@ -357,10 +357,10 @@ fn editor_errors_keep_the_editor_open() {
 #[test]
 fn add_duplicate_rename_delete_and_model_switch() {
     let mut s = app();
-    key(&mut s, KeyCode::Char('d'));
+    key(&mut s, KeyCode::Char('A'));
     assert_eq!(s.prompt.variants[1].name, "plain copy");
     assert_eq!((s.panes.len(), s.focus), (3, 1));
-    key(&mut s, KeyCode::Char('n'));
+    key(&mut s, KeyCode::Char('N'));
     for _ in 0.."plain copy".len() {
         key(&mut s, KeyCode::Backspace);
     }
