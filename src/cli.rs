@@ -58,6 +58,24 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TechniqueCmd,
     },
+    /// Re-quantize a GGUF file (q8_0, q4_0, q4k, q6k), keeping its metadata, and compare its
+    /// quality with the original on a built-in text.
+    #[cfg(feature = "local")]
+    Quantize {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long, value_enum)]
+        to: crate::quantize::Target,
+        /// Replace OUTPUT if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Skip the quality check (it loads both models and takes a few seconds).
+        #[arg(long, conflicts_with = "check_only")]
+        no_check: bool,
+        /// Write nothing: compare an existing OUTPUT with INPUT.
+        #[arg(long)]
+        check_only: bool,
+    },
     /// Manage models.
     Model {
         #[command(subcommand)]

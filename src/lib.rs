@@ -13,6 +13,8 @@ mod headless;
 mod llm;
 mod model_fetch;
 mod prompt;
+#[cfg(feature = "local")]
+mod quantize;
 mod rate;
 mod sanitize;
 mod state;
@@ -87,6 +89,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Technique { action }) => {
             runtime()?.block_on(technique_run::run(config, action))
         }
+        #[cfg(feature = "local")]
+        Some(Command::Quantize {
+            input,
+            output,
+            to,
+            force,
+            no_check,
+            check_only,
+        }) => runtime()?.block_on(quantize_cmd(
+            &input, &output, to, force, no_check, check_only,
+        )),
         Some(Command::Model { action }) => match action {
             ModelAction::Fetch { force } => {
                 let path = model_fetch::fetch(&config.dirs.models_dir(), force)?;
@@ -107,6 +120,45 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         )),
     }
+}
+
+#[cfg(feature = "local")]
+async fn quantize_cmd(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    to: quantize::Target,
+    force: bool,
+    no_check: bool,
+    check_only: bool,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    if check_only {
+        let q = quantize::quality(input, output).await?;
+        println!("{}", q.line());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (i, o) = (input.to_path_buf(), output.to_path_buf());
+    let tty = std::io::stderr().is_terminal();
+    let report = tokio::task::spawn_blocking(move || {
+        quantize::quantize(&i, &o, to, force, &mut |done, total, name| {
+            if tty && (done % 16 == 0 || done == total) {
+                eprint!("\r\x1b[Kquantizing {done}/{total} {name}");
+            }
+        })
+    })
+    .await??;
+    if tty {
+        eprintln!();
+    }
+    for line in report.lines(to) {
+        println!("{line}");
+    }
+    println!("wrote {}", output.display());
+    if !no_check {
+        let q = quantize::quality(input, output).await?;
+        println!("{}", q.line());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
