@@ -76,6 +76,10 @@ pub(crate) enum Command {
         #[arg(long)]
         check_only: bool,
     },
+    /// Measure everything that matters for speed on this machine: local decode vs bare
+    /// mistral.rs, llama.cpp, concurrency, time to first token, UI drawing and ingest,
+    /// session load and save. Prints medians and spreads next to the goals.
+    Bench(crate::bench::BenchArgs),
     /// Manage models.
     Model {
         #[command(subcommand)]

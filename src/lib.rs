@@ -5,6 +5,7 @@
 //! subcommands are drivers over them.
 
 mod app;
+mod bench;
 mod cli;
 mod config;
 mod error;
@@ -100,6 +101,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => runtime()?.block_on(quantize_cmd(
             &input, &output, to, force, no_check, check_only,
         )),
+        Some(Command::Bench(args)) => bench::run(config, args),
         Some(Command::Model { action }) => match action {
             ModelAction::Fetch { force } => {
                 let path = model_fetch::fetch(&config.dirs.models_dir(), force)?;

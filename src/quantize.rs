@@ -71,6 +71,28 @@ impl Target {
     }
 }
 
+/// `<name>.<TAG>.gguf` beside `model`, with the model's own quantization tag (`.Q4_1`,
+/// `.F16`...) replaced: `SmolLM2-135M-Instruct.Q4_1.gguf` -> `SmolLM2-135M-Instruct.Q8_0.gguf`.
+pub(crate) fn derived_path(model: &Path, target: Target) -> PathBuf {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let base = match stem.rsplit_once('.') {
+        Some((base, tag))
+            if tag.len() <= 8
+                && tag
+                    .chars()
+                    .next()
+                    .is_some_and(|c| matches!(c, 'Q' | 'q' | 'F' | 'f' | 'B' | 'b')) =>
+        {
+            base.to_string()
+        }
+        _ => stem,
+    };
+    model.with_file_name(format!("{base}.{}.gguf", target.tag()))
+}
+
 /// Why a tensor was written unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kept {
@@ -476,10 +498,10 @@ async fn pass(model: &mistralrs::Model, forced: &[u32]) -> anyhow::Result<Pass> 
     // Drain promptly: an unread stream stalls the engine.
     while let Some(r) = stream.next().await {
         match r {
-            mistralrs::Response::Chunk(c) => {
-                if c.choices.iter().any(|c| c.finish_reason.is_some()) {
-                    break;
-                }
+            mistralrs::Response::Chunk(c)
+                if c.choices.iter().any(|c| c.finish_reason.is_some()) =>
+            {
+                break
             }
             mistralrs::Response::Done(_) => break,
             mistralrs::Response::InternalError(e) => bail!("engine error: {e}"),
@@ -543,6 +565,23 @@ mod tests {
             })
         );
         assert_eq!(plan(&[576, 1536], GgmlDType::Q4_1, GgmlDType::Q6K), Ok(()));
+    }
+
+    #[test]
+    fn derived_names_replace_the_quant_tag() {
+        let p = Path::new("/m/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert_eq!(
+            derived_path(p, Target::Q8_0),
+            Path::new("/m/SmolLM2-135M-Instruct.Q8_0.gguf")
+        );
+        assert_eq!(
+            derived_path(Path::new("x/model.gguf"), Target::Q4K),
+            Path::new("x/model.Q4_K.gguf")
+        );
+        assert_eq!(
+            derived_path(Path::new("llama-3.2-1b.gguf"), Target::Q6K),
+            Path::new("llama-3.2-1b.Q6_K.gguf")
+        );
     }
 
     #[test]

@@ -218,11 +218,11 @@ pub(crate) struct Session {
     pub variants: Vec<Variant>,
     #[serde(default, rename = "case")]
     pub cases: Vec<Case>,
-    #[serde(default, rename = "node")]
+    #[serde(default, rename = "node", skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<Node>,
-    #[serde(default, rename = "rating")]
+    #[serde(default, rename = "rating", skip_serializing_if = "Vec::is_empty")]
     pub ratings: Vec<Rating>,
-    #[serde(default, rename = "vote")]
+    #[serde(default, rename = "vote", skip_serializing_if = "Vec::is_empty")]
     pub votes: Vec<Vote>,
 }
 

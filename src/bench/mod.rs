@@ -1,0 +1,383 @@
+//! `promptloom bench`: every performance figure in one run on this machine, with medians and
+//! spreads, each next to its goal.
+//!
+//! Sections (all by default; `--only` picks some):
+//! - `local`: decode and prompt tokens/s through promptloom's local backend vs a bare
+//!   mistral.rs loop with identical settings, for the shipped file and the re-quantized one;
+//! - `llama`: the same prompt through llama.cpp's `llama-server` via the OpenAI backend;
+//! - `concurrency`: aggregate tokens/s with 1, 2, 4 and 8 variants at once on the local model;
+//! - `ttft`: time to first token of a ~1,500-token few-shot prompt, cold and with the prefix
+//!   cache warm;
+//! - `ui`: per-frame draw time of 6 panes at 1 KB / 100 KB / 1 MB, and the rate at which the
+//!   real event loop absorbs a scripted backend streaming into 6 panes;
+//! - `session`: load and save times at 100, 1,000 and 10,000 nodes.
+
+#[cfg(feature = "local")]
+mod engine;
+mod llama;
+pub(crate) mod session;
+mod ui;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::llm::{StreamEvent, StreamHandle};
+
+/// `promptloom bench` arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Sections to run (default: all): local, llama, concurrency, ttft, ui, session.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<Section>,
+    /// Runs per measurement.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub runs: u32,
+    /// Tokens generated per decode run.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(8..=4096))]
+    pub tokens: u32,
+    /// The shipped GGUF file (default: the data dir's SmolLM2-135M-Instruct.Q4_1.gguf).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// The re-quantized file to compare (default: the shipped one re-quantized to Q8_0 beside
+    /// it, made now if missing).
+    #[arg(long)]
+    pub requantized: Option<PathBuf>,
+    /// llama.cpp's llama-server binary (default: $PROMPTLOOM_LLAMA_SERVER, the cache that
+    /// scripts/llama-server.sh fills, then PATH).
+    #[arg(long)]
+    pub llama_server: Option<PathBuf>,
+    /// Threads for llama-server.
+    #[arg(long, default_value_t = 2)]
+    pub llama_threads: u32,
+    /// Smaller sizes everywhere (for a smoke test): 1 run, 32 tokens, 1,000-node sessions.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Section {
+    Local,
+    Llama,
+    Concurrency,
+    Ttft,
+    Ui,
+    Session,
+}
+
+/// Settings shared by the sections.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub runs: usize,
+    pub tokens: usize,
+    pub quick: bool,
+}
+
+/// Several measurements of one quantity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Sample(pub Vec<f64>);
+
+impl Sample {
+    pub fn push(&mut self, x: f64) {
+        if x.is_finite() {
+            self.0.push(x);
+        }
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    pub fn median(&self) -> Option<f64> {
+        let v = self.sorted();
+        let n = v.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(v[n / 2]),
+            _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        }
+    }
+
+    /// `median [min–max]` with `digits` decimals, or `-`.
+    pub fn show(&self, digits: usize) -> String {
+        let v = self.sorted();
+        match (self.median(), v.first(), v.last()) {
+            (Some(m), Some(lo), Some(hi)) if v.len() > 1 => {
+                format!("{m:.digits$} [{lo:.digits$}–{hi:.digits$}]")
+            }
+            (Some(m), _, _) => format!("{m:.digits$}"),
+            _ => "-".into(),
+        }
+    }
+}
+
+/// One goal from the performance issue and whether it was met.
+#[derive(Debug, Clone)]
+pub(crate) struct Goal {
+    pub what: String,
+    pub target: String,
+    pub measured: String,
+    pub met: Option<bool>,
+}
+
+/// What a section prints: its lines and the goals it checked.
+#[derive(Debug, Default)]
+pub(crate) struct Out {
+    pub text: String,
+    pub goals: Vec<Goal>,
+}
+
+impl Out {
+    pub fn line(&mut self, s: impl AsRef<str>) {
+        let _ = writeln!(self.text, "{}", s.as_ref());
+        // Print as we go: the whole bench takes minutes.
+        println!("{}", s.as_ref());
+    }
+
+    pub fn goal(&mut self, what: &str, target: &str, measured: String, met: Option<bool>) {
+        self.goals.push(Goal {
+            what: what.into(),
+            target: target.into(),
+            measured,
+            met,
+        });
+    }
+}
+
+/// Timing of one streamed answer, seen from the consumer's side.
+#[cfg_attr(not(feature = "local"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Measure {
+    pub ttft: Duration,
+    pub prompt_tokens: u64,
+    pub tokens: u64,
+    /// (tokens - 1) / (last - first token).
+    pub decode_tps: f64,
+    /// prompt tokens / time to first token.
+    pub prompt_tps: f64,
+}
+
+/// Drain a stream, timing it; text deltas count as tokens unless usage says otherwise.
+pub(crate) async fn measure(mut handle: StreamHandle) -> Result<(Measure, String), String> {
+    let t0 = Instant::now();
+    let mut first = None;
+    let mut last = t0;
+    let mut deltas = 0u64;
+    let mut usage = None;
+    let mut text = String::new();
+    while let Some(ev) = handle.events.recv().await {
+        match ev {
+            StreamEvent::Delta(d) => {
+                let now = Instant::now();
+                first.get_or_insert(now);
+                last = now;
+                deltas += 1;
+                text.push_str(&d);
+            }
+            StreamEvent::Usage(u) => usage = Some(u),
+            StreamEvent::Notice(_) => {}
+            StreamEvent::Finished(_) => break,
+            StreamEvent::Failed(e) => return Err(e),
+        }
+    }
+    let first = first.ok_or("the stream produced no text")?;
+    let tokens = usage
+        .and_then(|u| u.completion_tokens)
+        .unwrap_or(deltas)
+        .max(1);
+    let prompt_tokens = usage.and_then(|u| u.prompt_tokens).unwrap_or(0);
+    let ttft = first - t0;
+    let span = (last - first).as_secs_f64();
+    Ok((
+        Measure {
+            ttft,
+            prompt_tokens,
+            tokens,
+            decode_tps: if span > 0.0 {
+                (tokens.saturating_sub(1)) as f64 / span
+            } else {
+                0.0
+            },
+            prompt_tps: prompt_tokens as f64 / ttft.as_secs_f64().max(1e-9),
+        },
+        text,
+    ))
+}
+
+/// A decode prompt: a long-answer instruction behind a unique first line, so no run reuses
+/// another's cached prefix and every run pays for its whole prompt.
+pub(crate) fn decode_prompt(run: usize, tag: &str) -> String {
+    format!(
+        "[{tag} run {run}] Write a long story about a dragon who learns to cook. Describe the \
+         kitchen, the first failed dish, the village that tastes it, and what the dragon learns."
+    )
+}
+
+pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let plan = Plan {
+        runs: if args.quick { 1 } else { args.runs as usize },
+        tokens: if args.quick { 32 } else { args.tokens as usize },
+        quick: args.quick,
+    };
+    let all = args.only.is_empty();
+    let want = |s: Section| all || args.only.contains(&s);
+    let t0 = Instant::now();
+    println!(
+        "promptloom bench: {} · {} cores · {} · runs {} · {} tokens",
+        chrono::Local::now().format("%Y-%m-%d %H:%M"),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_name().unwrap_or_else(|| "unknown CPU".into()),
+        plan.runs,
+        plan.tokens
+    );
+    let mut outs: Vec<Out> = Vec::new();
+    if want(Section::Session) {
+        outs.push(session::run(&plan)?);
+    }
+    if want(Section::Ui) {
+        outs.push(ui::run(&plan)?);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let model = args.model.clone().unwrap_or_else(|| {
+        config
+            .dirs
+            .models_dir()
+            .join(crate::model_fetch::SHIPPED_GGUF)
+    });
+    let needs_model = want(Section::Local)
+        || want(Section::Llama)
+        || want(Section::Concurrency)
+        || want(Section::Ttft);
+    if needs_model && !model.is_file() {
+        anyhow::bail!(
+            "{}: model file not found; run `promptloom model fetch` (or pass --model)",
+            model.display()
+        );
+    }
+    #[cfg(feature = "local")]
+    let requantized = if want(Section::Local) || want(Section::Llama) {
+        Some(engine::requantized(&model, args.requantized.clone())?)
+    } else {
+        None
+    };
+    #[cfg(not(feature = "local"))]
+    let requantized: Option<PathBuf> = args.requantized.clone();
+    let mut files = vec![("shipped", model.clone())];
+    if let Some(r) = &requantized {
+        files.push(("re-quantized", r.clone()));
+    }
+    #[cfg_attr(not(feature = "local"), allow(unused_mut))]
+    let mut local_rates: Vec<(String, f64)> = Vec::new();
+    #[cfg(feature = "local")]
+    {
+        if want(Section::Local) {
+            let (out, rates) = rt.block_on(engine::local_vs_bare(&plan, &files))?;
+            local_rates = rates;
+            outs.push(out);
+        }
+        if want(Section::Concurrency) {
+            outs.push(rt.block_on(engine::concurrency(&plan, &model))?);
+        }
+        if want(Section::Ttft) {
+            outs.push(rt.block_on(engine::ttft(&plan, &model))?);
+        }
+    }
+    #[cfg(not(feature = "local"))]
+    if want(Section::Local) || want(Section::Concurrency) || want(Section::Ttft) {
+        println!(
+            "\nlocal, concurrency, ttft: skipped (this promptloom was built without the `local` feature)"
+        );
+    }
+    if want(Section::Llama) {
+        let server = llama::find_server(args.llama_server.as_deref());
+        outs.push(rt.block_on(llama::run(
+            &plan,
+            server,
+            args.llama_threads,
+            &files,
+            &local_rates,
+        ))?);
+    }
+    println!("\nGoals");
+    let mut missed = 0;
+    for g in outs.iter().flat_map(|o| &o.goals) {
+        let mark = match g.met {
+            Some(true) => "met",
+            Some(false) => {
+                missed += 1;
+                "MISSED"
+            }
+            None => "n/a",
+        };
+        println!(
+            "  {:<58} {:<14} {:<24} {mark}",
+            g.what, g.target, g.measured
+        );
+    }
+    println!(
+        "\nbench took {:.0} s; {missed} goal(s) missed",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The CPU model from /proc/cpuinfo, if readable.
+fn cpu_name() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    text.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_median_and_spread() {
+        let mut s = Sample::default();
+        assert_eq!(s.show(1), "-");
+        s.push(3.0);
+        assert_eq!(s.show(1), "3.0");
+        s.push(1.0);
+        s.push(f64::NAN);
+        s.push(2.0);
+        assert_eq!(s.median(), Some(2.0));
+        assert_eq!(s.show(1), "2.0 [1.0–3.0]");
+        s.push(10.0);
+        assert_eq!(s.median(), Some(2.5));
+    }
+
+    #[tokio::test]
+    async fn measure_times_a_scripted_stream() {
+        let (handle, sink) = StreamHandle::channel();
+        tokio::spawn(async move {
+            for w in ["a ", "b ", "c"] {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                sink.send(StreamEvent::Delta(w.into()));
+            }
+            sink.send(StreamEvent::Usage(crate::llm::Usage {
+                prompt_tokens: Some(10),
+                completion_tokens: Some(3),
+            }));
+            sink.finish(StreamEvent::Finished(crate::llm::FinishReason::Stop));
+        });
+        let (m, text) = measure(handle).await.unwrap();
+        assert_eq!(text, "a b c");
+        assert_eq!((m.tokens, m.prompt_tokens), (3, 10));
+        assert!(m.ttft >= Duration::from_millis(15), "{:?}", m.ttft);
+        // 2 intervals of ~20 ms: about 50 tok/s, far from the 0 or infinity of a bug.
+        assert!(
+            m.decode_tps > 10.0 && m.decode_tps < 200.0,
+            "{}",
+            m.decode_tps
+        );
+    }
+}
