@@ -1,0 +1,446 @@
+//! The driver's side of rating: the journal, ordered session saves, the session list and
+//! switching sessions.
+//!
+//! A rating is appended to the journal (fsynced) inside the effect handler, before the
+//! driver handles the next key, and applied to the session only when the append succeeded.
+//! A journal record is only useful if the session file holds the node it names, so before a
+//! record about a node the file may not have yet, the session is saved synchronously first.
+//!
+//! Whole-session saves also run in the background saver. [`SaveGate`] puts every write of a
+//! session file (background, synchronous, compaction) behind one lock and numbers the
+//! snapshots, so an older snapshot never lands over a newer one; and the journal is only
+//! emptied by compaction, whose snapshot holds every journaled record. So no save can drop a
+//! rating that was journaled.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::rating::{self, RatingEffect, RatingIo, SessionSummary};
+use super::state::AppState;
+use super::update::update;
+use super::Msg;
+use crate::llm::ModelIdentity;
+use crate::state::session::{NodeKind, Session};
+use crate::store::journal::{self, SessionStore};
+
+/// Serialises session-file writes and drops stale snapshots.
+#[derive(Debug, Default)]
+pub(crate) struct SaveGate {
+    next: AtomicU64,
+    written: Mutex<Written>,
+}
+
+#[derive(Debug, Default)]
+struct Written {
+    /// Generation of the newest snapshot written.
+    generation: u64,
+    /// The file and the node ids the newest snapshot held.
+    path: PathBuf,
+    nodes: BTreeSet<u64>,
+}
+
+impl SaveGate {
+    /// Number a snapshot taken now.
+    pub fn next_generation(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Write snapshot `generation` of `session` to `path` unless a newer one was written.
+    pub fn save(
+        &self,
+        path: &Path,
+        session: &Session,
+        generation: u64,
+    ) -> Result<(), crate::store::SaveError> {
+        self.with_lock(path, session, generation, || {
+            crate::store::save_atomic(path, session)
+        })
+    }
+
+    /// Run `write` (which writes `session` to `path`) under the lock as snapshot
+    /// `generation`, unless a newer snapshot was written already.
+    fn with_lock<E>(
+        &self,
+        path: &Path,
+        session: &Session,
+        generation: u64,
+        write: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut w = match self.written.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if generation <= w.generation && w.path == path {
+            return Ok(());
+        }
+        write()?;
+        w.generation = generation;
+        w.path = path.to_path_buf();
+        w.nodes = session.nodes.iter().map(|n| n.id).collect();
+        Ok(())
+    }
+
+    /// Whether the newest snapshot written to `path` holds every one of `nodes`.
+    fn on_disk(&self, path: &Path, nodes: &[u64]) -> bool {
+        let w = match self.written.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        w.path == path && nodes.iter().all(|n| w.nodes.contains(n))
+    }
+
+    /// Record that `path` on disk holds `session` (just opened from it).
+    fn opened(&self, path: &Path, session: &Session) {
+        let mut w = match self.written.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        w.path = path.to_path_buf();
+        w.nodes = session.nodes.iter().map(|n| n.id).collect();
+    }
+}
+
+/// The session as a save writes it: the variants and cases as now, the models' identities.
+pub(crate) fn snapshot(
+    state: &AppState,
+    models: &std::collections::BTreeMap<String, ModelIdentity>,
+) -> Session {
+    let mut s = state.session.clone();
+    s.variants = state.prompt.variants.clone();
+    s.cases = state.prompt.cases.clone();
+    s.models = models.clone();
+    s
+}
+
+/// The journal of the open session and what the driver needs to switch sessions.
+pub(crate) struct RatingDriver {
+    store: Option<SessionStore>,
+    pub gate: Arc<SaveGate>,
+    models: Vec<String>,
+    default_model: String,
+}
+
+impl RatingDriver {
+    /// `store`: the journal of a session opened with `--session` (already replayed).
+    pub fn new(
+        store: Option<SessionStore>,
+        state: &AppState,
+        models: Vec<String>,
+        default_model: String,
+    ) -> RatingDriver {
+        let gate = Arc::new(SaveGate::default());
+        if store.is_some() {
+            gate.opened(&state.session_path, &state.session);
+        }
+        RatingDriver {
+            store,
+            gate,
+            models,
+            default_model,
+        }
+    }
+
+    /// Run one rating effect. Results that must be seen before the next key are applied to
+    /// `state` at once; slow ones (listing sessions) come back through `tx`.
+    pub fn run(
+        &mut self,
+        fx: RatingEffect,
+        state: &mut AppState,
+        identities: &std::collections::BTreeMap<String, ModelIdentity>,
+        tx: &mpsc::UnboundedSender<Msg>,
+    ) {
+        match fx {
+            RatingEffect::AppendRating {
+                edit,
+                rater,
+                at,
+                what,
+            } => {
+                let t = Instant::now();
+                let result = self
+                    .prepare(state, identities, &[edit.node])
+                    .and_then(|store| {
+                        store
+                            .append_rating(&mut state.session, &edit, &rater, &at)
+                            .map_err(|e| e.to_string())
+                    });
+                tracing::debug!(
+                    node = edit.node,
+                    ms = t.elapsed().as_secs_f64() * 1e3,
+                    ok = result.is_ok(),
+                    "rating journaled"
+                );
+                report(state, RatingIo::Journaled { what, result });
+            }
+            RatingEffect::AppendVote {
+                left,
+                right,
+                outcome,
+                rater,
+                at,
+                what,
+            } => {
+                let t = Instant::now();
+                let result = self
+                    .prepare(state, identities, &[left, right])
+                    .and_then(|store| {
+                        store
+                            .append_vote(&mut state.session, left, right, &outcome, &rater, &at)
+                            .map_err(|e| e.to_string())
+                    });
+                tracing::debug!(
+                    left,
+                    right,
+                    ms = t.elapsed().as_secs_f64() * 1e3,
+                    ok = result.is_ok(),
+                    "vote journaled"
+                );
+                report(state, RatingIo::Journaled { what, result });
+            }
+            RatingEffect::ListSessions { dirs, current } => {
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let list = list_sessions(&dirs, &current);
+                    let _ = tx.send(Msg::Rating(RatingIo::Sessions(list)));
+                });
+            }
+            RatingEffect::OpenSession { path } => {
+                let io = match self.switch(state, identities, &path) {
+                    Ok((prompt, session)) => RatingIo::Opened {
+                        prompt: Box::new(prompt),
+                        session: Box::new(session),
+                        path,
+                    },
+                    Err(e) => RatingIo::OpenFailed(e),
+                };
+                report(state, io);
+            }
+            RatingEffect::WriteFile { path, text } => {
+                let error = crate::store::write_atomic(&path, text.as_bytes())
+                    .err()
+                    .map(|e| e.to_string());
+                report(state, RatingIo::Written { path, error });
+            }
+        }
+    }
+
+    /// The open journal, after making sure the session file holds `nodes`.
+    fn prepare(
+        &mut self,
+        state: &AppState,
+        identities: &std::collections::BTreeMap<String, ModelIdentity>,
+        nodes: &[u64],
+    ) -> Result<&mut SessionStore, String> {
+        let path = state.session_path.clone();
+        if !path.is_file() || !self.gate.on_disk(&path, nodes) {
+            let snap = snapshot(state, identities);
+            let generation = self.gate.next_generation();
+            self.gate
+                .save(&path, &snap, generation)
+                .map_err(|e| e.to_string())?;
+        }
+        if self.store.is_none() {
+            // The journal starts with the first rating; what `open` replays is already in
+            // `state.session`, which is newer than the file.
+            let (_, store) = SessionStore::open(&path).map_err(|e| e.to_string())?;
+            self.store = Some(store);
+        }
+        self.store
+            .as_mut()
+            .ok_or_else(|| "no journal open".to_string())
+    }
+
+    /// Save the current session (folding its journal in) and open `path`.
+    fn switch(
+        &mut self,
+        state: &AppState,
+        identities: &std::collections::BTreeMap<String, ModelIdentity>,
+        path: &Path,
+    ) -> Result<(crate::prompt::PromptFile, Session), String> {
+        if same_file(path, &state.session_path) {
+            return Err(format!("{} is already open", path.display()));
+        }
+        let (session, store) = SessionStore::open(path).map_err(|e| e.to_string())?;
+        self.close(state, identities)?;
+        let prompt = rating::prompt_for_session(&session, &self.models, &self.default_model);
+        self.gate.opened(path, &session);
+        self.store = Some(store);
+        Ok((prompt, session))
+    }
+
+    /// Save the session for good: fold the journal into the file (or just save it).
+    pub fn close(
+        &mut self,
+        state: &AppState,
+        identities: &std::collections::BTreeMap<String, ModelIdentity>,
+    ) -> Result<(), String> {
+        let snap = snapshot(state, identities);
+        let generation = self.gate.next_generation();
+        let path = state.session_path.clone();
+        match self.store.take() {
+            Some(mut store) => self
+                .gate
+                .with_lock(&path, &snap, generation, || store.compact(&snap))
+                .map_err(|e| e.to_string()),
+            None => self
+                .gate
+                .save(&path, &snap, generation)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Apply a driver report at once, so the next key sees it.
+fn report(state: &mut AppState, io: RatingIo) {
+    let fx = update(state, Msg::Rating(io));
+    debug_assert!(fx.is_empty(), "rating reports ask for no effects");
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Every `*.toml` session in `dirs` (missing folders are skipped), newest first.
+pub(crate) fn list_sessions(dirs: &[PathBuf], current: &Path) -> Vec<SessionSummary> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "toml") || !path.is_file() {
+                continue;
+            }
+            let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+            if !seen.insert(key) {
+                continue;
+            }
+            out.push(summarise(&path, current));
+        }
+    }
+    out.sort_by(|a, b| {
+        b.modified_secs
+            .cmp(&a.modified_secs)
+            .then_with(|| a.path.cmp(&b.path))
+    });
+    out
+}
+
+fn summarise(path: &Path, current: &Path) -> SessionSummary {
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| {
+            let local: chrono::DateTime<chrono::Local> = t.into();
+            let secs = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            (local.format("%Y-%m-%d %H:%M").to_string(), secs)
+        })
+        .unwrap_or_else(|| ("?".into(), 0));
+    let mut s = SessionSummary {
+        path: path.to_path_buf(),
+        modified: modified.0,
+        modified_secs: modified.1,
+        title: String::new(),
+        prompt_file: None,
+        answers: 0,
+        ratings: 0,
+        votes: 0,
+        error: None,
+        current: same_file(path, current),
+    };
+    match journal::load_with_journal(path) {
+        Ok(session) => {
+            s.title = session.title.clone();
+            s.prompt_file = session.prompt_file.clone();
+            s.answers = session
+                .nodes
+                .iter()
+                .filter(|n| matches!(n.kind, NodeKind::Answer | NodeKind::Rewrite))
+                .count();
+            s.ratings = session.ratings.iter().filter(|r| !r.is_empty()).count();
+            s.votes = session.votes.len();
+        }
+        Err(e) => {
+            // One line is enough for the list.
+            let text = e.to_string();
+            s.error = Some(text.lines().next().unwrap_or("unreadable").to_string());
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::leaderboard::tests::grid;
+
+    #[test]
+    fn an_older_snapshot_never_lands_over_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        let gate = SaveGate::default();
+        let old = grid(&["a"], &["c1"]);
+        let new = grid(&["a", "b"], &["c1"]);
+        let g_old = gate.next_generation();
+        let g_new = gate.next_generation();
+        gate.save(&p, &new, g_new).unwrap();
+        gate.save(&p, &old, g_old).unwrap();
+        assert_eq!(crate::store::load(&p).unwrap().nodes.len(), 2);
+        assert!(gate.on_disk(&p, &[1, 2]));
+        assert!(!gate.on_disk(&p, &[3]));
+        assert!(!gate.on_disk(&dir.path().join("other.toml"), &[1]));
+    }
+
+    #[test]
+    fn sessions_are_listed_newest_first_with_counts_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = grid(&["a", "b"], &["c1"]);
+        a.prompt_file = Some("prompts/capitals.toml".into());
+        a.votes.push(crate::state::session::Vote {
+            left: 1,
+            right: 2,
+            outcome: "tie".into(),
+            rater: "r".into(),
+            at: "t".into(),
+            seq: None,
+        });
+        let pa = dir.path().join("a.toml");
+        crate::store::save_atomic(&pa, &a).unwrap();
+        // A journal-only rating is counted.
+        {
+            let (mut s, mut st) = SessionStore::open(&pa).unwrap();
+            let edit = journal::RatingEdit {
+                node: 1,
+                stars: Some(4),
+                ..Default::default()
+            };
+            st.append_rating(&mut s, &edit, "ann", "t").unwrap();
+        }
+        let pb = dir.path().join("b.toml");
+        std::fs::write(&pb, "not = [valid").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let f = std::fs::File::options().write(true).open(&pa).unwrap();
+        f.set_modified(old).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        let list = list_sessions(&[dir.path().to_path_buf(), dir.path().join("missing")], &pa);
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert_eq!(list[0].path, pb);
+        assert!(list[0].error.is_some());
+        let s = &list[1];
+        assert_eq!((s.answers, s.ratings, s.votes), (2, 1, 1));
+        assert_eq!(s.prompt_file.as_deref(), Some("prompts/capitals.toml"));
+        assert!(s.current);
+    }
+}
