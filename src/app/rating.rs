@@ -671,4 +671,4 @@ pub(crate) fn node_label(n: &Node) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,6 +4,7 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Widget};
 use ratatui::Frame;
@@ -51,7 +52,8 @@ pub(crate) fn pane_rating(state: &AppState, i: usize, theme: &Theme) -> Option<L
         spans.push(Span::styled("saved ", theme.style("check.pass")));
     }
     if others > 0 {
-        spans.push(Span::styled(format!("+{others} rater(s) "), muted));
+        // Other raters' ratings exist (shown in the leaderboard), untouched by yours.
+        spans.push(Span::styled(format!("+{others} "), muted));
     }
     Some(Line::from(spans).right_aligned())
 }
@@ -223,23 +225,27 @@ fn compare(
     } else {
         &c.blind_reason
     };
-    put(
-        buf,
-        area,
-        1,
-        &Line::from(vec![
-            Span::styled("why this pair: ", muted),
-            Span::styled(visible(why), theme.style("text")),
-        ]),
+    let why_rows = wrapped(
+        "why this pair: ",
+        &visible(why),
+        area.width,
+        muted,
+        theme.style("text"),
     );
+    let why_h = (why_rows.len() as u16).min(3);
+    for (k, l) in why_rows.iter().take(usize::from(why_h)).enumerate() {
+        put(buf, area, 1 + k as u16, l);
+    }
+    let top_rows = 1 + why_h;
     let bottom_rows = 1;
-    let body_h = area.height.saturating_sub(2 + bottom_rows);
+    let body_h = area.height.saturating_sub(top_rows + bottom_rows);
     let half = area.width / 2;
+    let y = area.y + top_rows.min(area.height);
     let sides = [
-        (c.left, Rect::new(area.x, area.y + 2, half, body_h), "left"),
+        (c.left, Rect::new(area.x, y, half, body_h), "left"),
         (
             c.right,
-            Rect::new(area.x + half, area.y + 2, area.width - half, body_h),
+            Rect::new(area.x + half, y, area.width - half, body_h),
             "right",
         ),
     ];
@@ -363,6 +369,65 @@ fn cell(text: &str, w: usize) -> String {
     format!("{t}{} ", " ".repeat(pad))
 }
 
+/// Word-wrap `text` to `width` columns (long words are cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let sep = usize::from(!cur.is_empty());
+        if cur.width() + sep + word.width() <= width {
+            if sep == 1 {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+            continue;
+        }
+        if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        let mut w = word.to_string();
+        while w.width() > width {
+            let mut head = truncate(&w, width);
+            if head.is_empty() {
+                // A character wider than the whole row: it goes on a row of its own.
+                head = w.chars().next().map(String::from).unwrap_or_default();
+            }
+            w = w[head.len()..].to_string();
+            out.push(head);
+        }
+        cur = w;
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// `label` then `text`, wrapped, continuation rows indented by two.
+fn wrapped(
+    label: &str,
+    text: &str,
+    width: u16,
+    label_style: Style,
+    style: Style,
+) -> Vec<Line<'static>> {
+    let w = usize::from(width);
+    let first = wrap(&format!("{label}{text}"), w);
+    let mut out = Vec::new();
+    for (i, row) in first.into_iter().enumerate() {
+        if i == 0 && row.starts_with(label) {
+            out.push(Line::from(vec![
+                Span::styled(label.to_string(), label_style),
+                Span::styled(row[label.len()..].to_string(), style),
+            ]));
+        } else {
+            out.push(Line::styled(row, style));
+        }
+    }
+    out
+}
+
 fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
     clear(buf, area);
     if area.height == 0 || area.width == 0 {
@@ -371,6 +436,7 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
     let board = &b.board;
     let muted = theme.style("muted");
     let text = theme.style("text");
+    let key = theme.style("header.key");
     let wide = area.width >= 120;
     let other = match board.by {
         GroupBy::Variant => "models",
@@ -379,11 +445,11 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
     let basis = if board.by_votes {
         let fitted: usize = board.entries.iter().map(Entry::votes).sum::<usize>() / 2;
         format!(
-            "ranked by Bradley–Terry strength from {fitted} blind vote(s) (tie = ½ win; {} both-bad not fitted)",
+            "Ranked by Bradley–Terry strength from {fitted} blind vote(s) (a tie is half a win; {} both-bad vote(s) counted, not fitted).",
             board.both_bad_votes
         )
     } else {
-        "ranked by mean stars (no blind votes yet: press v to compare)".to_string()
+        "Ranked by mean stars: no blind votes yet (press v to compare).".to_string()
     };
     put(
         buf,
@@ -394,10 +460,77 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
                 format!("Leaderboard by {}", board.by.as_str()),
                 theme.style("header"),
             ),
-            Span::styled(format!("  (Tab: {other})  "), muted),
-            Span::styled(basis, text),
+            Span::styled(format!("  (Tab: by {other})"), muted),
         ]),
     );
+    let mut notes: Vec<Line<'static>> = Vec::new();
+    if let Some(e) = board.entries.get(b.selected) {
+        let small = if e.rank.is_none() {
+            format!(
+                " Too few to rank: needs {MIN_SAMPLE} {}.",
+                if board.by_votes {
+                    "votes"
+                } else {
+                    "star ratings"
+                }
+            )
+        } else {
+            String::new()
+        };
+        notes.extend(wrapped(
+            &format!("{}: ", visible(&e.name)),
+            &format!(
+                "{} answer(s); stars n={}; 👍 {}; passed {}; W-L-T {}-{}-{}, both bad {}; judge {}.{small}",
+                e.answers,
+                e.stars_n,
+                share_detail(&e.thumbs_up),
+                share_detail(&e.pass_rate),
+                e.wins,
+                e.losses,
+                e.ties,
+                e.both_bad,
+                judge_cell(e)
+            ),
+            area.width,
+            key,
+            text,
+        ));
+    }
+    notes.extend(wrapped(
+        "",
+        &format!(
+            "{basis} ~N: can't be told apart from another entry at 95%. n=K: fewer than {MIN_SAMPLE}, not ranked."
+        ),
+        area.width,
+        muted,
+        muted,
+    ));
+    notes.extend(wrapped(
+        "",
+        &agreement_text(board.agreement.as_ref()),
+        area.width,
+        text,
+        text,
+    ));
+    match &b.suggestion {
+        Some(sug) => notes.extend(wrapped(
+            "Next to compare (v): ",
+            &format!(
+                "case {}, {} vs {}. Why: {}",
+                visible(&sug.case),
+                visible(&sug.variant_a),
+                visible(&sug.variant_b),
+                visible(&sug.reason)
+            ),
+            area.width,
+            key,
+            text,
+        )),
+        None => notes.push(Line::styled(
+            "Next to compare: nothing yet (no case has answers from two variants).",
+            muted,
+        )),
+    }
     let name_w = if wide { 18 } else { 10 };
     let mut cols: Vec<(&str, usize)> = vec![
         ("rank", 5),
@@ -414,15 +547,11 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
         cols.push(("both bad", 8));
     }
     let header: String = cols.iter().map(|(h, w)| cell(h, *w)).collect();
-    put(
-        buf,
-        area,
-        2,
-        &Line::styled(header, theme.style("header.key")),
-    );
-    let first_row = 3u16;
-    let footer_rows = 6u16;
-    let rows = area.height.saturating_sub(first_row + footer_rows).max(1);
+    put(buf, area, 1, &Line::styled(header, key));
+    let first_row = 2u16;
+    // The table gets at least three rows; notes fill the rest from the bottom.
+    let note_rows = (notes.len() as u16).min(area.height.saturating_sub(first_row + 3));
+    let rows = area.height.saturating_sub(first_row + note_rows + 1).max(1);
     let top = b
         .selected
         .saturating_sub(usize::from(rows).saturating_sub(1));
@@ -475,75 +604,9 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
             &Line::styled(line, style),
         );
     }
-    let mut y = area.height.saturating_sub(footer_rows);
-    let mut line = |l: Line<'_>| {
-        put(buf, area, y, &l);
-        y += 1;
-    };
-    if let Some(e) = board.entries.get(b.selected) {
-        let small = if e.rank.is_none() {
-            format!(
-                ", too few to rank (needs {MIN_SAMPLE} {})",
-                if board.by_votes {
-                    "votes"
-                } else {
-                    "star ratings"
-                }
-            )
-        } else {
-            String::new()
-        };
-        line(Line::from(vec![
-            Span::styled(format!("{}: ", visible(&e.name)), theme.style("header.key")),
-            Span::styled(
-                format!(
-                    "{} answers, stars n={}{small}; 👍 {}; passed {}; W-L-T {}-{}-{}, both bad {}; judge {}",
-                    e.answers,
-                    e.stars_n,
-                    share_detail(&e.thumbs_up),
-                    share_detail(&e.pass_rate),
-                    e.wins,
-                    e.losses,
-                    e.ties,
-                    e.both_bad,
-                    judge_cell(e)
-                ),
-                text,
-            ),
-        ]));
-    } else {
-        line(Line::raw(""));
-    }
-    line(Line::styled(
-        format!(
-            "~N: can't be told apart from another entry at 95%; n=K: fewer than {MIN_SAMPLE}, not ranked. BT: log-odds scale."
-        ),
-        muted,
-    ));
-    line(Line::styled(agreement_text(board.agreement.as_ref()), text));
-    match &b.suggestion {
-        Some(s) => {
-            line(Line::from(vec![
-                Span::styled("Next to compare (v): ", theme.style("header.key")),
-                Span::styled(
-                    format!(
-                        "case {}: {} vs {}",
-                        visible(&s.case),
-                        visible(&s.variant_a),
-                        visible(&s.variant_b)
-                    ),
-                    text,
-                ),
-            ]));
-            line(Line::from(vec![
-                Span::styled("  why: ", muted),
-                Span::styled(visible(&s.reason), text),
-            ]));
-        }
-        None => line(Line::styled(
-            "Next to compare: nothing yet (no case has answers from two variants).",
-            muted,
-        )),
+    let y0 = area.height.saturating_sub(note_rows);
+    for (k, l) in notes.iter().take(usize::from(note_rows)).enumerate() {
+        put(buf, area, y0 + k as u16, l);
     }
 }
 
@@ -592,7 +655,7 @@ fn browser(buf: &mut Buffer, area: Rect, b: &BrowserState, theme: &Theme) {
                 cell("answers", 7),
                 cell("rated", 5),
                 cell("votes", 5),
-                "prompt file · session file"
+                "session file · prompt file"
             ),
             theme.style("header.key"),
         ),
@@ -605,8 +668,11 @@ fn browser(buf: &mut Buffer, area: Rect, b: &BrowserState, theme: &Theme) {
             Some(e) => format!("{} · cannot open: {}", s.path.display(), e),
             None => format!(
                 "{} · {}",
+                s.path.file_name().map_or_else(
+                    || s.path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                ),
                 s.prompt_file.as_deref().unwrap_or(&s.title),
-                s.path.display()
             ),
         };
         let line = format!(
@@ -627,3 +693,6 @@ fn browser(buf: &mut Buffer, area: Rect, b: &BrowserState, theme: &Theme) {
         put(buf, area, 2 + row as u16, &Line::styled(line, style));
     }
 }
+
+#[cfg(test)]
+mod tests;
