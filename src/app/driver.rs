@@ -283,7 +283,7 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
     drop(save_tx);
     let _ = saver.await;
     // Fold the rating journal into the session file.
-    let close = ratings.close(&state, &registry.identities());
+    let close = ratings.close(&state, &registry.identities(), false);
     drop(_guard);
     if let Err(e) = close {
         eprintln!("error: session not saved: {e} (ratings are kept in its .journal file)");

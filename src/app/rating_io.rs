@@ -266,19 +266,24 @@ impl RatingDriver {
             return Err(format!("{} is already open", path.display()));
         }
         let (session, store) = SessionStore::open(path).map_err(|e| e.to_string())?;
-        self.close(state, identities)?;
+        self.close(state, identities, true)?;
         let prompt = rating::prompt_for_session(&session, &self.models, &self.default_model);
         self.gate.opened(path, &session);
         self.store = Some(store);
         Ok((prompt, session))
     }
 
-    /// Save the session for good: fold the journal into the file (or just save it).
+    /// Save the session for good: fold the journal into the file. Without a journal, the
+    /// session is saved only if `save` (switching away; at quit the saver already did).
     pub fn close(
         &mut self,
         state: &AppState,
         identities: &std::collections::BTreeMap<String, ModelIdentity>,
+        save: bool,
     ) -> Result<(), String> {
+        if self.store.is_none() && !save {
+            return Ok(());
+        }
         let snap = snapshot(state, identities);
         let generation = self.gate.next_generation();
         let path = state.session_path.clone();
