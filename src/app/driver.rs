@@ -257,8 +257,9 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
                 msgs.push(Msg::Tick { at: t0.elapsed() });
                 poll_models = true;
             }
-            _ = sigterm.recv() => msgs.push(quit_key(t0)),
-            _ = sighup.recv() => msgs.push(quit_key(t0)),
+            // Close any layer first: in a layer `q` may only close it.
+            _ = sigterm.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
+            _ = sighup.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
         }
         for msg in msgs {
             for fx in update(&mut state, msg) {

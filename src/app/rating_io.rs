@@ -232,7 +232,7 @@ impl RatingDriver {
     /// The open journal, after making sure the session file holds `nodes`.
     fn prepare(
         &mut self,
-        state: &AppState,
+        state: &mut AppState,
         identities: &std::collections::BTreeMap<String, ModelIdentity>,
         nodes: &[u64],
     ) -> Result<&mut SessionStore, String> {
@@ -245,9 +245,13 @@ impl RatingDriver {
                 .map_err(|e| e.to_string())?;
         }
         if self.store.is_none() {
-            // The journal starts with the first rating; what `open` replays is already in
-            // `state.session`, which is newer than the file.
-            let (_, store) = SessionStore::open(&path).map_err(|e| e.to_string())?;
+            // The journal starts with the first rating. Until now this process wrote no
+            // journal, so the file (saved from this state) plus whatever another process
+            // journaled meanwhile is the whole truth about ratings and votes: take it, or a
+            // later compaction would drop those records.
+            let (on_disk, store) = SessionStore::open(&path).map_err(|e| e.to_string())?;
+            state.session.ratings = on_disk.ratings;
+            state.session.votes = on_disk.votes;
             self.store = Some(store);
         }
         self.store
@@ -389,7 +393,146 @@ fn summarise(path: &Path, current: &Path) -> SessionSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::rating::tests::answered;
     use crate::eval::leaderboard::tests::grid;
+    use crate::store::journal::RatingEdit;
+
+    fn stars(node: u64, n: u8, rater: &str) -> RatingEffect {
+        RatingEffect::AppendRating {
+            edit: RatingEdit {
+                node,
+                stars: Some(n),
+                ..Default::default()
+            },
+            rater: rater.into(),
+            at: "2026-01-01T00:00:00.000Z".into(),
+            what: format!("#{node}"),
+        }
+    }
+
+    /// Two answered panes, their session at a fresh path in `dir`.
+    fn setup(dir: &Path) -> (AppState, RatingDriver, mpsc::UnboundedSender<Msg>) {
+        let mut s = answered();
+        s.session_path = dir.join("s.toml");
+        let d = RatingDriver::new(None, &s, s.models.clone(), "fake".into());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        (s, d, tx)
+    }
+
+    #[test]
+    fn the_first_rating_saves_the_session_then_journals_and_shows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, mut d, tx) = setup(dir.path());
+        let ids = Default::default();
+        let node = s.panes[0].node.unwrap();
+        d.run(stars(node, 4, "ann"), &mut s, &ids, &tx);
+        assert_eq!(s.session.ratings.len(), 1);
+        assert!(s.message.as_deref().unwrap().starts_with("saved"));
+        // On disk: the file holds the node, the journal the rating (not compacted yet).
+        let file = crate::store::load(&s.session_path).unwrap();
+        assert!(file.node(node).is_some());
+        assert!(file.ratings.is_empty());
+        let replayed = journal::load_with_journal(&s.session_path).unwrap();
+        assert_eq!(replayed.ratings[0].stars, Some(4));
+        // A whole-session save of an older snapshot can't drop it: the journal stays.
+        let mut old = file.clone();
+        old.ratings.clear();
+        let g = d.gate.next_generation();
+        d.gate.save(&s.session_path, &old, g).unwrap();
+        let replayed = journal::load_with_journal(&s.session_path).unwrap();
+        assert_eq!(replayed.ratings.len(), 1);
+        // Closing folds the journal into the file.
+        d.close(&s, &ids, false).unwrap();
+        let file = crate::store::load(&s.session_path).unwrap();
+        assert_eq!(file.ratings[0].stars, Some(4));
+        assert_eq!(
+            std::fs::metadata(journal::journal_path(&s.session_path))
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_and_nothing_is_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, mut d, tx) = setup(dir.path());
+        // A directory where the session file should be: every save fails.
+        std::fs::create_dir_all(&s.session_path).unwrap();
+        let node = s.panes[0].node.unwrap();
+        d.run(stars(node, 4, "ann"), &mut s, &Default::default(), &tx);
+        assert!(s.session.ratings.is_empty());
+        assert!(
+            s.message.as_deref().unwrap().starts_with("NOT saved"),
+            "{:?}",
+            s.message
+        );
+    }
+
+    #[test]
+    fn ratings_journaled_by_another_process_before_ours_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, mut d, tx) = setup(dir.path());
+        let ids = Default::default();
+        let node = s.panes[0].node.unwrap();
+        // The file exists (the saver wrote it); `promptloom rate` journals a rating.
+        crate::store::save_atomic(&s.session_path, &s.session).unwrap();
+        {
+            let (mut other, mut st) = SessionStore::open(&s.session_path).unwrap();
+            let edit = RatingEdit {
+                node,
+                stars: Some(2),
+                ..Default::default()
+            };
+            st.append_rating(&mut other, &edit, "bob", "t").unwrap();
+        }
+        d.run(stars(node, 5, "ann"), &mut s, &ids, &tx);
+        d.close(&s, &ids, false).unwrap();
+        let file = crate::store::load(&s.session_path).unwrap();
+        let mut got: Vec<(String, Option<u8>)> = file
+            .ratings
+            .iter()
+            .map(|r| (r.rater.clone(), r.stars))
+            .collect();
+        got.sort();
+        assert_eq!(got, [("ann".into(), Some(5)), ("bob".into(), Some(2))]);
+    }
+
+    #[test]
+    fn switching_sessions_saves_this_one_and_opens_that_one_with_its_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, mut d, tx) = setup(dir.path());
+        let ids = Default::default();
+        let node = s.panes[0].node.unwrap();
+        d.run(stars(node, 3, "ann"), &mut s, &ids, &tx);
+        // Another session with a journal-only vote.
+        let other = dir.path().join("other.toml");
+        let g = grid(&["a", "b"], &["c1"]);
+        crate::store::save_atomic(&other, &g).unwrap();
+        {
+            let (mut o, mut st) = SessionStore::open(&other).unwrap();
+            st.append_vote(&mut o, 1, 2, "tie", "bob", "t").unwrap();
+        }
+        d.run(
+            RatingEffect::OpenSession {
+                path: other.clone(),
+            },
+            &mut s,
+            &ids,
+            &tx,
+        );
+        assert_eq!(s.session_path, other);
+        assert_eq!(s.session.votes.len(), 1);
+        let old = crate::store::load(&dir.path().join("s.toml")).unwrap();
+        assert_eq!(old.ratings[0].stars, Some(3));
+        // Ratings now go to the new session's journal.
+        d.run(stars(1, 5, "ann"), &mut s, &ids, &tx);
+        let replayed = journal::load_with_journal(&other).unwrap();
+        assert_eq!(replayed.ratings[0].stars, Some(5));
+        // Opening the open session again is refused, the state untouched.
+        d.run(RatingEffect::OpenSession { path: other }, &mut s, &ids, &tx);
+        assert!(s.message.as_deref().unwrap().contains("already open"));
+    }
 
     #[test]
     fn an_older_snapshot_never_lands_over_a_newer_one() {
