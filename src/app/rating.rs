@@ -378,12 +378,8 @@ pub(crate) fn layer_key(
                 outcome: outcome.to_string(),
                 rater: s.rating.rater.clone(),
                 at: s.stamp(),
-                what: format!(
-                    "vote #{} vs #{}: {}",
-                    c.left,
-                    c.right,
-                    outcome_words(outcome)
-                ),
+                // No node ids: they would hint at the variants of a later pair.
+                what: format!("vote: {}", outcome_words(outcome)),
             }));
             Some(Layer::Compare(c))
         }

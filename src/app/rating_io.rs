@@ -37,9 +37,9 @@ pub(crate) struct SaveGate {
 
 #[derive(Debug, Default)]
 struct Written {
-    /// Generation of the newest snapshot written.
-    generation: u64,
-    /// The file and the node ids the newest snapshot held.
+    /// Generation of the newest snapshot written, per file.
+    generations: std::collections::BTreeMap<PathBuf, u64>,
+    /// The open session's file and the node ids it holds on disk.
     path: PathBuf,
     nodes: BTreeSet<u64>,
 }
@@ -75,13 +75,15 @@ impl SaveGate {
             Ok(w) => w,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if generation <= w.generation && w.path == path {
+        if w.generations.get(path).is_some_and(|g| generation <= *g) {
             return Ok(());
         }
         write()?;
-        w.generation = generation;
-        w.path = path.to_path_buf();
-        w.nodes = session.nodes.iter().map(|n| n.id).collect();
+        w.generations.insert(path.to_path_buf(), generation);
+        if w.path == path || w.path.as_os_str().is_empty() {
+            w.path = path.to_path_buf();
+            w.nodes = session.nodes.iter().map(|n| n.id).collect();
+        }
         Ok(())
     }
 
@@ -546,6 +548,15 @@ mod tests {
         gate.save(&p, &new, g_new).unwrap();
         gate.save(&p, &old, g_old).unwrap();
         assert_eq!(crate::store::load(&p).unwrap().nodes.len(), 2);
+        // Per file: after switching to another session, a stale job for this one is still
+        // recognised as stale.
+        let q = dir.path().join("q.toml");
+        gate.opened(&q, &old);
+        let g_q = gate.next_generation();
+        gate.save(&q, &old, g_q).unwrap();
+        gate.save(&p, &old, g_old).unwrap();
+        assert_eq!(crate::store::load(&p).unwrap().nodes.len(), 2);
+        gate.opened(&p, &new);
         assert!(gate.on_disk(&p, &[1, 2]));
         assert!(!gate.on_disk(&p, &[3]));
         assert!(!gate.on_disk(&dir.path().join("other.toml"), &[1]));
