@@ -61,8 +61,19 @@ fn prepare(
         Some(path) => {
             // Ratings live in the journal beside the file until compaction: replay it, and
             // lock it so a second promptloom can't write the same session.
-            let (session, store) = crate::store::journal::SessionStore::open(path)?;
-            journal = Some(store);
+            use crate::store::journal::{load_with_journal, SessionStore, StoreError};
+            let session = match SessionStore::open(path) {
+                Ok((session, store)) => {
+                    journal = Some(store);
+                    session
+                }
+                // A bad file is invalid input (exit 2, with file, line and column).
+                Err(StoreError::Input(e)) => return Err(e.into()),
+                // Can't create the journal (read-only folder): show the session anyway;
+                // rating will say it can't save.
+                Err(StoreError::Io { .. }) => load_with_journal(path)?,
+                Err(e) => return Err(e.into()),
+            };
             let prompt =
                 super::rating::prompt_for_session(&session, &models, &config.default_model);
             (prompt, session, path.clone())
