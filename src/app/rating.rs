@@ -26,6 +26,10 @@ use crate::prompt::PromptFile;
 use crate::state::session::{Node, Rating, Session};
 use crate::store::journal::RatingEdit;
 
+/// Bootstrap resamples when choosing the next pair on a key (the leaderboard shows the full
+/// count): a fifth of the work, and the pick needs only rough intervals.
+const PICK_BOOTSTRAP_ROUNDS: usize = 100;
+
 /// What the rating features keep in the app state.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RatingState {
@@ -142,6 +146,8 @@ pub(crate) struct CompareState {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BoardState {
     pub board: Leaderboard,
+    /// Votes were cast since it was built (it is rebuilt when back on top).
+    pub stale: bool,
     pub suggestion: Option<Suggestion>,
     pub selected: usize,
 }
@@ -344,21 +350,21 @@ pub(crate) fn layer_key(
             }
         },
         Layer::Compare(mut c) => {
+            if action == Some(Action::Close) {
+                refresh_board_below(s);
+                return None;
+            }
             if c.voted.is_some() {
                 // Names are revealed; the next key moves on (Esc closes).
-                if action == Some(Action::Close) {
-                    return None;
-                }
-                return pick_compare(s, false, Some(&c)).map(Layer::Compare);
+                return next_compare(s, &c);
             }
             let outcome = match action {
-                Some(Action::Close) => return None,
                 Some(Action::VoteLeft) => "left",
                 Some(Action::VoteRight) => "right",
                 Some(Action::VoteTie) => "tie",
                 Some(Action::VoteBothBad) => "both_bad",
                 Some(Action::NextPair) => {
-                    return pick_compare(s, false, Some(&c)).map(Layer::Compare);
+                    return next_compare(s, &c);
                 }
                 Some(Action::Down) => {
                     c.scroll += 1;
@@ -459,6 +465,27 @@ pub(crate) fn layer_key(
     }
 }
 
+/// Move on from `c` to the next pair, or close (there is none left).
+fn next_compare(s: &mut AppState, c: &CompareState) -> Option<Layer> {
+    let next = pick_compare(s, false, Some(c));
+    if next.is_none() {
+        refresh_board_below(s);
+    }
+    next.map(Layer::Compare)
+}
+
+/// The comparison on top closed: a stale leaderboard under it is rebuilt.
+fn refresh_board_below(s: &mut AppState) {
+    if let Some(Layer::Leaderboard(b)) = s.layers.last() {
+        if b.stale {
+            let fresh = board_state(&s.session, b.board.by, b.selected);
+            if let Some(Layer::Leaderboard(b)) = s.layers.last_mut() {
+                *b = fresh;
+            }
+        }
+    }
+}
+
 /// Where `w` in the leaderboard writes: beside the session, `NAME.leaderboard-variant.md`.
 pub(crate) fn board_export_path(session: &std::path::Path, by: GroupBy) -> PathBuf {
     let stem = session
@@ -489,6 +516,7 @@ fn board_state(session: &Session, by: GroupBy, selected: usize) -> Box<BoardStat
     let selected = selected.min(board.entries.len().saturating_sub(1));
     Box::new(BoardState {
         board,
+        stale: false,
         suggestion,
         selected,
     })
@@ -502,7 +530,7 @@ fn pick_compare(
     prefer_case: bool,
     prev: Option<&CompareState>,
 ) -> Option<Box<CompareState>> {
-    let board = leaderboard::build(&s.session, GroupBy::Variant);
+    let board = leaderboard::build_with(&s.session, GroupBy::Variant, PICK_BOOTSTRAP_ROUNDS);
     let ranked = active::ranked_pairs(&s.session, &board);
     let case = s.case_name();
     let key = |a: u64, b: u64| (a.min(b), a.max(b));
@@ -555,10 +583,10 @@ pub(crate) fn io(s: &mut AppState, msg: RatingIo, fx: &mut Vec<Effect>) {
             Ok(seq) => {
                 s.rating.last_saved = Some(seq);
                 s.message = Some(format!("saved {what}"));
-                // A vote or rating changes the board under an open leaderboard.
+                // A leaderboard under a comparison is refreshed when it is on top again.
                 for l in &mut s.layers {
                     if let Layer::Leaderboard(b) = l {
-                        *b = board_state(&s.session, b.board.by, b.selected);
+                        b.stale = true;
                     }
                 }
             }

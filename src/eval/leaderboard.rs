@@ -245,6 +245,12 @@ pub(crate) fn agreement(pairs: &[(f64, f64)]) -> Option<Agreement> {
 
 /// Build the leaderboard of `session` grouped `by` variant or model.
 pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
+    build_with(session, by, BOOTSTRAP_ROUNDS)
+}
+
+/// [`build`] with `rounds` bootstrap resamples: fewer is faster and coarser (choosing the next
+/// pair to compare on every key needs only a rough idea of the intervals).
+pub(crate) fn build_with(session: &Session, by: GroupBy, rounds: usize) -> Leaderboard {
     let mut names: Vec<String> = Vec::new();
     let mut answers: Vec<usize> = Vec::new();
     let node_group =
@@ -362,7 +368,7 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
                 players,
                 &comparisons,
                 bradley_terry::DEFAULT_PRIOR,
-                BOOTSTRAP_ROUNDS,
+                rounds,
                 BOOTSTRAP_SEED,
             )
             .1,
@@ -907,5 +913,46 @@ mod judge_tests {
         assert_eq!(get("a"), "~1", "{labels:?}");
         assert_eq!(get("b"), "~1", "{labels:?}");
         assert_eq!(get("c"), "3", "{labels:?}");
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::tests::{grid, node_of, vote};
+    use super::*;
+
+    /// How long a board takes (it is rebuilt on each compare key):
+    /// `cargo test --no-default-features --release -- --ignored --nocapture board_build_time`
+    #[test]
+    #[ignore]
+    fn board_build_time() {
+        let variants = ["a", "b", "c", "d", "e", "f"];
+        let cases: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        let case_refs: Vec<&str> = cases.iter().map(String::as_str).collect();
+        let mut s = grid(&variants, &case_refs);
+        let mut k = 0usize;
+        for c in &case_refs {
+            for i in 0..variants.len() {
+                for j in i + 1..variants.len() {
+                    if k.is_multiple_of(3) {
+                        let (x, y) = (node_of(&s, variants[i], c), node_of(&s, variants[j], c));
+                        vote(&mut s, x, y, ["left", "right", "tie"][k % 7 % 3]);
+                    }
+                    k += 1;
+                }
+            }
+        }
+        for rounds in [BOOTSTRAP_ROUNDS, 100] {
+            let t = std::time::Instant::now();
+            let board = build_with(&s, GroupBy::Variant, rounds);
+            let pairs = crate::eval::active::ranked_pairs(&s, &board);
+            println!(
+                "{} votes, {} variants, {rounds} resamples: board + ranked pairs in {:.1} ms ({} candidates)",
+                s.votes.len(),
+                variants.len(),
+                t.elapsed().as_secs_f64() * 1e3,
+                pairs.len()
+            );
+        }
     }
 }
