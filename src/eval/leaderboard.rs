@@ -434,6 +434,9 @@ pub(crate) fn build_with(session: &Session, by: GroupBy, rounds: usize) -> Leade
             next += 1;
         }
     }
+    // Too-small samples go below every ranked entry, whatever their estimate: a lucky
+    // first vote must not look like first place.
+    entries.sort_by_key(|e| e.rank.is_none());
     let ranked: Vec<(usize, Option<Interval>)> = entries
         .iter()
         .enumerate()
@@ -887,6 +890,26 @@ mod judge_tests {
         );
         let md = to_markdown(&board);
         assert!(md.contains("LLM judge"), "{md}");
+    }
+
+    #[test]
+    fn a_lucky_small_sample_is_listed_below_the_ranked_entries() {
+        let mut s = grid(&["a", "b", "c"], &["c1"]);
+        let (a, b, c) = (
+            node_of(&s, "a", "c1"),
+            node_of(&s, "b", "c1"),
+            node_of(&s, "c", "c1"),
+        );
+        for k in 0..6 {
+            vote(&mut s, a, b, if k % 2 == 0 { "left" } else { "right" });
+        }
+        // c won its only vote: the highest estimate, but one vote.
+        vote(&mut s, c, a, "left");
+        let board = build(&s, GroupBy::Variant);
+        let names: Vec<&str> = board.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names[2], "c", "{names:?}");
+        assert_eq!(board.entries[2].rank_label(true), "n=1");
+        assert!(board.entries[..2].iter().all(|e| e.rank.is_some()));
     }
 
     #[test]
