@@ -244,8 +244,18 @@ pub(crate) fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
     }
 }
 
+/// The focused pane's node, if it has something to judge (a queued request has no answer).
 fn focused_node(s: &AppState) -> Option<u64> {
-    shown_node(s, s.focus).filter(|id| s.session.node(*id).is_some())
+    shown_node(s, s.focus).filter(|id| {
+        s.session.node(*id).is_some_and(|n| {
+            !n.text.is_empty()
+                || !matches!(
+                    n.status,
+                    crate::state::session::NodeStatus::Queued
+                        | crate::state::session::NodeStatus::Streaming
+                )
+        })
+    })
 }
 
 fn rate_stars(s: &mut AppState, n: u8, fx: &mut Vec<Effect>) {

@@ -160,13 +160,18 @@ fn star_keys_rate_the_focused_answer_at_once_as_this_rater() {
 }
 
 #[test]
-fn nothing_is_rated_on_an_empty_pane() {
+fn nothing_is_rated_on_an_empty_pane_or_before_the_first_token() {
     let mut s = app();
     for c in ['3', '+', '-', 'n'] {
         assert!(key(&mut s, KeyCode::Char(c)).is_empty());
         assert!(s.message.as_deref().unwrap_or("").contains("no answer"));
     }
     assert!(s.layers.is_empty());
+    let st = started(&key(&mut s, KeyCode::Enter));
+    assert!(key(&mut s, KeyCode::Char('3')).is_empty());
+    // Once text streams in it can be rated (and voted on) before it finishes.
+    ev(&mut s, st[0], StreamEvent::Delta("Lon".into()), 10);
+    assert_eq!(rating_effects(&key(&mut s, KeyCode::Char('3'))).len(), 1);
 }
 
 #[test]
