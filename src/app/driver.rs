@@ -15,6 +15,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::rating_io::{RatingDriver, SaveGate};
 use super::state::AppState;
 use super::update::{set_metrics, update};
 use super::{Effect, Msg};
@@ -23,7 +24,7 @@ use crate::config::theme::{ColorDepth, Theme};
 use crate::config::Config;
 use crate::error::InputError;
 use crate::llm::{BackendRegistry, BackendStatus, StreamEvent};
-use crate::prompt::{self, PromptFile};
+use crate::prompt;
 use crate::state::session::Session;
 use crate::store;
 use crate::ui::{self, ViewCache};
@@ -39,7 +40,10 @@ pub(crate) struct Open {
 }
 
 /// Everything is loaded and validated before the screen opens, so errors print normally.
-fn prepare(config: &Config, open: &Open) -> anyhow::Result<(AppState, Theme)> {
+fn prepare(
+    config: &Config,
+    open: &Open,
+) -> anyhow::Result<(AppState, Theme, Option<crate::store::journal::SessionStore>)> {
     let models = config.model_names();
     let keymap = match &config.keymap {
         Some(p) => Keymap::load(p)?,
@@ -52,33 +56,26 @@ fn prepare(config: &Config, open: &Open) -> anyhow::Result<(AppState, Theme)> {
         .unwrap_or_else(|| "dark".into());
     let theme = Theme::load(&theme_name, ColorDepth::from_env())?;
     let now = chrono::Utc::now();
+    let mut journal = None;
     let (prompt, session, session_path) = match &open.session {
         Some(path) => {
-            let session = store::load(path)?;
-            let from_file = session
-                .prompt_file
-                .as_ref()
-                .map(PathBuf::from)
-                .filter(|p| p.is_file())
-                .and_then(|p| prompt::load(&p, &models, &config.default_model).ok());
-            let mut prompt = from_file.unwrap_or_else(|| PromptFile {
-                path: PathBuf::from(session.prompt_file.clone().unwrap_or_default()),
-                title: session.title.clone(),
-                description: None,
-                variants: session.variants.clone(),
-                cases: session.cases.clone(),
-                main_var: None,
-                source: String::new(),
-                techniques: Default::default(),
-            });
-            if !session.variants.is_empty() {
-                prompt.variants = session.variants.clone();
-            }
-            for c in &session.cases {
-                if !prompt.cases.iter().any(|p| p.name == c.name) {
-                    prompt.cases.push(c.clone());
+            // Ratings live in the journal beside the file until compaction: replay it, and
+            // lock it so a second promptloom can't write the same session.
+            use crate::store::journal::{load_with_journal, SessionStore, StoreError};
+            let session = match SessionStore::open(path) {
+                Ok((session, store)) => {
+                    journal = Some(store);
+                    session
                 }
-            }
+                // A bad file is invalid input (exit 2, with file, line and column).
+                Err(StoreError::Input(e)) => return Err(e.into()),
+                // Can't create the journal (read-only folder): show the session anyway;
+                // rating will say it can't save.
+                Err(StoreError::Io { .. }) => load_with_journal(path)?,
+                Err(e) => return Err(e.into()),
+            };
+            let prompt =
+                super::rating::prompt_for_session(&session, &models, &config.default_model);
             (prompt, session, path.clone())
         }
         None => {
@@ -131,7 +128,7 @@ fn prepare(config: &Config, open: &Open) -> anyhow::Result<(AppState, Theme)> {
         now,
         rand::random::<u64>(),
     );
-    Ok((state, theme))
+    Ok((state, theme, journal))
 }
 
 /// Restores the terminal when dropped (quit, error, or unwinding panic).
@@ -156,7 +153,22 @@ fn init_terminal() -> anyhow::Result<ratatui::DefaultTerminal> {
 
 /// Run the playground until the user quits.
 pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> {
-    let (mut state, theme) = prepare(&config, &open)?;
+    let (mut state, theme, journal) = prepare(&config, &open)?;
+    state.rating.rater = config.rater_name();
+    state.rating.session_dirs = vec![PathBuf::from("sessions"), config.dirs.sessions_dir()];
+    if let Some(dir) = state
+        .session_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        state.rating.session_dirs.push(dir.to_path_buf());
+    }
+    let mut ratings = RatingDriver::new(
+        journal,
+        &state,
+        config.model_names(),
+        config.default_model.clone(),
+    );
     let registry = Arc::new(BackendRegistry::new(config));
     // Load syntect's assets and start loading models off the UI loop.
     tokio::task::spawn_blocking(ui::answer::warm_up);
@@ -187,8 +199,8 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
 
     let t0 = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-    let (save_tx, save_rx) = mpsc::unbounded_channel::<(PathBuf, Box<Session>)>();
-    let saver = tokio::spawn(saver(save_rx, tx.clone()));
+    let (save_tx, save_rx) = mpsc::unbounded_channel::<SaveJob>();
+    let saver = tokio::spawn(saver(save_rx, tx.clone(), ratings.gate.clone()));
     let mut streams: BTreeMap<u64, CancellationToken> = BTreeMap::new();
     let mut events = EventStream::new();
     let mut cache = ViewCache::default();
@@ -256,8 +268,9 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
                 msgs.push(Msg::Tick { at: t0.elapsed() });
                 poll_models = true;
             }
-            _ = sigterm.recv() => msgs.push(quit_key(t0)),
-            _ = sighup.recv() => msgs.push(quit_key(t0)),
+            // Close any layer first: in a layer `q` may only close it.
+            _ = sigterm.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
+            _ = sighup.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
         }
         for msg in msgs {
             for fx in update(&mut state, msg) {
@@ -270,6 +283,7 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
                     &mut streams,
                     &mut terminal,
                     t0,
+                    &mut ratings,
                 )?;
             }
         }
@@ -280,7 +294,12 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
     }
     drop(save_tx);
     let _ = saver.await;
+    // Fold the rating journal into the session file.
+    let close = ratings.close(&state, &registry.identities(), false);
     drop(_guard);
+    if let Err(e) = close {
+        eprintln!("error: session not saved: {e} (ratings are kept in its .journal file)");
+    }
     eprintln!("session saved to {}", state.session_path.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -296,18 +315,24 @@ fn quit_key(t0: Instant) -> Msg {
     }
 }
 
-/// Saves sessions off the UI loop; when several saves queue up only the latest is written.
+/// A session snapshot to save, numbered by [`SaveGate::next_generation`].
+type SaveJob = (PathBuf, Box<Session>, u64);
+
+/// Saves sessions off the UI loop; when several saves queue up only the latest is written,
+/// and never over a newer snapshot (see [`SaveGate`]).
 async fn saver(
-    mut rx: mpsc::UnboundedReceiver<(PathBuf, Box<Session>)>,
+    mut rx: mpsc::UnboundedReceiver<SaveJob>,
     tx: mpsc::UnboundedSender<Msg>,
+    gate: Arc<SaveGate>,
 ) {
     while let Some(mut job) = rx.recv().await {
         while let Ok(newer) = rx.try_recv() {
             job = newer;
         }
-        let (path, session) = job;
+        let (path, session, generation) = job;
         let p = path.clone();
-        let res = tokio::task::spawn_blocking(move || store::save_atomic(&p, &session)).await;
+        let gate = gate.clone();
+        let res = tokio::task::spawn_blocking(move || gate.save(&p, &session, generation)).await;
         let error = match res {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
@@ -323,10 +348,11 @@ fn run_effect(
     state: &mut AppState,
     registry: &Arc<BackendRegistry>,
     tx: &mpsc::UnboundedSender<Msg>,
-    save_tx: &mpsc::UnboundedSender<(PathBuf, Box<Session>)>,
+    save_tx: &mpsc::UnboundedSender<SaveJob>,
     streams: &mut BTreeMap<u64, CancellationToken>,
     terminal: &mut ratatui::DefaultTerminal,
     t0: Instant,
+    ratings: &mut RatingDriver,
 ) -> anyhow::Result<()> {
     match fx {
         Effect::StartStream {
@@ -381,7 +407,8 @@ fn run_effect(
         }
         Effect::SaveSession { path, mut session } => {
             session.models = registry.identities();
-            let _ = save_tx.send((path, session));
+            let generation = ratings.gate.next_generation();
+            let _ = save_tx.send((path, session, generation));
         }
         Effect::Copy(text) => {
             use base64::Engine;
@@ -412,6 +439,7 @@ fn run_effect(
                 b.preload();
             }
         }
+        Effect::Rating(fx) => ratings.run(fx, state, &registry.identities(), tx),
     }
     Ok(())
 }

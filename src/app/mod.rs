@@ -9,6 +9,8 @@
 
 pub(crate) mod driver;
 pub(crate) mod edit;
+pub(crate) mod rating;
+pub(crate) mod rating_io;
 pub(crate) mod state;
 pub(crate) mod update;
 pub(crate) mod write_back;
@@ -73,6 +75,8 @@ pub(crate) enum Msg {
         variant: usize,
         result: Result<String, String>,
     },
+    /// What the driver did about a rating, vote, session list or session switch.
+    Rating(rating::RatingIo),
 }
 
 /// What `update` asks the driver to do.
@@ -105,4 +109,6 @@ pub(crate) enum Effect {
     },
     /// Start loading a model now (shows progress in the header).
     Preload(String),
+    /// Ratings, votes, the session browser (journaled synchronously by the driver).
+    Rating(rating::RatingEffect),
 }

@@ -118,6 +118,14 @@ pub(crate) enum Layer {
     ConfirmDelete {
         variant: usize,
     },
+    /// The note editor for a rating (`n`).
+    Note {
+        node: u64,
+        area: TextArea,
+    },
+    Compare(Box<crate::app::rating::CompareState>),
+    Leaderboard(Box<crate::app::rating::BoardState>),
+    Browser(crate::app::rating::BrowserState),
 }
 
 impl Layer {
@@ -128,6 +136,10 @@ impl Layer {
             Layer::Editor { .. } => Mode::Editor,
             Layer::Input { .. } => Mode::Input,
             Layer::ConfirmDelete { .. } => Mode::Confirm,
+            Layer::Note { .. } => Mode::Editor,
+            Layer::Compare(_) => Mode::Compare,
+            Layer::Leaderboard(_) => Mode::Leaderboard,
+            Layer::Browser(_) => Mode::Browser,
         }
     }
 }
@@ -169,6 +181,8 @@ pub(crate) struct AppState {
     pub metrics: Vec<PaneMetrics>,
     /// Something visible changed since the last frame.
     pub dirty: bool,
+    /// Rater name and what rating, comparing and the session browser keep.
+    pub rating: crate::app::rating::RatingState,
 }
 
 impl AppState {
@@ -207,6 +221,7 @@ impl AppState {
             variants_dirty: false,
             metrics: vec![PaneMetrics::default(); n],
             dirty: true,
+            rating: Default::default(),
         };
         s.show_case_results();
         s

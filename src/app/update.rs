@@ -90,6 +90,7 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
             }
             s.dirty = true;
         }
+        Msg::Rating(io) => super::rating::io(s, io, &mut fx),
         Msg::ExternalEditDone { variant, result } => {
             match result {
                 Ok(text) => match text_to_variant(&text, &s.models) {
@@ -242,6 +243,10 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
                 Some(Layer::Input { purpose, text })
             }
         },
+        l
+        @ (Layer::Note { .. } | Layer::Compare(_) | Layer::Leaderboard(_) | Layer::Browser(_)) => {
+            super::rating::layer_key(s, l, action, key, fx)
+        }
         Layer::ConfirmDelete { variant } => match action {
             Some(Action::Accept) => {
                 delete_variant(s, variant, fx);
@@ -468,6 +473,28 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
         },
         Action::Help => s.layers.push(Layer::Help { scroll: 0 }),
         Action::Close | Action::Accept | Action::Up | Action::Down => {}
+        Action::Stars1
+        | Action::Stars2
+        | Action::Stars3
+        | Action::Stars4
+        | Action::Stars5
+        | Action::ClearStars
+        | Action::ThumbUp
+        | Action::ThumbDown
+        | Action::EditNote
+        | Action::Compare
+        | Action::Leaderboard
+        | Action::SessionBrowser
+        | Action::VoteLeft
+        | Action::VoteRight
+        | Action::VoteTie
+        | Action::VoteBothBad
+        | Action::NextPair
+        | Action::ToggleGroup
+        | Action::CompareSuggested
+        | Action::ExportBoard => {
+            super::rating::normal_action(s, a, fx);
+        }
     }
 }
 
@@ -638,7 +665,7 @@ fn cancel(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     save(s, fx);
 }
 
-fn cancel_all(s: &mut AppState, fx: &mut Vec<Effect>) {
+pub(crate) fn cancel_all(s: &mut AppState, fx: &mut Vec<Effect>) {
     for i in 0..s.panes.len() {
         cancel(s, i, fx);
     }

@@ -26,16 +26,22 @@ pub(crate) enum Mode {
     Editor,
     Input,
     Confirm,
+    Compare,
+    Leaderboard,
+    Browser,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Normal,
         Mode::Help,
         Mode::Picker,
         Mode::Editor,
         Mode::Input,
         Mode::Confirm,
+        Mode::Compare,
+        Mode::Leaderboard,
+        Mode::Browser,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +52,9 @@ impl Mode {
             Mode::Editor => "editor",
             Mode::Input => "input",
             Mode::Confirm => "confirm",
+            Mode::Compare => "compare",
+            Mode::Leaderboard => "leaderboard",
+            Mode::Browser => "browser",
         }
     }
 
@@ -118,6 +127,26 @@ actions! {
     PickModel = "pick_model", "model", "Switch the focused variant's model";
     CopyAnswer = "copy_answer", "copy", "Copy the focused answer to the clipboard (OSC 52)";
     Help = "help", "help", "Show every key binding";
+    Stars1 = "stars_1", "1-5 stars", "Rate the focused answer 1 star";
+    Stars2 = "stars_2", "2 stars", "Rate the focused answer 2 stars";
+    Stars3 = "stars_3", "3 stars", "Rate the focused answer 3 stars";
+    Stars4 = "stars_4", "4 stars", "Rate the focused answer 4 stars";
+    Stars5 = "stars_5", "5 stars", "Rate the focused answer 5 stars";
+    ClearStars = "clear_stars", "clear stars", "Clear your stars on the focused answer";
+    ThumbUp = "thumb_up", "+/- thumb", "Thumb up the focused answer (again: clear it)";
+    ThumbDown = "thumb_down", "thumb down", "Thumb down the focused answer (again: clear it)";
+    EditNote = "edit_note", "note", "Write a note on the focused answer (Ctrl-S saves)";
+    Compare = "compare", "compare", "Blind A/B: compare two answers with names hidden";
+    Leaderboard = "leaderboard", "board", "Leaderboard: variants ranked with 95% intervals";
+    SessionBrowser = "session_browser", "sessions", "Open another session from a list";
+    VoteLeft = "vote_left", "left better", "Vote: the left answer is better";
+    VoteRight = "vote_right", "right better", "Vote: the right answer is better";
+    VoteTie = "vote_tie", "tie", "Vote: both are equally good";
+    VoteBothBad = "vote_both_bad", "both bad", "Vote: both are bad (not a tie)";
+    NextPair = "next_pair", "skip", "Skip to the next most informative pair";
+    ToggleGroup = "toggle_group", "variants/models", "Rank variants or models";
+    CompareSuggested = "compare_suggested", "compare next", "Compare the suggested pair";
+    ExportBoard = "export_board", "export", "Write the leaderboard as Markdown beside the session";
     Close = "close", "close", "Close this layer";
     Accept = "accept", "accept", "Accept";
     Up = "up", "up", "Move up";

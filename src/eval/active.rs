@@ -30,6 +30,8 @@ pub(crate) struct Suggestion {
     /// Votes so far between these two variants (any case).
     pub pair_votes: usize,
     pub reason: String,
+    /// The reason without the variants' names, for a blind comparison.
+    pub blind_reason: String,
 }
 
 /// Every candidate comparison, most informative first. `board` must be grouped by variant.
@@ -107,6 +109,7 @@ pub(crate) fn ranked_pairs(session: &Session, board: &Leaderboard) -> Vec<Sugges
                     * (1.0 / (1.0 + votes as f64))
                     * (1.0 - 0.1 * (here as f64 / (1.0 + here as f64)));
                 let reason = reason(va, vb, ta, tb, p, sa, sb, overlap, votes);
+                let blind_reason = blind_reason(p, sa.is_some() && sb.is_some(), overlap, votes);
                 out.push(Suggestion {
                     case: case.to_string(),
                     variant_a: va.to_string(),
@@ -117,6 +120,7 @@ pub(crate) fn ranked_pairs(session: &Session, board: &Leaderboard) -> Vec<Sugges
                     p_a_wins: p,
                     pair_votes: votes,
                     reason,
+                    blind_reason,
                 });
             }
         }
@@ -146,6 +150,39 @@ fn overlap_fraction(a: &Interval, b: &Interval) -> f64 {
     }
 }
 
+fn votes_so_far(votes: usize) -> String {
+    match votes {
+        0 => "no votes so far".to_string(),
+        1 => "1 vote so far".to_string(),
+        n => format!("{n} votes so far"),
+    }
+}
+
+fn interval_words(overlap: f64) -> &'static str {
+    if overlap > 0.5 {
+        "overlapping intervals"
+    } else if overlap > 0.0 {
+        "slightly overlapping intervals"
+    } else {
+        "separate intervals"
+    }
+}
+
+/// Why the pair was picked, naming neither variant.
+fn blind_reason(p: f64, fitted: bool, overlap: f64, votes: usize) -> String {
+    let so_far = votes_so_far(votes);
+    if !fitted {
+        return format!("this pair has no fitted strengths yet; {so_far}");
+    }
+    let (hi, lo) = (p.max(1.0 - p), p.min(1.0 - p));
+    format!(
+        "closely matched so far ({:.0}/{:.0} win chances) with {}; {so_far}",
+        100.0 * hi,
+        100.0 * lo,
+        interval_words(overlap)
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 fn reason(
     va: &str,
@@ -158,21 +195,11 @@ fn reason(
     overlap: f64,
     votes: usize,
 ) -> String {
-    let so_far = match votes {
-        0 => "no votes so far".to_string(),
-        1 => "1 vote so far".to_string(),
-        n => format!("{n} votes so far"),
-    };
+    let so_far = votes_so_far(votes);
     if sa.is_none() || sb.is_none() {
         return format!("{va} vs {vb} has no fitted strength yet; {so_far}");
     }
-    let intervals = if overlap > 0.5 {
-        "overlapping intervals"
-    } else if overlap > 0.0 {
-        "slightly overlapping intervals"
-    } else {
-        "separate intervals"
-    };
+    let intervals = interval_words(overlap);
     format!(
         "{va} and {vb} are within {:.2} of each other (P({va} wins) = {:.2}) with {intervals}; {so_far}",
         (ta - tb).abs(),
@@ -231,6 +258,11 @@ mod tests {
             best.reason
         );
         assert!(best.reason.contains("4 votes so far"), "{}", best.reason);
+        assert!(
+            !best.blind_reason.contains("mid") && best.blind_reason.contains("closely matched"),
+            "{}",
+            best.blind_reason
+        );
         let settled = ranked
             .iter()
             .find(|x| x.variant_a == "strong" && x.variant_b == "weak")

@@ -10,6 +10,14 @@
 //!   bootstrap intervals. Both-bad votes are counted per entry but not fitted: they say
 //!   nothing about which side was better.
 //!
+//! - the LLM judge's 1–10 score (judge nodes whose parent is the answer; unparseable verdicts
+//!   are counted, never scored), and how well it agrees with the humans: Spearman's ρ between
+//!   the judge score and the mean stars over the answers both rated, with that `n`.
+//!
+//! Ranks say only what the intervals support: an entry's rank is 1 + the number of ranked
+//! entries whose interval lies wholly above its own, and a `~` marks a rank shared with an
+//! entry it can't be told apart from.
+//!
 //! Only final answers (`answer` and `rewrite` nodes) count; critiques, thoughts and judges
 //! are not what a variant is judged on.
 
@@ -72,8 +80,18 @@ pub(crate) struct Entry {
     pub losses: usize,
     pub ties: usize,
     pub both_bad: usize,
-    /// 1-based rank, or `None` for too small a sample.
+    /// 1-based position among the ranked entries, or `None` for too small a sample.
     pub rank: Option<usize>,
+    /// 1 + ranked entries clearly better (their interval wholly above this one's).
+    pub distinct_rank: Option<usize>,
+    /// The interval overlaps another ranked entry's: not distinguishable from it.
+    pub tied: bool,
+    /// Mean LLM judge score (1–10) over the judged answers, with a t-interval.
+    pub judge: Option<Interval>,
+    /// Answers with at least one readable judge score.
+    pub judge_n: usize,
+    /// Judge verdicts that could not be read as a score.
+    pub judge_unparseable: usize,
 }
 
 impl Entry {
@@ -82,13 +100,38 @@ impl Entry {
         self.wins + self.losses + self.ties
     }
 
-    /// The rank, or `n=K` when the sample is too small to rank.
+    /// The rank (`~2`: shared with an entry it can't be told apart from), or `n=K` when the
+    /// sample is too small to rank.
     pub fn rank_label(&self, by_votes: bool) -> String {
-        match self.rank {
-            Some(r) => r.to_string(),
-            None => format!("n={}", if by_votes { self.votes() } else { self.stars_n }),
+        match (self.rank, self.distinct_rank) {
+            (Some(_), Some(d)) if self.tied => format!("~{d}"),
+            (Some(_), Some(d)) => d.to_string(),
+            (Some(r), None) => r.to_string(),
+            (None, _) => format!("n={}", if by_votes { self.votes() } else { self.stars_n }),
         }
     }
+
+    /// The interval ranks are judged by.
+    fn rank_interval(&self, by_votes: bool) -> Option<Interval> {
+        if by_votes {
+            self.strength
+        } else {
+            self.stars
+        }
+    }
+}
+
+/// How well the LLM judge agrees with the humans on the answers both rated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Agreement {
+    /// Answers with both a judge score and human stars.
+    pub n: usize,
+    /// Spearman's rank correlation (average ranks for ties); `None` when either side is
+    /// constant.
+    pub spearman: Option<f64>,
+    /// Of the pairs of answers both sides order strictly, the share ordered the same way.
+    pub concordant: Option<f64>,
+    pub ordered_pairs: usize,
 }
 
 /// The whole table.
@@ -102,6 +145,7 @@ pub(crate) struct Leaderboard {
     /// unknown nodes.
     pub votes_skipped: usize,
     pub both_bad_votes: usize,
+    pub agreement: Option<Agreement>,
 }
 
 impl Leaderboard {
@@ -114,8 +158,99 @@ fn counts(n: &Node) -> bool {
     matches!(n.kind, NodeKind::Answer | NodeKind::Rewrite)
 }
 
+/// Per judged node: (sum of readable scores, readable count, unparseable count). Pairwise
+/// judge nodes (`pair` in meta) give preferences, not scores, and are left out.
+fn judge_scores(session: &Session) -> std::collections::BTreeMap<u64, (f64, usize, usize)> {
+    let mut out: std::collections::BTreeMap<u64, (f64, usize, usize)> = Default::default();
+    for j in &session.nodes {
+        if j.kind != NodeKind::Judge || j.meta.contains_key("pair") {
+            continue;
+        }
+        let Some(parent) = j.parent else { continue };
+        if j.status != crate::state::session::NodeStatus::Done {
+            continue;
+        }
+        let e = out.entry(parent).or_default();
+        match j.score {
+            Some(x) if x.is_finite() => {
+                e.0 += x;
+                e.1 += 1;
+            }
+            _ => e.2 += 1,
+        }
+    }
+    out
+}
+
+/// Average ranks (1-based), ties sharing the mean of their positions.
+fn ranks(xs: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..xs.len()).collect();
+    idx.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+    let mut r = vec![0.0; xs.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && xs[idx[j + 1]] == xs[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            r[idx[k]] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len() as f64;
+    if a.len() < 2 {
+        return None;
+    }
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
+}
+
+/// Judge–human agreement over `pairs` of (judge score, mean stars).
+pub(crate) fn agreement(pairs: &[(f64, f64)]) -> Option<Agreement> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let judge: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let human: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let spearman = pearson(&ranks(&judge), &ranks(&human));
+    let (mut same, mut ordered) = (0usize, 0usize);
+    for i in 0..pairs.len() {
+        for j in i + 1..pairs.len() {
+            let dj = judge[i] - judge[j];
+            let dh = human[i] - human[j];
+            if dj != 0.0 && dh != 0.0 {
+                ordered += 1;
+                if (dj > 0.0) == (dh > 0.0) {
+                    same += 1;
+                }
+            }
+        }
+    }
+    Some(Agreement {
+        n: pairs.len(),
+        spearman,
+        concordant: (ordered > 0).then(|| same as f64 / ordered as f64),
+        ordered_pairs: ordered,
+    })
+}
+
 /// Build the leaderboard of `session` grouped `by` variant or model.
 pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
+    build_with(session, by, BOOTSTRAP_ROUNDS)
+}
+
+/// [`build`] with `rounds` bootstrap resamples: fewer is faster and coarser (choosing the next
+/// pair to compare on every key needs only a rough idea of the intervals).
+pub(crate) fn build_with(session: &Session, by: GroupBy, rounds: usize) -> Leaderboard {
     let mut names: Vec<String> = Vec::new();
     let mut answers: Vec<usize> = Vec::new();
     let node_group =
@@ -155,6 +290,30 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
             if p {
                 pass[i].0 += 1;
             }
+        }
+    }
+    let judged = judge_scores(session);
+    let mut judge: Vec<Vec<f64>> = vec![Vec::new(); players];
+    let mut judge_bad = vec![0usize; players];
+    let mut both_rated = Vec::new();
+    for (&node, &(sum, k, bad)) in &judged {
+        let Some(i) = node_group(node).and_then(idx) else {
+            continue;
+        };
+        judge_bad[i] += bad;
+        if k == 0 {
+            continue;
+        }
+        let score = sum / k as f64;
+        judge[i].push(score);
+        let stars: Vec<f64> = session
+            .ratings
+            .iter()
+            .filter(|r| r.node == node)
+            .filter_map(|r| r.stars.map(f64::from))
+            .collect();
+        if !stars.is_empty() {
+            both_rated.push((score, stars.iter().sum::<f64>() / stars.len() as f64));
         }
     }
     let mut comparisons = Vec::new();
@@ -209,7 +368,7 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
                 players,
                 &comparisons,
                 bradley_terry::DEFAULT_PRIOR,
-                BOOTSTRAP_ROUNDS,
+                rounds,
                 BOOTSTRAP_SEED,
             )
             .1,
@@ -237,6 +396,15 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
                 ties: t,
                 both_bad: bb,
                 rank: None,
+                distinct_rank: None,
+                tied: false,
+                judge: mean_interval(&judge[i]).map(|iv| Interval {
+                    estimate: iv.estimate,
+                    low: iv.low.max(1.0),
+                    high: iv.high.min(10.0),
+                }),
+                judge_n: judge[i].len(),
+                judge_unparseable: judge_bad[i],
             }
         })
         .collect();
@@ -266,12 +434,33 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
             next += 1;
         }
     }
+    // Too-small samples go below every ranked entry, whatever their estimate: a lucky
+    // first vote must not look like first place.
+    entries.sort_by_key(|e| e.rank.is_none());
+    let ranked: Vec<(usize, Option<Interval>)> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.rank.is_some())
+        .map(|(i, e)| (i, e.rank_interval(by_votes)))
+        .collect();
+    for &(i, iv) in &ranked {
+        let Some(iv) = iv else { continue };
+        let others = ranked
+            .iter()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(_, o)| *o);
+        let better = others.clone().filter(|o| o.low > iv.high).count();
+        let tied = others.into_iter().any(|o| o.overlaps(&iv));
+        entries[i].distinct_rank = Some(better + 1);
+        entries[i].tied = tied;
+    }
     Leaderboard {
         by,
         by_votes,
         entries,
         votes_skipped: skipped,
         both_bad_votes,
+        agreement: agreement(&both_rated),
     }
 }
 
@@ -346,12 +535,12 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| rank | {} | answers | mean stars (95% t) | thumbs up (95% Wilson) | passed (95% Wilson) | BT strength (95% bootstrap) | W-L-T | both bad |",
+        "| rank | {} | answers | mean stars (95% t) | thumbs up (95% Wilson) | passed (95% Wilson) | BT strength (95% bootstrap) | W-L-T | both bad | LLM judge 1-10 (95% t) |",
         board.by.as_str()
     );
     let _ = writeln!(
         out,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for e in &board.entries {
         let stars = match e.stars {
@@ -378,7 +567,7 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {}-{}-{} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {}-{}-{} | {} | {} |",
             e.rank_label(board.by_votes),
             e.name.replace('|', "\\|"),
             e.answers,
@@ -389,7 +578,8 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
             e.wins,
             e.losses,
             e.ties,
-            e.both_bad
+            e.both_bad,
+            judge_cell(e)
         );
     }
     let _ =
@@ -406,7 +596,53 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
         if board.by_votes { "votes" } else { "star ratings" },
         board.both_bad_votes
     );
+    let _ = writeln!(out, "\n{}", agreement_text(board.agreement.as_ref()));
     out
+}
+
+/// The judge column: mean with interval and n, plus unreadable verdicts.
+pub(crate) fn judge_cell(e: &Entry) -> String {
+    let bad = if e.judge_unparseable > 0 {
+        format!(" ({} unparseable)", e.judge_unparseable)
+    } else {
+        String::new()
+    };
+    match e.judge {
+        Some(j) => format!(
+            "{:.1} [{:.1}, {:.1}] n={}{bad}",
+            j.estimate, j.low, j.high, e.judge_n
+        ),
+        None if e.judge_unparseable > 0 => format!("unparseable ×{}", e.judge_unparseable),
+        None => "-".into(),
+    }
+}
+
+/// One sentence on judge–human agreement, saying which measure and on how many answers.
+pub(crate) fn agreement_text(a: Option<&Agreement>) -> String {
+    let Some(a) = a else {
+        return "Judge vs humans: no answer has both a judge score and stars yet.".into();
+    };
+    let rho = a
+        .spearman
+        .map_or("undefined (one side constant)".to_string(), |r| {
+            format!("{r:+.2}")
+        });
+    let conc = a.concordant.map_or(String::new(), |c| {
+        format!(
+            "; {:.0}% of {} strictly ordered pairs ordered the same way",
+            100.0 * c,
+            a.ordered_pairs
+        )
+    });
+    let few = if a.n < MIN_SAMPLE {
+        ", too few to trust"
+    } else {
+        ""
+    };
+    format!(
+        "Judge vs humans: Spearman ρ = {rho} between judge score and mean stars over n={} answers both rated{few}{conc}.",
+        a.n
+    )
 }
 
 #[cfg(test)]
@@ -568,5 +804,178 @@ pub(crate) mod tests {
         assert_eq!(board.entries[1].pass_rate.unwrap().hits, 1);
         assert!(board.entries[0].strength.is_none());
         assert_eq!(board.entries[0].rank, Some(1));
+    }
+}
+
+#[cfg(test)]
+mod judge_tests {
+    use super::tests::{grid, node_of, vote};
+    use super::*;
+    use crate::llm::{ChatRequest, Sampling};
+    use crate::state::session::{NodeStatus, Rating};
+
+    fn judge(s: &mut Session, parent: u64, score: Option<f64>) {
+        let id = s.next_node_id();
+        let mut n = Node::start(
+            id,
+            Some(parent),
+            NodeKind::Judge,
+            "judge",
+            "c",
+            "m",
+            ChatRequest {
+                messages: vec![],
+                sampling: Sampling::default(),
+            },
+            "t".into(),
+        );
+        n.status = NodeStatus::Done;
+        n.score = score;
+        s.nodes.push(n);
+    }
+
+    fn stars(s: &mut Session, node: u64, k: u8) {
+        s.ratings.push(Rating {
+            node,
+            stars: Some(k),
+            thumb: None,
+            note: None,
+            rater: "ann".into(),
+            at: "t".into(),
+            seq: None,
+        });
+    }
+
+    #[test]
+    fn judge_scores_sit_beside_stars_and_agreement_is_spearman_with_n() {
+        let mut s = grid(&["a", "b"], &["c1", "c2", "c3"]);
+        let ids: Vec<u64> = s.nodes.iter().map(|n| n.id).collect();
+        // Judge and humans order the six answers the same way, except one swap.
+        let judge_scores = [2.0, 4.0, 6.0, 7.0, 9.0, 8.0];
+        let human = [1u8, 2, 3, 4, 4, 5];
+        for (k, &id) in ids.iter().enumerate() {
+            judge(&mut s, id, Some(judge_scores[k]));
+            stars(&mut s, id, human[k]);
+        }
+        // An unreadable verdict is counted, never scored; a pairwise judge is ignored.
+        judge(&mut s, ids[0], None);
+        judge(&mut s, ids[1], Some(10.0));
+        s.nodes
+            .last_mut()
+            .unwrap()
+            .meta
+            .insert("pair".into(), "A=#1 B=#2".into());
+        let board = build(&s, GroupBy::Variant);
+        let a = &board.entries[board.index_of("a").unwrap()];
+        assert_eq!(a.judge_n, 3);
+        assert_eq!(a.judge_unparseable, 1);
+        assert!((a.judge.unwrap().estimate - 4.0).abs() < 1e-9);
+        let ag = board.agreement.unwrap();
+        assert_eq!(ag.n, 6);
+        // Ranks: judge 1 2 3 4 6 5; humans 1 2 3 4.5 4.5 6: ρ = 15.5 / √(17.5·17).
+        let rho = ag.spearman.unwrap();
+        assert!((rho - 0.8986).abs() < 1e-3, "{rho}");
+        // 15 pairs, one human tie (not strictly ordered), one discordant of the rest.
+        assert_eq!(ag.ordered_pairs, 14);
+        assert!((ag.concordant.unwrap() - 13.0 / 14.0).abs() < 1e-9);
+        let text = agreement_text(Some(&ag));
+        assert!(
+            text.contains("Spearman ρ = +0.90") && text.contains("n=6"),
+            "{text}"
+        );
+        assert!(
+            judge_cell(a).contains("(1 unparseable)"),
+            "{}",
+            judge_cell(a)
+        );
+        let md = to_markdown(&board);
+        assert!(md.contains("LLM judge"), "{md}");
+    }
+
+    #[test]
+    fn a_lucky_small_sample_is_listed_below_the_ranked_entries() {
+        let mut s = grid(&["a", "b", "c"], &["c1"]);
+        let (a, b, c) = (
+            node_of(&s, "a", "c1"),
+            node_of(&s, "b", "c1"),
+            node_of(&s, "c", "c1"),
+        );
+        for k in 0..6 {
+            vote(&mut s, a, b, if k % 2 == 0 { "left" } else { "right" });
+        }
+        // c won its only vote: the highest estimate, but one vote.
+        vote(&mut s, c, a, "left");
+        let board = build(&s, GroupBy::Variant);
+        let names: Vec<&str> = board.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names[2], "c", "{names:?}");
+        assert_eq!(board.entries[2].rank_label(true), "n=1");
+        assert!(board.entries[..2].iter().all(|e| e.rank.is_some()));
+    }
+
+    #[test]
+    fn ranks_that_intervals_cannot_separate_are_shared_and_marked() {
+        let mut s = grid(&["a", "b", "c"], &["c1"]);
+        let (a, b, c) = (
+            node_of(&s, "a", "c1"),
+            node_of(&s, "b", "c1"),
+            node_of(&s, "c", "c1"),
+        );
+        // a and b split evenly; both beat c every time.
+        for k in 0..30 {
+            vote(&mut s, a, b, if k % 2 == 0 { "left" } else { "right" });
+            vote(&mut s, a, c, "left");
+            vote(&mut s, b, c, "left");
+        }
+        let board = build(&s, GroupBy::Variant);
+        let labels: Vec<(String, String)> = board
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.rank_label(true)))
+            .collect();
+        let get = |n: &str| labels.iter().find(|l| l.0 == n).unwrap().1.clone();
+        assert_eq!(get("a"), "~1", "{labels:?}");
+        assert_eq!(get("b"), "~1", "{labels:?}");
+        assert_eq!(get("c"), "3", "{labels:?}");
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::tests::{grid, node_of, vote};
+    use super::*;
+
+    /// How long a board takes (it is rebuilt on each compare key):
+    /// `cargo test --no-default-features --release -- --ignored --nocapture board_build_time`
+    #[test]
+    #[ignore]
+    fn board_build_time() {
+        let variants = ["a", "b", "c", "d", "e", "f"];
+        let cases: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        let case_refs: Vec<&str> = cases.iter().map(String::as_str).collect();
+        let mut s = grid(&variants, &case_refs);
+        let mut k = 0usize;
+        for c in &case_refs {
+            for i in 0..variants.len() {
+                for j in i + 1..variants.len() {
+                    if k.is_multiple_of(3) {
+                        let (x, y) = (node_of(&s, variants[i], c), node_of(&s, variants[j], c));
+                        vote(&mut s, x, y, ["left", "right", "tie"][k % 7 % 3]);
+                    }
+                    k += 1;
+                }
+            }
+        }
+        for rounds in [BOOTSTRAP_ROUNDS, 100] {
+            let t = std::time::Instant::now();
+            let board = build_with(&s, GroupBy::Variant, rounds);
+            let pairs = crate::eval::active::ranked_pairs(&s, &board);
+            println!(
+                "{} votes, {} variants, {rounds} resamples: board + ranked pairs in {:.1} ms ({} candidates)",
+                s.votes.len(),
+                variants.len(),
+                t.elapsed().as_secs_f64() * 1e3,
+                pairs.len()
+            );
+        }
     }
 }

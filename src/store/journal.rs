@@ -429,24 +429,29 @@ impl SessionStore {
     }
 }
 
+/// Lock the journal for this process. A conflict is retried briefly: a child forked by
+/// another thread holds a copy of our descriptor (and so the lock) until it execs.
 #[cfg(unix)]
 fn lock(file: &File, path: &Path) -> Result<(), StoreError> {
     use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; no memory is passed.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(())
-    } else {
+    for attempt in 0..20 {
+        // SAFETY: flock on a file descriptor we own; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(());
+        }
         let err = std::io::Error::last_os_error();
-        if err.kind() == std::io::ErrorKind::WouldBlock {
-            Err(StoreError::Locked(path.to_path_buf()))
-        } else {
-            Err(StoreError::Io {
+        if err.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(StoreError::Io {
                 path: path.to_path_buf(),
                 source: err,
-            })
+            });
+        }
+        if attempt < 19 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
+    Err(StoreError::Locked(path.to_path_buf()))
 }
 
 #[cfg(not(unix))]

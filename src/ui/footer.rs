@@ -29,6 +29,12 @@ const QUIET: &[Action] = &[
     Action::PrevCase,
     Action::FocusLeft,
     Action::PickCase,
+    Action::Stars2,
+    Action::Stars3,
+    Action::Stars4,
+    Action::Stars5,
+    Action::ClearStars,
+    Action::ThumbDown,
 ];
 
 pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
@@ -52,11 +58,15 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         let k = match action {
             Action::NextCase => "[ ]".to_string(),
             Action::FocusRight => "h/l".to_string(),
+            Action::Stars1 => "1-5".to_string(),
+            Action::ThumbUp => "+/-".to_string(),
             _ => keys.first().map(|k| k.to_string()).unwrap_or_default(),
         };
         let label = match action {
             Action::NextCase => "case",
             Action::FocusRight => "focus",
+            Action::Stars1 => "stars",
+            Action::ThumbUp => "thumb",
             a => a.short(),
         };
         hints.push((k, label));

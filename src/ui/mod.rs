@@ -8,6 +8,7 @@ pub(crate) mod header;
 pub(crate) mod layout;
 pub(crate) mod overlays;
 pub(crate) mod panes;
+pub(crate) mod rating;
 
 use ratatui::layout::Rect;
 use ratatui::Frame;
@@ -20,6 +21,8 @@ use crate::config::theme::Theme;
 pub(crate) struct ViewCache {
     /// Per pane, same order as the variants.
     pub answers: Vec<answer::AnswerView>,
+    /// The two sides of a blind comparison.
+    pub compare: [answer::AnswerView; 2],
 }
 
 /// Draw the whole screen.
@@ -41,6 +44,7 @@ pub(crate) fn draw(
     let metrics = panes::draw(frame, &l, state, cache, theme);
     footer::draw(frame, l.footer, state, theme);
     overlays::draw(frame, area, state, theme);
+    rating::draw(frame, area, state, cache, theme);
     metrics
 }
 

@@ -28,6 +28,8 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                 error,
             } => editor(frame, area, state, *variant, text, error.as_deref(), theme),
             Layer::Input { purpose, text } => input(frame, area, *purpose, text, theme),
+            // Drawn by `ui::rating`.
+            Layer::Note { .. } | Layer::Compare(_) | Layer::Leaderboard(_) | Layer::Browser(_) => {}
             Layer::ConfirmDelete { variant } => {
                 let name = state
                     .prompt

@@ -194,17 +194,27 @@ fn draw_pane(
         Span::styled(format!(" {} ", visible(&v.name)), theme.style("pane.title")),
         Span::styled(format!("· {} ", visible(&v.model)), theme.style("muted")),
     ]);
-    let block = Block::default()
+    let mut block = Block::default()
         .borders(Borders::ALL)
         .border_style(border)
         .title(title);
+    if let Some(r) = super::rating::pane_rating(state, i, theme) {
+        block = block.title_top(r);
+    }
     let inner = block.inner(area);
     block.render(area, buf);
     if inner.height == 0 || inner.width == 0 {
         return Some(PaneMetrics::default());
     }
     buf.set_line(inner.x, inner.y, &status_line(state, i, theme), inner.width);
-    let body = Rect::new(inner.x, inner.y + 1, inner.width, inner.height - 1);
+    let mut body = Rect::new(inner.x, inner.y + 1, inner.width, inner.height - 1);
+    if let Some(note) = super::rating::pane_note(state, i, inner.width, theme) {
+        if body.height > 1 {
+            buf.set_line(body.x, body.y, &note, body.width);
+            body.y += 1;
+            body.height -= 1;
+        }
+    }
     let text = state.pane_node(i).map_or("", |n| n.text.as_str());
     let node_id = state.panes[i].node.unwrap_or(0);
     view.sync(node_id, text, body.width, theme);
