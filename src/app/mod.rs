@@ -10,6 +10,7 @@
 pub(crate) mod driver;
 pub(crate) mod edit;
 pub(crate) mod state;
+pub(crate) mod techniques;
 pub(crate) mod update;
 pub(crate) mod write_back;
 

@@ -118,6 +118,12 @@ pub(crate) enum Layer {
     ConfirmDelete {
         variant: usize,
     },
+    /// The answer tree of a case (`t`).
+    Tree(Box<crate::app::techniques::TreeView>),
+    /// Word diff of a revision against the one it revised (`d`).
+    Diff(Box<crate::app::techniques::DiffView>),
+    /// k, b, d before a tree-of-thought search (`s`).
+    SearchParams(crate::app::techniques::SearchForm),
 }
 
 impl Layer {
@@ -128,6 +134,9 @@ impl Layer {
             Layer::Editor { .. } => Mode::Editor,
             Layer::Input { .. } => Mode::Input,
             Layer::ConfirmDelete { .. } => Mode::Confirm,
+            Layer::Tree(_) => Mode::Tree,
+            Layer::Diff(_) => Mode::Diff,
+            Layer::SearchParams(_) => Mode::SearchParams,
         }
     }
 }
@@ -169,6 +178,8 @@ pub(crate) struct AppState {
     pub metrics: Vec<PaneMetrics>,
     /// Something visible changed since the last frame.
     pub dirty: bool,
+    /// Technique runs (critique, search, judge...) and their streams.
+    pub tech: crate::app::techniques::TechState,
 }
 
 impl AppState {
@@ -207,6 +218,7 @@ impl AppState {
             variants_dirty: false,
             metrics: vec![PaneMetrics::default(); n],
             dirty: true,
+            tech: Default::default(),
         };
         s.show_case_results();
         s
@@ -231,7 +243,7 @@ impl AppState {
     }
 
     pub fn any_active(&self) -> bool {
-        self.panes.iter().any(|p| p.phase.is_active())
+        self.panes.iter().any(|p| p.phase.is_active()) || self.tech.busy()
     }
 
     /// The mode keys are interpreted in: the top layer's, else normal.
@@ -254,9 +266,18 @@ impl AppState {
                 .nodes
                 .iter()
                 .rev()
-                .find(|n| n.variant == v.name && n.case == case && n.parent.is_none());
+                .find(|n| {
+                    n.variant == v.name
+                        && n.case == case
+                        && n.parent.is_none()
+                        && n.kind == crate::state::session::NodeKind::Answer
+                        && !n.meta.contains_key("not_sent")
+                });
             *p = Pane::idle();
             if let Some(n) = latest {
+                // The newest revision, or the node promoted in the tree view.
+                let shown = crate::app::techniques::shown_node(&self.session, n.id);
+                let n = self.session.node(shown).unwrap_or(n);
                 p.node = Some(n.id);
                 p.phase = Phase::from_node(n);
             }

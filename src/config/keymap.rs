@@ -26,16 +26,22 @@ pub(crate) enum Mode {
     Editor,
     Input,
     Confirm,
+    Tree,
+    Diff,
+    SearchParams,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Normal,
         Mode::Help,
         Mode::Picker,
         Mode::Editor,
         Mode::Input,
         Mode::Confirm,
+        Mode::Tree,
+        Mode::Diff,
+        Mode::SearchParams,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +52,9 @@ impl Mode {
             Mode::Editor => "editor",
             Mode::Input => "input",
             Mode::Confirm => "confirm",
+            Mode::Tree => "tree",
+            Mode::Diff => "diff",
+            Mode::SearchParams => "search_params",
         }
     }
 
@@ -118,6 +127,31 @@ actions! {
     PickModel = "pick_model", "model", "Switch the focused variant's model";
     CopyAnswer = "copy_answer", "copy", "Copy the focused answer to the clipboard (OSC 52)";
     Help = "help", "help", "Show every key binding";
+    Critique = "critique", "critique", "Critique the focused answer, then rewrite it from the critique (one round)";
+    CritiqueLoop = "critique_loop", "refine", "Critique and rewrite in a loop until nothing is left to fix (up to critique_rounds)";
+    PrevRevision = "prev_revision", "older rev", "Show the previous revision of the focused answer";
+    NextRevision = "next_revision", "newer rev", "Show the next revision of the focused answer";
+    Diff = "diff", "diff", "Word diff of the answer against the revision it rewrote";
+    Branch = "branch", "branch", "Sample k alternative answers from the same context (tree of thought)";
+    BranchSteps = "branch_steps", "branch steps", "Sample k alternative next reasoning steps continuing from the answer";
+    Tree = "tree", "tree", "Show the answer tree of this case";
+    Search = "search", "search", "Breadth-first tree-of-thought search from the answer (asks k, b, d)";
+    Propose = "propose", "propose", "Ask a model for rewrites of the focused variant and add them as variants";
+    Judge = "judge", "judge", "LLM judge: score the focused answer 1-10 with a reason";
+    JudgeAll = "judge_all", "judge all", "LLM judge: score every answer of the case";
+    JudgePair = "judge_pair", "pairwise", "LLM judge: focused answer vs the next pane's, both orders (position bias)";
+    CancelTechniques = "cancel_techniques", "stop", "Cancel every running technique (critique, search, judge...)";
+    Parent = "parent", "parent", "Go to the parent node";
+    Child = "child", "child", "Go to the first child node";
+    PrevSibling = "prev_sibling", "prev sibling", "Go to the previous sibling";
+    NextSibling = "next_sibling", "next sibling", "Go to the next sibling";
+    ToggleCollapse = "toggle_collapse", "fold", "Collapse or expand the node's children";
+    OpenNode = "open_node", "open", "Show the node in full beside the tree (again: hide)";
+    Bookmark = "bookmark", "bookmark", "Bookmark the node (saved in the session)";
+    Prune = "prune", "prune", "Prune or unprune the node (a running search drops it)";
+    Promote = "promote", "promote", "Make the node the pane's answer (kept when the session reopens)";
+    Increase = "increase", "+", "Increase the selected number";
+    Decrease = "decrease", "-", "Decrease the selected number";
     Close = "close", "close", "Close this layer";
     Accept = "accept", "accept", "Accept";
     Up = "up", "up", "Move up";
