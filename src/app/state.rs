@@ -261,18 +261,13 @@ impl AppState {
             if p.phase.is_active() {
                 continue;
             }
-            let latest = self
-                .session
-                .nodes
-                .iter()
-                .rev()
-                .find(|n| {
-                    n.variant == v.name
-                        && n.case == case
-                        && n.parent.is_none()
-                        && n.kind == crate::state::session::NodeKind::Answer
-                        && !n.meta.contains_key("not_sent")
-                });
+            let latest = self.session.nodes.iter().rev().find(|n| {
+                n.variant == v.name
+                    && n.case == case
+                    && n.parent.is_none()
+                    && n.kind == crate::state::session::NodeKind::Answer
+                    && !n.meta.contains_key("not_sent")
+            });
             *p = Pane::idle();
             if let Some(n) = latest {
                 // The newest revision, or the node promoted in the tree view.

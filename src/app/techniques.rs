@@ -287,7 +287,11 @@ impl SearchForm {
     fn bump(&mut self, up: bool) {
         let (lo, hi) = Self::RANGES[self.field];
         let v = &mut self.values[self.field];
-        *v = if up { (*v + 1).min(hi) } else { v.saturating_sub(1).max(lo) };
+        *v = if up {
+            (*v + 1).min(hi)
+        } else {
+            v.saturating_sub(1).max(lo)
+        };
     }
 
     fn set(&mut self, digit: usize) {
@@ -339,11 +343,7 @@ fn show_in_pane(s: &mut AppState, node: u64) -> bool {
     let (variant, case, phase) = (n.variant.clone(), n.case.clone(), Phase::from_node(n));
     let root = root_of(&s.session, node);
     if let Some(r) = s.session.node_mut(root) {
-        if root == node {
-            r.meta.remove("promoted");
-        } else {
-            r.meta.insert("promoted".into(), node.to_string());
-        }
+        r.meta.insert("promoted".into(), node.to_string());
     }
     if case != s.case_name() {
         return false;
@@ -390,7 +390,9 @@ fn target(s: &AppState) -> Option<u64> {
 /// `id` if it is a finished node with text, else a message saying why not.
 fn finished(s: &mut AppState, id: Option<u64>, what: &str) -> Option<Node> {
     let Some(id) = id else {
-        s.message = Some(format!("nothing to {what} yet: run the variant first (Enter)"));
+        s.message = Some(format!(
+            "nothing to {what} yet: run the variant first (Enter)"
+        ));
         return None;
     };
     match s.session.node(id) {
@@ -661,7 +663,10 @@ pub(crate) fn tree_key(
                 if t.collapsed.remove(&r.id) {
                     t.rebuild(&s.session);
                 }
-                if t.rows.get(t.cursor + 1).is_some_and(|c| c.parent == Some(r.id)) {
+                if t.rows
+                    .get(t.cursor + 1)
+                    .is_some_and(|c| c.parent == Some(r.id))
+                {
                     t.cursor += 1;
                 }
             }
@@ -850,8 +855,7 @@ fn start_critique(s: &mut AppState, node: Option<u64>, rounds: usize, fx: &mut V
         return;
     };
     if s.tech.jobs.iter().any(|j| {
-        j.running
-            && matches!(&j.kind, JobKind::Critique { lp } if lp.revisions.contains(&n.id))
+        j.running && matches!(&j.kind, JobKind::Critique { lp } if lp.revisions.contains(&n.id))
     }) {
         s.message = Some(format!("#{} is already being refined", n.id));
         return;
@@ -1338,7 +1342,17 @@ fn run_search_effects(
                     (_, None) => Some(ticket),
                     (SearchMode::Answer, Some(p)) => {
                         let req = tq::branch_answer_request(&p, temperature, seed);
-                        spawn(s, job, ticket, parent, NodeKind::Answer, &model, req, &meta, fx);
+                        spawn(
+                            s,
+                            job,
+                            ticket,
+                            parent,
+                            NodeKind::Answer,
+                            &model,
+                            req,
+                            &meta,
+                            fx,
+                        );
                         None
                     }
                     (SearchMode::Step, Some(_)) => match tq::task_of(&s.session, parent) {
@@ -1435,12 +1449,7 @@ fn check_search_done(s: &mut AppState, job: u64) {
     if search.is_running() {
         return;
     }
-    let (root, status, best, branch) = (
-        search.root,
-        search.status.clone(),
-        search.best(),
-        *branch,
-    );
+    let (root, status, best, branch) = (search.root, search.status.clone(), search.best(), *branch);
     let score = best.and_then(|b| search.score(b));
     let summary = if branch {
         let kids = s
@@ -1449,7 +1458,10 @@ fn check_search_done(s: &mut AppState, job: u64) {
             .iter()
             .filter(|n| n.parent == Some(root) && n.meta.contains_key("search"))
             .count();
-        format!("branched #{root}: {kids} children, {} (t: tree)", status.describe())
+        format!(
+            "branched #{root}: {kids} children, {} (t: tree)",
+            status.describe()
+        )
     } else {
         match best {
             Some(b) => {
@@ -1792,7 +1804,11 @@ fn propose_done(s: &mut AppState, job: u64, variant: &str, node: &Node) {
         visible(&v.name)
     );
     if !rejected.is_empty() {
-        summary.push_str(&format!(", {} rejected ({})", rejected.len(), rejected.join("; ")));
+        summary.push_str(&format!(
+            ", {} rejected ({})",
+            rejected.len(),
+            rejected.join("; ")
+        ));
     }
     if !added.is_empty() {
         summary.push_str(": Enter runs them all");
@@ -1900,8 +1916,12 @@ pub(crate) fn judge_line(s: &AppState, node: u64) -> Option<String> {
 
 fn running_line(s: &AppState, j: &Job) -> String {
     let spin = SPINNER[(s.now.as_millis() / 100) as usize % SPINNER.len()];
-    let in_flight: Vec<(&u64, &TechStream)> =
-        s.tech.streams.iter().filter(|(_, t)| t.job == j.id).collect();
+    let in_flight: Vec<(&u64, &TechStream)> = s
+        .tech
+        .streams
+        .iter()
+        .filter(|(_, t)| t.job == j.id)
+        .collect();
     let tokens: u64 = in_flight.iter().map(|(_, t)| t.meter.tokens()).sum();
     let doing = in_flight
         .first()
@@ -1921,7 +1941,9 @@ fn running_line(s: &AppState, j: &Job) -> String {
             lp.latest()
         ),
         JobKind::Search {
-            search, branch: true, ..
+            search,
+            branch: true,
+            ..
         } => format!(
             "{spin} branching #{}: {} of {} running ({tokens} tok)",
             search.root,
@@ -1954,20 +1976,23 @@ pub(crate) fn pane_notes(s: &AppState, i: usize) -> Vec<(String, &'static str)> 
     if let Some(g) = &v.generated {
         out.push((format!("generated: {}", visible(g)), "muted"));
     }
-    if let Some(j) = s
-        .tech
-        .jobs
-        .iter()
-        .rev()
-        .find(|j| j.variant == v.name && j.case == case && !matches!(j.kind, JobKind::Judge { .. } if j.summary.is_some()))
-    {
+    if let Some(j) = s.tech.jobs.iter().rev().find(|j| {
+        j.variant == v.name
+            && j.case == case
+            && !matches!(j.kind, JobKind::Judge { .. } if j.summary.is_some())
+    }) {
         if j.running {
             out.push((running_line(s, j), "status.streaming"));
         } else if let Some(sum) = &j.summary {
             out.push((visible(sum), "status.waiting"));
         }
     }
-    if let Some(line) = s.panes.get(i).and_then(|p| p.node).and_then(|n| judge_line(s, n)) {
+    if let Some(line) = s
+        .panes
+        .get(i)
+        .and_then(|p| p.node)
+        .and_then(|n| judge_line(s, n))
+    {
         out.push((line, "rating.star"));
     }
     out
@@ -1977,7 +2002,11 @@ pub(crate) fn pane_notes(s: &AppState, i: usize) -> Vec<(String, &'static str)> 
 /// proposed variant, and the kind and id of a promoted node that is not an answer.
 pub(crate) fn pane_badge(s: &AppState, i: usize) -> Option<String> {
     let mut parts = Vec::new();
-    if s.prompt.variants.get(i).is_some_and(|v| v.generated.is_some()) {
+    if s.prompt
+        .variants
+        .get(i)
+        .is_some_and(|v| v.generated.is_some())
+    {
         parts.push("generated".to_string());
     }
     if let Some(n) = s

@@ -18,12 +18,7 @@ use crate::state::diff::SpanKind;
 pub(crate) fn body(area: Rect) -> Rect {
     let top = super::layout::HEADER_ROWS.min(area.height);
     let bottom = super::layout::FOOTER_ROWS.min(area.height - top);
-    Rect::new(
-        area.x,
-        area.y + top,
-        area.width,
-        area.height - top - bottom,
-    )
+    Rect::new(area.x, area.y + top, area.width, area.height - top - bottom)
 }
 
 /// Styled text (with newlines) wrapped into rows of `width` columns.

@@ -75,7 +75,13 @@ fn kind_label(k: NodeKind) -> &'static str {
 }
 
 /// The spans of one row.
-fn row_line(state: &AppState, r: &TreeRow, t: &TreeView, width: usize, theme: &Theme) -> Line<'static> {
+fn row_line(
+    state: &AppState,
+    r: &TreeRow,
+    t: &TreeView,
+    width: usize,
+    theme: &Theme,
+) -> Line<'static> {
     let Some(n) = row_node(state, r) else {
         return Line::from(format!("{}#{} (missing)", r.prefix, r.id));
     };
@@ -92,7 +98,10 @@ fn row_line(state: &AppState, r: &TreeRow, t: &TreeView, width: usize, theme: &T
     let mut spans = vec![
         Span::styled(r.prefix.clone(), muted),
         Span::styled(fold, muted),
-        Span::styled(format!("{:<8} ", kind_label(n.kind)), theme.style(kind_role(n.kind))),
+        Span::styled(
+            format!("{:<8} ", kind_label(n.kind)),
+            theme.style(kind_role(n.kind)),
+        ),
         Span::styled(format!("#{:<4} ", n.id), muted),
     ];
     if let Some(st) = r.stars {
@@ -151,7 +160,10 @@ fn row_line(state: &AppState, r: &TreeRow, t: &TreeView, width: usize, theme: &T
         flags.push("◀ pane".to_string());
     }
     if !flags.is_empty() {
-        spans.push(Span::styled(format!("{} ", flags.join(" ")), theme.style("header.key")));
+        spans.push(Span::styled(
+            format!("{} ", flags.join(" ")),
+            theme.style("header.key"),
+        ));
     }
     let used: usize = spans.iter().map(|s| s.content.width()).sum();
     let text = if n.meta.contains_key("search_root") {
@@ -181,7 +193,11 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, t: &TreeView
         .iter()
         .filter(|j| j.running && j.case == t.case)
         .map(|j| match &j.kind {
-            JobKind::Search { search, branch: false, .. } => format!(
+            JobKind::Search {
+                search,
+                branch: false,
+                ..
+            } => format!(
                 "search level {}/{} k={} b={}",
                 search.level, search.params.depth, search.params.k, search.params.beam
             ),
@@ -191,11 +207,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, t: &TreeView
             JobKind::Propose { .. } => "proposing".into(),
         })
         .collect();
-    let mut title = format!(
-        " Tree · case {} · {} nodes",
-        visible(&t.case),
-        t.total
-    );
+    let mut title = format!(" Tree · case {} · {} nodes", visible(&t.case), t.total);
     if !running.is_empty() {
         let spin = SPINNER[(state.now.as_millis() / 100) as usize % SPINNER.len()];
         title.push_str(&format!(" · {spin} {}", running.join(", ")));
@@ -253,7 +265,12 @@ fn draw_node(frame: &mut Frame, area: Rect, n: &Node, theme: &Theme) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.style("overlay.border"))
-        .title(format!(" {} #{} · {} ", kind_label(n.kind), n.id, visible(&n.model)));
+        .title(format!(
+            " {} #{} · {} ",
+            kind_label(n.kind),
+            n.id,
+            visible(&n.model)
+        ));
     let inner = block.inner(area);
     block.render(area, frame.buffer_mut());
     let muted = theme.style("muted");
@@ -323,9 +340,13 @@ pub(crate) fn draw_form(frame: &mut Frame, area: Rect, f: &SearchForm, theme: &T
     for (i, line) in help.iter().enumerate() {
         let y = inner.y + 5 + i as u16;
         if y < inner.y + inner.height {
-            frame
-                .buffer_mut()
-                .set_stringn(inner.x, y, line, usize::from(inner.width), theme.style("muted"));
+            frame.buffer_mut().set_stringn(
+                inner.x,
+                y,
+                line,
+                usize::from(inner.width),
+                theme.style("muted"),
+            );
         }
     }
 }
