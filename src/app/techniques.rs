@@ -713,12 +713,15 @@ pub(crate) fn tree_key(
         }
         Some(Action::Prune) => {
             if let Some(id) = sel {
+                // A running search may move on (and grow the tree) right away.
                 toggle_prune(s, id, fx);
+                t.rebuild(&s.session);
             }
         }
         Some(Action::Promote) => {
             if let Some(id) = sel {
                 promote(s, id, fx);
+                t.rebuild(&s.session);
             }
         }
         Some(Action::Help) => {
@@ -1276,13 +1279,14 @@ fn check_critique_done(s: &mut AppState, job: u64) {
     if let Some(n) = s.session.node_mut(latest) {
         n.meta.insert("stop_reason".into(), reason.describe());
     }
-    let label = critique::revision_label(&s.session, latest);
+    let (chain, _) = critique::revisions(&s.session, latest);
     finish_job(
         s,
         job,
         format!(
-            "refine stopped after {rounds} round(s): {} · #{latest} {label}",
-            reason.describe()
+            "refine stopped after {rounds} round(s): {} (newest #{latest}, {} revisions; < > step, d diffs)",
+            reason.describe(),
+            chain.len()
         ),
     );
 }
@@ -2027,4 +2031,4 @@ pub(crate) fn pane_badge(s: &AppState, i: usize) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -150,8 +150,8 @@ actions! {
     Bookmark = "bookmark", "bookmark", "Bookmark the node (saved in the session)";
     Prune = "prune", "prune", "Prune or unprune (a running search drops it)";
     Promote = "promote", "promote", "Make the node the pane's answer (saved)";
-    Increase = "increase", "+", "Increase the selected number";
-    Decrease = "decrease", "-", "Decrease the selected number";
+    Increase = "increase", "more", "Increase the selected number";
+    Decrease = "decrease", "less", "Decrease the selected number";
     Close = "close", "close", "Close this layer";
     Accept = "accept", "accept", "Accept";
     Up = "up", "up", "Move up";

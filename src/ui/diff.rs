@@ -74,18 +74,25 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, d: &DiffView
     let removed = theme
         .style("diff.removed")
         .add_modifier(Modifier::CROSSED_OUT);
-    let parts: Vec<(&str, Style)> = d
-        .spans
-        .iter()
-        .map(|s| {
-            let st = match s.kind {
-                SpanKind::Equal => text,
-                SpanKind::Added => added,
-                SpanKind::Removed => removed,
-            };
-            (s.text.as_str(), st)
-        })
-        .collect();
+    let mut parts: Vec<(&str, Style)> = Vec::with_capacity(d.spans.len() + 4);
+    for (i, sp) in d.spans.iter().enumerate() {
+        let st = match sp.kind {
+            SpanKind::Equal => text,
+            SpanKind::Added => added,
+            SpanKind::Removed => removed,
+        };
+        parts.push((sp.text.as_str(), st));
+        // A replaced word: keep the removed and the added text apart.
+        let next = d.spans.get(i + 1);
+        if sp.kind == SpanKind::Removed
+            && next.is_some_and(|n| {
+                n.kind == SpanKind::Added && !n.text.starts_with(char::is_whitespace)
+            })
+            && !sp.text.ends_with(char::is_whitespace)
+        {
+            parts.push((" ", text));
+        }
+    }
     let rows = wrap_styled(&parts, inner.width);
     let h = usize::from(inner.height);
     let top = d.scroll.min(rows.len().saturating_sub(h));

@@ -13,7 +13,7 @@ use crate::app::update::{set_metrics, update};
 use crate::app::Msg;
 use crate::llm::{FinishReason, StreamEvent};
 
-fn screen(state: &mut crate::app::state::AppState, w: u16, h: u16) -> String {
+pub(crate) fn screen(state: &mut crate::app::state::AppState, w: u16, h: u16) -> String {
     update(
         state,
         Msg::Resize {

@@ -350,3 +350,133 @@ pub(crate) fn draw_form(frame: &mut Frame, area: Rect, f: &SearchForm, theme: &T
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crossterm::event::KeyCode;
+
+    use crate::app::state::{AppState, Layer};
+    use crate::app::techniques::tests::answered;
+    use crate::app::update::tests::{ev, key, started};
+    use crate::app::Effect;
+    use crate::llm::{FinishReason, StreamEvent};
+    use crate::state::session::Rating;
+    use crate::ui::tests::screen;
+
+    fn reply(s: &mut AppState, pair: (u64, u64), text: &str) -> Vec<Effect> {
+        ev(s, pair, StreamEvent::Delta(text.into()), 30);
+        ev(s, pair, StreamEvent::Finished(FinishReason::Stop), 40)
+    }
+
+    /// A case with a two-round refine on plain, a judge, a rating, and a search from the
+    /// teacher's answer in level 2: one thought pruned, one bookmarked, two streaming.
+    fn grown() -> AppState {
+        let mut s = answered();
+        s.prompt.cases[0].expect = Default::default();
+        let c1 = started(&key(&mut s, KeyCode::Char('C')));
+        let r1 = started(&reply(&mut s, c1[0], "1. Paris is in France, not England."));
+        let c2 = started(&reply(&mut s, r1[0], "The capital of England is London."));
+        let r2 = started(&reply(&mut s, c2[0], "Say it in one word."));
+        let c3 = started(&reply(&mut s, r2[0], "London."));
+        reply(&mut s, c3[0], "NO ISSUES");
+        let j = started(&key(&mut s, KeyCode::Char('J')));
+        reply(&mut s, j[0], "SCORE: 9\nREASON: right city, one word.");
+        s.session.ratings.push(Rating {
+            node: 1,
+            stars: Some(2),
+            thumb: None,
+            note: None,
+            rater: "me".into(),
+            at: "now".into(),
+            seq: None,
+        });
+        key(&mut s, KeyCode::Char('l'));
+        key(&mut s, KeyCode::Char('s'));
+        for c in ['3', 'j', '2', 'j', '2', 'j', '1'] {
+            key(&mut s, KeyCode::Char(c));
+        }
+        let l1 = started(&key(&mut s, KeyCode::Enter));
+        let mut values = Vec::new();
+        for (p, t) in l1.iter().zip([
+            "Step 1: England's capital city",
+            "Step 1: think of rivers",
+            "Step 1: Paris",
+        ]) {
+            values.extend(started(&reply(&mut s, *p, t)));
+        }
+        reply(&mut s, values[0], "sure");
+        reply(&mut s, values[1], "likely");
+        // The user prunes the third thought while its value is pending.
+        if let Some(Layer::Tree(t)) = s.layers.last_mut() {
+            t.cursor = t.rows.iter().position(|r| r.id == l1[2].0).unwrap();
+        }
+        key(&mut s, KeyCode::Char('x'));
+        if let Some(Layer::Tree(t)) = s.layers.last_mut() {
+            t.cursor = t.rows.iter().position(|r| r.id == l1[1].0).unwrap();
+        }
+        key(&mut s, KeyCode::Char('m'));
+        let l2: Vec<(u64, u64)> = s
+            .tech
+            .streams
+            .iter()
+            .map(|(n, t)| (*n, t.request))
+            .collect();
+        assert_eq!(l2.len(), 6, "3 thoughts under each of the 2 kept");
+        ev(
+            &mut s,
+            l2[0],
+            StreamEvent::Delta("Step 2: London".into()),
+            50,
+        );
+        ev(
+            &mut s,
+            l2[1],
+            StreamEvent::Delta("Step 2: the Thames runs through".into()),
+            50,
+        );
+        s.now = Duration::from_millis(1200);
+        s
+    }
+
+    #[test]
+    fn snapshot_tree_during_a_search() {
+        let mut s = grown();
+        insta::assert_snapshot!("tree_search_80x24", screen(&mut s, 80, 24));
+        insta::assert_snapshot!("tree_search_160x48", screen(&mut s, 160, 48));
+        key(&mut s, KeyCode::Enter);
+        insta::assert_snapshot!("tree_open_160x48", screen(&mut s, 160, 48));
+    }
+
+    #[test]
+    fn snapshot_pane_revisions_judge_and_diff() {
+        let mut s = grown();
+        key(&mut s, KeyCode::Esc);
+        key(&mut s, KeyCode::Char('h'));
+        key(&mut s, KeyCode::Char('<'));
+        insta::assert_snapshot!("pane_rev_80x24", screen(&mut s, 80, 24));
+        key(&mut s, KeyCode::Char('d'));
+        insta::assert_snapshot!("diff_80x24", screen(&mut s, 80, 24));
+        insta::assert_snapshot!("diff_160x48", screen(&mut s, 160, 48));
+    }
+
+    #[test]
+    fn snapshot_search_form() {
+        let mut s = answered();
+        key(&mut s, KeyCode::Char('s'));
+        key(&mut s, KeyCode::Char('j'));
+        insta::assert_snapshot!("search_form_80x24", screen(&mut s, 80, 24));
+    }
+
+    #[test]
+    fn tree_and_diff_draw_at_every_size() {
+        let mut s = grown();
+        key(&mut s, KeyCode::Enter);
+        for w in [1u16, 5, 20, 39, 40, 80] {
+            for h in [1u16, 3, 6, 24] {
+                assert_eq!(screen(&mut s, w, h).lines().count(), usize::from(h));
+            }
+        }
+    }
+}
