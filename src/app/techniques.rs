@@ -785,9 +785,21 @@ fn toggle_prune(s: &mut AppState, id: u64, fx: &mut Vec<Effect>) {
 }
 
 fn promote(s: &mut AppState, id: u64, fx: &mut Vec<Effect>) {
-    if let Some(n) = s.session.node_mut(id) {
-        n.meta.remove("pruned");
+    let Some(n) = s.session.node_mut(id) else {
+        return;
+    };
+    if !matches!(
+        n.kind,
+        NodeKind::Answer | NodeKind::Rewrite | NodeKind::Thought
+    ) || n.meta.contains_key("search_root")
+    {
+        s.message = Some(format!(
+            "a {} can't be the pane's answer: promote an answer, rewrite or thought",
+            n.kind.as_str()
+        ));
+        return;
     }
+    n.meta.remove("pruned");
     let jobs: Vec<u64> = s
         .tech
         .jobs
