@@ -550,10 +550,8 @@ pub(crate) fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             start_judge(s, all, true, fx)
         }
         Action::JudgePair => start_pair(s, fx),
-        Action::CancelTechniques => {
-            if !cancel_all(s, fx) {
-                s.message = Some("no technique is running".into());
-            }
+        Action::CancelTechniques if !cancel_all(s, fx) => {
+            s.message = Some("no technique is running".into());
         }
         _ => {}
     }
