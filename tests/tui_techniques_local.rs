@@ -94,7 +94,9 @@ fn critique_branch_tree_and_search_with_the_local_model() {
     assert_eq!(count("thought"), 7, "{ns:#?}");
     assert_eq!(count("value"), 6, "{ns:#?}");
     assert_eq!(
-        ns.iter().filter(|n| meta(n, "beam_level") == Some("2")).count(),
+        ns.iter()
+            .filter(|n| meta(n, "beam_level") == Some("2"))
+            .count(),
         2
     );
     for n in &ns {
