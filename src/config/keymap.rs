@@ -127,6 +127,17 @@ actions! {
     PickModel = "pick_model", "model", "Switch the focused variant's model";
     CopyAnswer = "copy_answer", "copy", "Copy the focused answer to the clipboard (OSC 52)";
     Help = "help", "help", "Show every key binding";
+    // Technique keys; in the tree view the footer lists them in this order.
+    Prune = "prune", "prune", "Prune or unprune (a running search drops it)";
+    Promote = "promote", "promote", "Make the node the pane's answer (saved)";
+    Bookmark = "bookmark", "bookmark", "Bookmark the node (saved in the session)";
+    OpenNode = "open_node", "open", "Show the node in full beside the tree";
+    ToggleCollapse = "toggle_collapse", "fold", "Collapse or expand the node's children";
+    Parent = "parent", "parent", "Go to the parent node";
+    Child = "child", "child", "Go to the first child (expands)";
+    PrevSibling = "prev_sibling", "prev sibling", "Go to the previous sibling";
+    NextSibling = "next_sibling", "next sibling", "Go to the next sibling";
+    CancelTechniques = "cancel_techniques", "stop", "Cancel every running technique";
     Critique = "critique", "critique", "Critique the answer, then rewrite it (one round)";
     CritiqueLoop = "critique_loop", "refine", "Critique and rewrite until nothing is left to fix";
     PrevRevision = "prev_revision", "older rev", "Show the previous revision of the answer";
@@ -140,16 +151,6 @@ actions! {
     Judge = "judge", "judge", "LLM judge: score the answer 1-10 with a reason";
     JudgeAll = "judge_all", "judge all", "LLM judge: score every answer of the case";
     JudgePair = "judge_pair", "pairwise", "LLM judge: this pane vs the next, both orders";
-    CancelTechniques = "cancel_techniques", "stop", "Cancel every running technique";
-    Parent = "parent", "parent", "Go to the parent node";
-    Child = "child", "child", "Go to the first child (expands)";
-    PrevSibling = "prev_sibling", "prev sibling", "Go to the previous sibling";
-    NextSibling = "next_sibling", "next sibling", "Go to the next sibling";
-    ToggleCollapse = "toggle_collapse", "fold", "Collapse or expand the node's children";
-    OpenNode = "open_node", "open", "Show the node in full beside the tree";
-    Bookmark = "bookmark", "bookmark", "Bookmark the node (saved in the session)";
-    Prune = "prune", "prune", "Prune or unprune (a running search drops it)";
-    Promote = "promote", "promote", "Make the node the pane's answer (saved)";
     Increase = "increase", "more", "Increase the selected number";
     Decrease = "decrease", "less", "Decrease the selected number";
     Close = "close", "close", "Close this layer";
