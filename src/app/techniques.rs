@@ -9,7 +9,7 @@
 //! are tracked by node in [`TechState::streams`], apart from the panes' own answers, so a
 //! critique streaming next to a rerun never disturbs the pane's phase.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent};
@@ -166,17 +166,19 @@ impl TreeView {
     /// Flatten the case's nodes into rows (depth first, children in creation order).
     pub fn rebuild(&mut self, session: &Session) {
         let keep = self.selected();
-        let mut in_case: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut in_case: HashMap<u64, usize> = HashMap::new();
+        let mut order: Vec<usize> = Vec::new();
         for (i, n) in session.nodes.iter().enumerate() {
             if n.case == self.case {
                 in_case.insert(n.id, i);
+                order.push(i);
             }
         }
-        self.total = in_case.len();
-        let mut children: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-        let mut values: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        self.total = order.len();
+        let mut children: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut values: HashMap<u64, Vec<usize>> = HashMap::new();
         let mut roots = Vec::new();
-        for &i in in_case.values() {
+        for &i in &order {
             let n = &session.nodes[i];
             match n.parent.filter(|p| in_case.contains_key(p)) {
                 Some(p) if n.kind == NodeKind::Value => values.entry(p).or_default().push(i),
@@ -184,7 +186,7 @@ impl TreeView {
                 None => roots.push(i),
             }
         }
-        let mut stars: BTreeMap<u64, u8> = BTreeMap::new();
+        let mut stars: HashMap<u64, u8> = HashMap::new();
         for r in &session.ratings {
             if let Some(st) = r.stars {
                 stars.insert(r.node, st);
@@ -192,7 +194,7 @@ impl TreeView {
                 stars.remove(&r.node);
             }
         }
-        let mut rows = Vec::with_capacity(in_case.len());
+        let mut rows = Vec::with_capacity(order.len());
         // (index, depth, continuation prefix for children, own connector)
         let mut stack: Vec<(usize, usize, String, String)> = Vec::new();
         for &r in roots.iter().rev() {
@@ -208,7 +210,7 @@ impl TreeView {
                 depth,
                 prefix: format!("{cont}{conn}"),
                 children: kids.len(),
-                values: values.get(&n.id).cloned().unwrap_or_default(),
+                values: values.remove(&n.id).unwrap_or_default(),
                 stars: stars.get(&n.id).copied(),
             });
             if self.collapsed.contains(&n.id) {
