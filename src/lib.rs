@@ -207,6 +207,8 @@ pub mod bench_api {
     use crate::state::session::Session;
     use crate::ui::{draw, ViewCache};
 
+    pub use crate::ui::tree::TreeBench;
+
     /// A playground with `panes` variants whose answers are `answer_bytes` long, drawn
     /// into an in-memory terminal.
     pub struct DrawBench {

@@ -3,15 +3,13 @@
 //! SIGKILL. Checked on screen and in the session file and its journal.
 
 mod common;
-#[path = "common/tmux.rs"]
-mod tmux;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{parse_toml, Sandbox};
-use tmux::Tmux;
+use common::tmux::Tmux;
 
 const CONFIG: &str = r#"
 default_model = "fake"
@@ -74,7 +72,7 @@ fn rate_note_vote_blind_leaderboard_reopen_and_survive_sigkill() {
     let sb = Sandbox::new(CONFIG);
     sb.write("prompts/capitals.toml", PROMPT);
     let log = [("PROMPTLOOM_LOG", "promptloom=debug".to_string())];
-    let tm = Tmux::start(&sb, &["prompts/capitals.toml"], &log);
+    let tm = Tmux::start_env(&sb, &["prompts/capitals.toml"], &log);
     tm.wait_for("to run.", SECS);
 
     // Both variants answer; nothing can be compared or rated before.
@@ -188,7 +186,7 @@ fn rate_note_vote_blind_leaderboard_reopen_and_survive_sigkill() {
 
     // Reopen: the ratings are shown, and rating continues where it stopped.
     let p = path.display().to_string();
-    let tm = Tmux::start(&sb, &["--session", &p], &log);
+    let tm = Tmux::start_env(&sb, &["--session", &p], &log);
     let screen = tm.wait_for("★★★★☆ 👍 ✎ saved", SECS);
     assert!(screen.contains("✎ “terse but right …”"), "{screen}");
     tm.keys(&["l"]);
@@ -235,7 +233,7 @@ fn the_session_browser_lists_sessions_and_opens_one_in_place() {
     let sb = Sandbox::new(CONFIG);
     sb.write("prompts/capitals.toml", PROMPT);
     // An older session, rated from the command line.
-    let tm = Tmux::start(&sb, &["prompts/capitals.toml"], &[]);
+    let tm = Tmux::start_env(&sb, &["prompts/capitals.toml"], &[]);
     tm.wait_for("to run.", SECS);
     tm.keys(&["Enter"]);
     tm.wait_for("London is the capital", SECS);
@@ -247,7 +245,7 @@ fn the_session_browser_lists_sessions_and_opens_one_in_place() {
     let first = session_file(&sb);
     std::thread::sleep(Duration::from_millis(1100));
 
-    let tm = Tmux::start(&sb, &["prompts/capitals.toml"], &[]);
+    let tm = Tmux::start_env(&sb, &["prompts/capitals.toml"], &[]);
     tm.wait_for("to run.", SECS);
     tm.keys(&["S"]);
     let list = tm.wait_for("newest first", SECS);

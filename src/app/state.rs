@@ -126,6 +126,12 @@ pub(crate) enum Layer {
     Compare(Box<crate::app::rating::CompareState>),
     Leaderboard(Box<crate::app::rating::BoardState>),
     Browser(crate::app::rating::BrowserState),
+    /// The answer tree of a case (`t`).
+    Tree(Box<crate::app::techniques::TreeView>),
+    /// Word diff of a revision against the one it revised (`d`).
+    Diff(Box<crate::app::techniques::DiffView>),
+    /// k, b, d before a tree-of-thought search (`s`).
+    SearchParams(crate::app::techniques::SearchForm),
 }
 
 impl Layer {
@@ -140,6 +146,9 @@ impl Layer {
             Layer::Compare(_) => Mode::Compare,
             Layer::Leaderboard(_) => Mode::Leaderboard,
             Layer::Browser(_) => Mode::Browser,
+            Layer::Tree(_) => Mode::Tree,
+            Layer::Diff(_) => Mode::Diff,
+            Layer::SearchParams(_) => Mode::SearchParams,
         }
     }
 }
@@ -183,6 +192,8 @@ pub(crate) struct AppState {
     pub dirty: bool,
     /// Rater name and what rating, comparing and the session browser keep.
     pub rating: crate::app::rating::RatingState,
+    /// Technique runs (critique, search, judge...) and their streams.
+    pub tech: crate::app::techniques::TechState,
 }
 
 impl AppState {
@@ -222,6 +233,7 @@ impl AppState {
             metrics: vec![PaneMetrics::default(); n],
             dirty: true,
             rating: Default::default(),
+            tech: Default::default(),
         };
         s.show_case_results();
         s
@@ -246,7 +258,7 @@ impl AppState {
     }
 
     pub fn any_active(&self) -> bool {
-        self.panes.iter().any(|p| p.phase.is_active())
+        self.panes.iter().any(|p| p.phase.is_active()) || self.tech.busy()
     }
 
     /// The mode keys are interpreted in: the top layer's, else normal.
@@ -264,14 +276,18 @@ impl AppState {
             if p.phase.is_active() {
                 continue;
             }
-            let latest = self
-                .session
-                .nodes
-                .iter()
-                .rev()
-                .find(|n| n.variant == v.name && n.case == case && n.parent.is_none());
+            let latest = self.session.nodes.iter().rev().find(|n| {
+                n.variant == v.name
+                    && n.case == case
+                    && n.parent.is_none()
+                    && n.kind == crate::state::session::NodeKind::Answer
+                    && !n.meta.contains_key("not_sent")
+            });
             *p = Pane::idle();
             if let Some(n) = latest {
+                // The newest revision, or the node promoted in the tree view.
+                let shown = crate::app::techniques::shown_node(&self.session, n.id);
+                let n = self.session.node(shown).unwrap_or(n);
                 p.node = Some(n.id);
                 p.phase = Phase::from_node(n);
             }

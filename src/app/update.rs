@@ -7,7 +7,7 @@ use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 
 use super::edit::{text_to_variant, variant_to_text, TextArea};
 use super::state::{AppState, InputPurpose, Layer, Pane, PaneMetrics, Phase, PickerKind};
-use super::{write_back, Action, Effect, Msg};
+use super::{techniques, write_back, Action, Effect, Msg};
 use crate::config::keymap::Mode;
 use crate::headless::with_seed;
 use crate::llm::{FinishReason, StreamEvent};
@@ -255,6 +255,16 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             Some(Action::Close) => None,
             _ => Some(Layer::ConfirmDelete { variant }),
         },
+        // The technique layers push themselves back (and whatever they open on top).
+        Layer::Tree(t) => {
+            techniques::tree_key(s, t, action, fx);
+            None
+        }
+        Layer::Diff(d) => techniques::diff_key(d, action),
+        Layer::SearchParams(f) => {
+            techniques::form_key(s, f, action, key, fx);
+            None
+        }
     };
     if let Some(l) = keep {
         s.layers.push(l);
@@ -270,7 +280,10 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             }
         }
         Action::RerunFocused => start(s, s.focus, fx),
-        Action::CancelFocused => cancel(s, s.focus, fx),
+        Action::CancelFocused => {
+            cancel(s, s.focus, fx);
+            techniques::cancel_variant(s, s.focus, fx);
+        }
         Action::CancelAll => cancel_all(s, fx),
         Action::Interrupt => {
             if s.any_active() && !s.interrupt_armed {
@@ -495,6 +508,7 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
         | Action::ExportBoard => {
             super::rating::normal_action(s, a, fx);
         }
+        other => techniques::normal_action(s, other, fx),
     }
 }
 
@@ -669,9 +683,11 @@ pub(crate) fn cancel_all(s: &mut AppState, fx: &mut Vec<Effect>) {
     for i in 0..s.panes.len() {
         cancel(s, i, fx);
     }
+    techniques::cancel_all(s, fx);
 }
 
 fn quit(s: &mut AppState, fx: &mut Vec<Effect>) {
+    techniques::cancel_all(s, fx);
     for i in 0..s.panes.len() {
         if let Some(id) = s.panes[i].node.filter(|_| s.panes[i].phase.is_active()) {
             fx.push(Effect::CancelStream { node: id });
@@ -682,7 +698,7 @@ fn quit(s: &mut AppState, fx: &mut Vec<Effect>) {
     s.quit = true;
 }
 
-fn save(s: &AppState, fx: &mut Vec<Effect>) {
+pub(crate) fn save(s: &AppState, fx: &mut Vec<Effect>) {
     let mut session = s.session.clone();
     session.variants = s.prompt.variants.clone();
     session.cases = s.prompt.cases.clone();
@@ -700,6 +716,9 @@ fn stream_event(
     at: Duration,
     fx: &mut Vec<Effect>,
 ) {
+    if techniques::owns(s, node) {
+        return techniques::stream_event(s, node, request, event, at, fx);
+    }
     let Some(i) = s
         .panes
         .iter()
@@ -805,7 +824,7 @@ fn replace_variant(s: &mut AppState, i: usize, v: Variant) {
     }
 }
 
-fn insert_variant(s: &mut AppState, v: Variant) {
+pub(crate) fn insert_variant(s: &mut AppState, v: Variant) {
     let at = (s.focus + 1).min(s.prompt.variants.len());
     s.prompt.variants.insert(at, v);
     s.panes.insert(at, Pane::idle());

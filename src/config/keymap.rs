@@ -29,10 +29,13 @@ pub(crate) enum Mode {
     Compare,
     Leaderboard,
     Browser,
+    Tree,
+    Diff,
+    SearchParams,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 9] = [
+    pub const ALL: [Mode; 12] = [
         Mode::Normal,
         Mode::Help,
         Mode::Picker,
@@ -42,6 +45,9 @@ impl Mode {
         Mode::Compare,
         Mode::Leaderboard,
         Mode::Browser,
+        Mode::Tree,
+        Mode::Diff,
+        Mode::SearchParams,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +61,9 @@ impl Mode {
             Mode::Compare => "compare",
             Mode::Leaderboard => "leaderboard",
             Mode::Browser => "browser",
+            Mode::Tree => "tree",
+            Mode::Diff => "diff",
+            Mode::SearchParams => "search_params",
         }
     }
 
@@ -147,6 +156,32 @@ actions! {
     ToggleGroup = "toggle_group", "variants/models", "Rank variants or models";
     CompareSuggested = "compare_suggested", "compare next", "Compare the suggested pair";
     ExportBoard = "export_board", "export", "Write the leaderboard as Markdown beside the session";
+    // Technique keys; in the tree view the footer lists them in this order.
+    Prune = "prune", "prune", "Prune or unprune (a running search drops it)";
+    Promote = "promote", "promote", "Make the node the pane's answer (saved)";
+    Bookmark = "bookmark", "bookmark", "Bookmark the node (saved in the session)";
+    OpenNode = "open_node", "open", "Show the node in full beside the tree";
+    ToggleCollapse = "toggle_collapse", "fold", "Collapse or expand the node's children";
+    Parent = "parent", "parent", "Go to the parent node";
+    Child = "child", "child", "Go to the first child (expands)";
+    PrevSibling = "prev_sibling", "prev sibling", "Go to the previous sibling";
+    NextSibling = "next_sibling", "next sibling", "Go to the next sibling";
+    CancelTechniques = "cancel_techniques", "stop", "Cancel every running technique";
+    Critique = "critique", "critique", "Critique the answer, then rewrite it (one round)";
+    CritiqueLoop = "critique_loop", "refine", "Critique and rewrite until nothing is left to fix";
+    PrevRevision = "prev_revision", "older rev", "Show the previous revision of the answer";
+    NextRevision = "next_revision", "newer rev", "Show the next revision of the answer";
+    Diff = "diff", "diff", "Word diff against the revision it rewrote";
+    Branch = "branch", "branch", "Sample k alternative answers (tree of thought)";
+    BranchSteps = "branch_steps", "branch steps", "Sample k alternative next reasoning steps";
+    Tree = "tree", "tree", "Show the answer tree of this case";
+    Search = "search", "search", "Tree-of-thought search from the answer (k, b, d)";
+    Propose = "propose", "propose", "Have a model write variants of this prompt";
+    Judge = "judge", "judge", "LLM judge: score the answer 1-10 with a reason";
+    JudgeAll = "judge_all", "judge all", "LLM judge: score every answer of the case";
+    JudgePair = "judge_pair", "pairwise", "LLM judge: this pane vs the next, both orders";
+    Increase = "increase", "more", "Increase the selected number";
+    Decrease = "decrease", "less", "Decrease the selected number";
     Close = "close", "close", "Close this layer";
     Accept = "accept", "accept", "Accept";
     Up = "up", "up", "Move up";

@@ -79,7 +79,8 @@ impl LocalBackend {
         }
     }
 
-    /// Wait until the model is loaded (loading it if nobody has yet).
+    /// Wait until the model is loaded (loading it if nobody has yet). Only the tests wait.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub async fn ready(&self) -> Result<(), String> {
         self.loaded().await.map(|_| ())
     }

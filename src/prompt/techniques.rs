@@ -266,7 +266,7 @@ pub(crate) fn task_of(session: &Session, id: u64) -> Option<Task> {
 }
 
 /// The reasoning steps on the path to `id` (inclusive), top down: the texts of the thought
-/// (and answer) nodes from the task root, empty texts skipped.
+/// (and answer) nodes from the task root or the search root, empty texts skipped.
 pub(crate) fn steps_to(session: &Session, id: u64) -> Vec<String> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
@@ -278,7 +278,8 @@ pub(crate) fn steps_to(session: &Session, id: u64) -> Vec<String> {
         if !n.text.trim().is_empty() {
             out.push(n.text.trim().to_string());
         }
-        if n.kind == NodeKind::Answer {
+        // A search root starts a fresh chain: the answer it hangs under is not a step.
+        if n.kind == NodeKind::Answer || n.meta.contains_key("search_root") {
             break;
         }
         cur = n.parent.and_then(|p| session.node(p));

@@ -258,7 +258,7 @@ fn highlight(line: &str, fence: &mut Fence, theme: &Theme) -> Vec<(String, Style
 
 /// Word-wrap styled text into rows of at most `width` columns, by grapheme width (CJK and
 /// emoji take two columns, combining marks stay with their base).
-fn wrap(spans: &[(String, Style)], width: u16, out: &mut Vec<Line<'static>>) {
+pub(crate) fn wrap(spans: &[(String, Style)], width: u16, out: &mut Vec<Line<'static>>) {
     let width = usize::from(width);
     let mut row: Vec<(&str, usize, Style)> = Vec::new();
     let mut row_w = 0;

@@ -35,6 +35,20 @@ const QUIET: &[Action] = &[
     Action::Stars5,
     Action::ClearStars,
     Action::ThumbDown,
+    // Technique keys: in `?` and the README; the footer is full.
+    Action::Critique,
+    Action::CritiqueLoop,
+    Action::PrevRevision,
+    Action::NextRevision,
+    Action::Diff,
+    Action::Branch,
+    Action::BranchSteps,
+    Action::Tree,
+    Action::Search,
+    Action::Propose,
+    Action::Judge,
+    Action::JudgeAll,
+    Action::JudgePair,
 ];
 
 pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {

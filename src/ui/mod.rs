@@ -3,12 +3,14 @@
 //! feed back.
 
 pub(crate) mod answer;
+pub(crate) mod diff;
 pub(crate) mod footer;
 pub(crate) mod header;
 pub(crate) mod layout;
 pub(crate) mod overlays;
 pub(crate) mod panes;
 pub(crate) mod rating;
+pub(crate) mod tree;
 
 use ratatui::layout::Rect;
 use ratatui::Frame;

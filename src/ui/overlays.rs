@@ -45,6 +45,9 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                     theme.style("text"),
                 );
             }
+            Layer::Tree(t) => super::tree::draw(frame, area, state, t, theme),
+            Layer::Diff(d) => super::diff::draw(frame, area, state, d, theme),
+            Layer::SearchParams(f) => super::tree::draw_form(frame, area, f, theme),
         }
     }
 }

@@ -161,6 +161,15 @@ fn extra_rows(state: &AppState, i: usize, width: u16, theme: &Theme) -> Vec<Line
             push(format!("error: {e}"), theme.style("error"));
         }
     }
+    if !p.phase.is_active() {
+        let notes = crate::app::techniques::pane_notes(state, i);
+        if !notes.is_empty() {
+            push(String::new(), Style::default());
+        }
+        for (text, role) in notes {
+            push(text, theme.style(role));
+        }
+    }
     if node.is_none() && p.phase == Phase::Idle {
         let key = state
             .keymap
@@ -190,10 +199,15 @@ fn draw_pane(
     } else {
         theme.style("pane.border")
     };
-    let title = Line::from(vec![
+    let mut title = vec![
         Span::styled(format!(" {} ", visible(&v.name)), theme.style("pane.title")),
         Span::styled(format!("· {} ", visible(&v.model)), theme.style("muted")),
-    ]);
+    ];
+    // `rev 2/3`, `generated`, or the kind of a promoted node.
+    if let Some(b) = crate::app::techniques::pane_badge(state, i) {
+        title.push(Span::styled(format!("· {b} "), theme.style("header.key")));
+    }
+    let title = Line::from(title);
     let mut block = Block::default()
         .borders(Borders::ALL)
         .border_style(border)

@@ -78,3 +78,4 @@ pub fn parse_toml(path: &Path) -> toml::Table {
     let t = std::fs::read_to_string(path).expect("read session");
     t.parse::<toml::Table>().expect("session parses as TOML")
 }
+pub mod tmux;

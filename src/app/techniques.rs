@@ -1,0 +1,2046 @@
+//! The prompt-engineering techniques on keys: self-critique (`c`, `C`), revisions (`<`, `>`,
+//! `d`), tree-of-thought branching (`b`, `B`) and search (`s`), the tree view (`t`), LLM
+//! variant proposals (`g`) and the LLM judge (`J`, `K`, `P`).
+//!
+//! This is the app-side twin of `technique_run` (the headless driver): the pure machines in
+//! `state::critique` and `state::search` decide what to ask; this module turns their effects
+//! into nodes and [`Effect::StartStream`]s, and turns the streams' completions back into
+//! their messages. It does no I/O, so everything here is a unit test away. Technique streams
+//! are tracked by node in [`TechState::streams`], apart from the panes' own answers, so a
+//! critique streaming next to a rerun never disturbs the pane's phase.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::state::{AppState, Layer, Pane, Phase};
+use super::update::{insert_variant, save};
+use super::{Action, Effect};
+use crate::eval::judge::{self, PairOutcome, Preference, Verdict};
+use crate::llm::{ChatRequest, FinishReason, StreamEvent};
+use crate::prompt::techniques::{self as tq, SearchParams};
+use crate::prompt::{render, template, Variant};
+use crate::sanitize::visible;
+use crate::state::critique::{self, CritiqueLoop};
+use crate::state::diff::{word_counts, word_diff, DiffSpan};
+use crate::state::search::{self, Mode as SearchMode, Search};
+use crate::state::session::{Node, NodeKind, NodeStatus, Session};
+use crate::state::timing::StreamMeter;
+
+/// How many rewrites `g` asks the proposer for.
+pub(crate) const PROPOSALS: usize = 3;
+
+pub(crate) const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// Running and finished technique jobs and the streams they own.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TechState {
+    pub jobs: Vec<Job>,
+    /// Technique streams in flight, by node.
+    pub streams: BTreeMap<u64, TechStream>,
+    next_job: u64,
+}
+
+impl TechState {
+    /// Anything still streaming.
+    pub fn busy(&self) -> bool {
+        !self.streams.is_empty()
+    }
+}
+
+/// One technique stream: which job and machine ticket it answers.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TechStream {
+    pub job: u64,
+    pub ticket: u64,
+    pub request: u64,
+    pub started: Duration,
+    pub meter: StreamMeter,
+}
+
+/// One use of a technique key.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub id: u64,
+    /// The variant and case it works on (for the pane's progress line).
+    pub variant: String,
+    pub case: String,
+    pub model: String,
+    pub kind: JobKind,
+    pub running: bool,
+    /// What happened, once it stopped.
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum JobKind {
+    Critique {
+        lp: CritiqueLoop,
+    },
+    Search {
+        search: Search,
+        temperature: f64,
+        /// One level, unscored: the `b` key.
+        branch: bool,
+    },
+    Judge {
+        nodes: Vec<u64>,
+    },
+    Pair {
+        a: u64,
+        b: u64,
+        prefs: BTreeMap<u64, (u64, Preference)>,
+    },
+    Propose {
+        variant: String,
+    },
+}
+
+// ---- layers ---------------------------------------------------------------------------
+
+/// The tree view of one case. Rows are flattened here, in `update`, whenever the tree's shape
+/// changes, so a frame only draws the visible rows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TreeView {
+    pub case: String,
+    pub rows: Vec<TreeRow>,
+    pub cursor: usize,
+    pub top: usize,
+    pub collapsed: BTreeSet<u64>,
+    /// Show the selected node in full beside the tree.
+    pub open: bool,
+    /// Nodes in the case (value samples included).
+    pub total: usize,
+}
+
+/// One visible row of the tree.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TreeRow {
+    pub id: u64,
+    /// Index into `session.nodes` (checked against `id` when drawn).
+    pub idx: usize,
+    pub parent: Option<u64>,
+    pub depth: usize,
+    /// Tree glyphs before the node.
+    pub prefix: String,
+    /// Shown children (value samples are folded into the node's score).
+    pub children: usize,
+    /// Value-sample nodes of this node, by index.
+    pub values: Vec<usize>,
+    pub stars: Option<u8>,
+}
+
+impl TreeView {
+    pub fn new(session: &Session, case: &str, select: Option<u64>) -> TreeView {
+        let mut t = TreeView {
+            case: case.to_string(),
+            rows: Vec::new(),
+            cursor: 0,
+            top: 0,
+            collapsed: BTreeSet::new(),
+            open: false,
+            total: 0,
+        };
+        t.rebuild(session);
+        if let Some(id) = select {
+            t.select(id);
+        }
+        t
+    }
+
+    pub fn selected(&self) -> Option<u64> {
+        self.rows.get(self.cursor).map(|r| r.id)
+    }
+
+    fn select(&mut self, id: u64) -> bool {
+        match self.rows.iter().position(|r| r.id == id) {
+            Some(i) => {
+                self.cursor = i;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Flatten the case's nodes into rows (depth first, children in creation order).
+    pub fn rebuild(&mut self, session: &Session) {
+        let keep = self.selected();
+        let mut in_case: HashMap<u64, usize> = HashMap::new();
+        let mut order: Vec<usize> = Vec::new();
+        for (i, n) in session.nodes.iter().enumerate() {
+            if n.case == self.case {
+                in_case.insert(n.id, i);
+                order.push(i);
+            }
+        }
+        self.total = order.len();
+        let mut children: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut values: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut roots = Vec::new();
+        for &i in &order {
+            let n = &session.nodes[i];
+            match n.parent.filter(|p| in_case.contains_key(p)) {
+                Some(p) if n.kind == NodeKind::Value => values.entry(p).or_default().push(i),
+                Some(p) => children.entry(p).or_default().push(i),
+                None => roots.push(i),
+            }
+        }
+        let mut stars: HashMap<u64, u8> = HashMap::new();
+        for r in &session.ratings {
+            if let Some(st) = r.stars {
+                stars.insert(r.node, st);
+            } else {
+                stars.remove(&r.node);
+            }
+        }
+        let mut rows = Vec::with_capacity(order.len());
+        // (index, depth, continuation prefix for children, own connector)
+        let mut stack: Vec<(usize, usize, String, String)> = Vec::new();
+        for &r in roots.iter().rev() {
+            stack.push((r, 0, String::new(), String::new()));
+        }
+        while let Some((i, depth, cont, conn)) = stack.pop() {
+            let n = &session.nodes[i];
+            let kids = children.get(&n.id).map_or(&[][..], Vec::as_slice);
+            rows.push(TreeRow {
+                id: n.id,
+                idx: i,
+                parent: n.parent,
+                depth,
+                prefix: format!("{cont}{conn}"),
+                children: kids.len(),
+                values: values.remove(&n.id).unwrap_or_default(),
+                stars: stars.get(&n.id).copied(),
+            });
+            if self.collapsed.contains(&n.id) {
+                continue;
+            }
+            // Deep chains stop indenting at 24 levels so rows keep their text.
+            let child_cont = if depth == 0 {
+                String::new()
+            } else if cont.chars().count() >= 72 {
+                cont.clone()
+            } else if conn.starts_with('├') {
+                format!("{cont}│  ")
+            } else {
+                format!("{cont}   ")
+            };
+            for (j, &c) in kids.iter().enumerate().rev() {
+                let last = j + 1 == kids.len();
+                let conn = if last { "└─ " } else { "├─ " };
+                stack.push((c, depth + 1, child_cont.clone(), conn.to_string()));
+            }
+        }
+        self.rows = rows;
+        if let Some(id) = keep {
+            if !self.select(id) {
+                self.cursor = self.cursor.min(self.rows.len().saturating_sub(1));
+            }
+        }
+        self.cursor = self.cursor.min(self.rows.len().saturating_sub(1));
+    }
+
+    fn keep_visible(&mut self, height: usize) {
+        let h = height.max(1);
+        if self.cursor < self.top {
+            self.top = self.cursor;
+        } else if self.cursor >= self.top + h {
+            self.top = self.cursor + 1 - h;
+        }
+        self.top = self.top.min(self.rows.len().saturating_sub(1));
+    }
+}
+
+/// Rows of tree the screen shows at `height` (header, footer and the box's border off).
+pub(crate) fn tree_height(height: u16) -> usize {
+    usize::from(height.saturating_sub(5))
+}
+
+/// The word diff between a revision and the one it revised.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DiffView {
+    pub old: u64,
+    pub new: u64,
+    pub spans: Vec<DiffSpan>,
+    pub added: usize,
+    pub removed: usize,
+    pub scroll: usize,
+}
+
+/// The search parameters asked for before `s` starts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SearchForm {
+    pub node: u64,
+    /// k, beam, depth, value samples.
+    pub values: [usize; 4],
+    pub field: usize,
+}
+
+impl SearchForm {
+    pub const LABELS: [&'static str; 4] = [
+        "k  thoughts per node",
+        "b  kept per level (beam)",
+        "d  depth (levels)",
+        "value samples per thought",
+    ];
+    const RANGES: [(usize, usize); 4] = [(1, 16), (1, 16), (1, 10), (0, 10)];
+
+    fn bump(&mut self, up: bool) {
+        let (lo, hi) = Self::RANGES[self.field];
+        let v = &mut self.values[self.field];
+        *v = if up {
+            (*v + 1).min(hi)
+        } else {
+            v.saturating_sub(1).max(lo)
+        };
+    }
+
+    fn set(&mut self, digit: usize) {
+        let (lo, hi) = Self::RANGES[self.field];
+        self.values[self.field] = digit.clamp(lo, hi);
+    }
+}
+
+// ---- small helpers ----------------------------------------------------------------------
+
+/// The top of `id`'s tree (the run's answer).
+pub(crate) fn root_of(session: &Session, id: u64) -> u64 {
+    let mut cur = id;
+    let mut seen = BTreeSet::new();
+    while let Some(p) = session.node(cur).and_then(|n| n.parent) {
+        if !seen.insert(cur) {
+            break;
+        }
+        cur = p;
+    }
+    cur
+}
+
+/// The node a pane shows for the run rooted at `root`: the one promoted (or last stepped to)
+/// in the TUI, else the newest revision of the critique chain.
+pub(crate) fn shown_node(session: &Session, root: u64) -> u64 {
+    if let Some(p) = session
+        .node(root)
+        .and_then(|n| n.meta.get("promoted"))
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&p| session.node(p).is_some())
+    {
+        return p;
+    }
+    let (chain, _) = critique::revisions(session, root);
+    chain.last().copied().unwrap_or(root)
+}
+
+fn pane_of_variant(s: &AppState, variant: &str) -> Option<usize> {
+    s.prompt.variants.iter().position(|v| v.name == variant)
+}
+
+/// Point the pane of `node`'s variant at `node` (if it is on screen and idle) and remember it
+/// in the root's meta so a reopened session shows the same.
+fn show_in_pane(s: &mut AppState, node: u64) -> bool {
+    let Some(n) = s.session.node(node) else {
+        return false;
+    };
+    let (variant, case, phase) = (n.variant.clone(), n.case.clone(), Phase::from_node(n));
+    let root = root_of(&s.session, node);
+    if let Some(r) = s.session.node_mut(root) {
+        r.meta.insert("promoted".into(), node.to_string());
+    }
+    if case != s.case_name() {
+        return false;
+    }
+    let Some(i) = pane_of_variant(s, &variant) else {
+        return false;
+    };
+    let Some(p) = s.panes.get_mut(i) else {
+        return false;
+    };
+    if p.phase.is_active() {
+        return false;
+    }
+    *p = Pane::idle();
+    p.node = Some(node);
+    p.phase = phase;
+    s.dirty = true;
+    true
+}
+
+fn preview(text: &str, max: usize) -> String {
+    let flat = visible(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut s: String = flat.chars().take(max.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// The node a technique key acts on: the tree's selection when the tree is on top, else the
+/// focused pane's node.
+fn target(s: &AppState) -> Option<u64> {
+    match s.layers.last() {
+        Some(Layer::Tree(t)) => t.selected(),
+        _ => s.panes.get(s.focus).and_then(|p| p.node),
+    }
+}
+
+/// `id` if it is a finished node with text, else a message saying why not.
+fn finished(s: &mut AppState, id: Option<u64>, what: &str) -> Option<Node> {
+    let Some(id) = id else {
+        s.message = Some(format!(
+            "nothing to {what} yet: run the variant first (Enter)"
+        ));
+        return None;
+    };
+    match s.session.node(id) {
+        Some(n) if n.status == NodeStatus::Done && !n.text.trim().is_empty() => Some(n.clone()),
+        Some(n) if n.status == NodeStatus::Done && n.meta.contains_key("search_root") => {
+            Some(n.clone())
+        }
+        Some(n) => {
+            let why = match n.status {
+                NodeStatus::Queued | NodeStatus::Streaming => "still streaming",
+                NodeStatus::Done => "empty",
+                NodeStatus::Cancelled => "cancelled",
+                NodeStatus::Error => "an error",
+            };
+            s.message = Some(format!("can't {what} #{id}: it is {why}"));
+            None
+        }
+        None => None,
+    }
+}
+
+fn new_job(s: &mut AppState, variant: &str, case: &str, model: &str, kind: JobKind) -> u64 {
+    s.tech.next_job += 1;
+    let id = s.tech.next_job;
+    s.tech.jobs.push(Job {
+        id,
+        variant: variant.to_string(),
+        case: case.to_string(),
+        model: model.to_string(),
+        kind,
+        running: true,
+        summary: None,
+    });
+    // Keep the list short: finished jobs only matter for their summary line.
+    if s.tech.jobs.len() > 64 {
+        if let Some(pos) = s.tech.jobs.iter().position(|j| !j.running) {
+            s.tech.jobs.remove(pos);
+        }
+    }
+    id
+}
+
+fn job_mut(s: &mut AppState, id: u64) -> Option<&mut Job> {
+    s.tech.jobs.iter_mut().find(|j| j.id == id)
+}
+
+/// Create a node under `parent` for `request` and start streaming it.
+#[allow(clippy::too_many_arguments)]
+fn spawn(
+    s: &mut AppState,
+    job: u64,
+    ticket: u64,
+    parent: u64,
+    kind: NodeKind,
+    model: &str,
+    request: ChatRequest,
+    meta: &[(&str, String)],
+    fx: &mut Vec<Effect>,
+) -> u64 {
+    let id = s.session.next_node_id();
+    let (variant, case) = s
+        .session
+        .node(parent)
+        .map(|p| (p.variant.clone(), p.case.clone()))
+        .unwrap_or_default();
+    let mut node = Node::start(
+        id,
+        Some(parent),
+        kind,
+        &variant,
+        &case,
+        model,
+        request.clone(),
+        s.stamp(),
+    );
+    node.status = NodeStatus::Queued;
+    for (k, v) in meta {
+        node.meta.insert((*k).to_string(), v.clone());
+    }
+    s.session.nodes.push(node);
+    let req = s.next_request;
+    s.next_request += 1;
+    s.tech.streams.insert(
+        id,
+        TechStream {
+            job,
+            ticket,
+            request: req,
+            started: s.now,
+            meter: StreamMeter::default(),
+        },
+    );
+    fx.push(Effect::StartStream {
+        node: id,
+        request: req,
+        model: model.to_string(),
+        chat: request,
+    });
+    id
+}
+
+fn node_of_ticket(s: &AppState, job: u64, ticket: u64) -> Option<u64> {
+    s.tech
+        .streams
+        .iter()
+        .find(|(_, t)| t.job == job && t.ticket == ticket)
+        .map(|(n, _)| *n)
+}
+
+/// Rebuild every open tree view (after nodes were added or changed state).
+fn rebuild_trees(s: &mut AppState) {
+    let h = tree_height(s.height);
+    for l in s.layers.iter_mut() {
+        if let Layer::Tree(t) = l {
+            t.rebuild(&s.session);
+            t.keep_visible(h);
+        }
+    }
+}
+
+// ---- keys -----------------------------------------------------------------------------
+
+/// Technique keys in normal mode (and the shared ones the tree view forwards).
+pub(crate) fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
+    match a {
+        Action::Critique => start_critique(s, target(s), 1, fx),
+        Action::CritiqueLoop => {
+            let rounds = s.prompt.techniques.critique_rounds;
+            start_critique(s, target(s), rounds, fx)
+        }
+        Action::PrevRevision => step_revision(s, -1),
+        Action::NextRevision => step_revision(s, 1),
+        Action::Diff => open_diff(s, target(s)),
+        Action::Branch => start_branch(s, target(s), false, fx),
+        Action::BranchSteps => start_branch(s, target(s), true, fx),
+        Action::Tree => open_tree(s),
+        Action::Search => open_search_form(s, target(s)),
+        Action::Propose => start_propose(s, fx),
+        Action::Judge => start_judge(s, target(s).into_iter().collect(), false, fx),
+        Action::JudgeAll => {
+            let case = s.case_name();
+            let all: Vec<u64> = s
+                .session
+                .nodes
+                .iter()
+                .filter(|n| {
+                    n.case == case
+                        && n.status == NodeStatus::Done
+                        && matches!(n.kind, NodeKind::Answer | NodeKind::Rewrite)
+                        && !n.text.trim().is_empty()
+                        && !n.meta.contains_key("not_sent")
+                })
+                .map(|n| n.id)
+                .collect();
+            start_judge(s, all, true, fx)
+        }
+        Action::JudgePair => start_pair(s, fx),
+        Action::CancelTechniques if !cancel_all(s, fx) => {
+            s.message = Some("no technique is running".into());
+        }
+        _ => {}
+    }
+}
+
+fn open_tree(s: &mut AppState) {
+    let case = s.case_name();
+    let sel = s.panes.get(s.focus).and_then(|p| p.node);
+    let mut t = TreeView::new(&s.session, &case, sel);
+    if t.rows.is_empty() {
+        s.message = Some("no answers for this case yet: run it first (Enter)".into());
+        return;
+    }
+    t.keep_visible(tree_height(s.height));
+    s.layers.push(Layer::Tree(Box::new(t)));
+}
+
+fn step_revision(s: &mut AppState, by: isize) {
+    let Some(p) = s.panes.get(s.focus) else {
+        return;
+    };
+    if p.phase.is_active() {
+        s.message = Some("wait for the answer to finish".into());
+        return;
+    }
+    let Some(node) = p.node else { return };
+    let (chain, pos) = critique::revisions(&s.session, node);
+    if chain.len() < 2 {
+        s.message = Some("only one revision: press c to critique and rewrite".into());
+        return;
+    }
+    let next = pos as isize + by;
+    if next < 0 || next as usize >= chain.len() {
+        s.message = Some(format!(
+            "already at the {} revision",
+            if by < 0 { "first" } else { "newest" }
+        ));
+        return;
+    }
+    let id = chain[next as usize];
+    show_in_pane(s, id);
+    s.message = None;
+}
+
+fn open_diff(s: &mut AppState, node: Option<u64>) {
+    let Some(id) = node else {
+        s.message = Some("nothing to diff yet".into());
+        return;
+    };
+    let (chain, pos) = critique::revisions(&s.session, id);
+    let pair = if pos > 0 {
+        Some((chain[pos - 1], chain[pos]))
+    } else {
+        // A branch or a thought: against its parent, when that has text.
+        s.session
+            .node(id)
+            .and_then(|n| n.parent)
+            .and_then(|p| s.session.node(p))
+            .filter(|p| {
+                matches!(
+                    p.kind,
+                    NodeKind::Answer | NodeKind::Rewrite | NodeKind::Thought
+                ) && !p.text.is_empty()
+            })
+            .map(|p| (p.id, id))
+    };
+    let Some((old, new)) = pair else {
+        s.message = Some(format!(
+            "#{id} has no earlier revision to diff against (c critiques and rewrites it)"
+        ));
+        return;
+    };
+    let text = |i: u64| s.session.node(i).map_or("", |n| n.text.as_str());
+    let spans = word_diff(text(old), text(new));
+    let (added, removed) = word_counts(&spans);
+    s.layers.push(Layer::Diff(Box::new(DiffView {
+        old,
+        new,
+        spans,
+        added,
+        removed,
+        scroll: 0,
+    })));
+}
+
+/// Keys of the tree view. Pushes the tree back (and any layer it opens on top).
+pub(crate) fn tree_key(
+    s: &mut AppState,
+    mut t: Box<TreeView>,
+    action: Option<Action>,
+    fx: &mut Vec<Effect>,
+) {
+    let h = tree_height(s.height);
+    let sel = t.selected();
+    let row = t.rows.get(t.cursor).cloned();
+    match action {
+        Some(Action::Close) => return,
+        Some(Action::Down) => t.cursor = (t.cursor + 1).min(t.rows.len().saturating_sub(1)),
+        Some(Action::Up) => t.cursor = t.cursor.saturating_sub(1),
+        Some(Action::Parent) => {
+            if let Some(p) = row.and_then(|r| r.parent) {
+                t.select(p);
+            }
+        }
+        Some(Action::Child) => {
+            if let Some(r) = row {
+                if t.collapsed.remove(&r.id) {
+                    t.rebuild(&s.session);
+                }
+                if t.rows
+                    .get(t.cursor + 1)
+                    .is_some_and(|c| c.parent == Some(r.id))
+                {
+                    t.cursor += 1;
+                }
+            }
+        }
+        Some(a @ (Action::PrevSibling | Action::NextSibling)) => {
+            if let Some(r) = row {
+                let sib = |c: &TreeRow| c.parent == r.parent && c.depth == r.depth;
+                let found = if a == Action::NextSibling {
+                    t.rows
+                        .iter()
+                        .enumerate()
+                        .skip(t.cursor + 1)
+                        .find(|(_, c)| sib(c))
+                        .map(|(i, _)| i)
+                } else {
+                    t.rows[..t.cursor]
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .find(|(_, c)| sib(c))
+                        .map(|(i, _)| i)
+                };
+                if let Some(i) = found {
+                    t.cursor = i;
+                }
+            }
+        }
+        Some(Action::ToggleCollapse) => {
+            if let Some(r) = row.filter(|r| r.children > 0 || t.collapsed.contains(&r.id)) {
+                if !t.collapsed.remove(&r.id) {
+                    t.collapsed.insert(r.id);
+                }
+                t.rebuild(&s.session);
+            }
+        }
+        Some(Action::OpenNode) => t.open = !t.open,
+        Some(Action::Bookmark) => {
+            if let Some(n) = sel.and_then(|id| s.session.node_mut(id)) {
+                if n.meta.remove("bookmark").is_none() {
+                    n.meta.insert("bookmark".into(), "true".into());
+                }
+                save(s, fx);
+            }
+        }
+        Some(Action::Prune) => {
+            if let Some(id) = sel {
+                // A running search may move on (and grow the tree) right away.
+                toggle_prune(s, id, fx);
+                t.rebuild(&s.session);
+            }
+        }
+        Some(Action::Promote) => {
+            if let Some(id) = sel {
+                promote(s, id, fx);
+                t.rebuild(&s.session);
+            }
+        }
+        Some(Action::Help) => {
+            s.layers.push(Layer::Tree(t));
+            s.layers.push(Layer::Help { scroll: 0 });
+            return;
+        }
+        Some(
+            a @ (Action::Branch
+            | Action::BranchSteps
+            | Action::Search
+            | Action::Critique
+            | Action::Diff
+            | Action::Judge
+            | Action::CancelTechniques),
+        ) => {
+            // Act on the selection with the tree still underneath.
+            s.layers.push(Layer::Tree(t));
+            normal_action(s, a, fx);
+            rebuild_trees(s);
+            return;
+        }
+        _ => {}
+    }
+    t.keep_visible(h);
+    s.layers.push(Layer::Tree(t));
+}
+
+fn toggle_prune(s: &mut AppState, id: u64, fx: &mut Vec<Effect>) {
+    let Some(n) = s.session.node_mut(id) else {
+        return;
+    };
+    let pruned = if n.meta.remove("pruned").is_some() {
+        false
+    } else {
+        n.meta.insert("pruned".into(), "true".into());
+        true
+    };
+    // Tell every running search: a pruned node is never expanded or kept.
+    let jobs: Vec<u64> = s
+        .tech
+        .jobs
+        .iter()
+        .filter(|j| j.running && matches!(j.kind, JobKind::Search { .. }))
+        .map(|j| j.id)
+        .collect();
+    for j in jobs {
+        let msg = if pruned {
+            search::Msg::Prune(id)
+        } else {
+            search::Msg::Unprune(id)
+        };
+        search_update(s, j, msg, fx);
+    }
+    s.message = Some(if pruned {
+        format!("pruned #{id} (x again to unprune)")
+    } else {
+        format!("unpruned #{id}")
+    });
+    save(s, fx);
+}
+
+fn promote(s: &mut AppState, id: u64, fx: &mut Vec<Effect>) {
+    let Some(n) = s.session.node_mut(id) else {
+        return;
+    };
+    if !matches!(
+        n.kind,
+        NodeKind::Answer | NodeKind::Rewrite | NodeKind::Thought
+    ) || n.meta.contains_key("search_root")
+    {
+        s.message = Some(format!(
+            "a {} can't be the pane's answer: promote an answer, rewrite or thought",
+            n.kind.as_str()
+        ));
+        return;
+    }
+    n.meta.remove("pruned");
+    let jobs: Vec<u64> = s
+        .tech
+        .jobs
+        .iter()
+        .filter(|j| j.running && matches!(j.kind, JobKind::Search { .. }))
+        .map(|j| j.id)
+        .collect();
+    for j in jobs {
+        search_update(s, j, search::Msg::Promote(id), fx);
+    }
+    let variant = s
+        .session
+        .node(id)
+        .map(|n| n.variant.clone())
+        .unwrap_or_default();
+    s.message = Some(if show_in_pane(s, id) {
+        format!("pane {} now shows #{id}", visible(&variant))
+    } else {
+        format!("#{id} promoted (its pane is busy or not on this case)")
+    });
+    save(s, fx);
+}
+
+/// Keys of the diff view.
+pub(crate) fn diff_key(mut d: Box<DiffView>, action: Option<Action>) -> Option<Layer> {
+    match action {
+        Some(Action::Close) | Some(Action::Diff) => return None,
+        Some(Action::Down) => d.scroll += 1,
+        Some(Action::Up) => d.scroll = d.scroll.saturating_sub(1),
+        _ => {}
+    }
+    Some(Layer::Diff(d))
+}
+
+/// Keys of the search parameter form.
+pub(crate) fn form_key(
+    s: &mut AppState,
+    mut f: SearchForm,
+    action: Option<Action>,
+    key: &KeyEvent,
+    fx: &mut Vec<Effect>,
+) {
+    match action {
+        Some(Action::Close) => return,
+        Some(Action::Accept) => {
+            start_search(s, f, fx);
+            return;
+        }
+        Some(Action::Down) => f.field = (f.field + 1) % 4,
+        Some(Action::Up) => f.field = (f.field + 3) % 4,
+        Some(Action::Increase) => f.bump(true),
+        Some(Action::Decrease) => f.bump(false),
+        _ => {
+            if let KeyCode::Char(c) = key.code {
+                if let Some(d) = c.to_digit(10) {
+                    f.set(d as usize);
+                }
+            }
+        }
+    }
+    s.layers.push(Layer::SearchParams(f));
+}
+
+// ---- starting techniques ----------------------------------------------------------------
+
+fn start_critique(s: &mut AppState, node: Option<u64>, rounds: usize, fx: &mut Vec<Effect>) {
+    let Some(n) = finished(s, node, "critique") else {
+        return;
+    };
+    if s.tech.jobs.iter().any(|j| {
+        j.running && matches!(&j.kind, JobKind::Critique { lp } if lp.revisions.contains(&n.id))
+    }) {
+        s.message = Some(format!("#{} is already being refined", n.id));
+        return;
+    }
+    let model = s
+        .prompt
+        .techniques
+        .critic_model
+        .clone()
+        .unwrap_or(n.model.clone());
+    let (lp, effects) = CritiqueLoop::start(n.id, &n.text, rounds);
+    let job = new_job(s, &n.variant, &n.case, &model, JobKind::Critique { lp });
+    s.message = Some(if rounds > 1 {
+        format!("refining #{} (up to {rounds} rounds) with {model}", n.id)
+    } else {
+        format!("critiquing #{} with {model}, then rewriting", n.id)
+    });
+    run_critique_effects(s, job, effects, fx);
+}
+
+fn start_branch(s: &mut AppState, node: Option<u64>, steps: bool, fx: &mut Vec<Effect>) {
+    let Some(n) = finished(s, node, "branch") else {
+        return;
+    };
+    let k = s.prompt.techniques.branch_k;
+    let mode = if steps || n.kind == NodeKind::Thought {
+        SearchMode::Step
+    } else {
+        SearchMode::Answer
+    };
+    let (search, effects) = Search::branch(n.id, k, mode);
+    let temperature = s.prompt.techniques.branch_temperature;
+    let job = new_job(
+        s,
+        &n.variant,
+        &n.case,
+        &n.model,
+        JobKind::Search {
+            search,
+            temperature,
+            branch: true,
+        },
+    );
+    let what = if mode == SearchMode::Step {
+        "next steps"
+    } else {
+        "alternative answers"
+    };
+    s.message = Some(format!(
+        "branching #{} into {k} {what} at temperature {temperature} (t: tree)",
+        n.id
+    ));
+    run_search_effects(s, job, effects, fx);
+}
+
+fn open_search_form(s: &mut AppState, node: Option<u64>) {
+    let Some(n) = finished(s, node, "search from") else {
+        return;
+    };
+    let p = s.prompt.techniques.search;
+    s.layers.push(Layer::SearchParams(SearchForm {
+        node: n.id,
+        values: [p.k, p.beam, p.depth, p.value_samples],
+        field: 0,
+    }));
+}
+
+fn start_search(s: &mut AppState, f: SearchForm, fx: &mut Vec<Effect>) {
+    let Some(n) = s.session.node(f.node).cloned() else {
+        return;
+    };
+    // Search from a thought continues its steps; from an answer it starts a fresh chain of
+    // thoughts for the same task under a search root.
+    let root = if n.kind == NodeKind::Thought {
+        n.id
+    } else {
+        let id = s.session.next_node_id();
+        let mut r = Node::start(
+            id,
+            Some(n.id),
+            NodeKind::Thought,
+            &n.variant,
+            &n.case,
+            &n.model,
+            n.request.clone(),
+            s.stamp(),
+        );
+        r.status = NodeStatus::Done;
+        r.meta.insert("search_root".into(), "true".into());
+        s.session.nodes.push(r);
+        id
+    };
+    let params = SearchParams {
+        k: f.values[0],
+        beam: f.values[1],
+        depth: f.values[2],
+        value_samples: f.values[3],
+    };
+    let (search, effects) = Search::start(root, params, SearchMode::Step);
+    let temperature = s.prompt.techniques.branch_temperature;
+    let job = new_job(
+        s,
+        &n.variant,
+        &n.case,
+        &n.model,
+        JobKind::Search {
+            search,
+            temperature,
+            branch: false,
+        },
+    );
+    s.message = Some(format!(
+        "searching from #{} (k={} b={} d={}): x prunes, p promotes, X stops",
+        n.id, params.k, params.beam, params.depth
+    ));
+    run_search_effects(s, job, effects, fx);
+    // Watch it grow.
+    if let Some(Layer::Tree(t)) = s.layers.last_mut() {
+        t.rebuild(&s.session);
+        t.select(root);
+    } else {
+        let mut t = TreeView::new(&s.session, &n.case, Some(root));
+        t.keep_visible(tree_height(s.height));
+        s.layers.push(Layer::Tree(Box::new(t)));
+    }
+    rebuild_trees(s);
+}
+
+fn start_judge(s: &mut AppState, targets: Vec<u64>, all: bool, fx: &mut Vec<Effect>) {
+    let targets: Vec<Node> = if all {
+        targets
+            .iter()
+            .filter_map(|&t| s.session.node(t).cloned())
+            .collect()
+    } else {
+        match finished(s, targets.first().copied(), "judge") {
+            Some(n) => vec![n],
+            None => return,
+        }
+    };
+    let Some(first) = targets.first() else {
+        s.message = Some("no finished answers to judge on this case".into());
+        return;
+    };
+    let model = s
+        .prompt
+        .techniques
+        .judge_model
+        .clone()
+        .unwrap_or(first.model.clone());
+    let (variant, case) = (first.variant.clone(), first.case.clone());
+    let job = new_job(
+        s,
+        &variant,
+        &case,
+        &model,
+        JobKind::Judge {
+            nodes: targets.iter().map(|n| n.id).collect(),
+        },
+    );
+    let rubric = s.prompt.techniques.judge_rubric.clone();
+    let mut started = 0;
+    for (i, t) in targets.iter().enumerate() {
+        let Some(task) = tq::task_of(&s.session, t.id) else {
+            continue;
+        };
+        let req = tq::judge_request(&task, &t.text, &rubric);
+        spawn(
+            s,
+            job,
+            i as u64 + 1,
+            t.id,
+            NodeKind::Judge,
+            &model,
+            req,
+            &[],
+            fx,
+        );
+        started += 1;
+    }
+    s.message = Some(format!("judging {started} answer(s) with {model}"));
+    if started == 0 {
+        finish_job(s, job, "nothing to judge".into());
+    }
+}
+
+fn start_pair(s: &mut AppState, fx: &mut Vec<Effect>) {
+    let n = s.panes.len();
+    if n < 2 {
+        s.message = Some("pairwise judging needs two panes".into());
+        return;
+    }
+    let other = (s.focus + 1) % n;
+    let a_id = s.panes[s.focus].node;
+    let b_id = s.panes[other].node;
+    let Some(a) = finished(s, a_id, "judge") else {
+        return;
+    };
+    let Some(b) = finished(s, b_id, "judge") else {
+        return;
+    };
+    let Some(task) = tq::task_of(&s.session, a.id) else {
+        return;
+    };
+    let model = s
+        .prompt
+        .techniques
+        .judge_model
+        .clone()
+        .unwrap_or(a.model.clone());
+    let rubric = s.prompt.techniques.judge_rubric.clone();
+    let job = new_job(
+        s,
+        &a.variant,
+        &a.case,
+        &model,
+        JobKind::Pair {
+            a: a.id,
+            b: b.id,
+            prefs: BTreeMap::new(),
+        },
+    );
+    let fwd = tq::pairwise_request(&task, &a.text, &b.text, &rubric);
+    let rev = tq::pairwise_request(&task, &b.text, &a.text, &rubric);
+    let (ai, bi) = (a.id, b.id);
+    spawn(
+        s,
+        job,
+        1,
+        ai,
+        NodeKind::Judge,
+        &model,
+        fwd,
+        &[("pair", format!("A=#{ai} B=#{bi}"))],
+        fx,
+    );
+    spawn(
+        s,
+        job,
+        2,
+        ai,
+        NodeKind::Judge,
+        &model,
+        rev,
+        &[("pair", format!("A=#{bi} B=#{ai}"))],
+        fx,
+    );
+    s.message = Some(format!(
+        "pairwise: #{ai} vs #{bi}, judged in both orders by {model}"
+    ));
+}
+
+fn start_propose(s: &mut AppState, fx: &mut Vec<Effect>) {
+    let Some(v) = s.prompt.variants.get(s.focus).cloned() else {
+        return;
+    };
+    let model = s
+        .prompt
+        .techniques
+        .proposer_model
+        .clone()
+        .unwrap_or(v.model.clone());
+    let case = s.current_case().cloned();
+    let case_name = s.case_name();
+    // The proposal hangs off the pane's answer, or off an unsent anchor holding the
+    // variant's request (as `promptloom technique propose` does).
+    let parent = match s.panes.get(s.focus).and_then(|p| p.node) {
+        Some(p) => p,
+        None => {
+            let id = s.session.next_node_id();
+            let vars = case.as_ref().map(|c| c.vars.clone()).unwrap_or_default();
+            let mut anchor = Node::start(
+                id,
+                None,
+                NodeKind::Answer,
+                &v.name,
+                &case_name,
+                &v.model,
+                render::request(&v, &vars),
+                s.stamp(),
+            );
+            anchor.status = NodeStatus::Done;
+            anchor.meta.insert("not_sent".into(), "true".into());
+            s.session.nodes.push(anchor);
+            id
+        }
+    };
+    let job = new_job(
+        s,
+        &v.name,
+        &case_name,
+        &model,
+        JobKind::Propose {
+            variant: v.name.clone(),
+        },
+    );
+    let req = tq::propose_request(&v, PROPOSALS, &v.sampling);
+    spawn(
+        s,
+        job,
+        1,
+        parent,
+        NodeKind::VariantProposal,
+        &model,
+        req,
+        &[("n", PROPOSALS.to_string())],
+        fx,
+    );
+    s.message = Some(format!(
+        "asking {model} for {PROPOSALS} rewrites of {:?}",
+        visible(&v.name)
+    ));
+}
+
+// ---- machine effects --------------------------------------------------------------------
+
+fn run_critique_effects(
+    s: &mut AppState,
+    job: u64,
+    effects: Vec<critique::Effect>,
+    fx: &mut Vec<Effect>,
+) {
+    let mut queue: VecDeque<critique::Effect> = effects.into();
+    while let Some(e) = queue.pop_front() {
+        let (model, round) = match s.tech.jobs.iter().find(|j| j.id == job) {
+            Some(Job {
+                model,
+                kind: JobKind::Critique { lp },
+                ..
+            }) => (model.clone(), lp.round.to_string()),
+            _ => return,
+        };
+        let failed = match e {
+            critique::Effect::Critique { ticket, answer } => {
+                let text = s.session.node(answer).map(|n| n.text.clone());
+                match (tq::task_of(&s.session, answer), text) {
+                    (Some(task), Some(text)) => {
+                        let req = tq::critique_request(&task, &text, &s.prompt.techniques.critique);
+                        spawn(
+                            s,
+                            job,
+                            ticket,
+                            answer,
+                            NodeKind::Critique,
+                            &model,
+                            req,
+                            &[("round", round)],
+                            fx,
+                        );
+                        None
+                    }
+                    _ => Some(ticket),
+                }
+            }
+            critique::Effect::Rewrite {
+                ticket,
+                answer,
+                critique,
+            } => {
+                let text = s.session.node(answer).map(|n| n.text.clone());
+                let crit = s.session.node(critique).map(|n| n.text.clone());
+                match (tq::task_of(&s.session, answer), text, crit) {
+                    (Some(task), Some(text), Some(crit)) => {
+                        let req =
+                            tq::rewrite_request(&task, &text, &crit, &s.prompt.techniques.rewrite);
+                        spawn(
+                            s,
+                            job,
+                            ticket,
+                            critique,
+                            NodeKind::Rewrite,
+                            &model,
+                            req,
+                            &[("round", round)],
+                            fx,
+                        );
+                        None
+                    }
+                    _ => Some(ticket),
+                }
+            }
+            critique::Effect::Cancel { ticket } => {
+                if let Some(n) = node_of_ticket(s, job, ticket) {
+                    cancel_stream(s, n, fx);
+                }
+                None
+            }
+        };
+        if let Some(ticket) = failed {
+            if let Some(Job {
+                kind: JobKind::Critique { lp },
+                ..
+            }) = job_mut(s, job)
+            {
+                queue.extend(lp.update(critique::Msg::Failed {
+                    ticket,
+                    error: "the node has no task to critique against".into(),
+                }));
+            }
+        }
+    }
+    check_critique_done(s, job);
+}
+
+fn check_critique_done(s: &mut AppState, job: u64) {
+    let Some(Job {
+        kind: JobKind::Critique { lp },
+        running: true,
+        ..
+    }) = s.tech.jobs.iter().find(|j| j.id == job)
+    else {
+        return;
+    };
+    let Some(reason) = lp.stop_reason().cloned() else {
+        return;
+    };
+    let (latest, rounds) = (lp.latest(), lp.round);
+    if let Some(n) = s.session.node_mut(latest) {
+        n.meta.insert("stop_reason".into(), reason.describe());
+    }
+    let (chain, _) = critique::revisions(&s.session, latest);
+    finish_job(
+        s,
+        job,
+        format!(
+            "refine stopped after {rounds} round(s): {} (newest #{latest}, {} revisions; < > step, d diffs)",
+            reason.describe(),
+            chain.len()
+        ),
+    );
+}
+
+fn search_update(s: &mut AppState, job: u64, msg: search::Msg, fx: &mut Vec<Effect>) {
+    let effects = match job_mut(s, job) {
+        Some(Job {
+            kind: JobKind::Search { search, .. },
+            ..
+        }) => search.update(msg),
+        _ => return,
+    };
+    run_search_effects(s, job, effects, fx);
+}
+
+fn run_search_effects(
+    s: &mut AppState,
+    job: u64,
+    effects: Vec<search::Effect>,
+    fx: &mut Vec<Effect>,
+) {
+    let mut queue: VecDeque<search::Effect> = effects.into();
+    while let Some(e) = queue.pop_front() {
+        let (model, mode, temperature, params) = match s.tech.jobs.iter().find(|j| j.id == job) {
+            Some(Job {
+                model,
+                kind:
+                    JobKind::Search {
+                        search,
+                        temperature,
+                        ..
+                    },
+                ..
+            }) => (
+                model.clone(),
+                search.mode,
+                *temperature,
+                format!(
+                    "k={} beam={} depth={} value_samples={}",
+                    search.params.k,
+                    search.params.beam,
+                    search.params.depth,
+                    search.params.value_samples
+                ),
+            ),
+            _ => return,
+        };
+        let failed: Option<u64> = match e {
+            search::Effect::Expand {
+                ticket,
+                parent,
+                level,
+            } => {
+                let meta = [("search", params), ("level", level.to_string())];
+                let seed = s.next_seed();
+                match (mode, s.session.node(parent).cloned()) {
+                    (_, None) => Some(ticket),
+                    (SearchMode::Answer, Some(p)) => {
+                        let req = tq::branch_answer_request(&p, temperature, seed);
+                        spawn(
+                            s,
+                            job,
+                            ticket,
+                            parent,
+                            NodeKind::Answer,
+                            &model,
+                            req,
+                            &meta,
+                            fx,
+                        );
+                        None
+                    }
+                    (SearchMode::Step, Some(_)) => match tq::task_of(&s.session, parent) {
+                        Some(task) => {
+                            let steps = tq::steps_to(&s.session, parent);
+                            let req = tq::step_request(
+                                &task,
+                                &steps,
+                                &s.prompt.techniques.step,
+                                temperature,
+                                seed,
+                            );
+                            spawn(
+                                s,
+                                job,
+                                ticket,
+                                parent,
+                                NodeKind::Thought,
+                                &model,
+                                req,
+                                &meta,
+                                fx,
+                            );
+                            None
+                        }
+                        None => Some(ticket),
+                    },
+                }
+            }
+            search::Effect::Value { ticket, node } => match tq::task_of(&s.session, node) {
+                Some(task) => {
+                    let steps = tq::steps_to(&s.session, node);
+                    let seed = s.next_seed();
+                    let req = tq::value_request(&task, &steps, &s.prompt.techniques.value, seed);
+                    spawn(s, job, ticket, node, NodeKind::Value, &model, req, &[], fx);
+                    None
+                }
+                None => Some(ticket),
+            },
+            search::Effect::Score {
+                node,
+                score,
+                samples,
+            } => {
+                if let Some(n) = s.session.node_mut(node) {
+                    n.score = score;
+                    n.meta.insert("value_samples".into(), samples);
+                    if score.is_none() {
+                        n.meta.insert("value".into(), "unparseable".into());
+                    }
+                }
+                None
+            }
+            search::Effect::Kept { level, nodes } => {
+                for n in nodes {
+                    if let Some(m) = s.session.node_mut(n) {
+                        m.meta.insert("beam_level".into(), level.to_string());
+                    }
+                }
+                None
+            }
+            search::Effect::Cancel { ticket } => {
+                if let Some(n) = node_of_ticket(s, job, ticket) {
+                    cancel_stream(s, n, fx);
+                }
+                None
+            }
+        };
+        if let Some(ticket) = failed {
+            if let Some(Job {
+                kind: JobKind::Search { search, .. },
+                ..
+            }) = job_mut(s, job)
+            {
+                queue.extend(search.update(search::Msg::Failed {
+                    ticket,
+                    error: "the node has no task".into(),
+                }));
+            }
+        }
+    }
+    check_search_done(s, job);
+}
+
+fn check_search_done(s: &mut AppState, job: u64) {
+    let Some(Job {
+        kind: JobKind::Search { search, branch, .. },
+        running: true,
+        ..
+    }) = s.tech.jobs.iter().find(|j| j.id == job)
+    else {
+        return;
+    };
+    if search.is_running() {
+        return;
+    }
+    let (root, status, best, branch) = (search.root, search.status.clone(), search.best(), *branch);
+    let score = best.and_then(|b| search.score(b));
+    let summary = if branch {
+        let kids = s
+            .session
+            .nodes
+            .iter()
+            .filter(|n| n.parent == Some(root) && n.meta.contains_key("search"))
+            .count();
+        format!(
+            "branched #{root}: {kids} children, {} (t: tree)",
+            status.describe()
+        )
+    } else {
+        match best {
+            Some(b) => {
+                let case = s.session.node(b).map(|n| n.case.clone());
+                let expect = case
+                    .and_then(|c| s.prompt.cases.iter().find(|x| x.name == c))
+                    .map(|c| c.expect.clone())
+                    .unwrap_or_default();
+                let checks = expect.check(&tq::steps_to(&s.session, b).join("\n"));
+                let verdict = match (checks.is_empty(), checks.iter().all(|c| c.pass)) {
+                    (true, _) => "no expectations",
+                    (false, true) => "PASS",
+                    (false, false) => "FAIL",
+                };
+                if let Some(n) = s.session.node_mut(b) {
+                    n.meta.insert("best".into(), verdict.into());
+                }
+                format!(
+                    "search {}: best #{b} value {} ({verdict}; p promotes it)",
+                    status.describe(),
+                    score.map_or("none".into(), |x| format!("{x:.2}"))
+                )
+            }
+            None => format!("search {}", status.describe()),
+        }
+    };
+    finish_job(s, job, summary);
+}
+
+fn finish_job(s: &mut AppState, job: u64, summary: String) {
+    if let Some(j) = job_mut(s, job) {
+        j.running = false;
+        j.summary = Some(summary.clone());
+    }
+    s.message = Some(summary);
+    s.dirty = true;
+}
+
+// ---- streams ----------------------------------------------------------------------------
+
+/// Whether `node` is a technique stream (not a pane's answer).
+pub(crate) fn owns(s: &AppState, node: u64) -> bool {
+    s.tech.streams.contains_key(&node)
+}
+
+/// An event of a technique stream.
+pub(crate) fn stream_event(
+    s: &mut AppState,
+    node: u64,
+    request: u64,
+    event: StreamEvent,
+    at: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let Some(ts) = s.tech.streams.get_mut(&node) else {
+        return;
+    };
+    if ts.request != request {
+        return;
+    }
+    s.dirty = true;
+    match event {
+        StreamEvent::Delta(d) => {
+            ts.meter.on_delta(at.saturating_sub(ts.started), &d);
+            if let Some(n) = s.session.node_mut(node) {
+                if n.status == NodeStatus::Queued {
+                    n.status = NodeStatus::Streaming;
+                }
+                n.text.push_str(&d);
+            }
+        }
+        StreamEvent::Usage(u) => ts.meter.on_usage(u),
+        StreamEvent::Notice(_) => {}
+        StreamEvent::Finished(r) => finish_stream(s, node, Ok(r), at, fx),
+        StreamEvent::Failed(e) => finish_stream(s, node, Err(e), at, fx),
+    }
+}
+
+/// Stop a technique stream: the driver aborts it, the node is marked cancelled, and its job
+/// hears about it (a machine that cancelled it itself ignores the stale ticket).
+fn cancel_stream(s: &mut AppState, node: u64, fx: &mut Vec<Effect>) {
+    if s.tech.streams.contains_key(&node) {
+        fx.push(Effect::CancelStream { node });
+        let now = s.now;
+        finish_stream(s, node, Ok(FinishReason::Cancelled), now, fx);
+    }
+}
+
+fn finish_stream(
+    s: &mut AppState,
+    node: u64,
+    outcome: Result<FinishReason, String>,
+    at: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let Some(ts) = s.tech.streams.remove(&node) else {
+        return;
+    };
+    let stats = ts.meter.stats();
+    let expect = s
+        .session
+        .node(node)
+        .and_then(|n| s.prompt.cases.iter().find(|c| c.name == n.case))
+        .map(|c| c.expect.clone())
+        .unwrap_or_default();
+    let Some(n) = s.session.node_mut(node) else {
+        return;
+    };
+    n.duration_ms = Some(at.saturating_sub(ts.started).as_millis() as u64);
+    n.apply_stats(&stats);
+    match outcome {
+        Ok(FinishReason::Cancelled) => {
+            n.status = NodeStatus::Cancelled;
+            n.finish_reason = Some(FinishReason::Cancelled);
+        }
+        Ok(r) => {
+            n.status = NodeStatus::Done;
+            n.finish_reason = Some(r);
+            if n.kind == NodeKind::Rewrite && !expect.is_empty() {
+                n.checks = expect.check(&n.text);
+            }
+            if n.kind == NodeKind::Value {
+                let label = crate::eval::value::parse_label(&n.text);
+                n.meta.insert(
+                    "label".into(),
+                    label.map_or("unparseable".into(), |l| l.as_str().into()),
+                );
+                n.score = label.map(|l| l.score());
+            }
+        }
+        Err(e) => {
+            n.status = NodeStatus::Error;
+            n.finish_reason = Some(FinishReason::Error);
+            n.error = Some(e);
+            if !n.text.is_empty() {
+                n.meta.insert("incomplete".into(), "true".into());
+            }
+        }
+    }
+    let done = n.clone();
+    deliver(s, ts.job, ts.ticket, &done, fx);
+    rebuild_trees(s);
+    save(s, fx);
+}
+
+/// A stream of `job` ended as `node`: feed it to the job.
+fn deliver(s: &mut AppState, job: u64, ticket: u64, node: &Node, fx: &mut Vec<Effect>) {
+    let ok = node.status == NodeStatus::Done;
+    let error = node
+        .error
+        .clone()
+        .unwrap_or_else(|| format!("{:?}", node.status).to_lowercase());
+    let Some(j) = s.tech.jobs.iter_mut().find(|j| j.id == job) else {
+        return;
+    };
+    match &mut j.kind {
+        JobKind::Critique { lp } => {
+            let before = lp.latest();
+            let msg = if ok {
+                critique::Msg::Done {
+                    ticket,
+                    node: node.id,
+                    text: node.text.clone(),
+                    passed: node.passed(),
+                }
+            } else {
+                critique::Msg::Failed { ticket, error }
+            };
+            let effects = lp.update(msg);
+            let latest = lp.latest();
+            if latest != before {
+                show_in_pane(s, latest);
+            }
+            run_critique_effects(s, job, effects, fx);
+        }
+        JobKind::Search { search, .. } => {
+            let msg = if ok {
+                search::Msg::Done {
+                    ticket,
+                    node: node.id,
+                    text: node.text.clone(),
+                }
+            } else {
+                search::Msg::Failed { ticket, error }
+            };
+            let effects = search.update(msg);
+            run_search_effects(s, job, effects, fx);
+        }
+        JobKind::Judge { nodes } => {
+            let nodes = nodes.clone();
+            judge_done(s, job, &nodes, node, ok);
+        }
+        JobKind::Pair { a, b, prefs } => {
+            let (a, b) = (*a, *b);
+            let p = if ok {
+                judge::parse_preference(&node.text)
+            } else {
+                Preference::Unparseable(error)
+            };
+            let label = match &p {
+                Preference::A => "A",
+                Preference::B => "B",
+                Preference::Tie => "tie",
+                Preference::Unparseable(_) => "unparseable",
+            };
+            prefs.insert(ticket, (node.id, p));
+            let both = prefs.len() == 2;
+            let outcome = match (prefs.get(&1), prefs.get(&2)) {
+                (Some((_, f)), Some((_, r))) => judge::combine(f, r),
+                _ => PairOutcome::Unknown,
+            };
+            let ids: Vec<u64> = prefs.values().map(|(id, _)| *id).collect();
+            if let Some(n) = s.session.node_mut(node.id) {
+                n.meta.insert("verdict".into(), label.into());
+            }
+            if both || !s.tech.streams.values().any(|t| t.job == job) {
+                for id in ids {
+                    if let Some(n) = s.session.node_mut(id) {
+                        n.meta
+                            .insert("pair_outcome".into(), outcome.as_str().into());
+                    }
+                }
+                let verdict = match outcome {
+                    PairOutcome::First => format!("#{a} wins in both orders"),
+                    PairOutcome::Second => format!("#{b} wins in both orders"),
+                    PairOutcome::Tie => "a tie".into(),
+                    PairOutcome::Inconsistent => {
+                        "position bias: the preference flipped with the order".into()
+                    }
+                    PairOutcome::Unknown => "undecided (an answer was unreadable)".into(),
+                };
+                finish_job(s, job, format!("pairwise #{a} vs #{b}: {verdict}"));
+            }
+        }
+        JobKind::Propose { variant } => {
+            let variant = variant.clone();
+            if ok {
+                propose_done(s, job, &variant, node);
+            } else {
+                finish_job(s, job, format!("proposer failed: {error}"));
+            }
+        }
+    }
+}
+
+fn judge_done(s: &mut AppState, job: u64, judged: &[u64], node: &Node, ok: bool) {
+    if ok {
+        let verdict = judge::parse_verdict(&node.text);
+        if let Some(n) = s.session.node_mut(node.id) {
+            match &verdict {
+                Verdict::Scored { score, reason } => {
+                    n.score = Some(*score);
+                    n.meta.insert("verdict".into(), "scored".into());
+                    n.meta.insert("reason".into(), reason.clone());
+                }
+                Verdict::Unparseable(_) => {
+                    n.meta.insert("verdict".into(), "unparseable".into());
+                }
+            }
+        }
+    }
+    if s.tech.streams.values().any(|t| t.job == job) {
+        return;
+    }
+    let summary = if judged.len() == 1 {
+        judge_line(s, judged[0]).unwrap_or_else(|| "judge finished".into())
+    } else {
+        let scores: Vec<f64> = judged
+            .iter()
+            .filter_map(|&t| latest_judge(s, t))
+            .filter_map(|j| j.score)
+            .collect();
+        if scores.is_empty() {
+            format!("judged {} answers: no readable score", judged.len())
+        } else {
+            format!(
+                "judged {} answers: mean {:.1}/10 over {} readable",
+                judged.len(),
+                scores.iter().sum::<f64>() / scores.len() as f64,
+                scores.len()
+            )
+        }
+    };
+    finish_job(s, job, summary);
+}
+
+fn propose_done(s: &mut AppState, job: u64, variant: &str, node: &Node) {
+    let Some(vi) = pane_of_variant(s, variant) else {
+        finish_job(s, job, "the variant was deleted".into());
+        return;
+    };
+    let v: Variant = s.prompt.variants[vi].clone();
+    let used: Vec<String> = template::variables(&v.template)
+        .into_iter()
+        .map(|x| x.name)
+        .collect();
+    let allowed: Vec<String> = s
+        .prompt
+        .cases
+        .iter()
+        .flat_map(|c| c.vars.keys().cloned())
+        .chain(used.iter().cloned())
+        .collect();
+    let (props, rejected) = tq::parse_proposals(&node.text, &used, &allowed);
+    let keep_focus = s.focus;
+    s.focus = vi;
+    let mut added = Vec::new();
+    for p in &props {
+        let base = format!("{} / {}", v.name, p.intent);
+        let mut name = base.clone();
+        let mut i = 2;
+        while s.prompt.variants.iter().any(|x| x.name == name) {
+            name = format!("{base} {i}");
+            i += 1;
+        }
+        let mut nv = v.clone();
+        nv.name = name.clone();
+        nv.template = p.template.clone();
+        if p.system.is_some() {
+            nv.system = p.system.clone();
+        }
+        nv.generated = Some(p.intent.clone());
+        insert_variant(s, nv);
+        added.push(name);
+    }
+    if added.is_empty() {
+        s.focus = keep_focus.min(s.panes.len().saturating_sub(1));
+    } else if let Some(first) = pane_of_variant(s, &added[0]) {
+        s.focus = first;
+    }
+    if let Some(n) = s.session.node_mut(node.id) {
+        n.meta.insert("accepted".into(), added.len().to_string());
+        if !rejected.is_empty() {
+            n.meta.insert("rejected".into(), rejected.join("; "));
+        }
+    }
+    let mut summary = format!(
+        "added {} generated variant(s) of {:?}",
+        added.len(),
+        visible(&v.name)
+    );
+    if !rejected.is_empty() {
+        summary.push_str(&format!(
+            ", {} rejected ({})",
+            rejected.len(),
+            rejected.join("; ")
+        ));
+    }
+    if !added.is_empty() {
+        summary.push_str(": Enter runs them all");
+    }
+    finish_job(s, job, summary);
+}
+
+// ---- cancelling -------------------------------------------------------------------------
+
+fn cancel_job(s: &mut AppState, job: u64, fx: &mut Vec<Effect>) {
+    let Some(j) = s.tech.jobs.iter_mut().find(|j| j.id == job && j.running) else {
+        return;
+    };
+    match &mut j.kind {
+        JobKind::Critique { lp } => {
+            let e = lp.update(critique::Msg::Cancel);
+            run_critique_effects(s, job, e, fx);
+        }
+        JobKind::Search { search, .. } => {
+            let e = search.update(search::Msg::Cancel);
+            run_search_effects(s, job, e, fx);
+        }
+        _ => {}
+    }
+    // Whatever is left of the job (judges, proposals, strays).
+    let left: Vec<u64> = s
+        .tech
+        .streams
+        .iter()
+        .filter(|(_, t)| t.job == job)
+        .map(|(n, _)| *n)
+        .collect();
+    for n in left {
+        cancel_stream(s, n, fx);
+    }
+    if s.tech.jobs.iter().any(|j| j.id == job && j.running) {
+        finish_job(s, job, "cancelled".into());
+    }
+}
+
+/// Cancel every running technique; whether there was one.
+pub(crate) fn cancel_all(s: &mut AppState, fx: &mut Vec<Effect>) -> bool {
+    let running: Vec<u64> = s
+        .tech
+        .jobs
+        .iter()
+        .filter(|j| j.running)
+        .map(|j| j.id)
+        .collect();
+    for j in &running {
+        cancel_job(s, *j, fx);
+    }
+    if !running.is_empty() {
+        s.message = Some(format!("cancelled {} technique run(s)", running.len()));
+        rebuild_trees(s);
+    }
+    !running.is_empty()
+}
+
+/// Cancel the techniques working on pane `i`'s variant.
+pub(crate) fn cancel_variant(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
+    let Some(v) = s.prompt.variants.get(i).map(|v| v.name.clone()) else {
+        return;
+    };
+    let running: Vec<u64> = s
+        .tech
+        .jobs
+        .iter()
+        .filter(|j| j.running && j.variant == v)
+        .map(|j| j.id)
+        .collect();
+    for j in running {
+        cancel_job(s, j, fx);
+    }
+    rebuild_trees(s);
+}
+
+// ---- what the panes show ----------------------------------------------------------------
+
+fn latest_judge(s: &AppState, node: u64) -> Option<&Node> {
+    s.session.nodes.iter().rev().find(|n| {
+        n.kind == NodeKind::Judge && n.parent == Some(node) && !n.meta.contains_key("pair")
+    })
+}
+
+/// The judge's verdict on `node`, newest first: `judge 8/10: reason`.
+pub(crate) fn judge_line(s: &AppState, node: u64) -> Option<String> {
+    let j = latest_judge(s, node)?;
+    Some(match j.status {
+        NodeStatus::Queued | NodeStatus::Streaming => "judging…".into(),
+        NodeStatus::Done => match (j.score, j.meta.get("reason")) {
+            (Some(sc), reason) => format!(
+                "judge {sc}/10: {}",
+                preview(reason.map_or("", String::as_str), 200)
+            ),
+            (None, _) => format!(
+                "judge: unparseable answer ({}) — not counted",
+                preview(&j.text, 60)
+            ),
+        },
+        NodeStatus::Cancelled => "judge cancelled".into(),
+        NodeStatus::Error => format!("judge failed: {}", j.error.as_deref().unwrap_or("")),
+    })
+}
+
+fn running_line(s: &AppState, j: &Job) -> String {
+    let spin = SPINNER[(s.now.as_millis() / 100) as usize % SPINNER.len()];
+    let in_flight: Vec<(&u64, &TechStream)> = s
+        .tech
+        .streams
+        .iter()
+        .filter(|(_, t)| t.job == j.id)
+        .collect();
+    let tokens: u64 = in_flight.iter().map(|(_, t)| t.meter.tokens()).sum();
+    let doing = in_flight
+        .first()
+        .and_then(|(n, _)| s.session.node(**n))
+        .map(|n| n.kind.as_str())
+        .unwrap_or("");
+    match &j.kind {
+        JobKind::Critique { lp } => format!(
+            "{spin} refine round {}/{}: {} #{} ({tokens} tok)",
+            lp.round,
+            lp.max_rounds,
+            if doing == "rewrite" {
+                "rewriting"
+            } else {
+                "critiquing"
+            },
+            lp.latest()
+        ),
+        JobKind::Search {
+            search,
+            branch: true,
+            ..
+        } => format!(
+            "{spin} branching #{}: {} of {} running ({tokens} tok)",
+            search.root,
+            in_flight.len(),
+            search.params.k
+        ),
+        JobKind::Search { search, .. } => format!(
+            "{spin} search level {}/{} · {} in flight · k={} b={}",
+            search.level,
+            search.params.depth,
+            in_flight.len(),
+            search.params.k,
+            search.params.beam
+        ),
+        JobKind::Judge { nodes } => format!("{spin} judging {} answer(s)", nodes.len()),
+        JobKind::Pair { a, b, .. } => format!("{spin} pairwise #{a} vs #{b}, both orders"),
+        JobKind::Propose { .. } => format!("{spin} proposing {PROPOSALS} variants ({tokens} tok)"),
+    }
+}
+
+/// Lines a pane shows under its answer about techniques: the newest job on this variant and
+/// case (progress, or how it ended), the judge's verdict, and a generated variant's intent.
+/// Each comes with a theme role.
+pub(crate) fn pane_notes(s: &AppState, i: usize) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    let Some(v) = s.prompt.variants.get(i) else {
+        return out;
+    };
+    let case = s.case_name();
+    if let Some(g) = &v.generated {
+        out.push((format!("generated: {}", visible(g)), "muted"));
+    }
+    if let Some(j) = s.tech.jobs.iter().rev().find(|j| {
+        j.variant == v.name
+            && j.case == case
+            && !matches!(j.kind, JobKind::Judge { .. } if j.summary.is_some())
+    }) {
+        if j.running {
+            out.push((running_line(s, j), "status.streaming"));
+        } else if let Some(sum) = &j.summary {
+            out.push((visible(sum), "status.waiting"));
+        }
+    }
+    if let Some(line) = s
+        .panes
+        .get(i)
+        .and_then(|p| p.node)
+        .and_then(|n| judge_line(s, n))
+    {
+        out.push((line, "rating.star"));
+    }
+    out
+}
+
+/// The pane title's badge: `rev 2/3` when the answer has revisions, `generated` for a
+/// proposed variant, and the kind and id of a promoted node that is not an answer.
+pub(crate) fn pane_badge(s: &AppState, i: usize) -> Option<String> {
+    let mut parts = Vec::new();
+    if s.prompt
+        .variants
+        .get(i)
+        .is_some_and(|v| v.generated.is_some())
+    {
+        parts.push("generated".to_string());
+    }
+    if let Some(n) = s
+        .panes
+        .get(i)
+        .and_then(|p| p.node)
+        .and_then(|id| s.session.node(id))
+    {
+        let (chain, pos) = critique::revisions(&s.session, n.id);
+        if chain.len() > 1 {
+            parts.push(format!("rev {}/{}", pos + 1, chain.len()));
+        }
+        if n.parent.is_some() && n.kind != NodeKind::Rewrite {
+            parts.push(format!("{} #{}", n.kind.as_str(), n.id));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,112 @@
+//! The `d` layer: a word diff of a revision against the one it rewrote, removed words in the
+//! theme's `diff.removed` role and added ones in `diff.added`, wrapped to the box. The spans
+//! were computed when the layer opened; drawing only wraps and paints them.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Clear, Widget};
+use ratatui::Frame;
+
+use crate::app::state::AppState;
+use crate::app::techniques::DiffView;
+use crate::config::theme::Theme;
+use crate::sanitize::visible;
+use crate::state::diff::SpanKind;
+
+/// The body of the screen: between the header and the footer.
+pub(crate) fn body(area: Rect) -> Rect {
+    let top = super::layout::HEADER_ROWS.min(area.height);
+    let bottom = super::layout::FOOTER_ROWS.min(area.height - top);
+    Rect::new(area.x, area.y + top, area.width, area.height - top - bottom)
+}
+
+/// Styled text (with newlines) wrapped into rows of `width` columns.
+pub(crate) fn wrap_styled(parts: &[(&str, Style)], width: u16) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let mut line: Vec<(String, Style)> = Vec::new();
+    for (text, style) in parts {
+        let mut pieces = text.split('\n').peekable();
+        while let Some(piece) = pieces.next() {
+            if !piece.is_empty() {
+                line.push((visible(piece).replace('\t', "    "), *style));
+            }
+            if pieces.peek().is_some() {
+                super::answer::wrap(&line, width.max(1), &mut out);
+                line.clear();
+            }
+        }
+    }
+    if !line.is_empty() {
+        super::answer::wrap(&line, width.max(1), &mut out);
+    }
+    out
+}
+
+pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, d: &DiffView, theme: &Theme) {
+    let r = body(area);
+    if r.width < 4 || r.height < 3 {
+        return;
+    }
+    Clear.render(r, frame.buffer_mut());
+    let label = |id: u64| {
+        state
+            .session
+            .node(id)
+            .map(|n| format!("{} #{id}", n.kind.as_str()))
+            .unwrap_or_else(|| format!("#{id}"))
+    };
+    let title = format!(
+        " Diff {} → {} · +{} −{} words · Esc closes ",
+        label(d.old),
+        label(d.new),
+        d.added,
+        d.removed
+    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("overlay.border"))
+        .title(title);
+    let inner = block.inner(r);
+    block.render(r, frame.buffer_mut());
+    let text = theme.style("text");
+    let added = theme.style("diff.added").add_modifier(Modifier::BOLD);
+    let removed = theme
+        .style("diff.removed")
+        .add_modifier(Modifier::CROSSED_OUT);
+    let mut parts: Vec<(&str, Style)> = Vec::with_capacity(d.spans.len() + 4);
+    for (i, sp) in d.spans.iter().enumerate() {
+        let st = match sp.kind {
+            SpanKind::Equal => text,
+            SpanKind::Added => added,
+            SpanKind::Removed => removed,
+        };
+        parts.push((sp.text.as_str(), st));
+        // A replaced word: keep the removed and the added text apart.
+        let next = d.spans.get(i + 1);
+        if sp.kind == SpanKind::Removed
+            && next.is_some_and(|n| {
+                n.kind == SpanKind::Added && !n.text.starts_with(char::is_whitespace)
+            })
+            && !sp.text.ends_with(char::is_whitespace)
+        {
+            parts.push((" ", text));
+        }
+    }
+    let rows = wrap_styled(&parts, inner.width);
+    let h = usize::from(inner.height);
+    let top = d.scroll.min(rows.len().saturating_sub(h));
+    for (i, line) in rows.iter().skip(top).take(h).enumerate() {
+        frame
+            .buffer_mut()
+            .set_line(inner.x, inner.y + i as u16, line, inner.width);
+    }
+    if rows.is_empty() {
+        frame.buffer_mut().set_string(
+            inner.x,
+            inner.y,
+            "(both revisions are empty)",
+            theme.style("muted"),
+        );
+    }
+}
