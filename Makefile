@@ -5,7 +5,7 @@
 CARGO ?= cargo
 PROMPT ?= prompts/capitals.toml
 
-.PHONY: run build model test test-fast bench lint fmt
+.PHONY: run build model test test-fast bench bench-criterion lint fmt
 
 build:
 	$(CARGO) build
@@ -24,7 +24,14 @@ test: model
 test-fast:
 	$(CARGO) test --no-default-features
 
-bench:
+# Every performance figure in one run (about 5 minutes): local decode vs bare mistral.rs,
+# llama.cpp's llama-server when scripts/llama-server.sh has built it, concurrency, time to
+# first token, UI drawing and ingest, session load and save.
+bench: model
+	$(CARGO) run --quiet -- bench
+
+# The criterion micro-benchmarks (pane drawing, the tree view with 2,000 nodes).
+bench-criterion:
 	$(CARGO) bench
 
 lint:

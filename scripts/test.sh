@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 data_dir="${PROMPTLOOM_DATA_DIR:-$HOME/.local/share/promptloom}"
-model="${PROMPTLOOM_TEST_GGUF:-$data_dir/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+model="${PROMPTLOOM_TEST_GGUF:-$data_dir/models/SmolLM2-135M-Instruct.Q8_0.gguf}"
 [ -f "$model" ] || { echo "test.sh: the default model is missing at $model; run \`make model\`" >&2; exit 1; }
 
 llama_bin="$(scripts/llama-server.sh)"

@@ -54,14 +54,19 @@ fn capitals_england_is_answered_with_london_and_the_session_round_trips() {
     let s = parse_toml(&out);
     let m = &s["models"]["smollm2"];
     assert_eq!(m["backend"].as_str(), Some("local"));
+    // The default is the shipped Q4_1 re-quantized to Q8_0 by `model fetch`; the session
+    // records that file and its hash.
     assert_eq!(
         m["gguf_file"].as_str(),
-        Some("SmolLM2-135M-Instruct.Q4_1.gguf")
+        Some("SmolLM2-135M-Instruct.Q8_0.gguf")
     );
-    assert_eq!(
-        m["gguf_sha256"].as_str(),
-        Some("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
-    );
+    let want = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            std::fs::read(common::require_default_model()).unwrap(),
+        ))
+    };
+    assert_eq!(m["gguf_sha256"].as_str(), Some(want.as_str()));
     let nodes = s["node"].as_array().unwrap();
     let o = std::process::Command::new(BIN)
         .args(["export", "--format", "jsonl"])

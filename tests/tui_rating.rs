@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{parse_toml, Sandbox};
 use common::tmux::Tmux;
+use common::{parse_toml, Sandbox};
 
 const CONFIG: &str = r#"
 default_model = "fake"

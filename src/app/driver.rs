@@ -29,7 +29,8 @@ use crate::state::session::Session;
 use crate::store;
 use crate::ui::{self, ViewCache};
 
-const FRAME: Duration = Duration::from_millis(16);
+/// At most 60 frames a second.
+const FRAME: Duration = Duration::from_micros(16_667);
 const TICK: Duration = Duration::from_millis(100);
 
 /// What to open.
@@ -40,7 +41,7 @@ pub(crate) struct Open {
 }
 
 /// Everything is loaded and validated before the screen opens, so errors print normally.
-fn prepare(
+pub(crate) fn prepare(
     config: &Config,
     open: &Open,
 ) -> anyhow::Result<(AppState, Theme, Option<crate::store::journal::SessionStore>)> {
@@ -151,9 +152,153 @@ fn init_terminal() -> anyhow::Result<ratatui::DefaultTerminal> {
     Ok(t)
 }
 
+/// What the event loop needs from a screen: the user's terminal, or an in-memory one (the
+/// ingest benchmark drives the same loop without a terminal).
+pub(crate) trait Screen {
+    fn size(&self) -> anyhow::Result<(u16, u16)>;
+    fn draw(
+        &mut self,
+        state: &AppState,
+        cache: &mut ViewCache,
+        theme: &Theme,
+    ) -> anyhow::Result<Vec<crate::app::state::PaneMetrics>>;
+    /// Hand the terminal to `$EDITOR` on `text` and take it back afterwards.
+    fn edit_externally(&mut self, text: &str) -> anyhow::Result<Result<String, String>>;
+    /// Put text on the system clipboard.
+    fn copy(&mut self, text: &str);
+}
+
+/// One frame of the app on any ratatui terminal.
+fn draw_on<B: ratatui::backend::Backend>(
+    terminal: &mut ratatui::Terminal<B>,
+    state: &AppState,
+    cache: &mut ViewCache,
+    theme: &Theme,
+) -> anyhow::Result<Vec<crate::app::state::PaneMetrics>>
+where
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut metrics = Vec::new();
+    terminal.draw(|f| metrics = ui::draw(f, state, cache, theme))?;
+    Ok(metrics)
+}
+
+/// The user's terminal (raw mode, alternate screen, mouse), restored on drop.
+struct Tty {
+    terminal: ratatui::DefaultTerminal,
+    _guard: TerminalGuard,
+}
+
+impl Tty {
+    fn open() -> anyhow::Result<Tty> {
+        let terminal = init_terminal()?;
+        Ok(Tty {
+            terminal,
+            _guard: TerminalGuard,
+        })
+    }
+}
+
+impl Screen for Tty {
+    fn size(&self) -> anyhow::Result<(u16, u16)> {
+        let s = self.terminal.size()?;
+        Ok((s.width, s.height))
+    }
+
+    fn draw(
+        &mut self,
+        state: &AppState,
+        cache: &mut ViewCache,
+        theme: &Theme,
+    ) -> anyhow::Result<Vec<crate::app::state::PaneMetrics>> {
+        draw_on(&mut self.terminal, state, cache, theme)
+    }
+
+    fn edit_externally(&mut self, text: &str) -> anyhow::Result<Result<String, String>> {
+        let result = external_edit(text);
+        restore_terminal();
+        self.terminal = init_terminal()?;
+        self.terminal.clear()?;
+        Ok(result)
+    }
+
+    /// OSC 52: works over SSH and inside tmux.
+    fn copy(&mut self, text: &str) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+        let mut out = std::io::stdout();
+        let _ = write!(out, "\x1b]52;c;{b64}\x07");
+        let _ = out.flush();
+    }
+}
+
+/// An in-memory screen that counts the frames drawn.
+pub(crate) struct MemoryScreen {
+    terminal: ratatui::Terminal<ratatui::backend::TestBackend>,
+    pub frames: u64,
+}
+
+impl MemoryScreen {
+    pub fn new(width: u16, height: u16) -> anyhow::Result<MemoryScreen> {
+        Ok(MemoryScreen {
+            terminal: ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))?,
+            frames: 0,
+        })
+    }
+}
+
+impl Screen for MemoryScreen {
+    fn size(&self) -> anyhow::Result<(u16, u16)> {
+        let s = self.terminal.size()?;
+        Ok((s.width, s.height))
+    }
+
+    fn draw(
+        &mut self,
+        state: &AppState,
+        cache: &mut ViewCache,
+        theme: &Theme,
+    ) -> anyhow::Result<Vec<crate::app::state::PaneMetrics>> {
+        self.frames += 1;
+        draw_on(&mut self.terminal, state, cache, theme)
+    }
+
+    fn edit_externally(&mut self, _text: &str) -> anyhow::Result<Result<String, String>> {
+        Ok(Err("no terminal to run an editor in".into()))
+    }
+
+    fn copy(&mut self, _text: &str) {}
+}
+
 /// Run the playground until the user quits.
 pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> {
-    let (mut state, theme, journal) = prepare(&config, &open)?;
+    let prepared = prepare(&config, &open)?;
+    let mut screen = Tty::open()?;
+    let events = EventStream::new();
+    let (state, close) = event_loop(config, prepared, &mut screen, events, false).await?;
+    drop(screen);
+    if let Err(e) = close {
+        eprintln!("error: session not saved: {e} (ratings are kept in its .journal file)");
+    }
+    eprintln!("session saved to {}", state.session_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The app on `screen`, fed by `events`, until it quits (or, with `quit_when_idle`, until
+/// everything started has finished). Returns the final state and how closing the session's
+/// rating journal went.
+pub(crate) async fn event_loop<S, E>(
+    config: Config,
+    prepared: (AppState, Theme, Option<crate::store::journal::SessionStore>),
+    screen: &mut S,
+    mut events: E,
+    quit_when_idle: bool,
+) -> anyhow::Result<(AppState, anyhow::Result<()>)>
+where
+    S: Screen,
+    E: futures::Stream<Item = std::io::Result<Event>> + Unpin,
+{
+    let (mut state, theme, journal) = prepared;
     state.rating.rater = config.rater_name();
     state.rating.session_dirs = vec![PathBuf::from("sessions"), config.dirs.sessions_dir()];
     if let Some(dir) = state
@@ -186,23 +331,15 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
         }
     }
 
-    let mut terminal = init_terminal()?;
-    let _guard = TerminalGuard;
-    let size = terminal.size()?;
-    update(
-        &mut state,
-        Msg::Resize {
-            width: size.width,
-            height: size.height,
-        },
-    );
+    let (width, height) = screen.size()?;
+    update(&mut state, Msg::Resize { width, height });
 
     let t0 = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let (save_tx, save_rx) = mpsc::unbounded_channel::<SaveJob>();
     let saver = tokio::spawn(saver(save_rx, tx.clone(), ratings.gate.clone()));
     let mut streams: BTreeMap<u64, CancellationToken> = BTreeMap::new();
-    let mut events = EventStream::new();
+    let mut started = false;
     let mut cache = ViewCache::default();
     let mut last_draw = Instant::now() - FRAME;
     let mut next_tick: Option<tokio::time::Instant> = None;
@@ -225,8 +362,7 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
         if state.dirty {
             let wait = FRAME.saturating_sub(last_draw.elapsed());
             if wait.is_zero() {
-                let mut metrics = Vec::new();
-                terminal.draw(|f| metrics = ui::draw(f, &state, &mut cache, &theme))?;
+                let metrics = screen.draw(&state, &mut cache, &theme)?;
                 set_metrics(&mut state, metrics);
                 state.dirty = false;
                 last_draw = Instant::now();
@@ -238,7 +374,8 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
         if (state.any_active() || poll_models) && next_tick.is_none() {
             next_tick = Some(tokio::time::Instant::now() + TICK);
         }
-        if state.quit {
+        started |= state.any_active();
+        if state.quit || (quit_when_idle && started && !state.any_active()) {
             break;
         }
         let tick = async {
@@ -281,7 +418,7 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
                     &tx,
                     &save_tx,
                     &mut streams,
-                    &mut terminal,
+                    screen,
                     t0,
                     &mut ratings,
                 )?;
@@ -295,13 +432,10 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
     drop(save_tx);
     let _ = saver.await;
     // Fold the rating journal into the session file.
-    let close = ratings.close(&state, &registry.identities(), false);
-    drop(_guard);
-    if let Err(e) = close {
-        eprintln!("error: session not saved: {e} (ratings are kept in its .journal file)");
-    }
-    eprintln!("session saved to {}", state.session_path.display());
-    Ok(ExitCode::SUCCESS)
+    let close = ratings
+        .close(&state, &registry.identities(), false)
+        .map_err(|e| anyhow::anyhow!("{e}"));
+    Ok((state, close))
 }
 
 /// SIGTERM/SIGHUP: behave like `q` (cancel, save, restore the terminal).
@@ -343,14 +477,14 @@ async fn saver(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_effect(
+fn run_effect<S: Screen>(
     fx: Effect,
     state: &mut AppState,
     registry: &Arc<BackendRegistry>,
     tx: &mpsc::UnboundedSender<Msg>,
     save_tx: &mpsc::UnboundedSender<SaveJob>,
     streams: &mut BTreeMap<u64, CancellationToken>,
-    terminal: &mut ratatui::DefaultTerminal,
+    screen: &mut S,
     t0: Instant,
     ratings: &mut RatingDriver,
 ) -> anyhow::Result<()> {
@@ -410,18 +544,9 @@ fn run_effect(
             let generation = ratings.gate.next_generation();
             let _ = save_tx.send((path, session, generation));
         }
-        Effect::Copy(text) => {
-            use base64::Engine;
-            let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
-            let mut out = std::io::stdout();
-            let _ = write!(out, "\x1b]52;c;{b64}\x07");
-            let _ = out.flush();
-        }
+        Effect::Copy(text) => screen.copy(&text),
         Effect::OpenEditor { variant, text } => {
-            let result = external_edit(&text);
-            restore_terminal();
-            *terminal = init_terminal()?;
-            terminal.clear()?;
+            let result = screen.edit_externally(&text)?;
             state.dirty = true;
             let _ = tx.send(Msg::ExternalEditDone { variant, result });
         }

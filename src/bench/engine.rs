@@ -155,7 +155,7 @@ pub(crate) async fn local_vs_bare(
     let mut out = Out::default();
     out.line(format!(
         "\nLocal decode: promptloom's backend vs a bare mistral.rs loop, identical settings \
-         (greedy, {} tokens, one sequence in the engine, prefix cache 16), runs interleaved; \
+         (greedy, {} tokens, one sequence in the engine, prefix cache 16), runs interleaved, order alternating; \
          tok/s median [min–max]",
         plan.tokens
     ));
@@ -176,10 +176,16 @@ pub(crate) async fn local_vs_bare(
         bare_run(&bare, &decode_prompt(999, "warm-up"), 8).await?;
         ours_run(&ours, &decode_prompt(999, "warm-up"), 8).await?;
         let (mut b, mut o) = (Rates::default(), Rates::default());
+        // Alternate which goes first, so drift (heat, other load) falls on both alike.
         for run in 0..plan.runs {
             let prompt = decode_prompt(run, "decode");
-            b.add(&bare_run(&bare, &prompt, plan.tokens).await?);
-            o.add(&ours_run(&ours, &prompt, plan.tokens).await?);
+            if run % 2 == 0 {
+                b.add(&bare_run(&bare, &prompt, plan.tokens).await?);
+                o.add(&ours_run(&ours, &prompt, plan.tokens).await?);
+            } else {
+                o.add(&ours_run(&ours, &prompt, plan.tokens).await?);
+                b.add(&bare_run(&bare, &prompt, plan.tokens).await?);
+            }
         }
         drop(bare);
         drop(ours);
@@ -234,27 +240,63 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
         "k", "aggregate tok/s", "wall s", "ttft ms (per stream)"
     ));
     let b = ours(model).await?;
+    let mut alone: Vec<String> = Vec::new();
     for k in [1usize, 2, 4, 8] {
-        let t0 = Instant::now();
-        let handles: Vec<_> = (0..k)
-            .map(|i| b.start(greedy(&decode_prompt(i, &format!("k{k}")), tokens)))
-            .collect();
-        let results = futures::future::join_all(handles.into_iter().map(measure)).await;
-        let wall = t0.elapsed().as_secs_f64();
-        let mut total = 0u64;
-        let mut ttft = Sample::default();
-        for r in results {
-            let (m, _) = r.map_err(|e| anyhow::anyhow!(e))?;
-            total += m.tokens;
-            ttft.push(m.ttft.as_secs_f64() * 1e3);
+        let (line, texts) = round(&b, k, tokens).await?;
+        out.line(format!("  {k:>3}  {line}"));
+        alone = texts;
+    }
+    drop(b);
+    if !plan.quick {
+        // What the engine's own batching would give, and whether its answers stay the same
+        // as one-at-a-time greedy answers to the same prompts (the reason promptloom gates).
+        out.line(
+            "  mistral.rs batching the k sequences itself (max_num_seqs = k), same prompts; \
+             'same' = answers identical to one-at-a-time greedy ones:",
+        );
+        for k in [2usize, 4, 8] {
+            let batched = LocalBackend::new(
+                model.to_path_buf(),
+                LocalOptions {
+                    max_num_seqs: k,
+                    ..LocalOptions::default()
+                },
+            );
+            batched.ready().await.map_err(|e| anyhow::anyhow!(e))?;
+            let (line, texts) = round(&batched, k, tokens).await?;
+            let same = texts.iter().zip(&alone).filter(|(a, b)| a == b).count();
+            out.line(format!("  {k:>3}  {line}  same {same}/{k}"));
         }
-        out.line(format!(
-            "  {k:>3}  {:>14.1}  {wall:>16.1}  {:>22}",
-            total as f64 / wall,
-            ttft.show(0)
-        ));
     }
     Ok(out)
+}
+
+/// k requests at once (the prompts of k = 8 are a superset of the smaller rounds'); the
+/// table line and the answers in prompt order.
+async fn round(b: &LocalBackend, k: usize, tokens: usize) -> anyhow::Result<(String, Vec<String>)> {
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..k)
+        .map(|i| b.start(greedy(&decode_prompt(i, "concurrency"), tokens)))
+        .collect();
+    let results = futures::future::join_all(handles.into_iter().map(measure)).await;
+    let wall = t0.elapsed().as_secs_f64();
+    let mut total = 0u64;
+    let mut ttft = Sample::default();
+    let mut texts = Vec::new();
+    for r in results {
+        let (m, text) = r.map_err(|e| anyhow::anyhow!(e))?;
+        total += m.tokens;
+        ttft.push(m.ttft.as_secs_f64() * 1e3);
+        texts.push(text);
+    }
+    Ok((
+        format!(
+            "{:>14.1}  {wall:>16.1}  {:>22}",
+            total as f64 / wall,
+            ttft.show(0)
+        ),
+        texts,
+    ))
 }
 
 /// ~1,500 tokens of few-shot geography: a system prompt and 30 worked examples.

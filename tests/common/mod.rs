@@ -52,15 +52,25 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Where `make model` puts the default model.
-pub fn default_model_path() -> PathBuf {
+/// The data dir's models folder, where `make model` puts the models.
+pub fn models_dir() -> PathBuf {
     let data = std::env::var_os("PROMPTLOOM_DATA_DIR")
         .map(PathBuf::from)
         .or_else(|| {
             directories::ProjectDirs::from("", "", "promptloom").map(|p| p.data_dir().to_path_buf())
         })
         .expect("a data dir");
-    data.join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf")
+    data.join("models")
+}
+
+/// Where `make model` puts the default model (the shipped file re-quantized to Q8_0).
+pub fn default_model_path() -> PathBuf {
+    models_dir().join("SmolLM2-135M-Instruct.Q8_0.gguf")
+}
+
+/// The file as shipped on PyPI.
+pub fn shipped_model_path() -> PathBuf {
+    models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 /// Fail (not skip) with instructions when the model is missing.

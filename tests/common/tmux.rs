@@ -126,7 +126,15 @@ impl Tmux {
     /// The pid of the process in the pane (promptloom, after `exec`).
     pub fn pid(&self) -> Option<u32> {
         let o = Command::new("tmux")
-            .args(["-L", &self.socket, "list-panes", "-t", "t", "-F", "#{pane_pid}"])
+            .args([
+                "-L",
+                &self.socket,
+                "list-panes",
+                "-t",
+                "t",
+                "-F",
+                "#{pane_pid}",
+            ])
             .output()
             .ok()?;
         String::from_utf8_lossy(&o.stdout).trim().parse().ok()
