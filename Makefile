@@ -1,6 +1,6 @@
 # promptloom: `make run` to try it, `make test` to check it.
-# Both build with the dev profile (dependencies optimised, see Cargo.toml), so they share one
-# build of the dependency tree. Set CARGO_TARGET_DIR to reuse a target directory elsewhere.
+# Both build with the dev profile (dependencies optimised, see Cargo.toml). `make test` builds the
+# dependency tree once, with the test feature set; `make run` builds it with the plain one. Set CARGO_TARGET_DIR to reuse a target directory elsewhere.
 
 CARGO ?= cargo
 PROMPT ?= prompts/capitals.toml
@@ -17,7 +17,10 @@ model: build
 run: model
 	$(CARGO) run --quiet -- $(PROMPT)
 
-test: model
+# Builds only what `cargo test --all-targets` builds, and fetches the model with that binary:
+# a plain `cargo build` resolves features without the dev-dependencies and would build the
+# dependency tree a second time.
+test:
 	./scripts/test.sh
 
 # Without the local model and without mistral.rs: quick UI and logic work.

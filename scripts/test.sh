@@ -11,6 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Build every test target first, then fetch the model with the binary the end-to-end tests
+# run: one build of the dependency tree, with the test feature set.
+cargo test --all-targets --no-run
+"${CARGO_TARGET_DIR:-target}/debug/promptloom" model fetch
+
 data_dir="${PROMPTLOOM_DATA_DIR:-$HOME/.local/share/promptloom}"
 model="${PROMPTLOOM_TEST_GGUF:-$data_dir/models/SmolLM2-135M-Instruct.Q8_0.gguf}"
 [ -f "$model" ] || { echo "test.sh: the default model is missing at $model; run \`make model\`" >&2; exit 1; }

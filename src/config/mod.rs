@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(c.default_model, "smollm2");
         assert_eq!(
             c.gguf_path(&c.models["smollm2"]).unwrap(),
-            PathBuf::from("/data/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+            PathBuf::from("/data/models/SmolLM2-135M-Instruct.Q8_0.gguf")
         );
     }
 
