@@ -459,17 +459,8 @@ pub(crate) fn compare(forced: &[u32], a: &[Vec<f32>], b: &[Vec<f32>]) -> Quality
 
 async fn load(path: &Path) -> anyhow::Result<mistralrs::Model> {
     gguf::check_supported(path).map_err(|e| anyhow::anyhow!(e))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| ".".into());
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    mistralrs::GgufModelBuilder::new(dir, vec![file])
-        .with_token_source(mistralrs::TokenSource::None)
+    crate::llm::local::gguf_builder(path)
+        .map_err(|e| anyhow::anyhow!(e))?
         .build()
         .await
         .map_err(|e| anyhow::anyhow!("cannot load {}: {e:#}", path.display()))

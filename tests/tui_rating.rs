@@ -233,7 +233,7 @@ fn the_session_browser_lists_sessions_and_opens_one_in_place() {
     let sb = Sandbox::new(CONFIG);
     sb.write("prompts/capitals.toml", PROMPT);
     // An older session, rated from the command line.
-    let tm = Tmux::start_env(&sb, &["prompts/capitals.toml"], &[]);
+    let tm = Tmux::start(&sb, &["prompts/capitals.toml"]);
     tm.wait_for("to run.", SECS);
     tm.keys(&["Enter"]);
     tm.wait_for("London is the capital", SECS);
@@ -245,7 +245,7 @@ fn the_session_browser_lists_sessions_and_opens_one_in_place() {
     let first = session_file(&sb);
     std::thread::sleep(Duration::from_millis(1100));
 
-    let tm = Tmux::start_env(&sb, &["prompts/capitals.toml"], &[]);
+    let tm = Tmux::start(&sb, &["prompts/capitals.toml"]);
     tm.wait_for("to run.", SECS);
     tm.keys(&["S"]);
     let list = tm.wait_for("newest first", SECS);

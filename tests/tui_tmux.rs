@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{parse_toml, Sandbox, BIN};
+use common::tmux::{session_file, Tmux};
+use common::{parse_toml, Sandbox};
 
 const CONFIG: &str = r#"
 default_model = "fake"
@@ -46,151 +46,6 @@ vars = { country = "Italy" }
 expect = { any = ["Rome"] }
 "#;
 
-/// A tmux server of our own, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(sb: &Sandbox, args: &[&str], env: &[(&str, String)]) -> Tmux {
-        let socket = format!("promptloom-test-{}-{}", std::process::id(), rand_suffix());
-        let mut cmd = format!("cd {} && exec env", shell_quote(sb.dir.path()));
-        for (k, v) in env {
-            cmd.push_str(&format!(" {k}={}", shell_quote(Path::new(v))));
-        }
-        cmd.push_str(&format!(
-            " PROMPTLOOM_CONFIG={} PROMPTLOOM_DATA_DIR={} PROMPTLOOM_STATE_DIR={} {}",
-            shell_quote(&sb.path("config.toml")),
-            shell_quote(&sb.path("data")),
-            shell_quote(&sb.path("state")),
-            shell_quote(Path::new(BIN)),
-        ));
-        for a in args {
-            cmd.push(' ');
-            cmd.push_str(&shell_quote(Path::new(a)));
-        }
-        let st = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-x",
-                "120",
-                "-y",
-                "40",
-                "-s",
-                "t",
-                &cmd,
-            ])
-            .env_remove("TMUX")
-            .status()
-            .expect("tmux runs");
-        assert!(st.success(), "tmux new-session failed");
-        Tmux { socket }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let st = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "t"])
-            .args(keys)
-            .status()
-            .expect("tmux send-keys");
-        assert!(st.success());
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
-    fn capture(&self) -> String {
-        let o = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
-            .output()
-            .expect("capture-pane");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration) -> String {
-        let t0 = Instant::now();
-        loop {
-            let c = self.capture();
-            if c.contains(what) {
-                return c;
-            }
-            if t0.elapsed() > timeout {
-                panic!("timed out waiting for {what:?}; screen:\n{c}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn alive(&self) -> bool {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "has-session", "-t", "t"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    }
-
-    fn wait_exit(&self, timeout: Duration) {
-        let t0 = Instant::now();
-        while self.alive() {
-            assert!(
-                t0.elapsed() < timeout,
-                "promptloom did not exit:\n{}",
-                self.capture()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn pid(&self) -> Option<u32> {
-        let o = Command::new("tmux")
-            .args([
-                "-L",
-                &self.socket,
-                "list-panes",
-                "-t",
-                "t",
-                "-F",
-                "#{pane_pid}",
-            ])
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64 % 1_000_000_007)
-        .unwrap_or(0)
-}
-
-fn shell_quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
-}
-
-fn session_file(sb: &Sandbox) -> PathBuf {
-    let dir = sb.path("data/sessions");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    files.remove(0)
-}
-
 fn nodes(t: &toml::Table) -> Vec<toml::Table> {
     t.get("node")
         .and_then(|n| n.as_array())
@@ -206,7 +61,7 @@ fn s<'a>(t: &'a toml::Table, k: &str) -> &'a str {
 fn run_focus_scroll_cancel_edit_and_quit_in_tmux() {
     let sb = Sandbox::new(CONFIG);
     sb.write("prompts/capitals.toml", PROMPT);
-    let tm = Tmux::start(&sb, &["prompts/capitals.toml"], &[]);
+    let tm = Tmux::start(&sb, &["prompts/capitals.toml"]);
     let screen = tm.wait_for("to run.", Duration::from_secs(20));
     assert!(screen.contains("prompts/capitals.toml"), "{screen}");
     assert!(screen.contains("case England [1/2]"), "{screen}");
@@ -296,7 +151,7 @@ fn run_focus_scroll_cancel_edit_and_quit_in_tmux() {
 fn idle_cpu_is_near_zero_and_sigterm_restores_and_saves() {
     let sb = Sandbox::new(CONFIG);
     sb.write("prompts/capitals.toml", PROMPT);
-    let tm = Tmux::start(&sb, &["prompts/capitals.toml"], &[]);
+    let tm = Tmux::start(&sb, &["prompts/capitals.toml"]);
     tm.wait_for("to run.", Duration::from_secs(20));
     let pid = tm.pid().expect("pane pid");
     let ticks = |pid: u32| -> u64 {
@@ -327,7 +182,7 @@ fn external_editor_gets_the_terminal_and_its_edit_is_applied() {
     let sb = Sandbox::new(CONFIG);
     sb.write("prompts/capitals.toml", PROMPT);
     // A non-interactive "editor" that rewrites the template in place.
-    let tm = Tmux::start(
+    let tm = Tmux::start_env(
         &sb,
         &["prompts/capitals.toml"],
         &[("EDITOR", "sed -i s/What.is/Which.is/".to_string())],

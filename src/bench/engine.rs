@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mistralrs::{GgufModelBuilder, RequestBuilder, Response, TextMessageRole, TokenSource};
+use mistralrs::{RequestBuilder, Response, TextMessageRole};
 
 use super::{decode_prompt, measure, Measure, Out, Plan, Sample};
 use crate::llm::local::{LocalBackend, LocalOptions};
@@ -43,18 +43,8 @@ fn greedy(prompt: &str, max_tokens: usize) -> ChatRequest {
 /// (one sequence in the engine, prefix cache of 16, greedy, same max tokens).
 async fn bare_model(path: &Path) -> anyhow::Result<mistralrs::Model> {
     let options = LocalOptions::default();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_string_lossy()
-        .into_owned();
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    GgufModelBuilder::new(dir, vec![file])
-        .with_token_source(TokenSource::None)
+    crate::llm::local::gguf_builder(path)
+        .map_err(|e| anyhow::anyhow!(e))?
         .with_max_num_seqs(options.max_num_seqs)
         .with_prefix_cache_n(Some(options.prefix_cache_n))
         .build()
@@ -231,9 +221,12 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
     let mut out = Out::default();
     let tokens = (plan.tokens / 2).max(16);
     out.line(format!(
-        "\nConcurrency: k variants at once on the local model, {tokens} tokens each \
+        "\nConcurrency: k variants at once on the local model ({}), {tokens} tokens each \
          (aggregate tok/s = all tokens / wall time; promptloom hands mistral.rs one sequence \
-         at a time, see the note on batching)"
+         at a time, see the note on batching)",
+        model
+            .file_name()
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
     ));
     out.line(format!(
         "  {:>3}  {:>14}  {:>16}  {:>22}",
@@ -428,7 +421,10 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<Out> {
     }
     out.line(format!(
         "\nTime to first token, few-shot prompt of {prompt_tokens} tokens (system prompt + 30 \
-         examples shared, last question differs), promptloom local backend"
+         examples shared, last question differs), promptloom local backend, {}",
+        model
+            .file_name()
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
     ));
     out.line(format!(
         "  cold (new prefix)        {:>26} ms",

@@ -33,7 +33,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<Section>,
     /// Runs per measurement.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub runs: u32,
     /// Tokens generated per decode run.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(8..=4096))]
@@ -261,7 +261,7 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     #[cfg(feature = "local")]
-    let requantized = if want(Section::Local) || want(Section::Llama) {
+    let requantized = if needs_model {
         Some(engine::requantized(&model, args.requantized.clone())?)
     } else {
         None
@@ -281,11 +281,13 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
             local_rates = rates;
             outs.push(out);
         }
+        // What users run: the re-quantized default file.
+        let default = requantized.clone().unwrap_or_else(|| model.clone());
         if want(Section::Concurrency) {
-            outs.push(rt.block_on(engine::concurrency(&plan, &model))?);
+            outs.push(rt.block_on(engine::concurrency(&plan, &default))?);
         }
         if want(Section::Ttft) {
-            outs.push(rt.block_on(engine::ttft(&plan, &model))?);
+            outs.push(rt.block_on(engine::ttft(&plan, &default))?);
         }
     }
     #[cfg(not(feature = "local"))]

@@ -50,7 +50,13 @@ impl Ingest {
     }
 }
 
-/// `panes` variants of a scripted model that streams `tokens` one-word chunks with no delay,
+/// One line of answer: 12 words, one chunk (token) each, then a newline, as a model writes
+/// prose. (A single line that never ends is re-wrapped whole on every frame: see the note.)
+const LINE: &str = "The quick brown fox jumps over the lazy dog, again and again.\\n";
+const LINE_WORDS: usize = 12;
+
+/// `panes` variants of a scripted model that streams about `tokens` one-word chunks (whole
+/// lines of [`LINE`]) with no delay,
 /// run through the app's own event loop (driver, update, draw at ≤ 60 frames/s) on an
 /// in-memory 160×48 screen: Enter runs them all, the loop ends when every stream is done.
 pub(crate) fn ingest(dir: &Path, panes: usize, tokens: usize) -> anyhow::Result<Ingest> {
@@ -60,7 +66,8 @@ pub(crate) fn ingest(dir: &Path, panes: usize, tokens: usize) -> anyhow::Result<
     std::fs::write(
         &config_file,
         format!(
-            "default_model = \"fast\"\n[models.fast]\nbackend = \"scripted\"\nreply = \"word \"\nrepeat = {tokens}\ndelay_ms = 0\n"
+            "default_model = \"fast\"\n[models.fast]\nbackend = \"scripted\"\nreply = \"{LINE}\"\nrepeat = {}\ndelay_ms = 0\n",
+            tokens.div_ceil(LINE_WORDS)
         ),
     )?;
     let prompt = dir.join("ingest.toml");
@@ -139,8 +146,8 @@ pub(crate) fn run(plan: &Plan) -> anyhow::Result<Out> {
         fps.push(r.frames_per_s());
     }
     out.line(format!(
-        "  ingest: a scripted model streaming {total} one-word tokens as fast as it can into \
-         6 panes through the real event loop: {} tok/s, {} frames/s",
+        "  ingest: a scripted model streaming {total} one-word tokens (12-word lines) as fast as \
+         it can into 6 panes through the real event loop: {} tok/s, {} frames/s",
         rate.show(0),
         fps.show(1)
     ));
@@ -175,8 +182,8 @@ mod tests {
     #[test]
     fn ingest_runs_the_real_loop_to_the_end() {
         let dir = tempfile::tempdir().unwrap();
-        let r = ingest(dir.path(), 6, 2_000).unwrap();
-        assert_eq!(r.tokens, 12_000);
+        let r = ingest(dir.path(), 6, 2_004).unwrap();
+        assert_eq!(r.tokens, 12_024);
         assert!(r.frames >= 1);
         assert!(r.frames_per_s() <= 61.0, "{r:?}");
         assert!(!dir.path().join("sessions").exists());

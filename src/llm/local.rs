@@ -121,6 +121,22 @@ fn set_status(m: &Mutex<BackendStatus>, s: BackendStatus) {
     }
 }
 
+/// A mistral.rs builder for the GGUF file at `path` (mistral.rs takes a folder and file
+/// names), offline: no hub token.
+pub(crate) fn gguf_builder(path: &Path) -> Result<GgufModelBuilder, String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_string_lossy()
+        .into_owned();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("{} is not a file path", path.display()))?;
+    Ok(GgufModelBuilder::new(dir, vec![file]).with_token_source(TokenSource::None))
+}
+
 async fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, String> {
     // A missing path makes mistral.rs try the Hugging Face hub for ~30 s: check first.
     if !path.is_file() {
@@ -134,18 +150,7 @@ async fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, String> {
     tokio::task::spawn_blocking(move || super::gguf::check_supported(&p))
         .await
         .map_err(|e| format!("reading the GGUF header failed: {e}"))??;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_string_lossy()
-        .into_owned();
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .ok_or_else(|| format!("{} is not a file path", path.display()))?;
-    let builder = GgufModelBuilder::new(dir, vec![file])
-        .with_token_source(TokenSource::None)
+    let builder = gguf_builder(path)?
         .with_max_num_seqs(options.max_num_seqs)
         .with_prefix_cache_n(Some(options.prefix_cache_n));
     // build() runs in its own task so a panic inside mistral.rs becomes an error here.
