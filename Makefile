@@ -27,7 +27,7 @@ test:
 test-fast:
 	$(CARGO) test --no-default-features
 
-# Every performance figure in one run (about 5 minutes): local decode vs bare mistral.rs,
+# Every performance figure in one run (about 6 minutes): local decode vs bare mistral.rs,
 # llama.cpp's llama-server when scripts/llama-server.sh has built it, concurrency, time to
 # first token, UI drawing and ingest, session load and save.
 bench: model
