@@ -83,26 +83,11 @@ impl Runner {
         request: ChatRequest,
         meta: &[(&str, String)],
     ) -> u64 {
-        let id = self.session.next_node_id();
-        let (variant, case) = self
+        let mut node = self
             .session
-            .node(parent)
-            .map(|p| (p.variant.clone(), p.case.clone()))
-            .unwrap_or_default();
-        let mut node = Node::start(
-            id,
-            Some(parent),
-            kind,
-            &variant,
-            &case,
-            model,
-            request,
-            now_rfc3339(),
-        );
-        for (k, v) in meta {
-            node.meta.insert((*k).to_string(), v.clone());
-        }
-        self.session.nodes.push(node.clone());
+            .push_child(parent, kind, model, request, now_rfc3339(), meta)
+            .clone();
+        let id = node.id;
         let cancel = CancellationToken::new();
         self.in_flight.insert(ticket, (id, cancel.clone()));
         let backend = self.registry.get(model);

@@ -454,27 +454,12 @@ fn spawn(
     meta: &[(&str, String)],
     fx: &mut Vec<Effect>,
 ) -> u64 {
-    let id = s.session.next_node_id();
-    let (variant, case) = s
+    let stamp = s.stamp();
+    let node = s
         .session
-        .node(parent)
-        .map(|p| (p.variant.clone(), p.case.clone()))
-        .unwrap_or_default();
-    let mut node = Node::start(
-        id,
-        Some(parent),
-        kind,
-        &variant,
-        &case,
-        model,
-        request.clone(),
-        s.stamp(),
-    );
+        .push_child(parent, kind, model, request.clone(), stamp, meta);
     node.status = NodeStatus::Queued;
-    for (k, v) in meta {
-        node.meta.insert((*k).to_string(), v.clone());
-    }
-    s.session.nodes.push(node);
+    let id = node.id;
     let req = s.next_request;
     s.next_request += 1;
     s.tech.streams.insert(

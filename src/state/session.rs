@@ -255,6 +255,40 @@ impl Session {
         self.nodes.iter_mut().find(|n| n.id == id)
     }
 
+    /// Add a node under `parent` (same variant and case) for `request`, with annotations;
+    /// returns it, not yet started.
+    pub fn push_child(
+        &mut self,
+        parent: u64,
+        kind: NodeKind,
+        model: &str,
+        request: ChatRequest,
+        started_at: String,
+        meta: &[(&str, String)],
+    ) -> &mut Node {
+        let id = self.next_node_id();
+        let (variant, case) = self
+            .node(parent)
+            .map(|p| (p.variant.clone(), p.case.clone()))
+            .unwrap_or_default();
+        let mut node = Node::start(
+            id,
+            Some(parent),
+            kind,
+            &variant,
+            &case,
+            model,
+            request,
+            started_at,
+        );
+        for (k, v) in meta {
+            node.meta.insert((*k).to_string(), v.clone());
+        }
+        self.nodes.push(node);
+        let last = self.nodes.len() - 1;
+        &mut self.nodes[last]
+    }
+
     /// Streams that were still running when the session was saved are marked incomplete;
     /// applied to a copy just before saving, so a reopened session never shows a stream as
     /// live.
