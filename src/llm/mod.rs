@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use registry::BackendRegistry;
 
 /// Who said a message in a chat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Role {
     System,

@@ -15,7 +15,7 @@ use crate::prompt::{Case, Variant};
 use crate::state::timing::StreamStats;
 
 /// The session file format version this build writes.
-pub(crate) const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 2;
 
 /// What produced a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,9 +289,11 @@ impl Session {
         &mut self.nodes[last]
     }
 
-    /// Streams that were still running when the session was saved are marked incomplete;
-    /// applied to a copy just before saving, so a reopened session never shows a stream as
-    /// live.
+    /// What a save keeps of this session: streams still running are marked cancelled and
+    /// incomplete, so a reopened session never shows a stream as live. The writer
+    /// (`store::format`) applies this on the fly without copying; this copy is what tests
+    /// compare a reloaded session with.
+    #[cfg(test)]
     pub fn for_saving(&self) -> Session {
         let mut s = self.clone();
         for n in &mut s.nodes {

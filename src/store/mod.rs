@@ -6,6 +6,7 @@
 //! column and is never overwritten.
 
 pub(crate) mod export;
+mod format;
 pub(crate) mod journal;
 
 use std::fs::{self, File, OpenOptions};
@@ -20,6 +21,8 @@ use crate::state::session::{Session, FORMAT};
 pub(crate) enum SaveError {
     #[error("cannot serialise session: {0}")]
     Serialise(#[from] toml::ser::Error),
+    #[error("cannot serialise session: {0}")]
+    Invalid(String),
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -27,89 +30,7 @@ pub(crate) enum SaveError {
     },
 }
 
-/// Serialise a session to its TOML text.
-///
-/// Large sessions are written in parts on several threads: the header (everything but
-/// nodes, ratings and votes), the `[[node]]` tables in chunks, then ratings and votes. The
-/// parts concatenate to the same document a single pass writes.
-pub(crate) fn to_text(session: &Session) -> Result<String, SaveError> {
-    let s = session.for_saving();
-    let head = Session {
-        nodes: Vec::new(),
-        ratings: Vec::new(),
-        votes: Vec::new(),
-        ..s.clone()
-    };
-    let mut out = format!(
-        "# promptloom session (format {FORMAT}). Human-readable and diffable; edit with care.\n{}",
-        toml::to_string_pretty(&head)?
-    );
-    let chunks = chunk_count(s.nodes.len());
-    let size = s.nodes.len().div_ceil(chunks).max(1);
-    let parts: Vec<Result<String, toml::ser::Error>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = s
-            .nodes
-            .chunks(size)
-            .map(|c| scope.spawn(move || toml::to_string_pretty(&NodesOut { node: c })))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Ok(String::new())))
-            .collect()
-    });
-    for part in parts {
-        push_part(&mut out, &part?);
-    }
-    push_part(
-        &mut out,
-        &toml::to_string_pretty(&TailOut {
-            rating: &s.ratings,
-            vote: &s.votes,
-        })?,
-    );
-    Ok(out)
-}
-
-/// Append a serialised part, separated from what came before by a blank line.
-fn push_part(out: &mut String, part: &str) {
-    if part.trim().is_empty() {
-        return;
-    }
-    if !out.ends_with("\n\n") {
-        out.push('\n');
-    }
-    out.push_str(part);
-}
-
-/// Threads to use for `nodes` nodes: one below 2,000 nodes, else one per core (at most 8).
-fn chunk_count(nodes: usize) -> usize {
-    if nodes < 2_000 {
-        return 1;
-    }
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-}
-
-#[derive(serde::Serialize)]
-struct NodesOut<'a> {
-    node: &'a [crate::state::session::Node],
-}
-
-#[derive(serde::Serialize)]
-struct TailOut<'a> {
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    rating: &'a [crate::state::session::Rating],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    vote: &'a [crate::state::session::Vote],
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NodesIn {
-    #[serde(default)]
-    node: Vec<crate::state::session::Node>,
-}
+pub(crate) use format::to_text;
 
 /// Write `session` to `path` atomically.
 pub(crate) fn save_atomic(path: &Path, session: &Session) -> Result<(), SaveError> {
@@ -174,62 +95,19 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Session, InputError> {
             .with_hint("upgrade promptloom to open it; the file is left untouched"));
         }
     }
-    if let Some(session) = parse_in_parts(text) {
-        return Ok(session);
+    let hint =
+        "the session file is left untouched; fix it by hand or restore it from version control";
+    if top_level_format(text) == Some(1) {
+        // Format 1 (every request written out in full); saved as format 2 next time.
+        return toml::from_str(text).map_err(|e| InputError::toml(path, text, &e).with_hint(hint));
     }
-    toml::from_str(text).map_err(|e| {
-        InputError::toml(path, text, &e).with_hint(
-            "the session file is left untouched; fix it by hand or restore it from version control",
-        )
-    })
-}
-
-/// Parse a large session on several threads: the `[[node]]` tables in chunks, the rest (the
-/// header before the first node, ratings and votes after the last) as one document.
-///
-/// The split is at lines that are exactly `[[node]]`, `[[rating]]` or `[[vote]]`. Such a line
-/// can also sit inside a multi-line string (an answer quoting TOML); a split there leaves the
-/// part before it with an unterminated string, which fails to parse, and then `None` sends
-/// the caller to the ordinary single-pass parse, which also gives exact error positions.
-fn parse_in_parts(text: &str) -> Option<Session> {
-    if text.len() < 1 << 20 {
-        return None;
-    }
-    let starts: Vec<usize> = text
-        .match_indices("\n[[node]]\n")
-        .map(|(i, _)| i + 1)
-        .collect();
-    let first = *starts.first()?;
-    let last = *starts.last()?;
-    let tail = ["\n[[rating]]\n", "\n[[vote]]\n"]
-        .iter()
-        .filter_map(|pat| text.get(last..)?.find(pat).map(|i| last + i + 1))
-        .min()
-        .unwrap_or(text.len());
-    let chunks = chunk_count(starts.len());
-    let per = starts.len().div_ceil(chunks).max(1);
-    let mut bounds: Vec<(usize, usize)> = starts.chunks(per).map(|c| (c[0], 0)).collect();
-    for i in 0..bounds.len() {
-        bounds[i].1 = bounds.get(i + 1).map_or(tail, |b| b.0);
-    }
-    let rest = format!("{}\n{}", text.get(..first)?, text.get(tail..)?);
-    std::thread::scope(|scope| {
-        let rest = scope.spawn(|| toml::from_str::<Session>(&rest).ok());
-        let parts: Vec<_> = bounds
-            .iter()
-            .map(|&(a, b)| {
-                let part = text.get(a..b);
-                scope.spawn(move || part.and_then(|p| toml::from_str::<NodesIn>(p).ok()))
-            })
-            .collect();
-        let mut session = rest.join().ok()??;
-        if !session.nodes.is_empty() {
-            return None;
+    format::parse(text).map_err(|e| match e {
+        format::ReadError::Toml(e) => InputError::toml(path, text, &e).with_hint(hint),
+        format::ReadError::Invalid { message, near } => match text.find(&near) {
+            Some(at) => InputError::at(path, text, at, message),
+            None => InputError::plain(path, message),
         }
-        for p in parts {
-            session.nodes.extend(p.join().ok()??.node);
-        }
-        Some(session)
+        .with_hint(hint),
     })
 }
 
@@ -372,30 +250,6 @@ mod tests {
         assert!(text.contains("The capital is London.\n"), "{text}");
     }
 
-    /// Big sessions are written and read in parts on several threads; the result must be
-    /// exactly what a single pass gives, even when answers quote the headers the split uses.
-    #[test]
-    fn large_sessions_round_trip_through_the_parallel_path() {
-        let mut s = crate::bench::session::synthetic(3_000);
-        let text = to_text(&s).unwrap();
-        let single: Session = toml::from_str(&text).unwrap();
-        assert_eq!(single, s.for_saving());
-        let parts = parse_in_parts(&text).expect("a 3,000-node session is parsed in parts");
-        assert_eq!(parts, single);
-        assert_eq!(parse(Path::new("s.toml"), &text).unwrap(), single);
-
-        // An answer that contains the split markers on their own lines.
-        s.nodes[1500].text = "toml:\n[[node]]\nid = 1\n[[rating]]\n[[vote]]\nend".into();
-        s.nodes[2999].text = "[[rating]]\nnot a rating\n".into();
-        let text = to_text(&s).unwrap();
-        assert!(
-            text.contains("\n[[node]]\nid = 1\n[[rating]]"),
-            "the marker is written raw"
-        );
-        let back = parse(Path::new("s.toml"), &text).unwrap();
-        assert_eq!(back, s.for_saving());
-    }
-
     #[test]
     fn atomic_save_replaces_and_leaves_no_temp_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -421,6 +275,10 @@ mod tests {
         let err = load(&p).unwrap_err().to_string();
         assert!(err.contains("s.toml:5:6: invalid type"), "{err}");
         assert_eq!(fs::read_to_string(&p).unwrap(), text);
+        // The same mistake in a format-2 file.
+        let text = "format = 2\ntitle = \"x\"\ncreated = \"now\"\n[[node]]\nid = \"one\"\n";
+        let err = parse(&p, text).unwrap_err().to_string();
+        assert!(err.contains("s.toml:5:6: invalid type"), "{err}");
     }
 
     #[test]
@@ -438,11 +296,11 @@ mod tests {
     fn newer_format_is_refused_even_when_its_tables_do_not_parse_as_ours() {
         let err = parse(
             Path::new("s.toml"),
-            "format = 2\ntitle = \"x\"\ncreated = \"n\"\n[[node]]\nid = \"new-style\"\nshape = 3\n",
+            "format = 3\ntitle = \"x\"\ncreated = \"n\"\n[[node]]\nid = \"new-style\"\nshape = 3\n",
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("session format 2 is newer"), "{err}");
+        assert!(err.contains("session format 3 is newer"), "{err}");
         assert_eq!(top_level_format("title = \"x\"\n[a]\nformat = 5\n"), None);
         assert_eq!(top_level_format("format = 1\n"), Some(1));
     }
