@@ -115,7 +115,7 @@ fn critique_loop_rewrites_then_stops_when_the_critic_has_no_issues() {
         Some("the critic found no issues")
     );
     // The critique saw the answer it criticises.
-    let sent = ns[1]["request"]["messages"][0]["content"].as_str().unwrap();
+    let sent = &common::sent(&session, &ns[1])[0].1;
     assert!(sent.contains("Previous answer:\nParis"), "{sent}");
 }
 
@@ -177,11 +177,8 @@ fn branch_adds_k_children_with_raised_temperature() {
     for n in &ns[1..] {
         assert_eq!(s(n, "kind"), "answer");
         assert_eq!(n["parent"].as_integer(), Some(1));
-        assert_eq!(
-            n["request"]["sampling"]["temperature"].as_float(),
-            Some(0.9)
-        );
-        assert!(n["request"]["sampling"]["seed"].as_integer().is_some());
+        assert_eq!(n["sampling"]["temperature"].as_float(), Some(0.9));
+        assert!(n["sampling"]["seed"].as_integer().is_some());
     }
 }
 
@@ -246,7 +243,7 @@ fn search_saves_the_whole_tree_with_scores() {
                     == Some("2")
         })
         .unwrap();
-    let sent = deep["request"]["messages"][0]["content"].as_str().unwrap();
+    let sent = &common::sent(&out, deep)[0].1;
     assert!(
         sent.contains("Steps so far:\nStep 1: Step: 4 * 6 = 24"),
         "{sent}"

@@ -137,7 +137,7 @@ fn run_focus_scroll_cancel_edit_and_quit_in_tmux() {
     assert!(s(long, "text").contains("Line of a long answer"));
     let rerun = &ns[2];
     assert_eq!(s(rerun, "variant"), "plain");
-    let req = rerun["request"]["messages"][0]["content"].as_str().unwrap();
+    let req = &common::sent(&path, rerun)[0].1;
     assert_eq!(req, "What is the capital of England? Answer briefly.");
     // The session records the edited variant.
     let v0 = t["variant"].as_array().unwrap()[0].as_table().unwrap();

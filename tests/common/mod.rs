@@ -89,3 +89,25 @@ pub fn parse_toml(path: &Path) -> toml::Table {
     t.parse::<toml::Table>().expect("session parses as TOML")
 }
 pub mod tmux;
+
+/// The messages (role, content) a session node sent, resolved through the session file's
+/// `[[message]]` pool (format 2).
+pub fn sent(path: &Path, node: &toml::Table) -> Vec<(String, String)> {
+    let file = parse_toml(path);
+    let pool = file["message"].as_array().expect("[[message]] tables");
+    node["messages"]
+        .as_array()
+        .expect("node.messages")
+        .iter()
+        .map(|id| {
+            let m = pool
+                .iter()
+                .find(|m| m["id"].as_integer() == id.as_integer())
+                .expect("every message id is defined");
+            (
+                m["role"].as_str().unwrap_or_default().to_string(),
+                m["content"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
