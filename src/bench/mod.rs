@@ -4,6 +4,8 @@
 //! Sections (all by default; `--only` picks some):
 //! - `local`: decode and prompt tokens/s through promptloom's local backend vs a bare
 //!   mistral.rs loop with identical settings, for the shipped file and the re-quantized one;
+//! - `kernel`: where decode time goes: candle's quantized mat-vecs for one token, alone, and
+//!   the memory-bandwidth floor;
 //! - `llama`: the same prompt through llama.cpp's `llama-server` via the OpenAI backend;
 //! - `concurrency`: aggregate tokens/s with 1, 2, 4 and 8 variants at once on the local model;
 //! - `ttft`: time to first token of a ~1,500-token few-shot prompt, cold and with the prefix
@@ -14,6 +16,8 @@
 
 #[cfg(feature = "local")]
 mod engine;
+#[cfg(feature = "local")]
+mod kernel;
 mod llama;
 pub(crate) mod session;
 mod ui;
@@ -29,7 +33,7 @@ use crate::llm::{StreamEvent, StreamHandle};
 /// `promptloom bench` arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Sections to run (default: all): local, llama, concurrency, ttft, ui, session.
+    /// Sections to run (default: all): local, kernel, llama, concurrency, ttft, ui, session.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<Section>,
     /// Runs per measurement.
@@ -60,6 +64,7 @@ pub(crate) struct BenchArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Section {
     Local,
+    Kernel,
     Llama,
     Concurrency,
     Ttft,
@@ -251,6 +256,7 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
             .join(crate::model_fetch::SHIPPED_GGUF)
     });
     let needs_model = want(Section::Local)
+        || want(Section::Kernel)
         || want(Section::Llama)
         || want(Section::Concurrency)
         || want(Section::Ttft);
@@ -281,6 +287,9 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
             local_rates = rates;
             outs.push(out);
         }
+        if want(Section::Kernel) {
+            outs.push(kernel::run(&plan, &files, &local_rates)?);
+        }
         // What users run: the re-quantized default file.
         let default = requantized.clone().unwrap_or_else(|| model.clone());
         if want(Section::Concurrency) {
@@ -291,9 +300,13 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     #[cfg(not(feature = "local"))]
-    if want(Section::Local) || want(Section::Concurrency) || want(Section::Ttft) {
+    if want(Section::Local)
+        || want(Section::Kernel)
+        || want(Section::Concurrency)
+        || want(Section::Ttft)
+    {
         println!(
-            "\nlocal, concurrency, ttft: skipped (this promptloom was built without the `local` feature)"
+            "\nlocal, kernel, concurrency, ttft: skipped (this promptloom was built without the `local` feature)"
         );
     }
     if want(Section::Llama) {

@@ -352,12 +352,13 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::llm::{ChatMessage, Sampling};
     use std::time::{Duration, Instant};
 
-    fn model_path() -> PathBuf {
+    /// The default model file; the test fails (it is not skipped) when it is missing.
+    pub(crate) fn model_path() -> PathBuf {
         let data = std::env::var_os("PROMPTLOOM_DATA_DIR")
             .map(PathBuf::from)
             .or_else(|| {

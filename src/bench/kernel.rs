@@ -1,0 +1,174 @@
+//! Where decode time goes: candle's quantized matrix-vector products, alone.
+//!
+//! One decoded token multiplies one activation row by every weight matrix of the model (seven
+//! per layer, then the output head). This section loads those matrices from the GGUF file
+//! exactly as mistral.rs does (candle `QTensor` → `QMatMul`) and times one token's worth of
+//! `QMatMul::forward` calls, in order, on rayon's global pool (what decode uses) and on a
+//! one-thread pool. It also measures how fast this machine streams memory, since a mat-vec
+//! reads every weight once per token: weight bytes ÷ read bandwidth is a floor on the time per
+//! token that no engine can beat.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::{Device, Module, Tensor};
+
+use super::{Out, Plan, Sample};
+
+/// The weights one token is multiplied by, as candle loads them.
+struct Weights {
+    mats: Vec<QMatMul>,
+    /// Input width of each matrix.
+    widths: Vec<usize>,
+    macs: u64,
+    bytes: u64,
+}
+
+/// Every 2-D weight of the layers, plus the output head (`output.weight`, or the tied
+/// `token_embd.weight`).
+fn load(path: &Path) -> anyhow::Result<Weights> {
+    let mut file = std::fs::File::open(path)?;
+    let content = gguf_file::Content::read(&mut file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let head = if content.tensor_infos.contains_key("output.weight") {
+        "output.weight"
+    } else {
+        "token_embd.weight"
+    };
+    let mut names: Vec<&String> = content
+        .tensor_infos
+        .iter()
+        .filter(|(name, info)| {
+            info.shape.dims().len() == 2 && (name.starts_with("blk.") || name.as_str() == head)
+        })
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    let mut w = Weights {
+        mats: Vec::new(),
+        widths: Vec::new(),
+        macs: 0,
+        bytes: 0,
+    };
+    for name in names {
+        let t = content.tensor(&mut file, name, &Device::Cpu)?;
+        let (n, k) = t.shape().dims2()?;
+        w.macs += (n * k) as u64;
+        w.bytes += t.storage_size_in_bytes() as u64;
+        w.widths.push(k);
+        w.mats.push(QMatMul::from_qtensor(t)?);
+    }
+    Ok(w)
+}
+
+/// Milliseconds for one token's mat-vecs, in file order.
+fn one_token(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    for (m, x) in w.mats.iter().zip(inputs) {
+        std::hint::black_box(m.forward(x)?);
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Read bandwidth in GB/s: summing a 512 MB buffer on every core.
+fn read_bandwidth(runs: usize) -> Sample {
+    use rayon::prelude::*;
+    let buf: Vec<u64> = (0..64u64 << 20).collect();
+    let mut s = Sample::default();
+    for _ in 0..runs.max(3) {
+        let t = Instant::now();
+        let sum: u64 = buf
+            .par_chunks(1 << 16)
+            .map(|c| c.iter().fold(0u64, |a, &b| a.wrapping_add(b)))
+            .reduce(|| 0, u64::wrapping_add);
+        std::hint::black_box(sum);
+        s.push((buf.len() * 8) as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    s
+}
+
+pub(crate) fn run(
+    plan: &Plan,
+    files: &[(&str, PathBuf)],
+    decode: &[(String, f64)],
+) -> anyhow::Result<Out> {
+    let mut out = Out::default();
+    let runs = plan.runs.max(3) * 4;
+    let bw = read_bandwidth(plan.runs);
+    let gbs = bw.median().unwrap_or(f64::NAN);
+    out.line(format!(
+        "\nWhere decode time goes: candle 0.10.2's quantized mat-vec (QMatMul::forward, 1 row) over \
+         every weight of the model, one token's worth, alone; ms per token median [min–max] of {runs}\n  \
+         memory read bandwidth (512 MB, all cores): {} GB/s",
+        bw.show(1)
+    ));
+    out.line(format!(
+        "  {:<34} {:>8} {:>20} {:>20} {:>8} {:>12} {:>10}",
+        "file", "weights", "rayon pool", "1 thread", "GMAC/s", "memory floor", "of decode"
+    ));
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    for (label, path) in files {
+        let w = load(path)?;
+        let inputs = w
+            .widths
+            .iter()
+            .map(|&k| Tensor::rand(-1f32, 1f32, (1, k), &Device::Cpu))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (mut pool, mut one) = (Sample::default(), Sample::default());
+        one_token(&w, &inputs)?;
+        for _ in 0..runs {
+            pool.push(one_token(&w, &inputs)?);
+            one.push(single.install(|| one_token(&w, &inputs))?);
+        }
+        let ms = pool.median().unwrap_or(f64::NAN);
+        let floor = w.bytes as f64 / (gbs * 1e9) * 1e3;
+        let share = decode
+            .iter()
+            .find(|(l, _)| l == label)
+            .map_or("-".to_string(), |(_, tps)| {
+                format!("{:.0}%", ms / (1e3 / tps) * 100.0)
+            });
+        let name = format!(
+            "{} ({label})",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        out.line(format!(
+            "  {name:<34} {:>6.0}MB {:>20} {:>20} {:>8.1} {:>9.2} ms {:>10}",
+            w.bytes as f64 / 1e6,
+            pool.show(2),
+            one.show(2),
+            w.macs as f64 / (ms / 1e3) / 1e9,
+            floor,
+            share
+        ));
+        out.line(format!(
+            "  {:<34} {} mat-vecs, {:.0} M multiply-adds per token; the memory floor allows {:.0} tok/s, these mat-vecs alone {:.0} tok/s",
+            "",
+            w.mats.len(),
+            w.macs as f64 / 1e6,
+            1e3 / floor,
+            1e3 / ms
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The model's weights are all found: 30 layers × 7 matrices + the tied output head of
+    /// 49,152 × 576.
+    #[test]
+    fn loads_every_weight_of_the_default_model() {
+        let path = crate::llm::local::tests::model_path();
+        let w = load(&path).unwrap();
+        assert_eq!(w.mats.len(), 30 * 7 + 1);
+        let layer = 576 * 576 * 2 + 576 * 192 * 2 + 576 * 1536 * 3;
+        assert_eq!(w.macs, 30 * layer + 49_152 * 576);
+        let x = Tensor::ones((1, 576), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let y = w.mats.last().unwrap().forward(&x).unwrap();
+        assert_eq!(y.dims(), &[1, 49_152]);
+    }
+}
