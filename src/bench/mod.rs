@@ -129,11 +129,30 @@ pub(crate) struct Goal {
     pub met: Option<bool>,
 }
 
+/// A section's output, or, when it failed, a line saying so and a missed goal: one failing
+/// section (a server that went away, a missing file) does not lose the others' figures.
+fn section(name: &str, result: anyhow::Result<Out>) -> Out {
+    result.unwrap_or_else(|e| {
+        let mut out = Out::default();
+        out.line(format!("\n{name}: FAILED: {e:#}"));
+        out.goal(
+            &format!("{name} section ran to the end"),
+            "runs",
+            "failed".into(),
+            Some(false),
+        );
+        out.failed = true;
+        out
+    })
+}
+
 /// What a section prints: its lines and the goals it checked.
 #[derive(Debug, Default)]
 pub(crate) struct Out {
     pub text: String,
     pub goals: Vec<Goal>,
+    /// The section stopped with an error.
+    pub failed: bool,
 }
 
 impl Out {
@@ -241,10 +260,10 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let mut outs: Vec<Out> = Vec::new();
     if want(Section::Session) {
-        outs.push(session::run(&plan)?);
+        outs.push(section("session", session::run(&plan)));
     }
     if want(Section::Ui) {
-        outs.push(ui::run(&plan)?);
+        outs.push(section("ui", ui::run(&plan)));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -283,20 +302,27 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
     #[cfg(feature = "local")]
     {
         if want(Section::Local) {
-            let (out, rates) = rt.block_on(engine::local_vs_bare(&plan, &files))?;
-            local_rates = rates;
-            outs.push(out);
+            match rt.block_on(engine::local_vs_bare(&plan, &files)) {
+                Ok((out, rates)) => {
+                    local_rates = rates;
+                    outs.push(out);
+                }
+                Err(e) => outs.push(section("local", Err(e))),
+            }
         }
         if want(Section::Kernel) {
-            outs.push(kernel::run(&plan, &files, &local_rates)?);
+            outs.push(section("kernel", kernel::run(&plan, &files, &local_rates)));
         }
         // What users run: the re-quantized default file.
         let default = requantized.clone().unwrap_or_else(|| model.clone());
         if want(Section::Concurrency) {
-            outs.push(rt.block_on(engine::concurrency(&plan, &default))?);
+            outs.push(section(
+                "concurrency",
+                rt.block_on(engine::concurrency(&plan, &default)),
+            ));
         }
         if want(Section::Ttft) {
-            outs.push(rt.block_on(engine::ttft(&plan, &default))?);
+            outs.push(section("ttft", rt.block_on(engine::ttft(&plan, &default))));
         }
     }
     #[cfg(not(feature = "local"))]
@@ -311,13 +337,16 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if want(Section::Llama) {
         let server = llama::find_server(args.llama_server.as_deref());
-        outs.push(rt.block_on(llama::run(
-            &plan,
-            server,
-            args.llama_threads,
-            &files,
-            &local_rates,
-        ))?);
+        outs.push(section(
+            "llama",
+            rt.block_on(llama::run(
+                &plan,
+                server,
+                args.llama_threads,
+                &files,
+                &local_rates,
+            )),
+        ));
     }
     println!("\nGoals");
     let mut missed = 0;
@@ -339,7 +368,12 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
         "\nbench took {:.0} s; {missed} goal(s) missed",
         t0.elapsed().as_secs_f64()
     );
-    Ok(ExitCode::SUCCESS)
+    // Missed goals are results; a section that could not run is a failure.
+    Ok(if outs.iter().any(|o| o.failed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The CPU model from /proc/cpuinfo, if readable.
@@ -354,6 +388,21 @@ fn cpu_name() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_section_is_reported_and_the_others_are_kept() {
+        let ok = section("ui", Ok(Out::default()));
+        assert!(!ok.failed);
+        let bad = section("llama", Err(anyhow::anyhow!("server went away")));
+        assert!(bad.failed);
+        assert!(
+            bad.text.contains("llama: FAILED: server went away"),
+            "{}",
+            bad.text
+        );
+        assert_eq!(bad.goals.len(), 1);
+        assert_eq!(bad.goals[0].met, Some(false));
+    }
 
     #[test]
     fn sample_median_and_spread() {

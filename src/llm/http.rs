@@ -294,6 +294,32 @@ fn key_hint(remote: &Remote) -> String {
     }
 }
 
+/// Whether a request failed because the connection closed (or was reset) before any response
+/// came: the typical sign of a reused keep-alive connection the server had just closed.
+fn closed_before_response(e: &reqwest::Error) -> bool {
+    if e.is_connect() || e.is_timeout() {
+        return false;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ) {
+                return true;
+            }
+        }
+        if s.to_string()
+            .contains("connection closed before message completed")
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
 /// Whether the server asks us to come back later.
 fn is_retryable(status: u16) -> bool {
     matches!(status, 429 | 503 | 529)
@@ -390,6 +416,7 @@ pub(crate) async fn run(
     let cancelled = || sink.finish(StreamEvent::Finished(FinishReason::Cancelled));
 
     let mut retries = 0u32;
+    let mut resent = false;
     let mut response = loop {
         let mut req = remote
             .client
@@ -424,6 +451,17 @@ pub(crate) async fn run(
         };
         let resp = match sent {
             Ok(r) => r,
+            // A kept-alive connection the server had already closed (llama-server and others
+            // drop idle ones after a few seconds): nothing was answered, so ask once more, on
+            // a new connection.
+            Err(e) if !resent && closed_before_response(&e) => {
+                resent = true;
+                tracing::info!(
+                    backend = remote.backend,
+                    "{who}: connection closed before a response; sending again"
+                );
+                continue;
+            }
             Err(e) => return fail(transport_error(&e, remote, &call.url)),
         };
         let status = resp.status();
@@ -852,6 +890,23 @@ mod loopback_tests {
         assert_eq!(b["temperature"], 0.0);
         assert_eq!(b["seed"], 42);
         assert_eq!(b["messages"][0]["role"], "system");
+    }
+
+    /// A server that closes the connection without answering (what a stale keep-alive
+    /// connection looks like) gets the request once more, on a new connection; twice in a row
+    /// is a failure.
+    #[tokio::test]
+    async fn a_connection_closed_before_any_response_is_tried_once_more() {
+        let ok = Reply::sse(&[&chunk("London"), "[DONE]"], 0);
+        let srv = Server::start(vec![Reply(vec![]), ok]);
+        let evs = collect(openai(&srv.url, "").start(req())).await;
+        assert_eq!(text(&evs), "London", "{evs:?}");
+        assert_eq!(srv.seen().len(), 2);
+
+        let srv = Server::start(vec![Reply(vec![]), Reply(vec![]), Reply(vec![])]);
+        let m = failure(&collect(openai(&srv.url, "").start(req())).await);
+        assert!(m.contains("request failed"), "{m}");
+        assert_eq!(srv.seen().len(), 2, "one more try, not more");
     }
 
     #[tokio::test]
