@@ -194,8 +194,9 @@ pub(crate) enum TechniqueCmd {
         file: PathBuf,
         #[arg(long)]
         variant: String,
-        #[arg(short, default_value_t = 3)]
-        n: usize,
+        /// How many (1-8; default: the file's [techniques] proposals, else 3).
+        #[arg(short)]
+        n: Option<usize>,
         /// Session file to add the generated variants to (created if missing).
         #[arg(long)]
         out: Option<PathBuf>,

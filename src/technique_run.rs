@@ -902,7 +902,7 @@ async fn propose(
     config: Config,
     file: &Path,
     variant: &str,
-    n: usize,
+    n: Option<usize>,
     out: Option<PathBuf>,
     model: Option<String>,
 ) -> anyhow::Result<ExitCode> {
@@ -917,7 +917,7 @@ async fn propose(
         .or(pf.techniques.proposer_model.clone())
         .unwrap_or(v.model.clone());
     check_model(&config, &model, file)?;
-    let n = n.clamp(1, 8);
+    let n = n.unwrap_or(pf.techniques.proposals).clamp(1, 8);
     let out = out.unwrap_or_else(|| {
         let dir = store::default_sessions_dir(&config.dirs.sessions_dir());
         store::new_session_path(

@@ -365,6 +365,30 @@ fn propose_adds_generated_variants_and_rejects_broken_ones() {
     );
     let ns = nodes(&out);
     assert_eq!(s(&ns[1], "kind"), "variant-proposal");
+    assert!(common::sent(&out, &ns[1])[0]
+        .1
+        .contains("Write 2 improved versions"));
+
+    // Without -n, the file's [techniques] proposals decides.
+    let prompt = sb.write(
+        "prompts/four.toml",
+        &format!("{PROMPT}\n[techniques]\nproposals = 4\n"),
+    );
+    let out = sb.path("p4.toml");
+    let o = sb.run(&[
+        "technique",
+        "propose",
+        prompt.to_str().unwrap(),
+        "--variant",
+        "plain",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let ns = nodes(&out);
+    assert!(common::sent(&out, &ns[1])[0]
+        .1
+        .contains("Write 4 improved versions"));
 }
 
 #[test]

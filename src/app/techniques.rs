@@ -28,9 +28,6 @@ use crate::state::search::{self, Mode as SearchMode, Search};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::state::timing::StreamMeter;
 
-/// How many rewrites `g` asks the proposer for.
-pub(crate) const PROPOSALS: usize = 3;
-
 pub(crate) const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 /// Running and finished technique jobs and the streams they own.
@@ -94,6 +91,8 @@ pub(crate) enum JobKind {
     },
     Propose {
         variant: String,
+        /// Rewrites asked for.
+        n: usize,
     },
 }
 
@@ -1143,6 +1142,7 @@ fn start_propose(s: &mut AppState, fx: &mut Vec<Effect>) {
             id
         }
     };
+    let n = s.prompt.techniques.proposals;
     let job = new_job(
         s,
         &v.name,
@@ -1150,9 +1150,10 @@ fn start_propose(s: &mut AppState, fx: &mut Vec<Effect>) {
         &model,
         JobKind::Propose {
             variant: v.name.clone(),
+            n,
         },
     );
-    let req = tq::propose_request(&v, PROPOSALS, &v.sampling);
+    let req = tq::propose_request(&v, n, &v.sampling);
     spawn(
         s,
         job,
@@ -1161,11 +1162,11 @@ fn start_propose(s: &mut AppState, fx: &mut Vec<Effect>) {
         NodeKind::VariantProposal,
         &model,
         req,
-        &[("n", PROPOSALS.to_string())],
+        &[("n", n.to_string())],
         fx,
     );
     s.message = Some(format!(
-        "asking {model} for {PROPOSALS} rewrites of {:?}",
+        "asking {model} for {n} rewrites of {:?}",
         visible(&v.name)
     ));
 }
@@ -1697,7 +1698,7 @@ fn deliver(s: &mut AppState, job: u64, ticket: u64, node: &Node, fx: &mut Vec<Ef
                 finish_job(s, job, format!("pairwise #{a} vs #{b}: {verdict}"));
             }
         }
-        JobKind::Propose { variant } => {
+        JobKind::Propose { variant, .. } => {
             let variant = variant.clone();
             if ok {
                 propose_done(s, job, &variant, node);
@@ -1961,7 +1962,7 @@ fn running_line(s: &AppState, j: &Job) -> String {
         ),
         JobKind::Judge { nodes } => format!("{spin} judging {} answer(s)", nodes.len()),
         JobKind::Pair { a, b, .. } => format!("{spin} pairwise #{a} vs #{b}, both orders"),
-        JobKind::Propose { .. } => format!("{spin} proposing {PROPOSALS} variants ({tokens} tok)"),
+        JobKind::Propose { n, .. } => format!("{spin} proposing {n} variants ({tokens} tok)"),
     }
 }
 

@@ -95,6 +95,8 @@ pub(crate) struct Techniques {
     pub branch_temperature: f64,
     pub search: SearchParams,
     pub critique_rounds: usize,
+    /// How many rewrites the proposer is asked for (`g`, `technique propose`).
+    pub proposals: usize,
 }
 
 impl Default for Techniques {
@@ -112,6 +114,7 @@ impl Default for Techniques {
             branch_temperature: 0.9,
             search: SearchParams::default(),
             critique_rounds: 3,
+            proposals: 3,
         }
     }
 }
@@ -132,6 +135,7 @@ pub(crate) struct RawTechniques {
     branch_temperature: Option<Spanned<f64>>,
     search: Option<Spanned<SearchParams>>,
     critique_rounds: Option<Spanned<usize>>,
+    proposals: Option<Spanned<usize>>,
 }
 
 impl RawTechniques {
@@ -211,6 +215,7 @@ impl RawTechniques {
                 10,
                 d.critique_rounds,
             )?,
+            proposals: positive(self.proposals, "proposals", 8, d.proposals)?,
         })
     }
 }
@@ -702,6 +707,11 @@ mod tests {
             .unwrap_err()
             .contains("branch_k must be"));
         assert!(parse("search = { k = 99 }\n").is_err());
+        assert_eq!(parse("").unwrap().proposals, 3);
+        assert_eq!(parse("proposals = 5\n").unwrap().proposals, 5);
+        assert!(parse("proposals = 9\n")
+            .unwrap_err()
+            .contains("proposals must be between 1 and 8"));
         assert!(parse("critque = \"x\"\n")
             .unwrap_err()
             .contains("unknown field"));

@@ -470,6 +470,27 @@ fn g_adds_proposed_variants_marked_generated() {
     assert_eq!(started(&key(&mut s, KeyCode::Enter)).len(), 3);
 }
 
+/// `proposals` in `[techniques]` sets how many rewrites `g` asks for.
+#[test]
+fn g_asks_for_as_many_rewrites_as_the_file_says() {
+    let mut s = answered();
+    assert!(chat_text(&key(&mut s, KeyCode::Char('g')), 0).contains("Write 3 improved versions"));
+    let mut s = answered();
+    s.prompt.techniques.proposals = 2;
+    let fx = key(&mut s, KeyCode::Char('g'));
+    assert!(chat_text(&fx, 0).contains("Write 2 improved versions"));
+    let st = started(&fx);
+    assert_eq!(
+        node(&s, st[0].0).meta.get("n").map(String::as_str),
+        Some("2")
+    );
+    assert!(s
+        .message
+        .clone()
+        .unwrap_or_default()
+        .contains("for 2 rewrites"));
+}
+
 #[test]
 fn a_rerun_during_a_critique_keeps_both_streams_apart() {
     let mut s = answered();
