@@ -137,7 +137,13 @@ impl TreeView {
             rows: Vec::new(),
             cursor: 0,
             top: 0,
-            collapsed: BTreeSet::new(),
+            // Folds are kept in the session (node meta `collapsed`), like bookmarks.
+            collapsed: session
+                .nodes
+                .iter()
+                .filter(|n| n.case == case && n.meta.contains_key("collapsed"))
+                .map(|n| n.id)
+                .collect(),
             open: false,
             total: 0,
         };
@@ -623,6 +629,18 @@ fn open_diff(s: &mut AppState, node: Option<u64>) {
     })));
 }
 
+/// Record a fold in the session, so the tree opens folded the same way next time.
+fn keep_fold(s: &mut AppState, id: u64, folded: bool, fx: &mut Vec<Effect>) {
+    if let Some(n) = s.session.node_mut(id) {
+        if folded {
+            n.meta.insert("collapsed".into(), "true".into());
+        } else {
+            n.meta.remove("collapsed");
+        }
+        save(s, fx);
+    }
+}
+
 /// Keys of the tree view. Pushes the tree back (and any layer it opens on top).
 pub(crate) fn tree_key(
     s: &mut AppState,
@@ -645,6 +663,7 @@ pub(crate) fn tree_key(
         Some(Action::Child) => {
             if let Some(r) = row {
                 if t.collapsed.remove(&r.id) {
+                    keep_fold(s, r.id, false, fx);
                     t.rebuild(&s.session);
                 }
                 if t.rows
@@ -680,9 +699,11 @@ pub(crate) fn tree_key(
         }
         Some(Action::ToggleCollapse) => {
             if let Some(r) = row.filter(|r| r.children > 0 || t.collapsed.contains(&r.id)) {
-                if !t.collapsed.remove(&r.id) {
+                let fold = !t.collapsed.remove(&r.id);
+                if fold {
                     t.collapsed.insert(r.id);
                 }
+                keep_fold(s, r.id, fold, fx);
                 t.rebuild(&s.session);
             }
         }

@@ -367,11 +367,22 @@ fn tree_view_navigation_collapse_and_bookmark() {
     assert_eq!(rows(&s).1, Some(1));
     key(&mut s, KeyCode::Char(' '));
     assert_eq!(rows(&s).0, vec![1, 2], "collapsed");
+    // The fold is kept in the session: a tree opened again starts folded.
+    assert_eq!(
+        node(&s, 1).meta.get("collapsed").map(String::as_str),
+        Some("true")
+    );
+    let again = TreeView::new(&s.session, &node(&s, 1).case, None);
+    assert_eq!(
+        again.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     key(&mut s, KeyCode::Char('j'));
     assert_eq!(rows(&s).1, Some(2));
     key(&mut s, KeyCode::Char('k'));
     key(&mut s, KeyCode::Char('l'));
     assert_eq!(rows(&s).0.len(), 5, "l expands");
+    assert!(!node(&s, 1).meta.contains_key("collapsed"));
     key(&mut s, KeyCode::Enter);
     assert!(matches!(s.layers.last(), Some(Layer::Tree(t)) if t.open));
     key(&mut s, KeyCode::Esc);
