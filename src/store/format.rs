@@ -76,12 +76,12 @@ pub(crate) fn to_text(s: &Session) -> Result<String, SaveError> {
         let handles: Vec<_> = s
             .nodes
             .chunks(size)
-            .map(|c| {
-                let pool = &pool;
+            .zip(pool.sent.chunks(size))
+            .map(|(c, sent)| {
                 scope.spawn(move || {
                     let mut part = String::with_capacity(c.len() * 1_200);
-                    for n in c {
-                        write_node(&mut part, n, pool)?;
+                    for (n, ids) in c.iter().zip(sent) {
+                        write_node(&mut part, n, ids)?;
                     }
                     Ok(part)
                 })
@@ -140,33 +140,34 @@ struct TailOut<'a> {
     vote: &'a [Vote],
 }
 
-/// Every distinct message of a session, numbered from 1 in order of first use.
+/// Every distinct message of a session, numbered from 1 in order of first use, and the ids
+/// each node sent.
 struct MessagePool<'a> {
     messages: Vec<&'a ChatMessage>,
-    ids: HashMap<(Role, &'a str), u64>,
+    /// For each node, in order, the ids of its messages.
+    sent: Vec<Vec<u64>>,
 }
 
 impl<'a> MessagePool<'a> {
     fn of(nodes: &'a [Node]) -> Self {
-        let mut pool = MessagePool {
-            messages: Vec::new(),
-            ids: HashMap::new(),
-        };
-        for m in nodes.iter().flat_map(|n| &n.request.messages) {
-            let next = pool.messages.len() as u64 + 1;
-            let id = *pool.ids.entry((m.role, m.content.as_str())).or_insert(next);
-            if id == next {
-                pool.messages.push(m);
-            }
-        }
-        pool
-    }
-
-    fn id(&self, m: &ChatMessage) -> u64 {
-        self.ids
-            .get(&(m.role, m.content.as_str()))
-            .copied()
-            .unwrap_or(0)
+        let mut messages = Vec::new();
+        let mut ids: HashMap<(Role, &str), u64> = HashMap::new();
+        let sent = nodes
+            .iter()
+            .map(|n| {
+                n.request
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        *ids.entry((m.role, m.content.as_str())).or_insert_with(|| {
+                            messages.push(m);
+                            messages.len() as u64
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        MessagePool { messages, sent }
     }
 }
 
@@ -195,7 +196,8 @@ fn int(field: &str, node: u64, v: u64) -> Result<i64, SaveError> {
     })
 }
 
-fn write_node(out: &mut String, n: &Node, pool: &MessagePool<'_>) -> Result<(), SaveError> {
+/// One `[[node]]` table; `sent` are the ids of its messages in the pool.
+fn write_node(out: &mut String, n: &Node, sent: &[u64]) -> Result<(), SaveError> {
     let live = matches!(n.status, NodeStatus::Streaming | NodeStatus::Queued);
     let status = if live {
         NodeStatus::Cancelled
@@ -272,14 +274,7 @@ fn write_node(out: &mut String, n: &Node, pool: &MessagePool<'_>) -> Result<(), 
         }
         out.push_str(" }\n");
     }
-    out.push_str("messages = [");
-    for (i, m) in n.request.messages.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(&pool.id(m).to_string());
-    }
-    out.push_str("]\n");
+    key_value(out, "messages", sent);
     write_sampling(out, n.id, &n.request.sampling)?;
     key_value(out, "text", &TomlStringBuilder::new(&n.text).as_default());
     out.push('\n');
