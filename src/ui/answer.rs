@@ -142,31 +142,31 @@ impl AnswerView {
         match &self.tail_cache {
             Some(cache) => {
                 let mut w = cache.wrap.clone();
-                let fed = cache.fed;
-                let mut spans: Vec<(String, Style)> = Vec::new();
-                match class {
-                    Class::Inline { prefix } => {
-                        if fed < prefix {
-                            spans.push((line[fed..prefix].to_string(), theme.style("md.list")));
-                        }
-                        let from = fed.max(prefix);
-                        let lead = line[prefix..from].chars().last();
-                        inline(&line[from..], lead, theme, &mut spans);
-                    }
-                    _ => {
-                        for (text, style) in styled(&line, fed, line.len(), class, theme) {
-                            spans.push((text.to_string(), style));
-                        }
-                    }
+                // The rest: still final-styled up to `from`, inline Markdown after it.
+                let from = match class {
+                    Class::Inline { prefix } => cache.fed.max(prefix),
+                    _ => line.len(),
+                };
+                for (text, style) in styled(&line, cache.fed, from, class, theme) {
+                    w.feed_str(text, style, &mut self.tail_live);
                 }
-                for (text, style) in &spans {
-                    w.feed_str(text, *style, &mut self.tail_live);
+                if let Class::Inline { prefix } = class {
+                    let mut spans = Vec::new();
+                    inline(
+                        &line[from..],
+                        line[prefix..from].chars().last(),
+                        theme,
+                        &mut spans,
+                    );
+                    for (text, style) in &spans {
+                        w.feed_str(text, *style, &mut self.tail_live);
+                    }
                 }
                 w.finish(&mut self.tail_live);
             }
             None => {
                 let mut md = self.md.clone();
-                let spans = render_line(raw, &mut md, theme);
+                let spans = style_line(line, class, &mut md, theme);
                 wrap(&spans, width, &mut self.tail_live);
             }
         }
@@ -328,7 +328,13 @@ fn classify(line: &str, md: &MdState) -> Class {
 /// Style one logical line, advancing the Markdown state.
 fn render_line(raw: &str, md: &mut MdState, theme: &Theme) -> Vec<(String, Style)> {
     let line = clean(raw);
-    match classify(&line, md) {
+    let class = classify(&line, md);
+    style_line(line, class, md, theme)
+}
+
+/// Style a cleaned line of `class` (see [`classify`]), advancing the Markdown state.
+fn style_line(line: String, class: Class, md: &mut MdState, theme: &Theme) -> Vec<(String, Style)> {
+    match class {
         Class::FenceClose => {
             md.fence = None;
             vec![(line, theme.style("md.fence"))]
