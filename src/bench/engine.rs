@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mistralrs::{RequestBuilder, Response, TextMessageRole};
 
-use super::{decode_prompt, measure, Measure, Out, Plan, Sample};
+use super::{decode_prompt, file_label, file_name, measure, Measure, Out, Plan, Sample};
 use crate::llm::local::{LocalBackend, LocalOptions};
 use crate::llm::{Backend, ChatMessage, ChatRequest, Role, Sampling};
 
@@ -111,8 +111,8 @@ async fn bare_run(model: &mistralrs::Model, prompt: &str, max: usize) -> anyhow:
     })
 }
 
-async fn ours(path: &Path) -> anyhow::Result<LocalBackend> {
-    let b = LocalBackend::new(path.to_path_buf(), LocalOptions::default());
+async fn ours(path: &Path, options: LocalOptions) -> anyhow::Result<LocalBackend> {
+    let b = LocalBackend::new(path.to_path_buf(), options);
     b.ready().await.map_err(|e| anyhow::anyhow!(e))?;
     Ok(b)
 }
@@ -155,13 +155,9 @@ pub(crate) async fn local_vs_bare(
     ));
     let mut medians = Vec::new();
     for (label, path) in files {
-        let name = format!(
-            "{} ({label})",
-            path.file_name()
-                .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
-        );
+        let name = file_label(path, label);
         let bare = bare_model(path).await?;
-        let ours = ours(path).await?;
+        let ours = ours(path, LocalOptions::default()).await?;
         // One warm-up each: the first request pays one-off allocations.
         bare_run(&bare, &decode_prompt(999, "warm-up"), 8).await?;
         ours_run(&ours, &decode_prompt(999, "warm-up"), 8).await?;
@@ -224,15 +220,13 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
         "\nConcurrency: k variants at once on the local model ({}), {tokens} tokens each \
          (aggregate tok/s = all tokens / wall time; promptloom hands mistral.rs one sequence \
          at a time, see the note on batching)",
-        model
-            .file_name()
-            .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+        file_name(model)
     ));
     out.line(format!(
         "  {:>3}  {:>14}  {:>16}  {:>22}",
         "k", "aggregate tok/s", "wall s", "ttft ms (per stream)"
     ));
-    let b = ours(model).await?;
+    let b = ours(model, LocalOptions::default()).await?;
     let mut alone: Vec<String> = Vec::new();
     for k in [1usize, 2, 4, 8] {
         let (line, texts) = round(&b, k, tokens).await?;
@@ -248,14 +242,14 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
              'same' = answers identical to one-at-a-time greedy ones:",
         );
         for k in [2usize, 4, 8] {
-            let batched = LocalBackend::new(
-                model.to_path_buf(),
+            let batched = ours(
+                model,
                 LocalOptions {
                     max_num_seqs: k,
                     ..LocalOptions::default()
                 },
-            );
-            batched.ready().await.map_err(|e| anyhow::anyhow!(e))?;
+            )
+            .await?;
             let (line, texts) = round(&batched, k, tokens).await?;
             let same = texts.iter().zip(&alone).filter(|(a, b)| a == b).count();
             out.line(format!("  {k:>3}  {line}  same {same}/{k}"));
@@ -398,7 +392,7 @@ pub(crate) fn few_shot(nonce: &str, question: &str) -> ChatRequest {
 /// Section 4: time to first token of the few-shot prompt, cold and with the prefix warm.
 pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<Out> {
     let mut out = Out::default();
-    let b = ours(model).await?;
+    let b = ours(model, LocalOptions::default()).await?;
     let (mut cold, mut warm) = (Sample::default(), Sample::default());
     let mut prompt_tokens = 0;
     let rounds = if plan.quick { 1 } else { plan.runs.clamp(1, 2) };
@@ -422,9 +416,7 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<Out> {
     out.line(format!(
         "\nTime to first token, few-shot prompt of {prompt_tokens} tokens (system prompt + 30 \
          examples shared, last question differs), promptloom local backend, {}",
-        model
-            .file_name()
-            .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+        file_name(model)
     ));
     out.line(format!(
         "  cold (new prefix)        {:>26} ms",

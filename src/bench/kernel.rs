@@ -129,10 +129,7 @@ pub(crate) fn run(
             .map_or("-".to_string(), |(_, tps)| {
                 format!("{:.0}%", ms / (1e3 / tps) * 100.0)
             });
-        let name = format!(
-            "{} ({label})",
-            path.file_name().unwrap_or_default().to_string_lossy()
-        );
+        let name = super::file_label(path, label);
         out.line(format!(
             "  {name:<34} {:>6.0}MB {:>20} {:>20} {:>8.1} {:>9.2} ms {:>10}",
             w.bytes as f64 / 1e6,

@@ -168,11 +168,7 @@ pub(crate) async fn run(
             .map(|(_, r)| *r)
             .unwrap_or(f64::NAN);
         let lm = d.median().unwrap_or(f64::NAN);
-        let name = format!(
-            "{} ({label})",
-            path.file_name()
-                .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
-        );
+        let name = super::file_label(path, label);
         out.line(format!(
             "  {name:<36} {:>22} {:>22} {:>16}",
             p.show(1),

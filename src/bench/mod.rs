@@ -23,7 +23,7 @@ pub(crate) mod session;
 mod ui;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -127,6 +127,16 @@ pub(crate) struct Goal {
     pub target: String,
     pub measured: String,
     pub met: Option<bool>,
+}
+
+/// A model file as the tables name it: its file name, then what it is (`shipped`, ...).
+pub(crate) fn file_label(path: &Path, label: &str) -> String {
+    format!("{} ({label})", file_name(path))
+}
+
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
 }
 
 /// A section's output, or, when it failed, a line saying so and a missed goal: one failing

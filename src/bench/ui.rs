@@ -57,9 +57,8 @@ const LINE: &str = "The quick brown fox jumps over the lazy dog, again and again
 const ENDLESS: &str = "The quick brown fox jumps over the lazy dog, again and again. ";
 const LINE_WORDS: usize = 12;
 
-/// `panes` variants of a scripted model that streams about `tokens` one-word chunks (whole
-/// lines of [`LINE`]) with no delay,
-/// run through the app's own event loop (driver, update, draw at ≤ 60 frames/s) on an
+/// `panes` variants of a scripted model that streams about `tokens` one-word chunks (lines of
+/// [`LINE`], or with `endless` one line of [`ENDLESS`]) with no delay, run through the app's own event loop (driver, update, draw at ≤ 60 frames/s) on an
 /// in-memory 160×48 screen: Enter runs them all, the loop ends when every stream is done.
 pub(crate) fn ingest(
     dir: &Path,
@@ -118,6 +117,33 @@ pub(crate) fn ingest(
     })
 }
 
+/// Ingest runs of 6 panes printed as one line: tokens/s and frames/s, median [min–max].
+fn ingest_figures(out: &mut Out, plan: &Plan, endless: bool) -> anyhow::Result<(Sample, Sample)> {
+    let per_pane = if plan.quick { 5_000 } else { 50_000 };
+    let mut rate = Sample::default();
+    let mut fps = Sample::default();
+    let mut total = 0;
+    for _ in 0..plan.runs.max(3) {
+        let dir = tempfile::tempdir()?;
+        let r = ingest(dir.path(), 6, per_pane, endless)?;
+        total = r.tokens;
+        rate.push(r.tokens_per_s());
+        fps.push(r.frames_per_s());
+    }
+    out.line(format!(
+        "  ingest: a scripted model streaming {total} one-word tokens ({}) as fast as it can \
+         into 6 panes through the real event loop: {} tok/s, {} frames/s",
+        if endless {
+            "one line that never ends, ~300 KB a pane"
+        } else {
+            "12-word lines"
+        },
+        rate.show(0),
+        fps.show(1)
+    ));
+    Ok((rate, fps))
+}
+
 pub(crate) fn run(plan: &Plan) -> anyhow::Result<Out> {
     let mut out = Out::default();
     out.line("\nUI: draw time per frame, 6 panes at 120×40 (µs, median [min–max] of batches)");
@@ -142,33 +168,8 @@ pub(crate) fn run(plan: &Plan) -> anyhow::Result<Out> {
         ));
         idle.push(still.median().unwrap_or(f64::NAN));
     }
-    let per_pane = if plan.quick { 5_000 } else { 50_000 };
-    let mut figures = Vec::new();
-    for endless in [false, true] {
-        let mut rate = Sample::default();
-        let mut fps = Sample::default();
-        let mut total = 0;
-        for _ in 0..plan.runs.max(3) {
-            let dir = tempfile::tempdir()?;
-            let r = ingest(dir.path(), 6, per_pane, endless)?;
-            total = r.tokens;
-            rate.push(r.tokens_per_s());
-            fps.push(r.frames_per_s());
-        }
-        out.line(format!(
-            "  ingest: a scripted model streaming {total} one-word tokens ({}) as fast as it can \
-             into 6 panes through the real event loop: {} tok/s, {} frames/s",
-            if endless {
-                "one line that never ends, ~300 KB a pane"
-            } else {
-                "12-word lines"
-            },
-            rate.show(0),
-            fps.show(1)
-        ));
-        figures.push((rate, fps));
-    }
-    let (rate, fps) = &figures[0];
+    let (rate, fps) = ingest_figures(&mut out, plan, false)?;
+    ingest_figures(&mut out, plan, true)?;
     let (r, f) = (
         rate.median().unwrap_or(f64::NAN),
         fps.median().unwrap_or(f64::NAN),
