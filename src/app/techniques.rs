@@ -106,7 +106,6 @@ pub(crate) struct TreeView {
     pub rows: Vec<TreeRow>,
     pub cursor: usize,
     pub top: usize,
-    pub collapsed: BTreeSet<u64>,
     /// Show the selected node in full beside the tree.
     pub open: bool,
     /// Nodes in the case (value samples included).
@@ -137,13 +136,6 @@ impl TreeView {
             rows: Vec::new(),
             cursor: 0,
             top: 0,
-            // Folds are kept in the session (node meta `collapsed`), like bookmarks.
-            collapsed: session
-                .nodes
-                .iter()
-                .filter(|n| n.case == case && n.meta.contains_key("collapsed"))
-                .map(|n| n.id)
-                .collect(),
             open: false,
             total: 0,
         };
@@ -218,7 +210,7 @@ impl TreeView {
                 values: values.remove(&n.id).unwrap_or_default(),
                 stars: stars.get(&n.id).copied(),
             });
-            if self.collapsed.contains(&n.id) {
+            if is_folded(n) {
                 continue;
             }
             // Deep chains stop indenting at 24 levels so rows keep their text.
@@ -629,7 +621,13 @@ fn open_diff(s: &mut AppState, node: Option<u64>) {
     })));
 }
 
-/// Record a fold in the session, so the tree opens folded the same way next time.
+/// Whether the tree shows `n` folded. Folds are kept in the session (node meta
+/// `collapsed`), like bookmarks, so a tree opens folded the same way next time.
+pub(crate) fn is_folded(n: &Node) -> bool {
+    n.meta.contains_key("collapsed")
+}
+
+/// Fold or unfold a node of the tree, and save.
 fn keep_fold(s: &mut AppState, id: u64, folded: bool, fx: &mut Vec<Effect>) {
     if let Some(n) = s.session.node_mut(id) {
         if folded {
@@ -662,7 +660,7 @@ pub(crate) fn tree_key(
         }
         Some(Action::Child) => {
             if let Some(r) = row {
-                if t.collapsed.remove(&r.id) {
+                if s.session.node(r.id).is_some_and(is_folded) {
                     keep_fold(s, r.id, false, fx);
                     t.rebuild(&s.session);
                 }
@@ -698,13 +696,12 @@ pub(crate) fn tree_key(
             }
         }
         Some(Action::ToggleCollapse) => {
-            if let Some(r) = row.filter(|r| r.children > 0 || t.collapsed.contains(&r.id)) {
-                let fold = !t.collapsed.remove(&r.id);
-                if fold {
-                    t.collapsed.insert(r.id);
+            if let Some(r) = row {
+                let folded = s.session.node(r.id).is_some_and(is_folded);
+                if r.children > 0 || folded {
+                    keep_fold(s, r.id, !folded, fx);
+                    t.rebuild(&s.session);
                 }
-                keep_fold(s, r.id, fold, fx);
-                t.rebuild(&s.session);
             }
         }
         Some(Action::OpenNode) => t.open = !t.open,

@@ -15,7 +15,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::diff::{body, wrap_styled};
 use crate::app::state::AppState;
-use crate::app::techniques::{JobKind, SearchForm, TreeRow, TreeView, SPINNER};
+use crate::app::techniques::{is_folded, JobKind, SearchForm, TreeRow, TreeView, SPINNER};
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
 use crate::state::session::{Node, NodeKind, NodeStatus};
@@ -75,20 +75,14 @@ fn kind_label(k: NodeKind) -> &'static str {
 }
 
 /// The spans of one row.
-fn row_line(
-    state: &AppState,
-    r: &TreeRow,
-    t: &TreeView,
-    width: usize,
-    theme: &Theme,
-) -> Line<'static> {
+fn row_line(state: &AppState, r: &TreeRow, width: usize, theme: &Theme) -> Line<'static> {
     let Some(n) = row_node(state, r) else {
         return Line::from(format!("{}#{} (missing)", r.prefix, r.id));
     };
     let spin = SPINNER[(state.now.as_millis() / 100) as usize % SPINNER.len()];
     let pruned = n.meta.contains_key("pruned");
     let muted = theme.style("muted");
-    let fold = if t.collapsed.contains(&r.id) {
+    let fold = if is_folded(n) {
         format!("▸{} ", r.children)
     } else if r.children > 0 {
         "▾ ".to_string()
@@ -232,7 +226,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, t: &TreeView
     let top = t.top.min(t.rows.len().saturating_sub(1));
     for (i, row) in t.rows.iter().enumerate().skip(top).take(h) {
         let y = inner.y + (i - top) as u16;
-        let mut line = row_line(state, row, t, usize::from(inner.width), theme);
+        let mut line = row_line(state, row, usize::from(inner.width), theme);
         if i == t.cursor {
             line = line.patch_style(theme.style("overlay.selected"));
             // Paint the whole row so the selection reads as a bar.
