@@ -11,6 +11,8 @@ mod config;
 mod doctor;
 mod error;
 mod eval;
+#[cfg(test)]
+mod fuzz;
 mod headless;
 mod llm;
 mod model_fetch;
