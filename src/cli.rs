@@ -80,6 +80,9 @@ pub(crate) enum Command {
     /// mistral.rs, llama.cpp, concurrency, time to first token, UI drawing and ingest,
     /// session load and save. Prints medians and spreads next to the goals.
     Bench(crate::bench::BenchArgs),
+    /// Check config, model files, CPU features, endpoints, terminal and folders; exit 1 if
+    /// anything is wrong.
+    Doctor,
     /// Manage models.
     Model {
         #[command(subcommand)]

@@ -8,8 +8,11 @@ mod app;
 mod bench;
 mod cli;
 mod config;
+mod doctor;
 mod error;
 mod eval;
+#[cfg(test)]
+mod fuzz;
 mod headless;
 mod llm;
 mod model_fetch;
@@ -33,9 +36,16 @@ use crate::error::InputError;
 
 /// Exit code for invalid input (prompt files, config, sessions, arguments).
 pub(crate) const EXIT_INVALID: u8 = 2;
+/// Exit code for a binary built for CPU features this CPU lacks.
+const EXIT_CPU: u8 = 3;
 
 /// The binary's entry point.
 pub fn main_entry() -> ExitCode {
+    // First, before anything could run an instruction this CPU lacks.
+    if let Err(why) = doctor::cpu::startup_check() {
+        eprintln!("error: {why}");
+        return ExitCode::from(EXIT_CPU);
+    }
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
@@ -52,6 +62,11 @@ pub fn main_entry() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let explicit_config = cli.config.clone();
+    if let Some(Command::Doctor) = cli.command {
+        // Before loading the config: a bad config is one of its findings.
+        return Ok(doctor::run(explicit_config.as_deref()));
+    }
     let dirs = Dirs::resolve(cli.config.as_deref());
     let config = Config::load(dirs, cli.config.is_some())?;
     let _log_guard = init_logging(&config.dirs);
@@ -102,6 +117,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             &input, &output, to, force, no_check, check_only,
         )),
         Some(Command::Bench(args)) => bench::run(config, args),
+        Some(Command::Doctor) => Ok(doctor::run(explicit_config.as_deref())),
         Some(Command::Model { action }) => match action {
             ModelAction::Fetch { force } => {
                 let path = model_fetch::fetch(&config.dirs.models_dir(), force)?;

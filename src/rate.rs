@@ -51,7 +51,7 @@ pub(crate) struct RateArgs {
 
 /// One parsed stdin command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Line {
+pub(crate) enum Line {
     Rating {
         edit: RatingEdit,
         rater: Option<String>,
@@ -257,7 +257,7 @@ fn number(key: &str, v: &str) -> Result<u64, String> {
 }
 
 /// Parse one stdin line; `None` for blank lines and `#` comments.
-fn parse_line(line: &str) -> Result<Option<Line>, String> {
+pub(crate) fn parse_line(line: &str) -> Result<Option<Line>, String> {
     let t = line.trim();
     if t.is_empty() || t.starts_with('#') {
         return Ok(None);

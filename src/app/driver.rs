@@ -73,6 +73,10 @@ pub(crate) fn prepare(
                 // Can't create the journal (read-only folder): show the session anyway;
                 // rating will say it can't save.
                 Err(StoreError::Io { .. }) => load_with_journal(path)?,
+                // Another promptloom has it: offer a read-only look (saves are refused).
+                Err(StoreError::Locked(_)) if crate::store::lock::offer_read_only(path) => {
+                    load_with_journal(path)?
+                }
                 Err(e) => return Err(e.into()),
             };
             let prompt =

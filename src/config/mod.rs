@@ -91,6 +91,8 @@ pub(crate) struct ModelConfig {
     pub error: Option<String>,
     /// Repeat the reply this many times (long answers for benchmarks and scroll tests).
     pub repeat: Option<usize>,
+    /// This model's answers end at this many bytes (default: the top-level setting).
+    pub max_answer_bytes: Option<usize>,
 }
 
 /// The `config.toml` file as written: every key optional.
@@ -102,6 +104,8 @@ struct ConfigFile {
     rater: Option<String>,
     /// A keymap file merged over the default key bindings.
     keymap: Option<String>,
+    /// Every answer ends at this many bytes, with finish reason `max_answer_bytes`.
+    max_answer_bytes: Option<usize>,
     #[serde(default)]
     models: BTreeMap<String, ModelConfig>,
 }
@@ -161,6 +165,8 @@ pub(crate) struct Config {
     /// The user's keymap file, resolved like other configured paths.
     pub keymap: Option<PathBuf>,
     pub models: BTreeMap<String, ModelConfig>,
+    /// Answers end at this many bytes (a model may set its own).
+    pub max_answer_bytes: usize,
     pub dirs: Dirs,
     /// The config file that was read, if one existed.
     pub source: Option<PathBuf>,
@@ -198,6 +204,9 @@ impl Config {
             theme: file.theme,
             rater: file.rater,
             keymap: None,
+            max_answer_bytes: file
+                .max_answer_bytes
+                .unwrap_or(crate::llm::capped::DEFAULT_MAX_ANSWER_BYTES),
             models: file.models,
             dirs,
             source: None,
@@ -217,6 +226,9 @@ impl Config {
         if file.rater.is_some() {
             self.rater = file.rater;
         }
+        if let Some(n) = file.max_answer_bytes {
+            self.max_answer_bytes = n;
+        }
         if let Some(k) = file.keymap {
             let bare = path.parent().unwrap_or(Path::new(".")).to_path_buf();
             self.keymap = Some(resolve_path(&k, &bare, path.parent()));
@@ -225,7 +237,7 @@ impl Config {
         Ok(())
     }
 
-    fn validate(&self) -> Result<(), InputError> {
+    pub(crate) fn validate(&self) -> Result<(), InputError> {
         let file = self
             .source
             .clone()
@@ -240,7 +252,19 @@ impl Config {
                 ),
             ));
         }
+        if self.max_answer_bytes == 0 {
+            return Err(InputError::plain(
+                &file,
+                "max_answer_bytes = 0 would end every answer before it starts; use a positive number of bytes (default 1048576)",
+            ));
+        }
         for (name, m) in &self.models {
+            if m.max_answer_bytes == Some(0) {
+                return Err(InputError::plain(
+                    &file,
+                    format!("[models.{name}] max_answer_bytes = 0 would end every answer before it starts"),
+                ));
+            }
             let need = |field: &str, present: bool| -> Result<(), InputError> {
                 if present {
                     Ok(())

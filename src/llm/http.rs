@@ -639,6 +639,12 @@ pub(crate) async fn run(
                 Step::Fail(m) => return fail(m),
             }
         }
+        if sse.overlong() || lines.overlong() {
+            return fail(format!(
+                "the server sent a line longer than {} MiB; stopped reading (kept what arrived)",
+                crate::llm::sse::MAX_LINE_BYTES >> 20
+            ));
+        }
         if eof {
             return fail(if received == 0 {
                 "the server closed the connection without sending anything".to_string()

@@ -7,6 +7,7 @@
 //! so every backend is measured the same way.
 
 pub(crate) mod anthropic;
+pub(crate) mod capped;
 pub(crate) mod gguf;
 pub(crate) mod http;
 #[cfg(feature = "local")]
@@ -107,6 +108,8 @@ pub(crate) enum FinishReason {
     Cancelled,
     /// The request failed; see the error.
     Error,
+    /// The answer reached `max_answer_bytes` and was cut there.
+    MaxAnswerBytes,
 }
 
 impl FinishReason {
@@ -128,6 +131,7 @@ impl FinishReason {
             FinishReason::StopSequence => "stop_sequence",
             FinishReason::Cancelled => "cancelled",
             FinishReason::Error => "error",
+            FinishReason::MaxAnswerBytes => "max_answer_bytes",
         }
     }
 }

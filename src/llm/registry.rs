@@ -32,6 +32,12 @@ impl BackendRegistry {
             return Ok(b.clone());
         }
         let b = self.build(name)?;
+        let cap = self
+            .config
+            .model(name)
+            .and_then(|m| m.max_answer_bytes)
+            .unwrap_or(self.config.max_answer_bytes);
+        let b: Arc<dyn Backend> = Arc::new(super::capped::CappedBackend::new(b, cap));
         built.insert(name.to_string(), b.clone());
         Ok(b)
     }

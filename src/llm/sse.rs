@@ -6,12 +6,20 @@
 //! once its terminator has arrived, so a character is never torn and the result does not
 //! depend on how the bytes were chunked (checked by a property test below).
 
+/// The longest line a decoder buffers. A server that sends one endless line (or a body that
+/// is not line-based at all) would otherwise grow the buffer until memory runs out; past this
+/// the decoder drops the rest of the line and reports it ([`LineDecoder::overlong`]), and the
+/// caller fails the stream.
+pub(crate) const MAX_LINE_BYTES: usize = 8 << 20;
+
 /// Splits a byte stream into lines ending in `\n`, `\r\n` or a lone `\r`.
 #[derive(Debug, Default)]
 pub(crate) struct LineDecoder {
     buf: Vec<u8>,
     /// The previous chunk ended in `\r`: a `\n` starting the next chunk belongs to it.
     after_cr: bool,
+    /// A line grew past [`MAX_LINE_BYTES`] (sticky).
+    overlong: bool,
 }
 
 impl LineDecoder {
@@ -31,10 +39,16 @@ impl LineDecoder {
                     lines.push(self.take());
                     self.after_cr = true;
                 }
-                _ => self.buf.push(b),
+                _ if self.buf.len() < MAX_LINE_BYTES => self.buf.push(b),
+                _ => self.overlong = true,
             }
         }
         lines
+    }
+
+    /// Whether a line was longer than [`MAX_LINE_BYTES`] (its rest was dropped).
+    pub fn overlong(&self) -> bool {
+        self.overlong
     }
 
     /// The unterminated last line at end of stream, if any.
@@ -75,6 +89,11 @@ pub(crate) struct SseDecoder {
 }
 
 impl SseDecoder {
+    /// Whether a line was longer than [`MAX_LINE_BYTES`].
+    pub fn overlong(&self) -> bool {
+        self.lines.overlong()
+    }
+
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut out = Vec::new();
         for line in self.lines.feed(bytes) {
@@ -202,6 +221,20 @@ mod tests {
             out.extend(d.feed(std::slice::from_ref(b)));
         }
         assert_eq!(out, [ev(None, "é€😀")]);
+    }
+
+    #[test]
+    fn an_endless_line_stops_growing_and_is_reported() {
+        let mut d = LineDecoder::default();
+        let block = vec![b'a'; 1 << 20];
+        for _ in 0..(MAX_LINE_BYTES >> 20) + 3 {
+            assert!(d.feed(&block).is_empty());
+        }
+        assert!(d.overlong());
+        assert!(d.buf.len() <= MAX_LINE_BYTES);
+        let lines = d.feed(b"\nnext\n");
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1], "next");
     }
 
     #[test]

@@ -353,6 +353,7 @@ fn finish_name(f: FinishReason) -> &'static str {
         FinishReason::StopSequence => "stop_sequence",
         FinishReason::Cancelled => "cancelled",
         FinishReason::Error => "error",
+        FinishReason::MaxAnswerBytes => "max_answer_bytes",
     }
 }
 

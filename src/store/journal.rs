@@ -40,7 +40,7 @@ pub(crate) enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0} is open in another promptloom process")]
+    #[error("{}; close it there first", crate::store::lock::in_use_message(.0))]
     Locked(PathBuf),
     #[error("{0}")]
     Invalid(String),
@@ -198,14 +198,14 @@ fn apply(session: &mut Session, record: &Record) {
 }
 
 /// A parsed journal: its records and the byte length of the complete lines.
-struct Parsed {
+pub(crate) struct Parsed {
     records: Vec<Record>,
     good_len: u64,
 }
 
 /// Parse journal bytes. A last line without its newline was torn by a crash and is dropped;
 /// any other bad line is an error naming the line.
-fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Parsed, InputError> {
+pub(crate) fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Parsed, InputError> {
     let mut records = Vec::new();
     let mut start = 0usize;
     let mut line_no = 0usize;
@@ -299,7 +299,11 @@ impl SessionStore {
             .read(true)
             .open(&jpath)
             .map_err(io)?;
-        lock(&journal, &jpath)?;
+        lock(&journal, &jpath).map_err(|e| match e {
+            StoreError::Locked(_) => StoreError::Locked(path.to_path_buf()),
+            e => e,
+        })?;
+        crate::store::lock::write_pid(path);
         if !existed {
             // Make the new file's directory entry durable too, not just its contents.
             if let Some(dir) = jpath.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -399,8 +403,19 @@ impl SessionStore {
             source,
         };
         // One write call per record: a crash tears at most this line, which replay drops.
-        self.journal.write_all(line.as_bytes()).map_err(io)?;
-        self.journal.sync_data().map_err(io)?;
+        // A write that fails part-way (a full disk) is cut off again at once, so the next
+        // record does not start in the middle of a torn line (which would make the journal
+        // unreadable from there on).
+        let before = self.journal.metadata().map_err(io)?.len();
+        if let Err(e) = self
+            .journal
+            .write_all(line.as_bytes())
+            .and_then(|()| self.journal.sync_data())
+        {
+            let _ = self.journal.set_len(before);
+            let _ = self.journal.sync_data();
+            return Err(io(e));
+        }
         apply(session, &record);
         let seq = record.seq();
         self.next_seq = seq + 1;
@@ -426,6 +441,12 @@ impl SessionStore {
         self.journal.sync_all().map_err(io)?;
         self.pending = 0;
         Ok(())
+    }
+}
+
+impl Drop for SessionStore {
+    fn drop(&mut self) {
+        crate::store::lock::remove_pid(&self.session_path);
     }
 }
 

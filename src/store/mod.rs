@@ -8,6 +8,7 @@
 pub(crate) mod export;
 mod format;
 pub(crate) mod journal;
+pub(crate) mod lock;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -34,6 +35,9 @@ pub(crate) use format::to_text;
 
 /// Write `session` to `path` atomically.
 pub(crate) fn save_atomic(path: &Path, session: &Session) -> Result<(), SaveError> {
+    if let Some(why) = lock::read_only_reason(path) {
+        return Err(SaveError::Invalid(why));
+    }
     let text = to_text(session)?;
     write_atomic(path, text.as_bytes())
 }
@@ -151,7 +155,7 @@ pub(crate) fn default_sessions_dir(data_sessions: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::eval::expect::CheckResult;
     use crate::llm::{ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling};

@@ -21,6 +21,9 @@ pub enum Act {
     Sleep(u64),
     /// Keep the connection open until the client closes it (at most 30 s), recording when.
     Hold,
+    /// Write these bytes this many times (as fast as the client reads), stopping when the
+    /// client goes away: an endless stream, or one enormous line.
+    Repeat(Vec<u8>, u64),
 }
 
 /// A scripted reply: acts, then the connection is closed.
@@ -212,6 +215,14 @@ async fn serve(
                 let _ = sock.flush().await;
             }
             Act::Sleep(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Act::Repeat(b, n) => {
+                for _ in 0..n {
+                    if sock.write_all(&b).await.is_err() {
+                        closed.lock().expect("lock").push(Instant::now());
+                        return;
+                    }
+                }
+            }
             Act::Hold => {
                 let until = tokio::time::timeout(Duration::from_secs(30), async {
                     loop {
