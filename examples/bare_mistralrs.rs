@@ -1,11 +1,13 @@
 //! A bare mistral.rs decode loop, for comparing against promptloom's local backend with the
-//! same settings: greedy, same messages, same max tokens.
+//! same settings: greedy (the same sampling parameters, from `engine_sampling`), same
+//! messages, same max tokens.
 //!
 //! cargo run --release --example bare_mistralrs -- MODEL.gguf [max_tokens] [prompt]
 
 use std::time::Instant;
 
-use mistralrs::{GgufModelBuilder, RequestBuilder, Response, TextMessageRole, TokenSource};
+use mistralrs::{RequestBuilder, Response, TextMessageRole};
+use promptloom::engine_api::{engine_sampling, gguf_builder};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,22 +19,12 @@ async fn main() -> anyhow::Result<()> {
     let prompt = args
         .next()
         .unwrap_or_else(|| "Write a long story about a dragon who learns to cook.".into());
-    let dir = path
-        .parent()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| ".".into());
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let model = GgufModelBuilder::new(dir, vec![file])
-        .with_token_source(TokenSource::None)
+    let model = gguf_builder(&path)
+        .map_err(|e| anyhow::anyhow!(e))?
         .build()
         .await?;
     for run in 0..3 {
-        let mut params = mistralrs::SamplingParams::deterministic();
-        params.top_k = None;
-        params.max_len = Some(max_tokens);
+        let params = engine_sampling(Some(max_tokens));
         let req = RequestBuilder::new()
             .add_message(TextMessageRole::User, &prompt)
             .set_sampling(params);

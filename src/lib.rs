@@ -204,6 +204,11 @@ fn init_logging(dirs: &Dirs) -> Option<()> {
         .ok()
 }
 
+/// What `examples/bare_mistralrs.rs` and the engine tests need from the local backend.
+#[cfg(feature = "local")]
+#[doc(hidden)]
+pub use llm::local::engine_api;
+
 /// What `benches/draw.rs` needs from the crate's internals; not a public API.
 #[doc(hidden)]
 pub mod bench_api {

@@ -472,9 +472,7 @@ async fn pass(model: &mistralrs::Model, forced: &[u32]) -> anyhow::Result<Pass> 
         forced: forced.to_vec(),
         steps: Mutex::new(Vec::with_capacity(forced.len())),
     });
-    let mut params = mistralrs::SamplingParams::deterministic();
-    params.top_k = None;
-    params.max_len = Some(forced.len());
+    let params = crate::llm::local::engine_sampling(Some(forced.len()));
     let req = mistralrs::RequestBuilder::new()
         .add_message(
             mistralrs::TextMessageRole::User,

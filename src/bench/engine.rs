@@ -53,9 +53,7 @@ async fn bare_model(path: &Path) -> anyhow::Result<mistralrs::Model> {
 }
 
 async fn bare_run(model: &mistralrs::Model, prompt: &str, max: usize) -> anyhow::Result<Measure> {
-    let mut params = mistralrs::SamplingParams::deterministic();
-    params.top_k = None;
-    params.max_len = Some(max);
+    let params = crate::llm::local::engine_sampling(Some(max));
     let req = RequestBuilder::new()
         .add_message(TextMessageRole::User, prompt)
         .set_sampling(params);

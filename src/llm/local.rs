@@ -161,6 +161,38 @@ async fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, String> {
     Ok(Loaded { model })
 }
 
+/// The sampling settings promptloom hands mistral.rs for every request: argmax decoding, at
+/// most `max_len` tokens. A request with a temperature gets our [`SeededProcessor`] on top,
+/// which leaves only the token it drew finite, so argmax picks exactly that token; without a
+/// temperature argmax is the greedy answer.
+///
+/// The temperature must be set: mistral.rs 0.8.1 reads `temperature: None` as 1.0
+/// (`engine/add_request.rs`) and then samples the whole vocabulary from one engine-wide random
+/// generator, so a "greedy" answer would depend on every request that ran before it. Anything
+/// below 1e-7 selects its argmax sampler (`sampler.rs`). `top_k` stays at 1 as well, so the
+/// answer is the argmax even if a later version reads the temperature differently.
+///
+/// Every caller (the backend, the bench's bare loop, `quantize`'s teacher-forcing pass and
+/// `examples/bare_mistralrs.rs`) builds its parameters here.
+pub fn engine_sampling(max_len: Option<usize>) -> SamplingParams {
+    let mut params = SamplingParams::deterministic();
+    params.temperature = Some(0.0);
+    params.top_k = Some(1);
+    params.max_len = max_len;
+    params
+}
+
+/// What the example and the engine tests need from the local backend; not a public API.
+#[doc(hidden)]
+pub mod engine_api {
+    pub use super::engine_sampling;
+
+    /// A mistral.rs builder for the GGUF file at `path`, offline, as promptloom loads it.
+    pub fn gguf_builder(path: &std::path::Path) -> Result<mistralrs::GgufModelBuilder, String> {
+        super::gguf_builder(path)
+    }
+}
+
 struct SeededProcessor(SeededSampler);
 
 impl CustomLogitsProcessor for SeededProcessor {
@@ -188,11 +220,7 @@ fn build_request(req: &ChatRequest) -> RequestBuilder {
         rb = rb.add_message(role, &m.content);
     }
     let s = &req.sampling;
-    // The engine itself always decodes greedily: with a temperature, our seeded processor
-    // has already left only the sampled token.
-    let mut params = SamplingParams::deterministic();
-    params.top_k = None;
-    params.max_len = s.max_tokens;
+    let mut params = engine_sampling(s.max_tokens);
     if !s.stop.is_empty() {
         params.stop_toks = Some(StopTokens::Seqs(s.stop.clone()));
     }
@@ -352,6 +380,9 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
 }
 
 #[cfg(test)]
+mod engine_tests;
+
+#[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::llm::{ChatMessage, Sampling};
@@ -375,14 +406,14 @@ pub(crate) mod tests {
         p
     }
 
-    fn ask(text: &str, sampling: Sampling) -> ChatRequest {
+    pub(crate) fn ask(text: &str, sampling: Sampling) -> ChatRequest {
         ChatRequest {
             messages: vec![ChatMessage::new(Role::User, text)],
             sampling,
         }
     }
 
-    async fn collect(h: &mut StreamHandle) -> (String, Option<StreamEvent>) {
+    pub(crate) async fn collect(h: &mut StreamHandle) -> (String, Option<StreamEvent>) {
         let mut text = String::new();
         while let Some(ev) = h.events.recv().await {
             match ev {

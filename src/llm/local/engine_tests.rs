@@ -1,0 +1,131 @@
+//! The local engine as an instrument: a greedy answer depends only on its own prompt, not on
+//! what the engine ran before it or beside it (needs the default model, like the other local
+//! tests).
+
+use super::tests::{ask, collect, model_path};
+use super::*;
+use crate::llm::{ChatMessage, Sampling};
+
+fn greedy(max_tokens: usize) -> Sampling {
+    Sampling {
+        max_tokens: Some(max_tokens),
+        ..Default::default()
+    }
+}
+
+/// A greedy answer to `text`.
+async fn answer(backend: &LocalBackend, text: &str, max_tokens: usize) -> String {
+    let (text, end) = collect(&mut backend.start(ask(text, greedy(max_tokens)))).await;
+    assert!(
+        matches!(end, Some(StreamEvent::Finished(_))),
+        "{end:?}: {text}"
+    );
+    text
+}
+
+const PROBE: &str = "What is the capital of England?";
+
+/// One filler request of each kind the playground sends; each leaves the engine in a
+/// different state (its RNG, its prefix cache, a cancelled sequence).
+async fn filler(backend: &LocalBackend, kind: usize) {
+    match kind {
+        // A long greedy answer.
+        0 => {
+            answer(
+                backend,
+                "Write a long story about a dragon and a knight.",
+                200,
+            )
+            .await;
+        }
+        // A sampled answer (seeded processor, temperature 1).
+        1 => {
+            let mut h = backend.start(ask(
+                "Invent a name for a new fruit and describe it.",
+                Sampling {
+                    temperature: Some(1.0),
+                    top_p: Some(0.95),
+                    max_tokens: Some(48),
+                    seed: Some(7),
+                    ..Default::default()
+                },
+            ));
+            collect(&mut h).await;
+        }
+        // A request cancelled mid-answer.
+        2 => {
+            let mut h = backend.start(ask(
+                "Write a long story about a wizard who loses his hat.",
+                greedy(400),
+            ));
+            let mut got = 0;
+            while got < 5 {
+                match h.events.recv().await {
+                    Some(StreamEvent::Delta(_)) => got += 1,
+                    Some(e) if e.is_terminal() => panic!("ended before cancel: {e:?}"),
+                    Some(_) => {}
+                    None => panic!("stream closed before cancel"),
+                }
+            }
+            h.cancel();
+            let (_, end) = collect(&mut h).await;
+            assert_eq!(end, Some(StreamEvent::Finished(FinishReason::Cancelled)));
+        }
+        // A system prompt and a sampled answer without a seed.
+        3 => {
+            let mut h = backend.start(ChatRequest {
+                messages: vec![
+                    ChatMessage::new(Role::System, "You answer in French."),
+                    ChatMessage::new(Role::User, "Describe a rainy morning."),
+                ],
+                sampling: Sampling {
+                    temperature: Some(0.8),
+                    max_tokens: Some(40),
+                    ..Default::default()
+                },
+            });
+            collect(&mut h).await;
+        }
+        // A multi-turn conversation that replays an earlier answer.
+        _ => {
+            let first = answer(backend, PROBE, 48).await;
+            let mut h = backend.start(ChatRequest {
+                messages: vec![
+                    ChatMessage::new(Role::User, PROBE),
+                    ChatMessage::new(Role::Assistant, first),
+                    ChatMessage::new(Role::User, "And of France?"),
+                ],
+                sampling: greedy(32),
+            });
+            collect(&mut h).await;
+        }
+    }
+}
+
+/// Greedy is greedy: the same greedy prompt, five times in one engine, each time after a
+/// different filler, gives byte-identical text, with the prefix cache on and off. Before
+/// `engine_sampling` set the temperature, mistral.rs sampled these "greedy" answers at
+/// temperature 1 from an engine-wide RNG, so each one depended on what ran before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greedy_answer_does_not_depend_on_what_ran_before() {
+    for prefix_cache_n in [16, 0] {
+        let backend = LocalBackend::new(
+            model_path(),
+            LocalOptions {
+                max_num_seqs: 1,
+                prefix_cache_n,
+            },
+        );
+        backend.ready().await.unwrap();
+        let fresh = answer(&backend, PROBE, 48).await;
+        assert!(fresh.contains("London"), "{fresh}");
+        for kind in 0..5 {
+            filler(&backend, kind).await;
+            let again = answer(&backend, PROBE, 48).await;
+            assert_eq!(
+                again, fresh,
+                "prefix cache {prefix_cache_n}, after filler {kind}"
+            );
+        }
+    }
+}
