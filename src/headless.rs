@@ -19,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::error::InputError;
-use crate::llm::{Backend, BackendRegistry, ChatRequest, FinishReason, StreamEvent};
+use crate::llm::{
+    self, Backend, BackendRegistry, ChatRequest, FinishReason, OnCancel, StreamEvent,
+};
 use crate::prompt::{self, render, Case, PromptFile, Variant};
-use crate::sanitize::visible;
+use crate::sanitize::{one_line, visible};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::state::timing::StreamMeter;
 use crate::store;
@@ -40,22 +42,13 @@ pub(crate) struct Job {
 /// Exit code when interrupted by Ctrl-C.
 const EXIT_INTERRUPTED: u8 = 130;
 
-/// Fill in a seed for sampled requests that have none, so every run is reproducible from its
-/// session file.
-pub(crate) fn with_seed(mut request: ChatRequest, fresh_seed: u64) -> ChatRequest {
-    if request.sampling.temperature.is_some_and(|t| t > 0.0) && request.sampling.seed.is_none() {
-        request.sampling.seed = Some(fresh_seed);
-    }
-    request
-}
-
 /// The jobs for a prompt file, variants outermost, ids from 1.
 pub(crate) fn plan(file: &PromptFile) -> Vec<Job> {
     let mut jobs = Vec::with_capacity(file.variants.len() * file.cases.len());
     for v in &file.variants {
         for c in &file.cases {
             let prepared = render::prepare(v, c);
-            let request = with_seed(prepared.request, u64::from(rand::random::<u32>()));
+            let request = render::with_seed(prepared.request, u64::from(rand::random::<u32>()));
             jobs.push(Job {
                 node_id: jobs.len() as u64 + 1,
                 variant: v.clone(),
@@ -310,18 +303,14 @@ async fn run_job(
         progress.set_message(format!("{model}: {n}"))
     })
     .await;
-    match node.status {
-        NodeStatus::Done => node.checks = job.case.expect.check(&node.text),
-        NodeStatus::Error if !node.text.is_empty() => {
-            node.meta.insert("incomplete".into(), "true".into());
-        }
-        _ => {}
+    if node.status == NodeStatus::Done {
+        node.checks = job.case.expect.check(&node.text);
     }
     node
 }
 
 /// Stream `node.request` to the end (or until `cancel`), filling in the node's text, figures,
-/// status, finish reason and error. Notices go to `on_notice`.
+/// status, finish reason and error ([`Node::finish`]). Notices go to `on_notice`.
 pub(crate) async fn stream_into_node(
     backend: &dyn Backend,
     mut node: Node,
@@ -329,45 +318,24 @@ pub(crate) async fn stream_into_node(
     mut on_notice: impl FnMut(String),
 ) -> Node {
     let t0 = Instant::now();
-    let mut handle = backend.start(node.request.clone());
+    let handle = backend.start(node.request.clone());
     let mut meter = StreamMeter::default();
-    let mut cancel_sent = false;
-    let outcome: Result<FinishReason, String> = loop {
-        tokio::select! {
-            _ = cancel.cancelled(), if !cancel_sent => {
-                handle.cancel();
-                cancel_sent = true;
+    let mut outcome: Result<FinishReason, String> = Ok(FinishReason::Cancelled);
+    llm::pump(handle, cancel, OnCancel::Drain, |ev| {
+        match ev {
+            StreamEvent::Delta(d) => {
+                meter.on_delta(t0.elapsed(), &d);
+                node.text.push_str(&d);
             }
-            ev = handle.events.recv() => match ev {
-                Some(StreamEvent::Delta(d)) => {
-                    meter.on_delta(t0.elapsed(), &d);
-                    node.text.push_str(&d);
-                }
-                Some(StreamEvent::Usage(u)) => meter.on_usage(u),
-                Some(StreamEvent::Notice(n)) => on_notice(n),
-                Some(StreamEvent::Finished(r)) => break Ok(r),
-                Some(StreamEvent::Failed(e)) => break Err(e),
-                None => break Err("the backend ended the stream without finishing".into()),
-            }
+            StreamEvent::Usage(u) => meter.on_usage(u),
+            StreamEvent::Notice(n) => on_notice(n),
+            StreamEvent::Finished(r) => outcome = Ok(r),
+            StreamEvent::Failed(e) => outcome = Err(e),
         }
-    };
-    node.duration_ms = Some(t0.elapsed().as_millis() as u64);
-    node.apply_stats(&meter.stats());
-    match outcome {
-        Ok(FinishReason::Cancelled) => {
-            node.status = NodeStatus::Cancelled;
-            node.finish_reason = Some(FinishReason::Cancelled);
-        }
-        Ok(r) => {
-            node.status = NodeStatus::Done;
-            node.finish_reason = Some(r);
-        }
-        Err(e) => {
-            node.status = NodeStatus::Error;
-            node.finish_reason = Some(FinishReason::Error);
-            node.error = Some(e);
-        }
-    }
+        true
+    })
+    .await;
+    node.finish(outcome, &meter.stats(), t0.elapsed());
     node
 }
 
@@ -389,20 +357,6 @@ fn verdict(n: &Node) -> String {
                 format!("FAIL {}", failed.join(","))
             }
         },
-    }
-}
-
-fn one_line(text: &str, max: usize) -> String {
-    let flat: String = visible(text)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if flat.chars().count() <= max {
-        flat
-    } else {
-        let mut s: String = flat.chars().take(max.saturating_sub(1)).collect();
-        s.push('…');
-        s
     }
 }
 
@@ -608,24 +562,8 @@ pub(crate) fn json_report(s: &Session, session_path: &Path) -> serde_json::Value
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::Sampling;
     use crate::eval::expect::CheckResult;
-    use crate::llm::Sampling;
-
-    #[test]
-    fn seeds_are_filled_only_for_sampled_requests() {
-        let mut r = ChatRequest {
-            messages: vec![],
-            sampling: Sampling {
-                temperature: Some(0.7),
-                ..Default::default()
-            },
-        };
-        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(5));
-        r.sampling.seed = Some(1);
-        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(1));
-        r.sampling = Sampling::default();
-        assert_eq!(with_seed(r, 5).sampling.seed, None);
-    }
 
     #[test]
     fn table_shows_verdicts_and_failures_without_control_characters() {

@@ -6,11 +6,14 @@
 
 mod app;
 mod bench;
+mod chat;
 mod cli;
 mod config;
 mod doctor;
 mod error;
 mod eval;
+#[cfg(test)]
+mod front_end_parity;
 #[cfg(test)]
 mod fuzz;
 mod headless;
@@ -23,6 +26,7 @@ mod rate;
 mod sanitize;
 mod state;
 mod store;
+mod technique;
 mod technique_run;
 mod ui;
 
@@ -222,9 +226,9 @@ pub mod bench_api {
     use crate::app::state::AppState;
     use crate::app::update::{set_metrics, update};
     use crate::app::{Effect, Msg};
+    use crate::chat::StreamEvent;
     use crate::config::keymap::Keymap;
     use crate::config::theme::Theme;
-    use crate::llm::StreamEvent;
     use crate::state::session::Session;
     use crate::ui::{draw, ViewCache};
 

@@ -15,6 +15,23 @@ pub(crate) fn visible(text: &str) -> String {
     out
 }
 
+/// `text` made visible and flattened to one line (runs of whitespace become one space), cut
+/// to at most `max` characters with a trailing `…`. For previews in tables, reports and pane
+/// notes.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let flat = visible(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut s: String = flat.chars().take(max.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    }
+}
+
 /// Whether `ch` must not be written to a terminal as is.
 pub(crate) fn needs_escape(ch: char) -> bool {
     match ch {

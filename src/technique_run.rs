@@ -1,11 +1,10 @@
 //! `promptloom technique ...`: the technique state machines (self-critique, branching,
 //! tree-of-thought search, judge, variant proposals) driven headlessly against real backends.
 //!
-//! This is the same split the TUI uses: the machines in `state::critique` and
-//! `state::search` decide what to request; this driver builds each request from the session
-//! (`prompt::techniques`), creates the node, streams it, saves the session atomically after
-//! every finished node, and feeds the outcome back. Ctrl-C cancels what is in flight through
-//! the machine, waits for the cancelled nodes, saves, and exits with 130.
+//! The techniques themselves are [`crate::technique`], the same core the TUI drives: this
+//! runner carries out a technique's commands (each spawn becomes a node streamed on its own
+//! task), saves the session atomically after every finished node, and hands the node back.
+//! Ctrl-C cancels the technique, waits for the cancelled nodes, saves, and exits with 130.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,15 +18,16 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::TechniqueCmd;
 use crate::config::Config;
 use crate::error::InputError;
-use crate::eval::judge::{self, PairOutcome, Verdict};
-use crate::llm::{BackendRegistry, ChatRequest, FinishReason};
-use crate::prompt::techniques::{self, SearchParams, Techniques};
-use crate::prompt::{self, render};
-use crate::sanitize::visible;
-use crate::state::critique::{self, CritiqueLoop};
-use crate::state::search::{self, Mode, Search};
+use crate::eval::judge::{self, PairOutcome};
+use crate::llm::BackendRegistry;
+use crate::prompt::techniques::{SearchParams, Techniques};
+use crate::prompt::{self, render, Case};
+use crate::sanitize::one_line;
+use crate::state::critique;
+use crate::state::search::{Mode, Search};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::store;
+use crate::technique::{self, requests, Command, Conclusion, Ctx, Spawn, Technique};
 
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -35,11 +35,8 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn seed() -> u64 {
-    u64::from(rand::random::<u32>())
-}
-
-/// Streams requests as session nodes and saves the session after each one finishes.
+/// Streams a technique's requests as session nodes and saves the session after each one
+/// finishes.
 struct Runner {
     registry: Arc<BackendRegistry>,
     session: Session,
@@ -48,6 +45,8 @@ struct Runner {
     rx: mpsc::UnboundedReceiver<(u64, Node)>,
     /// ticket → (node id, cancel token)
     in_flight: BTreeMap<u64, (u64, CancellationToken)>,
+    /// ticket → node id, of everything spawned
+    spawned: BTreeMap<u64, u64>,
     interrupted: bool,
 }
 
@@ -61,6 +60,7 @@ impl Runner {
             tx,
             rx,
             in_flight: BTreeMap::new(),
+            spawned: BTreeMap::new(),
             interrupted: false,
         }
     }
@@ -73,38 +73,36 @@ impl Runner {
             .with_context(|| format!("saving {}", self.path.display()))
     }
 
-    /// Create a node for `request` under `parent` and start streaming it; returns its id.
-    fn spawn(
-        &mut self,
-        ticket: u64,
-        parent: u64,
-        kind: NodeKind,
-        model: &str,
-        request: ChatRequest,
-        meta: &[(&str, String)],
-    ) -> u64 {
+    /// Create the node of `sp` and start streaming it.
+    fn spawn(&mut self, sp: Spawn) {
         let mut node = self
             .session
-            .push_child(parent, kind, model, request, now_rfc3339(), meta)
+            .push_child(
+                sp.parent,
+                sp.kind,
+                &sp.model,
+                sp.request,
+                now_rfc3339(),
+                &sp.meta,
+            )
             .clone();
         let id = node.id;
+        let ticket = sp.ticket;
         let cancel = CancellationToken::new();
         self.in_flight.insert(ticket, (id, cancel.clone()));
-        let backend = self.registry.get(model);
+        self.spawned.insert(ticket, id);
+        let backend = self.registry.get(&sp.model);
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let node = match backend {
                 Ok(b) => crate::headless::stream_into_node(b.as_ref(), node, &cancel, |_| {}).await,
                 Err(e) => {
-                    node.status = NodeStatus::Error;
-                    node.finish_reason = Some(FinishReason::Error);
-                    node.error = Some(e);
+                    node.finish(Err(e), &Default::default(), Default::default());
                     node
                 }
             };
             let _ = tx.send((ticket, node));
         });
-        id
     }
 
     fn cancel(&mut self, ticket: u64) {
@@ -113,8 +111,16 @@ impl Runner {
         }
     }
 
-    /// The next finished request (ticket and node), or `None` on Ctrl-C (first time only).
-    async fn next(&mut self) -> anyhow::Result<Option<(u64, Node)>> {
+    fn cancel_all(&mut self) {
+        let tickets: Vec<u64> = self.in_flight.keys().copied().collect();
+        for t in tickets {
+            self.cancel(t);
+        }
+    }
+
+    /// The next finished request (ticket and node id, the node put in the session), or
+    /// `None` on Ctrl-C (first time only).
+    async fn next(&mut self) -> anyhow::Result<Option<(u64, u64)>> {
         let got = tokio::select! {
             got = self.rx.recv() => got,
             _ = tokio::signal::ctrl_c(), if !self.interrupted => {
@@ -124,31 +130,78 @@ impl Runner {
         };
         let (ticket, node) = got.ok_or_else(|| anyhow!("request channel closed"))?;
         self.in_flight.remove(&ticket);
-        if let Some(slot) = self.session.node_mut(node.id) {
-            *slot = node.clone();
+        let id = node.id;
+        if let Some(slot) = self.session.node_mut(id) {
+            *slot = node;
         }
-        self.save()?;
-        Ok(Some((ticket, node)))
+        Ok(Some((ticket, id)))
     }
 
-    /// Wait for everything still in flight (after a cancel).
-    async fn drain(&mut self) -> anyhow::Result<()> {
-        while !self.in_flight.is_empty() {
-            if self.next().await?.is_none() {
-                let tickets: Vec<u64> = self.in_flight.keys().copied().collect();
-                for t in tickets {
-                    self.cancel(t);
-                }
+    /// Start a technique on this runner's session.
+    fn start<R>(
+        &mut self,
+        techniques: &Techniques,
+        cases: &[Case],
+        f: impl FnOnce(&mut Ctx) -> R,
+    ) -> R {
+        let mut seed = || u64::from(rand::random::<u32>());
+        f(&mut Ctx {
+            session: &mut self.session,
+            techniques,
+            cases,
+            seed: &mut seed,
+        })
+    }
+}
+
+/// Drive `technique` to its end: carry out its commands, hand back each finished node and
+/// save, cancel it on Ctrl-C, wait for what it cancelled; then its conclusion.
+async fn drive(
+    runner: &mut Runner,
+    mut technique: Technique,
+    mut commands: Vec<Command>,
+    techniques: &Techniques,
+    cases: &[Case],
+) -> anyhow::Result<Conclusion> {
+    let mut seed = || u64::from(rand::random::<u32>());
+    loop {
+        for c in std::mem::take(&mut commands) {
+            match c {
+                Command::Spawn(sp) => runner.spawn(sp),
+                Command::Cancel { ticket } => runner.cancel(ticket),
             }
         }
-        Ok(())
-    }
-
-    fn set_meta(&mut self, node: u64, key: &str, value: String) {
-        if let Some(n) = self.session.node_mut(node) {
-            n.meta.insert(key.into(), value);
+        let stopped = technique.stopped();
+        if stopped && runner.in_flight.is_empty() {
+            break;
+        }
+        let next = runner.next().await?;
+        let mut ctx = Ctx {
+            session: &mut runner.session,
+            techniques,
+            cases,
+            seed: &mut seed,
+        };
+        match next {
+            None if stopped => runner.cancel_all(),
+            None => commands = technique.cancel(&mut ctx),
+            Some((ticket, node)) => {
+                commands = technique.finished(&mut ctx, ticket, node);
+                runner.save()?;
+            }
         }
     }
+    let mut ctx = Ctx {
+        session: &mut runner.session,
+        techniques,
+        cases,
+        seed: &mut seed,
+    };
+    let conclusion = technique
+        .conclude(&mut ctx)
+        .ok_or_else(|| anyhow!("the technique did not stop"))?;
+    runner.save()?;
+    Ok(conclusion)
 }
 
 // ---- helpers --------------------------------------------------------------------------
@@ -197,20 +250,6 @@ fn finished_node<'a>(session: &'a Session, id: u64, path: &Path) -> Result<&'a N
     Ok(n)
 }
 
-fn preview(text: &str, max: usize) -> String {
-    let flat = visible(text)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if flat.chars().count() <= max {
-        flat
-    } else {
-        let mut s: String = flat.chars().take(max.saturating_sub(1)).collect();
-        s.push('…');
-        s
-    }
-}
-
 fn node_line(n: &Node) -> String {
     let score = n.score.map(|s| format!(" [{s:.2}]")).unwrap_or_default();
     let status = match n.status {
@@ -226,7 +265,7 @@ fn node_line(n: &Node) -> String {
         "#{} {}{score}{status}{pruned}: {}",
         n.id,
         n.kind.as_str(),
-        preview(&n.text, 70)
+        one_line(&n.text, 70)
     )
 }
 
@@ -260,7 +299,7 @@ fn diff_line(old: &str, new: &str) -> String {
             SpanKind::Removed => s.push_str(&format!("[-{}-]", sp.text.trim())),
         }
     }
-    let s = preview(&s, 2000);
+    let s = one_line(&s, 2000);
     let (added, removed) = word_counts(&spans);
     format!("{s} (+{added} −{removed} words)")
 }
@@ -271,7 +310,7 @@ fn pref_label(p: &judge::Preference, raw: bool) -> String {
         judge::Preference::A => "A".into(),
         judge::Preference::B => "B".into(),
         judge::Preference::Tie => "tie".into(),
-        judge::Preference::Unparseable(t) if raw => format!("unparseable: {}", preview(t, 60)),
+        judge::Preference::Unparseable(t) if raw => format!("unparseable: {}", one_line(t, 60)),
         judge::Preference::Unparseable(_) => "unparseable".into(),
     }
 }
@@ -356,243 +395,40 @@ async fn critique(
         .or(tech.critic_model.clone())
         .unwrap_or(node.model.clone());
     check_model(&config, &model, path)?;
-    let expect = session
-        .cases
-        .iter()
-        .find(|c| c.name == node.case)
-        .map(|c| c.expect.clone())
-        .unwrap_or_default();
-    let task = techniques::task_of(&session, answer)
-        .ok_or_else(|| anyhow!("node {answer} has no task to critique against"))?;
-    let rounds = rounds.unwrap_or(tech.critique_rounds).clamp(1, 10);
-    let mut runner = Runner::new(config, session, path.to_path_buf());
-    let (mut l, mut effects) = CritiqueLoop::start(answer, &node.text, rounds);
-    loop {
-        for e in std::mem::take(&mut effects) {
-            match e {
-                critique::Effect::Critique { ticket, answer } => {
-                    let text = runner
-                        .session
-                        .node(answer)
-                        .map(|n| n.text.clone())
-                        .unwrap_or_default();
-                    let req = techniques::critique_request(&task, &text, &tech.critique);
-                    let round = l.round.to_string();
-                    runner.spawn(
-                        ticket,
-                        answer,
-                        NodeKind::Critique,
-                        &model,
-                        req,
-                        &[("round", round)],
-                    );
-                }
-                critique::Effect::Rewrite {
-                    ticket,
-                    answer,
-                    critique,
-                } => {
-                    let text = runner
-                        .session
-                        .node(answer)
-                        .map(|n| n.text.clone())
-                        .unwrap_or_default();
-                    let crit = runner
-                        .session
-                        .node(critique)
-                        .map(|n| n.text.clone())
-                        .unwrap_or_default();
-                    let req = techniques::rewrite_request(&task, &text, &crit, &tech.rewrite);
-                    let round = l.round.to_string();
-                    runner.spawn(
-                        ticket,
-                        critique,
-                        NodeKind::Rewrite,
-                        &model,
-                        req,
-                        &[("round", round)],
-                    );
-                }
-                critique::Effect::Cancel { ticket } => runner.cancel(ticket),
-            }
-        }
-        if !l.is_running() {
-            break;
-        }
-        match runner.next().await? {
-            None => effects = l.update(critique::Msg::Cancel),
-            Some((ticket, n)) => {
-                effects = match n.status {
-                    NodeStatus::Done => {
-                        let passed = if n.kind == NodeKind::Rewrite && !expect.is_empty() {
-                            let checks = expect.check(&n.text);
-                            let pass = checks.iter().all(|c| c.pass);
-                            if let Some(m) = runner.session.node_mut(n.id) {
-                                m.checks = checks;
-                            }
-                            Some(pass)
-                        } else {
-                            None
-                        };
-                        l.update(critique::Msg::Done {
-                            ticket,
-                            node: n.id,
-                            text: n.text.clone(),
-                            passed,
-                        })
-                    }
-                    _ => l.update(critique::Msg::Failed {
-                        ticket,
-                        error: n.error.clone().unwrap_or_else(|| "cancelled".into()),
-                    }),
-                }
-            }
-        }
+    if requests::task_of(&session, answer).is_none() {
+        bail!("node {answer} has no task to critique against");
     }
-    runner.drain().await?;
-    let reason = l
-        .stop_reason()
-        .map(|r| r.describe())
-        .unwrap_or_else(|| "running".into());
-    let latest = l.latest();
-    runner.set_meta(latest, "stop_reason", reason.clone());
-    runner.save()?;
+    let rounds = rounds.unwrap_or(tech.critique_rounds).clamp(1, 10);
+    let cases = session.cases.clone();
+    let mut runner = Runner::new(config, session, path.to_path_buf());
+    let (t, cmds) = runner.start(&tech, &cases, |ctx| {
+        Technique::critique(ctx, &node, rounds, model)
+    });
+    let Conclusion::Critique {
+        reason,
+        latest,
+        rounds,
+        ..
+    } = drive(&mut runner, t, cmds, &tech, &cases).await?
+    else {
+        bail!("a critique ended as another technique");
+    };
     print!("{}", tree(&runner.session, answer));
     let (chain, _) = critique::revisions(&runner.session, latest);
     for w in chain.windows(2) {
-        let old = runner
-            .session
-            .node(w[0])
-            .map(|n| n.text.as_str())
-            .unwrap_or("");
-        let new = runner
-            .session
-            .node(w[1])
-            .map(|n| n.text.as_str())
-            .unwrap_or("");
-        println!("diff #{} → #{}: {}", w[0], w[1], diff_line(old, new));
+        let text = |id: u64| runner.session.node(id).map_or("", |n| n.text.as_str());
+        println!(
+            "diff #{} → #{}: {}",
+            w[0],
+            w[1],
+            diff_line(text(w[0]), text(w[1]))
+        );
     }
     println!(
-        "stopped: {reason} after {} round(s); latest revision #{latest} ({})",
-        l.round,
+        "stopped: {reason} after {rounds} round(s); latest revision #{latest} ({})",
         critique::revision_label(&runner.session, latest)
     );
     Ok(finish(&runner))
-}
-
-/// Drive a search (or a branching) to the end.
-async fn drive_search(
-    runner: &mut Runner,
-    mut s: Search,
-    mut effects: Vec<search::Effect>,
-    tech: &Techniques,
-    model: &str,
-    temperature: f64,
-) -> anyhow::Result<Search> {
-    let params = format!(
-        "k={} beam={} depth={} value_samples={}",
-        s.params.k, s.params.beam, s.params.depth, s.params.value_samples
-    );
-    let mut values: BTreeMap<u64, u64> = BTreeMap::new();
-    loop {
-        for e in std::mem::take(&mut effects) {
-            match e {
-                search::Effect::Expand {
-                    ticket,
-                    parent,
-                    level,
-                } => {
-                    let Some(p) = runner.session.node(parent).cloned() else {
-                        continue;
-                    };
-                    let meta = [("search", params.clone()), ("level", level.to_string())];
-                    match s.mode {
-                        Mode::Answer => {
-                            let req = techniques::branch_answer_request(&p, temperature, seed());
-                            runner.spawn(ticket, parent, NodeKind::Answer, model, req, &meta);
-                        }
-                        Mode::Step => {
-                            let task = techniques::task_of(&runner.session, parent)
-                                .ok_or_else(|| anyhow!("node {parent} has no task"))?;
-                            let steps = techniques::steps_to(&runner.session, parent);
-                            let req = techniques::step_request(
-                                &task,
-                                &steps,
-                                &tech.step,
-                                temperature,
-                                seed(),
-                            );
-                            runner.spawn(ticket, parent, NodeKind::Thought, model, req, &meta);
-                        }
-                    }
-                }
-                search::Effect::Value { ticket, node } => {
-                    let task = techniques::task_of(&runner.session, node)
-                        .ok_or_else(|| anyhow!("node {node} has no task"))?;
-                    let steps = techniques::steps_to(&runner.session, node);
-                    let req = techniques::value_request(&task, &steps, &tech.value, seed());
-                    let id = runner.spawn(ticket, node, NodeKind::Value, model, req, &[]);
-                    values.insert(ticket, id);
-                }
-                search::Effect::Score {
-                    node,
-                    score,
-                    samples,
-                } => {
-                    if let Some(n) = runner.session.node_mut(node) {
-                        n.score = score;
-                        n.meta.insert("value_samples".into(), samples);
-                        if score.is_none() {
-                            n.meta.insert("value".into(), "unparseable".into());
-                        }
-                    }
-                }
-                search::Effect::Kept { level, nodes } => {
-                    for n in nodes {
-                        runner.set_meta(n, "beam_level", level.to_string());
-                    }
-                }
-                search::Effect::Cancel { ticket } => runner.cancel(ticket),
-            }
-        }
-        if !s.is_running() {
-            break;
-        }
-        match runner.next().await? {
-            None => effects = s.update(search::Msg::Cancel),
-            Some((ticket, n)) => {
-                if let Some(v) = values.remove(&ticket) {
-                    if n.status == NodeStatus::Done {
-                        let label = crate::eval::value::parse_label(&n.text);
-                        runner.set_meta(
-                            v,
-                            "label",
-                            label.map_or("unparseable".into(), |l| l.as_str().into()),
-                        );
-                        if let Some(l) = label {
-                            if let Some(m) = runner.session.node_mut(v) {
-                                m.score = Some(l.score());
-                            }
-                        }
-                    }
-                }
-                effects = match n.status {
-                    NodeStatus::Done => s.update(search::Msg::Done {
-                        ticket,
-                        node: n.id,
-                        text: n.text.clone(),
-                    }),
-                    _ => s.update(search::Msg::Failed {
-                        ticket,
-                        error: n.error.clone().unwrap_or_else(|| "cancelled".into()),
-                    }),
-                };
-            }
-        }
-    }
-    runner.drain().await?;
-    runner.save()?;
-    Ok(s)
 }
 
 async fn branch(
@@ -610,19 +446,18 @@ async fn branch(
     check_model(&config, &model, path)?;
     let k = k.unwrap_or(tech.branch_k).clamp(1, 16);
     let mode = if step { Mode::Step } else { Mode::Answer };
+    let cases = session.cases.clone();
     let mut runner = Runner::new(config, session, path.to_path_buf());
-    let (s, effects) = Search::branch(node, k, mode);
-    let s = drive_search(
-        &mut runner,
-        s,
-        effects,
-        &tech,
-        &model,
-        tech.branch_temperature,
-    )
-    .await?;
+    let temperature = tech.branch_temperature;
+    let (t, cmds) = runner.start(&tech, &cases, |ctx| {
+        Technique::search(ctx, Search::branch(node, k, mode), temperature, true, model)
+    });
+    let status = match drive(&mut runner, t, cmds, &tech, &cases).await? {
+        Conclusion::Search { status, .. } => status,
+        _ => bail!("a branching ended as another technique"),
+    };
     print!("{}", tree(&runner.session, node));
-    println!("branched #{node} into {k}: {}", s.status.describe());
+    println!("branched #{node} into {k}: {status}");
     Ok(finish(&runner))
 }
 
@@ -676,39 +511,31 @@ async fn search_cmd(
     root.status = NodeStatus::Done;
     root.meta.insert("search_root".into(), "true".into());
     session.nodes.push(root);
+    let cases = session.cases.clone();
     let mut runner = Runner::new(config, session, out);
     runner.save()?;
-    let (s, effects) = Search::start(1, params, Mode::Step);
-    let s = drive_search(
-        &mut runner,
-        s,
-        effects,
-        &tech,
-        &model,
-        tech.branch_temperature,
-    )
-    .await?;
-    // Check the best path's last step against the case.
-    if let Some(best) = s.best() {
-        let checks = c
-            .expect
-            .check(&techniques::steps_to(&runner.session, best).join("\n"));
-        let verdict = match (checks.is_empty(), checks.iter().all(|c| c.pass)) {
-            (true, _) => "no expectations",
-            (false, true) => "PASS",
-            (false, false) => "FAIL",
-        };
-        runner.set_meta(best, "best", verdict.into());
-        runner.save()?;
-        print!("{}", tree(&runner.session, 1));
-        println!(
-            "search {}: best #{best} score {} ({verdict})",
-            s.status.describe(),
-            s.score(best).map_or("none".into(), |x| format!("{x:.2}"))
-        );
-    } else {
-        print!("{}", tree(&runner.session, 1));
-        println!("search {}: no best node", s.status.describe());
+    let temperature = tech.branch_temperature;
+    let (t, cmds) = runner.start(&tech, &cases, |ctx| {
+        Technique::search(
+            ctx,
+            Search::start(1, params, Mode::Step),
+            temperature,
+            false,
+            model,
+        )
+    });
+    let Conclusion::Search { status, best, .. } =
+        drive(&mut runner, t, cmds, &tech, &cases).await?
+    else {
+        bail!("a search ended as another technique");
+    };
+    print!("{}", tree(&runner.session, 1));
+    match best {
+        Some((best, score, verdict)) => println!(
+            "search {status}: best #{best} score {} ({verdict})",
+            score.map_or("none".into(), |x| format!("{x:.2}"))
+        ),
+        None => println!("search {status}: no best node"),
     }
     Ok(finish(&runner))
 }
@@ -761,75 +588,39 @@ async fn judge_cmd(
         .or_else(|| session.node(first).map(|n| n.model.clone()))
         .unwrap_or(config.default_model.clone());
     check_model(&config, &model, path)?;
-    let task =
-        techniques::task_of(&session, first).ok_or_else(|| anyhow!("node {first} has no task"))?;
+    if requests::task_of(&session, first).is_none() {
+        bail!("node {first} has no task");
+    }
+    let cases = session.cases.clone();
     let mut runner = Runner::new(config, session, path.to_path_buf());
-    let text = |r: &Runner, id: u64| {
-        r.session
-            .node(id)
-            .map(|n| n.text.clone())
-            .unwrap_or_default()
-    };
 
-    if pair.len() == 2 {
-        let (a, b) = (pair[0], pair[1]);
-        let fwd = techniques::pairwise_request(
-            &task,
-            &text(&runner, a),
-            &text(&runner, b),
-            &tech.judge_rubric,
-        );
-        let rev = techniques::pairwise_request(
-            &task,
-            &text(&runner, b),
-            &text(&runner, a),
-            &tech.judge_rubric,
-        );
-        runner.spawn(
-            1,
-            a,
-            NodeKind::Judge,
-            &model,
-            fwd,
-            &[("pair", format!("A=#{a} B=#{b}"))],
-        );
-        runner.spawn(
-            2,
-            a,
-            NodeKind::Judge,
-            &model,
-            rev,
-            &[("pair", format!("A=#{b} B=#{a}"))],
-        );
-        let mut prefs: BTreeMap<u64, (u64, judge::Preference)> = BTreeMap::new();
-        while !runner.in_flight.is_empty() {
-            match runner.next().await? {
-                None => {
-                    for t in [1, 2] {
-                        runner.cancel(t);
-                    }
-                }
-                Some((t, n)) => {
-                    let p = judge::parse_preference(&n.text);
-                    runner.set_meta(n.id, "verdict", pref_label(&p, false));
-                    prefs.insert(t, (n.id, p));
-                }
-            }
-        }
-        let outcome = match (prefs.get(&1), prefs.get(&2)) {
-            (Some((_, f)), Some((_, s))) => judge::combine(f, s),
-            _ => PairOutcome::Unknown,
+    if let [a, b] = pair[..] {
+        let (t, cmds) = runner
+            .start(&tech, &cases, |ctx| Technique::pair(ctx, a, b, model))
+            .map_err(|e| anyhow!(e))?;
+        let outcome = match drive(&mut runner, t, cmds, &tech, &cases).await? {
+            Conclusion::Pair { outcome, .. } => outcome,
+            _ => bail!("a pairwise judgement ended as another technique"),
         };
         let winner = match outcome {
             PairOutcome::First => format!("#{a}"),
             PairOutcome::Second => format!("#{b}"),
             _ => "-".into(),
         };
-        for (id, _) in prefs.values() {
-            runner.set_meta(*id, "pair_outcome", outcome.as_str().into());
-        }
-        runner.save()?;
-        let shown = |t: u64| prefs.get(&t).map_or("-".into(), |p| pref_label(&p.1, true));
+        let shown = |ticket: u64| {
+            runner
+                .spawned
+                .get(&ticket)
+                .and_then(|id| runner.session.node(*id))
+                .map_or("-".into(), |n| {
+                    let p = if n.status == NodeStatus::Done {
+                        judge::parse_preference(&n.text)
+                    } else {
+                        judge::Preference::Unparseable(n.error.clone().unwrap_or_default())
+                    };
+                    pref_label(&p, true)
+                })
+        };
         println!("#{a} shown first: {}", shown(1));
         println!("#{b} shown first: {}", shown(2));
         println!("pairwise: {} (winner {winner})", outcome.as_str());
@@ -839,51 +630,33 @@ async fn judge_cmd(
         return Ok(finish(&runner));
     }
 
-    for (i, &t) in targets.iter().enumerate() {
-        let req = techniques::judge_request(&task, &text(&runner, t), &tech.judge_rubric);
-        runner.spawn(i as u64 + 1, t, NodeKind::Judge, &model, req, &[]);
-    }
+    let (t, cmds) = runner.start(&tech, &cases, |ctx| Technique::judge(ctx, &targets, model));
+    drive(&mut runner, t, cmds, &tech, &cases).await?;
     let mut lines = BTreeMap::new();
     let mut scores = Vec::new();
-    while !runner.in_flight.is_empty() {
-        match runner.next().await? {
-            None => {
-                let ts: Vec<u64> = runner.in_flight.keys().copied().collect();
-                for t in ts {
-                    runner.cancel(t);
-                }
-            }
-            Some((_, n)) => {
-                let judged = n.parent.unwrap_or(0);
-                let line = if n.status != NodeStatus::Done {
-                    format!(
-                        "#{judged}: judge {:?}: {}",
-                        n.status,
-                        n.error.clone().unwrap_or_default()
-                    )
-                } else {
-                    let verdict = judge::parse_verdict(&n.text);
-                    scores.extend(verdict.score());
-                    match verdict {
-                        Verdict::Scored { score, reason } => {
-                            if let Some(m) = runner.session.node_mut(n.id) {
-                                m.score = Some(score);
-                                m.meta.insert("verdict".into(), "scored".into());
-                                m.meta.insert("reason".into(), reason.clone());
-                            }
-                            format!("#{judged}: {score}/10 — {}", preview(&reason, 100))
-                        }
-                        Verdict::Unparseable(raw) => {
-                            runner.set_meta(n.id, "verdict", "unparseable".into());
-                            format!("#{judged}: unparseable judge answer: {}", preview(&raw, 80))
-                        }
-                    }
-                };
-                lines.insert(judged, line);
-            }
-        }
+    for id in runner.spawned.values() {
+        let Some(n) = runner.session.node(*id) else {
+            continue;
+        };
+        let judged = n.parent.unwrap_or(0);
+        let line = if n.status != NodeStatus::Done {
+            format!(
+                "#{judged}: judge {:?}: {}",
+                n.status,
+                n.error.clone().unwrap_or_default()
+            )
+        } else if let Some(score) = n.score {
+            scores.push(score);
+            let reason = n.meta.get("reason").map_or("", String::as_str);
+            format!("#{judged}: {score}/10 — {}", one_line(reason, 100))
+        } else {
+            format!(
+                "#{judged}: unparseable judge answer: {}",
+                one_line(&n.text, 80)
+            )
+        };
+        lines.insert(judged, line);
     }
-    runner.save()?;
     for l in lines.values() {
         println!("{l}");
     }
@@ -951,78 +724,49 @@ async fn propose(
     anchor.status = NodeStatus::Done;
     anchor.meta.insert("not_sent".into(), "true".into());
     session.nodes.push(anchor);
+    let cases = session.cases.clone();
     let mut runner = Runner::new(config, session, out);
-    let req = techniques::propose_request(&v, n, &v.sampling);
-    runner.spawn(
-        1,
-        id,
-        NodeKind::VariantProposal,
-        &model,
-        req,
-        &[("n", n.to_string())],
-    );
-    let node = loop {
-        match runner.next().await? {
-            None => runner.cancel(1),
-            Some((_, node)) => break node,
-        }
+    let (t, cmds) = Technique::propose(&v, id, n, model);
+    let answer = match drive(&mut runner, t, cmds, &pf.techniques, &cases).await? {
+        Conclusion::Propose { answer, .. } => answer,
+        _ => bail!("a proposal ended as another technique"),
+    };
+    let Some(node) = answer.and_then(|a| runner.session.node(a)).cloned() else {
+        bail!("the proposer did not finish: cancelled");
     };
     if node.status != NodeStatus::Done {
-        runner.save()?;
         bail!(
             "the proposer did not finish: {}",
             node.error.unwrap_or_else(|| format!("{:?}", node.status))
         );
     }
-    let used: Vec<String> = prompt::template::variables(&v.template)
-        .into_iter()
-        .map(|x| x.name)
-        .collect();
-    let allowed: Vec<String> = pf
-        .cases
-        .iter()
-        .flat_map(|c| c.vars.keys().cloned())
-        .chain(used.iter().cloned())
-        .collect();
-    let (props, rejected) = techniques::parse_proposals(&node.text, &used, &allowed);
-    let mut added = Vec::new();
-    for p in &props {
-        let mut name = format!("{} / {}", v.name, p.intent);
-        let mut i = 2;
-        while runner.session.variants.iter().any(|x| x.name == name) {
-            name = format!("{} / {} {i}", v.name, p.intent);
-            i += 1;
-        }
-        let mut nv = v.clone();
-        nv.name = name.clone();
-        nv.template = p.template.clone();
-        if p.system.is_some() {
-            nv.system = p.system.clone();
-        }
-        nv.generated = Some(p.intent.clone());
-        runner.session.variants.push(nv);
-        added.push(name);
-    }
-    runner.set_meta(node.id, "accepted", added.len().to_string());
-    if !rejected.is_empty() {
-        runner.set_meta(node.id, "rejected", rejected.join("; "));
-    }
-    runner.save()?;
-    for p in &props {
-        println!("[[variant]]\n# generated: {}", p.intent);
-        println!("name = {:?}", format!("{} / {}", v.name, p.intent));
-        if let Some(s) = &p.system {
+    let (added, rejected) =
+        technique::proposed_variants(&v, &node.text, &pf.cases, &runner.session.variants);
+    technique::record_proposals(&mut runner.session, node.id, added.len(), &rejected);
+    for nv in &added {
+        println!(
+            "[[variant]]\n# generated: {}",
+            nv.generated.as_deref().unwrap_or("")
+        );
+        println!("name = {:?}", nv.name);
+        if let Some(s) = &nv.system {
             println!("system = {s:?}");
         }
-        println!("template = {:?}\ngenerated = {:?}\n", p.template, p.intent);
+        println!(
+            "template = {:?}\ngenerated = {:?}\n",
+            nv.template,
+            nv.generated.as_deref().unwrap_or("")
+        );
     }
     println!(
         "{} proposal(s) accepted, {} rejected",
-        props.len(),
+        added.len(),
         rejected.len()
     );
     for r in &rejected {
         println!("  rejected {r}");
     }
+    runner.session.variants.extend(added);
+    runner.save()?;
     Ok(finish(&runner))
 }

@@ -19,11 +19,12 @@ use super::rating_io::{RatingDriver, SaveGate};
 use super::state::AppState;
 use super::update::{set_metrics, update};
 use super::{Effect, Msg};
+use crate::chat::{BackendStatus, StreamEvent};
 use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorDepth, Theme};
 use crate::config::Config;
 use crate::error::InputError;
-use crate::llm::{BackendRegistry, BackendStatus, StreamEvent};
+use crate::llm::{self, BackendRegistry, OnCancel};
 use crate::prompt;
 use crate::state::session::Session;
 use crate::store;
@@ -519,23 +520,9 @@ fn run_effect<S: Screen>(
                         return;
                     }
                 };
-                let mut handle = backend.start(chat);
+                let handle = backend.start(chat);
                 let _ = tx.send(Msg::StreamStarted { node, request });
-                loop {
-                    tokio::select! {
-                        _ = token.cancelled() => { handle.cancel(); return; }
-                        ev = handle.events.recv() => match ev {
-                            Some(ev) => {
-                                let end = ev.is_terminal();
-                                if send(ev).is_err() || end { return; }
-                            }
-                            None => {
-                                let _ = send(StreamEvent::Failed("the backend ended the stream without finishing".into()));
-                                return;
-                            }
-                        }
-                    }
-                }
+                llm::pump(handle, &token, OnCancel::Return, |ev| send(ev).is_ok()).await;
             });
         }
         Effect::CancelStream { node } => {

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use crossterm::event::{KeyEvent, MouseEvent};
 
+use crate::chat::{BackendStatus, ChatRequest, StreamEvent};
 pub(crate) use crate::config::keymap::Action;
-use crate::llm::{BackendStatus, ChatRequest, StreamEvent};
 use crate::state::session::Session;
 
 pub(crate) use driver::run;

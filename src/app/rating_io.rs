@@ -24,7 +24,7 @@ use super::rating::{self, RatingEffect, RatingIo, SessionSummary};
 use super::state::AppState;
 use super::update::update;
 use super::Msg;
-use crate::llm::ModelIdentity;
+use crate::chat::ModelIdentity;
 use crate::state::session::{NodeKind, Session};
 use crate::store::journal::{self, SessionStore};
 

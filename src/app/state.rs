@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::edit::TextArea;
+use crate::chat::BackendStatus;
 use crate::config::keymap::{Keymap, Mode};
-use crate::llm::BackendStatus;
 use crate::prompt::{Case, PromptFile};
 use crate::state::session::{Node, NodeStatus, Session};
 use crate::state::timing::StreamMeter;
@@ -303,10 +303,16 @@ impl AppState {
 
     /// The next seed for a sampled run (splitmix64).
     pub fn next_seed(&mut self) -> u64 {
-        self.seed_state = self.seed_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.seed_state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) & 0xffff_ffff
+        next_seed(&mut self.seed_state)
     }
+}
+
+/// The next seed from a splitmix64 state (apart from [`AppState`], so a borrow of the
+/// session and of the seed state can be held together).
+pub(crate) fn next_seed(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) & 0xffff_ffff
 }

@@ -2,31 +2,32 @@
 //! `d`), tree-of-thought branching (`b`, `B`) and search (`s`), the tree view (`t`), LLM
 //! variant proposals (`g`) and the LLM judge (`J`, `K`, `P`).
 //!
-//! This is the app-side twin of `technique_run` (the headless driver): the pure machines in
-//! `state::critique` and `state::search` decide what to ask; this module turns their effects
-//! into nodes and [`Effect::StartStream`]s, and turns the streams' completions back into
-//! their messages. It does no I/O, so everything here is a unit test away. Technique streams
-//! are tracked by node in [`TechState::streams`], apart from the panes' own answers, so a
-//! critique streaming next to a rerun never disturbs the pane's phase.
+//! The machines themselves and what their effects mean live in [`crate::technique`], shared
+//! with the `technique` subcommands; this module starts them from keys, turns their
+//! [`Command`]s into nodes and [`Effect::StartStream`]s, and hands each finished stream back
+//! to its technique. Technique streams are tracked by node in [`TechState::streams`], apart
+//! from the panes' own answers, so a critique streaming next to a rerun never disturbs the
+//! pane's phase.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::state::{AppState, Layer, Pane, Phase};
+use super::state::{next_seed, AppState, Layer, Pane, Phase};
 use super::update::{insert_variant, save};
 use super::{Action, Effect};
-use crate::eval::judge::{self, PairOutcome, Preference, Verdict};
-use crate::llm::{ChatRequest, FinishReason, StreamEvent};
-use crate::prompt::techniques::{self as tq, SearchParams};
-use crate::prompt::{render, template, Variant};
-use crate::sanitize::visible;
-use crate::state::critique::{self, CritiqueLoop};
+use crate::chat::{FinishReason, StreamEvent};
+use crate::eval::judge::PairOutcome;
+use crate::prompt::render;
+use crate::prompt::techniques::SearchParams;
+use crate::sanitize::{one_line, visible};
+use crate::state::critique;
 use crate::state::diff::{word_counts, word_diff, DiffSpan};
 use crate::state::search::{self, Mode as SearchMode, Search};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::state::timing::StreamMeter;
+use crate::technique::{self, Command, Conclusion, Ctx, Machine, Spawn, Technique};
 
 pub(crate) const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -46,7 +47,7 @@ impl TechState {
     }
 }
 
-/// One technique stream: which job and machine ticket it answers.
+/// One technique stream: which job and technique ticket it answers.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TechStream {
     pub job: u64,
@@ -63,37 +64,10 @@ pub(crate) struct Job {
     /// The variant and case it works on (for the pane's progress line).
     pub variant: String,
     pub case: String,
-    pub model: String,
-    pub kind: JobKind,
+    pub technique: Technique,
     pub running: bool,
     /// What happened, once it stopped.
     pub summary: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum JobKind {
-    Critique {
-        lp: CritiqueLoop,
-    },
-    Search {
-        search: Search,
-        temperature: f64,
-        /// One level, unscored: the `b` key.
-        branch: bool,
-    },
-    Judge {
-        nodes: Vec<u64>,
-    },
-    Pair {
-        a: u64,
-        b: u64,
-        prefs: BTreeMap<u64, (u64, Preference)>,
-    },
-    Propose {
-        variant: String,
-        /// Rewrites asked for.
-        n: usize,
-    },
 }
 
 // ---- layers ---------------------------------------------------------------------------
@@ -363,20 +337,6 @@ fn show_in_pane(s: &mut AppState, node: u64) -> bool {
     true
 }
 
-fn preview(text: &str, max: usize) -> String {
-    let flat = visible(text)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if flat.chars().count() <= max {
-        flat
-    } else {
-        let mut s: String = flat.chars().take(max.saturating_sub(1)).collect();
-        s.push('…');
-        s
-    }
-}
-
 /// The node a technique key acts on: the tree's selection when the tree is on top, else the
 /// focused pane's node.
 fn target(s: &AppState) -> Option<u64> {
@@ -413,15 +373,65 @@ fn finished(s: &mut AppState, id: Option<u64>, what: &str) -> Option<Node> {
     }
 }
 
-fn new_job(s: &mut AppState, variant: &str, case: &str, model: &str, kind: JobKind) -> u64 {
+/// The interpreter's context over the app state (the job list is left free).
+fn in_ctx<R>(s: &mut AppState, f: impl FnOnce(&mut Ctx) -> R) -> R {
+    let AppState {
+        session,
+        prompt,
+        seed_state,
+        ..
+    } = s;
+    let mut seed = || next_seed(seed_state);
+    f(&mut Ctx {
+        session,
+        techniques: &prompt.techniques,
+        cases: &prompt.cases,
+        seed: &mut seed,
+    })
+}
+
+/// Run `f` on `job`'s technique; `None` when there is no such job.
+fn with_technique<R>(
+    s: &mut AppState,
+    job: u64,
+    f: impl FnOnce(&mut Technique, &mut Ctx) -> R,
+) -> Option<R> {
+    let AppState {
+        session,
+        prompt,
+        seed_state,
+        tech,
+        ..
+    } = s;
+    let j = tech.jobs.iter_mut().find(|j| j.id == job)?;
+    let mut seed = || next_seed(seed_state);
+    Some(f(
+        &mut j.technique,
+        &mut Ctx {
+            session,
+            techniques: &prompt.techniques,
+            cases: &prompt.cases,
+            seed: &mut seed,
+        },
+    ))
+}
+
+/// Add a started technique as a job on `variant` × `case` and carry out its first commands.
+fn add_job(
+    s: &mut AppState,
+    variant: &str,
+    case: &str,
+    technique: Technique,
+    commands: Vec<Command>,
+    fx: &mut Vec<Effect>,
+) -> u64 {
     s.tech.next_job += 1;
     let id = s.tech.next_job;
     s.tech.jobs.push(Job {
         id,
         variant: variant.to_string(),
         case: case.to_string(),
-        model: model.to_string(),
-        kind,
+        technique,
         running: true,
         summary: None,
     });
@@ -431,30 +441,50 @@ fn new_job(s: &mut AppState, variant: &str, case: &str, model: &str, kind: JobKi
             s.tech.jobs.remove(pos);
         }
     }
+    run_commands(s, id, commands, fx);
     id
 }
 
-fn job_mut(s: &mut AppState, id: u64) -> Option<&mut Job> {
-    s.tech.jobs.iter_mut().find(|j| j.id == id)
+/// Carry out `job`'s commands: spawns become nodes and [`Effect::StartStream`]s; a cancelled
+/// stream's node ends at once (as cancelled) and goes back to the job, whose answer is queued
+/// too. Then see whether the job has ended.
+fn run_commands(s: &mut AppState, job: u64, commands: Vec<Command>, fx: &mut Vec<Effect>) {
+    let mut queue: VecDeque<Command> = commands.into();
+    let mut ended = false;
+    while let Some(c) = queue.pop_front() {
+        match c {
+            Command::Spawn(sp) => start_stream(s, job, sp, fx),
+            Command::Cancel { ticket } => {
+                let Some(node) = node_of_ticket(s, job, ticket) else {
+                    continue;
+                };
+                fx.push(Effect::CancelStream { node });
+                let now = s.now;
+                if let Some((_, more)) = end_stream(s, node, Ok(FinishReason::Cancelled), now) {
+                    queue.extend(more);
+                    ended = true;
+                }
+            }
+        }
+    }
+    conclude_job(s, job);
+    if ended {
+        rebuild_trees(s);
+        save(s, fx);
+    }
 }
 
-/// Create a node under `parent` for `request` and start streaming it.
-#[allow(clippy::too_many_arguments)]
-fn spawn(
-    s: &mut AppState,
-    job: u64,
-    ticket: u64,
-    parent: u64,
-    kind: NodeKind,
-    model: &str,
-    request: ChatRequest,
-    meta: &[(&str, String)],
-    fx: &mut Vec<Effect>,
-) -> u64 {
+/// Create the node of `sp` and start streaming it.
+fn start_stream(s: &mut AppState, job: u64, sp: Spawn, fx: &mut Vec<Effect>) {
     let stamp = s.stamp();
-    let node = s
-        .session
-        .push_child(parent, kind, model, request.clone(), stamp, meta);
+    let node = s.session.push_child(
+        sp.parent,
+        sp.kind,
+        &sp.model,
+        sp.request.clone(),
+        stamp,
+        &sp.meta,
+    );
     node.status = NodeStatus::Queued;
     let id = node.id;
     let req = s.next_request;
@@ -463,7 +493,7 @@ fn spawn(
         id,
         TechStream {
             job,
-            ticket,
+            ticket: sp.ticket,
             request: req,
             started: s.now,
             meter: StreamMeter::default(),
@@ -472,10 +502,9 @@ fn spawn(
     fx.push(Effect::StartStream {
         node: id,
         request: req,
-        model: model.to_string(),
-        chat: request,
+        model: sp.model,
+        chat: sp.request,
     });
-    id
 }
 
 fn node_of_ticket(s: &AppState, job: u64, ticket: u64) -> Option<u64> {
@@ -763,27 +792,36 @@ fn toggle_prune(s: &mut AppState, id: u64, fx: &mut Vec<Effect>) {
         true
     };
     // Tell every running search: a pruned node is never expanded or kept.
-    let jobs: Vec<u64> = s
-        .tech
-        .jobs
-        .iter()
-        .filter(|j| j.running && matches!(j.kind, JobKind::Search { .. }))
-        .map(|j| j.id)
-        .collect();
-    for j in jobs {
-        let msg = if pruned {
+    steer_searches(
+        s,
+        if pruned {
             search::Msg::Prune(id)
         } else {
             search::Msg::Unprune(id)
-        };
-        search_update(s, j, msg, fx);
-    }
+        },
+        fx,
+    );
     s.message = Some(if pruned {
         format!("pruned #{id} (x again to unprune)")
     } else {
         format!("unpruned #{id}")
     });
     save(s, fx);
+}
+
+/// Tell every running search about a prune, unprune or promotion.
+fn steer_searches(s: &mut AppState, msg: search::Msg, fx: &mut Vec<Effect>) {
+    let jobs: Vec<u64> = s
+        .tech
+        .jobs
+        .iter()
+        .filter(|j| j.running && matches!(j.technique.machine, Machine::Search { .. }))
+        .map(|j| j.id)
+        .collect();
+    for j in jobs {
+        let cmds = with_technique(s, j, |t, ctx| t.steer(ctx, msg.clone())).unwrap_or_default();
+        run_commands(s, j, cmds, fx);
+    }
 }
 
 fn promote(s: &mut AppState, id: u64, fx: &mut Vec<Effect>) {
@@ -802,16 +840,7 @@ fn promote(s: &mut AppState, id: u64, fx: &mut Vec<Effect>) {
         return;
     }
     n.meta.remove("pruned");
-    let jobs: Vec<u64> = s
-        .tech
-        .jobs
-        .iter()
-        .filter(|j| j.running && matches!(j.kind, JobKind::Search { .. }))
-        .map(|j| j.id)
-        .collect();
-    for j in jobs {
-        search_update(s, j, search::Msg::Promote(id), fx);
-    }
+    steer_searches(s, search::Msg::Promote(id), fx);
     let variant = s
         .session
         .node(id)
@@ -872,7 +901,8 @@ fn start_critique(s: &mut AppState, node: Option<u64>, rounds: usize, fx: &mut V
         return;
     };
     if s.tech.jobs.iter().any(|j| {
-        j.running && matches!(&j.kind, JobKind::Critique { lp } if lp.revisions.contains(&n.id))
+        j.running
+            && matches!(&j.technique.machine, Machine::Critique(lp) if lp.revisions.contains(&n.id))
     }) {
         s.message = Some(format!("#{} is already being refined", n.id));
         return;
@@ -883,14 +913,13 @@ fn start_critique(s: &mut AppState, node: Option<u64>, rounds: usize, fx: &mut V
         .critic_model
         .clone()
         .unwrap_or(n.model.clone());
-    let (lp, effects) = CritiqueLoop::start(n.id, &n.text, rounds);
-    let job = new_job(s, &n.variant, &n.case, &model, JobKind::Critique { lp });
     s.message = Some(if rounds > 1 {
         format!("refining #{} (up to {rounds} rounds) with {model}", n.id)
     } else {
         format!("critiquing #{} with {model}, then rewriting", n.id)
     });
-    run_critique_effects(s, job, effects, fx);
+    let (t, cmds) = in_ctx(s, |ctx| Technique::critique(ctx, &n, rounds, model));
+    add_job(s, &n.variant, &n.case, t, cmds, fx);
 }
 
 fn start_branch(s: &mut AppState, node: Option<u64>, steps: bool, fx: &mut Vec<Effect>) {
@@ -903,19 +932,7 @@ fn start_branch(s: &mut AppState, node: Option<u64>, steps: bool, fx: &mut Vec<E
     } else {
         SearchMode::Answer
     };
-    let (search, effects) = Search::branch(n.id, k, mode);
     let temperature = s.prompt.techniques.branch_temperature;
-    let job = new_job(
-        s,
-        &n.variant,
-        &n.case,
-        &n.model,
-        JobKind::Search {
-            search,
-            temperature,
-            branch: true,
-        },
-    );
     let what = if mode == SearchMode::Step {
         "next steps"
     } else {
@@ -925,7 +942,11 @@ fn start_branch(s: &mut AppState, node: Option<u64>, steps: bool, fx: &mut Vec<E
         "branching #{} into {k} {what} at temperature {temperature} (t: tree)",
         n.id
     ));
-    run_search_effects(s, job, effects, fx);
+    let model = n.model.clone();
+    let (t, cmds) = in_ctx(s, |ctx| {
+        Technique::search(ctx, Search::branch(n.id, k, mode), temperature, true, model)
+    });
+    add_job(s, &n.variant, &n.case, t, cmds, fx);
 }
 
 fn open_search_form(s: &mut AppState, node: Option<u64>) {
@@ -971,24 +992,17 @@ fn start_search(s: &mut AppState, f: SearchForm, fx: &mut Vec<Effect>) {
         depth: f.values[2],
         value_samples: f.values[3],
     };
-    let (search, effects) = Search::start(root, params, SearchMode::Step);
     let temperature = s.prompt.techniques.branch_temperature;
-    let job = new_job(
-        s,
-        &n.variant,
-        &n.case,
-        &n.model,
-        JobKind::Search {
-            search,
-            temperature,
-            branch: false,
-        },
-    );
     s.message = Some(format!(
         "searching from #{} (k={} b={} d={}): x prunes, p promotes, X stops",
         n.id, params.k, params.beam, params.depth
     ));
-    run_search_effects(s, job, effects, fx);
+    let model = n.model.clone();
+    let (t, cmds) = in_ctx(s, |ctx| {
+        let started = Search::start(root, params, SearchMode::Step);
+        Technique::search(ctx, started, temperature, false, model)
+    });
+    add_job(s, &n.variant, &n.case, t, cmds, fx);
     // Watch it grow.
     if let Some(Layer::Tree(t)) = s.layers.last_mut() {
         t.rebuild(&s.session);
@@ -1024,39 +1038,18 @@ fn start_judge(s: &mut AppState, targets: Vec<u64>, all: bool, fx: &mut Vec<Effe
         .clone()
         .unwrap_or(first.model.clone());
     let (variant, case) = (first.variant.clone(), first.case.clone());
-    let job = new_job(
-        s,
-        &variant,
-        &case,
-        &model,
-        JobKind::Judge {
-            nodes: targets.iter().map(|n| n.id).collect(),
-        },
-    );
-    let rubric = s.prompt.techniques.judge_rubric.clone();
-    let mut started = 0;
-    for (i, t) in targets.iter().enumerate() {
-        let Some(task) = tq::task_of(&s.session, t.id) else {
-            continue;
-        };
-        let req = tq::judge_request(&task, &t.text, &rubric);
-        spawn(
-            s,
-            job,
-            i as u64 + 1,
-            t.id,
-            NodeKind::Judge,
-            &model,
-            req,
-            &[],
-            fx,
-        );
-        started += 1;
-    }
+    let ids: Vec<u64> = targets.iter().map(|n| n.id).collect();
+    let (t, cmds) = in_ctx(s, |ctx| Technique::judge(ctx, &ids, model.clone()));
+    let started = cmds
+        .iter()
+        .filter(|c| matches!(c, Command::Spawn(_)))
+        .count();
     s.message = Some(format!("judging {started} answer(s) with {model}"));
     if started == 0 {
-        finish_job(s, job, "nothing to judge".into());
+        s.message = Some("nothing to judge".into());
+        return;
     }
+    add_job(s, &variant, &case, t, cmds, fx);
 }
 
 fn start_pair(s: &mut AppState, fx: &mut Vec<Effect>) {
@@ -1074,55 +1067,23 @@ fn start_pair(s: &mut AppState, fx: &mut Vec<Effect>) {
     let Some(b) = finished(s, b_id, "judge") else {
         return;
     };
-    let Some(task) = tq::task_of(&s.session, a.id) else {
-        return;
-    };
     let model = s
         .prompt
         .techniques
         .judge_model
         .clone()
         .unwrap_or(a.model.clone());
-    let rubric = s.prompt.techniques.judge_rubric.clone();
-    let job = new_job(
-        s,
-        &a.variant,
-        &a.case,
-        &model,
-        JobKind::Pair {
-            a: a.id,
-            b: b.id,
-            prefs: BTreeMap::new(),
-        },
-    );
-    let fwd = tq::pairwise_request(&task, &a.text, &b.text, &rubric);
-    let rev = tq::pairwise_request(&task, &b.text, &a.text, &rubric);
-    let (ai, bi) = (a.id, b.id);
-    spawn(
-        s,
-        job,
-        1,
-        ai,
-        NodeKind::Judge,
-        &model,
-        fwd,
-        &[("pair", format!("A=#{ai} B=#{bi}"))],
-        fx,
-    );
-    spawn(
-        s,
-        job,
-        2,
-        ai,
-        NodeKind::Judge,
-        &model,
-        rev,
-        &[("pair", format!("A=#{bi} B=#{ai}"))],
-        fx,
-    );
-    s.message = Some(format!(
-        "pairwise: #{ai} vs #{bi}, judged in both orders by {model}"
-    ));
+    let m = model.clone();
+    match in_ctx(s, |ctx| Technique::pair(ctx, a.id, b.id, m)) {
+        Ok((t, cmds)) => {
+            s.message = Some(format!(
+                "pairwise: #{} vs #{}, judged in both orders by {model}",
+                a.id, b.id
+            ));
+            add_job(s, &a.variant, &a.case, t, cmds, fx);
+        }
+        Err(e) => s.message = Some(format!("can't judge #{}: {e}", a.id)),
+    }
 }
 
 fn start_propose(s: &mut AppState, fx: &mut Vec<Effect>) {
@@ -1161,358 +1122,138 @@ fn start_propose(s: &mut AppState, fx: &mut Vec<Effect>) {
         }
     };
     let n = s.prompt.techniques.proposals;
-    let job = new_job(
-        s,
-        &v.name,
-        &case_name,
-        &model,
-        JobKind::Propose {
-            variant: v.name.clone(),
-            n,
-        },
-    );
-    let req = tq::propose_request(&v, n, &v.sampling);
-    spawn(
-        s,
-        job,
-        1,
-        parent,
-        NodeKind::VariantProposal,
-        &model,
-        req,
-        &[("n", n.to_string())],
-        fx,
-    );
     s.message = Some(format!(
         "asking {model} for {n} rewrites of {:?}",
         visible(&v.name)
     ));
+    let (t, cmds) = Technique::propose(&v, parent, n, model);
+    add_job(s, &v.name, &case_name, t, cmds, fx);
 }
 
-// ---- machine effects --------------------------------------------------------------------
+// ---- how jobs end -------------------------------------------------------------------------
 
-fn run_critique_effects(
-    s: &mut AppState,
-    job: u64,
-    effects: Vec<critique::Effect>,
-    fx: &mut Vec<Effect>,
-) {
-    let mut queue: VecDeque<critique::Effect> = effects.into();
-    while let Some(e) = queue.pop_front() {
-        let (model, round) = match s.tech.jobs.iter().find(|j| j.id == job) {
-            Some(Job {
-                model,
-                kind: JobKind::Critique { lp },
-                ..
-            }) => (model.clone(), lp.round.to_string()),
-            _ => return,
-        };
-        let failed = match e {
-            critique::Effect::Critique { ticket, answer } => {
-                let text = s.session.node(answer).map(|n| n.text.clone());
-                match (tq::task_of(&s.session, answer), text) {
-                    (Some(task), Some(text)) => {
-                        let req = tq::critique_request(&task, &text, &s.prompt.techniques.critique);
-                        spawn(
-                            s,
-                            job,
-                            ticket,
-                            answer,
-                            NodeKind::Critique,
-                            &model,
-                            req,
-                            &[("round", round)],
-                            fx,
-                        );
-                        None
-                    }
-                    _ => Some(ticket),
-                }
-            }
-            critique::Effect::Rewrite {
-                ticket,
-                answer,
-                critique,
-            } => {
-                let text = s.session.node(answer).map(|n| n.text.clone());
-                let crit = s.session.node(critique).map(|n| n.text.clone());
-                match (tq::task_of(&s.session, answer), text, crit) {
-                    (Some(task), Some(text), Some(crit)) => {
-                        let req =
-                            tq::rewrite_request(&task, &text, &crit, &s.prompt.techniques.rewrite);
-                        spawn(
-                            s,
-                            job,
-                            ticket,
-                            critique,
-                            NodeKind::Rewrite,
-                            &model,
-                            req,
-                            &[("round", round)],
-                            fx,
-                        );
-                        None
-                    }
-                    _ => Some(ticket),
-                }
-            }
-            critique::Effect::Cancel { ticket } => {
-                if let Some(n) = node_of_ticket(s, job, ticket) {
-                    cancel_stream(s, n, fx);
-                }
-                None
-            }
-        };
-        if let Some(ticket) = failed {
-            if let Some(Job {
-                kind: JobKind::Critique { lp },
-                ..
-            }) = job_mut(s, job)
-            {
-                queue.extend(lp.update(critique::Msg::Failed {
-                    ticket,
-                    error: "the node has no task to critique against".into(),
-                }));
-            }
-        }
+/// If `job` has just stopped, write its summary.
+fn conclude_job(s: &mut AppState, job: u64) {
+    if !s.tech.jobs.iter().any(|j| j.id == job && j.running) {
+        return;
     }
-    check_critique_done(s, job);
-}
-
-fn check_critique_done(s: &mut AppState, job: u64) {
-    let Some(Job {
-        kind: JobKind::Critique { lp },
-        running: true,
-        ..
-    }) = s.tech.jobs.iter().find(|j| j.id == job)
-    else {
+    let Some(Some(c)) = with_technique(s, job, |t, ctx| t.conclude(ctx)) else {
         return;
     };
-    let Some(reason) = lp.stop_reason().cloned() else {
-        return;
-    };
-    let (latest, rounds) = (lp.latest(), lp.round);
-    if let Some(n) = s.session.node_mut(latest) {
-        n.meta.insert("stop_reason".into(), reason.describe());
-    }
-    let (chain, _) = critique::revisions(&s.session, latest);
-    finish_job(
-        s,
-        job,
-        format!(
-            "refine stopped after {rounds} round(s): {} (newest #{latest}, {} revisions; < > step, d diffs)",
-            reason.describe(),
-            chain.len()
+    let summary = match c {
+        Conclusion::Critique {
+            reason,
+            latest,
+            rounds,
+            revisions,
+        } => format!(
+            "refine stopped after {rounds} round(s): {reason} (newest #{latest}, {revisions} revisions; < > step, d diffs)"
         ),
-    );
-}
-
-fn search_update(s: &mut AppState, job: u64, msg: search::Msg, fx: &mut Vec<Effect>) {
-    let effects = match job_mut(s, job) {
-        Some(Job {
-            kind: JobKind::Search { search, .. },
+        Conclusion::Search {
+            root,
+            branch: true,
+            status,
+            children,
             ..
-        }) => search.update(msg),
-        _ => return,
-    };
-    run_search_effects(s, job, effects, fx);
-}
-
-fn run_search_effects(
-    s: &mut AppState,
-    job: u64,
-    effects: Vec<search::Effect>,
-    fx: &mut Vec<Effect>,
-) {
-    let mut queue: VecDeque<search::Effect> = effects.into();
-    while let Some(e) = queue.pop_front() {
-        let (model, mode, temperature, params) = match s.tech.jobs.iter().find(|j| j.id == job) {
-            Some(Job {
-                model,
-                kind:
-                    JobKind::Search {
-                        search,
-                        temperature,
-                        ..
-                    },
-                ..
-            }) => (
-                model.clone(),
-                search.mode,
-                *temperature,
-                format!(
-                    "k={} beam={} depth={} value_samples={}",
-                    search.params.k,
-                    search.params.beam,
-                    search.params.depth,
-                    search.params.value_samples
-                ),
-            ),
-            _ => return,
-        };
-        let failed: Option<u64> = match e {
-            search::Effect::Expand {
-                ticket,
-                parent,
-                level,
-            } => {
-                let meta = [("search", params), ("level", level.to_string())];
-                let seed = s.next_seed();
-                match (mode, s.session.node(parent).cloned()) {
-                    (_, None) => Some(ticket),
-                    (SearchMode::Answer, Some(p)) => {
-                        let req = tq::branch_answer_request(&p, temperature, seed);
-                        spawn(
-                            s,
-                            job,
-                            ticket,
-                            parent,
-                            NodeKind::Answer,
-                            &model,
-                            req,
-                            &meta,
-                            fx,
-                        );
-                        None
-                    }
-                    (SearchMode::Step, Some(_)) => match tq::task_of(&s.session, parent) {
-                        Some(task) => {
-                            let steps = tq::steps_to(&s.session, parent);
-                            let req = tq::step_request(
-                                &task,
-                                &steps,
-                                &s.prompt.techniques.step,
-                                temperature,
-                                seed,
-                            );
-                            spawn(
-                                s,
-                                job,
-                                ticket,
-                                parent,
-                                NodeKind::Thought,
-                                &model,
-                                req,
-                                &meta,
-                                fx,
-                            );
-                            None
-                        }
-                        None => Some(ticket),
-                    },
+        } => format!("branched #{root}: {children} children, {status} (t: tree)"),
+        Conclusion::Search {
+            status,
+            best: Some((b, score, verdict)),
+            ..
+        } => format!(
+            "search {status}: best #{b} value {} ({verdict}; p promotes it)",
+            score.map_or("none".into(), |x| format!("{x:.2}"))
+        ),
+        Conclusion::Search { status, .. } => format!("search {status}"),
+        Conclusion::Judge { nodes } => judge_summary(s, &nodes),
+        Conclusion::Pair { a, b, outcome } => {
+            let verdict = match outcome {
+                PairOutcome::First => format!("#{a} wins in both orders"),
+                PairOutcome::Second => format!("#{b} wins in both orders"),
+                PairOutcome::Tie => "a tie".into(),
+                PairOutcome::Inconsistent => {
+                    "position bias: the preference flipped with the order".into()
                 }
-            }
-            search::Effect::Value { ticket, node } => match tq::task_of(&s.session, node) {
-                Some(task) => {
-                    let steps = tq::steps_to(&s.session, node);
-                    let seed = s.next_seed();
-                    let req = tq::value_request(&task, &steps, &s.prompt.techniques.value, seed);
-                    spawn(s, job, ticket, node, NodeKind::Value, &model, req, &[], fx);
-                    None
-                }
-                None => Some(ticket),
-            },
-            search::Effect::Score {
-                node,
-                score,
-                samples,
-            } => {
-                if let Some(n) = s.session.node_mut(node) {
-                    n.score = score;
-                    n.meta.insert("value_samples".into(), samples);
-                    if score.is_none() {
-                        n.meta.insert("value".into(), "unparseable".into());
-                    }
-                }
-                None
-            }
-            search::Effect::Kept { level, nodes } => {
-                for n in nodes {
-                    if let Some(m) = s.session.node_mut(n) {
-                        m.meta.insert("beam_level".into(), level.to_string());
-                    }
-                }
-                None
-            }
-            search::Effect::Cancel { ticket } => {
-                if let Some(n) = node_of_ticket(s, job, ticket) {
-                    cancel_stream(s, n, fx);
-                }
-                None
-            }
-        };
-        if let Some(ticket) = failed {
-            if let Some(Job {
-                kind: JobKind::Search { search, .. },
-                ..
-            }) = job_mut(s, job)
-            {
-                queue.extend(search.update(search::Msg::Failed {
-                    ticket,
-                    error: "the node has no task".into(),
-                }));
-            }
+                PairOutcome::Unknown => "undecided (an answer was unreadable)".into(),
+            };
+            format!("pairwise #{a} vs #{b}: {verdict}")
         }
-    }
-    check_search_done(s, job);
-}
-
-fn check_search_done(s: &mut AppState, job: u64) {
-    let Some(Job {
-        kind: JobKind::Search { search, branch, .. },
-        running: true,
-        ..
-    }) = s.tech.jobs.iter().find(|j| j.id == job)
-    else {
-        return;
-    };
-    if search.is_running() {
-        return;
-    }
-    let (root, status, best, branch) = (search.root, search.status.clone(), search.best(), *branch);
-    let score = best.and_then(|b| search.score(b));
-    let summary = if branch {
-        let kids = s
-            .session
-            .nodes
-            .iter()
-            .filter(|n| n.parent == Some(root) && n.meta.contains_key("search"))
-            .count();
-        format!(
-            "branched #{root}: {kids} children, {} (t: tree)",
-            status.describe()
-        )
-    } else {
-        match best {
-            Some(b) => {
-                let case = s.session.node(b).map(|n| n.case.clone());
-                let expect = case
-                    .and_then(|c| s.prompt.cases.iter().find(|x| x.name == c))
-                    .map(|c| c.expect.clone())
-                    .unwrap_or_default();
-                let checks = expect.check(&tq::steps_to(&s.session, b).join("\n"));
-                let verdict = match (checks.is_empty(), checks.iter().all(|c| c.pass)) {
-                    (true, _) => "no expectations",
-                    (false, true) => "PASS",
-                    (false, false) => "FAIL",
-                };
-                if let Some(n) = s.session.node_mut(b) {
-                    n.meta.insert("best".into(), verdict.into());
-                }
-                format!(
-                    "search {}: best #{b} value {} ({verdict}; p promotes it)",
-                    status.describe(),
-                    score.map_or("none".into(), |x| format!("{x:.2}"))
-                )
-            }
-            None => format!("search {}", status.describe()),
-        }
+        Conclusion::Propose { variant, answer } => propose_summary(s, &variant, answer),
     };
     finish_job(s, job, summary);
 }
 
+fn judge_summary(s: &AppState, judged: &[u64]) -> String {
+    if judged.len() == 1 {
+        return judge_line(s, judged[0]).unwrap_or_else(|| "judge finished".into());
+    }
+    let scores: Vec<f64> = judged
+        .iter()
+        .filter_map(|&t| latest_judge(s, t))
+        .filter_map(|j| j.score)
+        .collect();
+    if scores.is_empty() {
+        format!("judged {} answers: no readable score", judged.len())
+    } else {
+        format!(
+            "judged {} answers: mean {:.1}/10 over {} readable",
+            judged.len(),
+            scores.iter().sum::<f64>() / scores.len() as f64,
+            scores.len()
+        )
+    }
+}
+
+/// Add the variants the proposer's answer makes, beside the variant they rewrite; the summary.
+fn propose_summary(s: &mut AppState, variant: &str, answer: Option<u64>) -> String {
+    let Some(node) = answer.and_then(|id| s.session.node(id)).cloned() else {
+        return "proposer failed: cancelled".into();
+    };
+    if node.status != NodeStatus::Done {
+        let error = node
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", node.status).to_lowercase());
+        return format!("proposer failed: {error}");
+    }
+    let Some(vi) = pane_of_variant(s, variant) else {
+        return "the variant was deleted".into();
+    };
+    let v = s.prompt.variants[vi].clone();
+    let (added, rejected) =
+        technique::proposed_variants(&v, &node.text, &s.prompt.cases, &s.prompt.variants);
+    let keep_focus = s.focus;
+    s.focus = vi;
+    let names: Vec<String> = added.iter().map(|v| v.name.clone()).collect();
+    for nv in added {
+        insert_variant(s, nv);
+    }
+    if names.is_empty() {
+        s.focus = keep_focus.min(s.panes.len().saturating_sub(1));
+    } else if let Some(first) = pane_of_variant(s, &names[0]) {
+        s.focus = first;
+    }
+    technique::record_proposals(&mut s.session, node.id, names.len(), &rejected);
+    let mut summary = format!(
+        "added {} generated variant(s) of {:?}",
+        names.len(),
+        visible(&v.name)
+    );
+    if !rejected.is_empty() {
+        summary.push_str(&format!(
+            ", {} rejected ({})",
+            rejected.len(),
+            rejected.join("; ")
+        ));
+    }
+    if !names.is_empty() {
+        summary.push_str(": Enter runs them all");
+    }
+    summary
+}
+
 fn finish_job(s: &mut AppState, job: u64, summary: String) {
-    if let Some(j) = job_mut(s, job) {
+    if let Some(j) = s.tech.jobs.iter_mut().find(|j| j.id == job) {
         j.running = false;
         j.summary = Some(summary.clone());
     }
@@ -1560,16 +1301,6 @@ pub(crate) fn stream_event(
     }
 }
 
-/// Stop a technique stream: the driver aborts it, the node is marked cancelled, and its job
-/// hears about it (a machine that cancelled it itself ignores the stale ticket).
-fn cancel_stream(s: &mut AppState, node: u64, fx: &mut Vec<Effect>) {
-    if s.tech.streams.contains_key(&node) {
-        fx.push(Effect::CancelStream { node });
-        let now = s.now;
-        finish_stream(s, node, Ok(FinishReason::Cancelled), now, fx);
-    }
-}
-
 fn finish_stream(
     s: &mut AppState,
     node: u64,
@@ -1577,293 +1308,45 @@ fn finish_stream(
     at: Duration,
     fx: &mut Vec<Effect>,
 ) {
-    let Some(ts) = s.tech.streams.remove(&node) else {
+    let Some((job, cmds)) = end_stream(s, node, outcome, at) else {
         return;
     };
-    let stats = ts.meter.stats();
-    let expect = s
-        .session
-        .node(node)
-        .and_then(|n| s.prompt.cases.iter().find(|c| c.name == n.case))
-        .map(|c| c.expect.clone())
-        .unwrap_or_default();
-    let Some(n) = s.session.node_mut(node) else {
-        return;
-    };
-    n.duration_ms = Some(at.saturating_sub(ts.started).as_millis() as u64);
-    n.apply_stats(&stats);
-    match outcome {
-        Ok(FinishReason::Cancelled) => {
-            n.status = NodeStatus::Cancelled;
-            n.finish_reason = Some(FinishReason::Cancelled);
-        }
-        Ok(r) => {
-            n.status = NodeStatus::Done;
-            n.finish_reason = Some(r);
-            if n.kind == NodeKind::Rewrite && !expect.is_empty() {
-                n.checks = expect.check(&n.text);
-            }
-            if n.kind == NodeKind::Value {
-                let label = crate::eval::value::parse_label(&n.text);
-                n.meta.insert(
-                    "label".into(),
-                    label.map_or("unparseable".into(), |l| l.as_str().into()),
-                );
-                n.score = label.map(|l| l.score());
-            }
-        }
-        Err(e) => {
-            n.status = NodeStatus::Error;
-            n.finish_reason = Some(FinishReason::Error);
-            n.error = Some(e);
-            if !n.text.is_empty() {
-                n.meta.insert("incomplete".into(), "true".into());
-            }
-        }
-    }
-    let done = n.clone();
-    deliver(s, ts.job, ts.ticket, &done, fx);
+    run_commands(s, job, cmds, fx);
     rebuild_trees(s);
     save(s, fx);
 }
 
-/// A stream of `job` ended as `node`: feed it to the job.
-fn deliver(s: &mut AppState, job: u64, ticket: u64, node: &Node, fx: &mut Vec<Effect>) {
-    let ok = node.status == NodeStatus::Done;
-    let error = node
-        .error
-        .clone()
-        .unwrap_or_else(|| format!("{:?}", node.status).to_lowercase());
-    let Some(j) = s.tech.jobs.iter_mut().find(|j| j.id == job) else {
-        return;
-    };
-    match &mut j.kind {
-        JobKind::Critique { lp } => {
-            let before = lp.latest();
-            let msg = if ok {
-                critique::Msg::Done {
-                    ticket,
-                    node: node.id,
-                    text: node.text.clone(),
-                    passed: node.passed(),
-                }
-            } else {
-                critique::Msg::Failed { ticket, error }
-            };
-            let effects = lp.update(msg);
-            let latest = lp.latest();
-            if latest != before {
-                show_in_pane(s, latest);
-            }
-            run_critique_effects(s, job, effects, fx);
-        }
-        JobKind::Search { search, .. } => {
-            let msg = if ok {
-                search::Msg::Done {
-                    ticket,
-                    node: node.id,
-                    text: node.text.clone(),
-                }
-            } else {
-                search::Msg::Failed { ticket, error }
-            };
-            let effects = search.update(msg);
-            run_search_effects(s, job, effects, fx);
-        }
-        JobKind::Judge { nodes } => {
-            let nodes = nodes.clone();
-            judge_done(s, job, &nodes, node, ok);
-        }
-        JobKind::Pair { a, b, prefs } => {
-            let (a, b) = (*a, *b);
-            let p = if ok {
-                judge::parse_preference(&node.text)
-            } else {
-                Preference::Unparseable(error)
-            };
-            let label = match &p {
-                Preference::A => "A",
-                Preference::B => "B",
-                Preference::Tie => "tie",
-                Preference::Unparseable(_) => "unparseable",
-            };
-            prefs.insert(ticket, (node.id, p));
-            let both = prefs.len() == 2;
-            let outcome = match (prefs.get(&1), prefs.get(&2)) {
-                (Some((_, f)), Some((_, r))) => judge::combine(f, r),
-                _ => PairOutcome::Unknown,
-            };
-            let ids: Vec<u64> = prefs.values().map(|(id, _)| *id).collect();
-            if let Some(n) = s.session.node_mut(node.id) {
-                n.meta.insert("verdict".into(), label.into());
-            }
-            if both || !s.tech.streams.values().any(|t| t.job == job) {
-                for id in ids {
-                    if let Some(n) = s.session.node_mut(id) {
-                        n.meta
-                            .insert("pair_outcome".into(), outcome.as_str().into());
-                    }
-                }
-                let verdict = match outcome {
-                    PairOutcome::First => format!("#{a} wins in both orders"),
-                    PairOutcome::Second => format!("#{b} wins in both orders"),
-                    PairOutcome::Tie => "a tie".into(),
-                    PairOutcome::Inconsistent => {
-                        "position bias: the preference flipped with the order".into()
-                    }
-                    PairOutcome::Unknown => "undecided (an answer was unreadable)".into(),
-                };
-                finish_job(s, job, format!("pairwise #{a} vs #{b}: {verdict}"));
-            }
-        }
-        JobKind::Propose { variant, .. } => {
-            let variant = variant.clone();
-            if ok {
-                propose_done(s, job, &variant, node);
-            } else {
-                finish_job(s, job, format!("proposer failed: {error}"));
-            }
-        }
+/// Close the node of a technique stream ([`Node::finish`]) and hand it to its technique;
+/// its job and the commands that follow.
+fn end_stream(
+    s: &mut AppState,
+    node: u64,
+    outcome: Result<FinishReason, String>,
+    at: Duration,
+) -> Option<(u64, Vec<Command>)> {
+    let ts = s.tech.streams.remove(&node)?;
+    s.session
+        .node_mut(node)?
+        .finish(outcome, &ts.meter.stats(), at.saturating_sub(ts.started));
+    let (before, cmds, after) = with_technique(s, ts.job, |t, ctx| {
+        let before = t.latest_revision();
+        let cmds = t.finished(ctx, ts.ticket, node);
+        (before, cmds, t.latest_revision())
+    })?;
+    if let Some(latest) = after.filter(|_| after != before) {
+        show_in_pane(s, latest);
     }
-}
-
-fn judge_done(s: &mut AppState, job: u64, judged: &[u64], node: &Node, ok: bool) {
-    if ok {
-        let verdict = judge::parse_verdict(&node.text);
-        if let Some(n) = s.session.node_mut(node.id) {
-            match &verdict {
-                Verdict::Scored { score, reason } => {
-                    n.score = Some(*score);
-                    n.meta.insert("verdict".into(), "scored".into());
-                    n.meta.insert("reason".into(), reason.clone());
-                }
-                Verdict::Unparseable(_) => {
-                    n.meta.insert("verdict".into(), "unparseable".into());
-                }
-            }
-        }
-    }
-    if s.tech.streams.values().any(|t| t.job == job) {
-        return;
-    }
-    let summary = if judged.len() == 1 {
-        judge_line(s, judged[0]).unwrap_or_else(|| "judge finished".into())
-    } else {
-        let scores: Vec<f64> = judged
-            .iter()
-            .filter_map(|&t| latest_judge(s, t))
-            .filter_map(|j| j.score)
-            .collect();
-        if scores.is_empty() {
-            format!("judged {} answers: no readable score", judged.len())
-        } else {
-            format!(
-                "judged {} answers: mean {:.1}/10 over {} readable",
-                judged.len(),
-                scores.iter().sum::<f64>() / scores.len() as f64,
-                scores.len()
-            )
-        }
-    };
-    finish_job(s, job, summary);
-}
-
-fn propose_done(s: &mut AppState, job: u64, variant: &str, node: &Node) {
-    let Some(vi) = pane_of_variant(s, variant) else {
-        finish_job(s, job, "the variant was deleted".into());
-        return;
-    };
-    let v: Variant = s.prompt.variants[vi].clone();
-    let used: Vec<String> = template::variables(&v.template)
-        .into_iter()
-        .map(|x| x.name)
-        .collect();
-    let allowed: Vec<String> = s
-        .prompt
-        .cases
-        .iter()
-        .flat_map(|c| c.vars.keys().cloned())
-        .chain(used.iter().cloned())
-        .collect();
-    let (props, rejected) = tq::parse_proposals(&node.text, &used, &allowed);
-    let keep_focus = s.focus;
-    s.focus = vi;
-    let mut added = Vec::new();
-    for p in &props {
-        let base = format!("{} / {}", v.name, p.intent);
-        let mut name = base.clone();
-        let mut i = 2;
-        while s.prompt.variants.iter().any(|x| x.name == name) {
-            name = format!("{base} {i}");
-            i += 1;
-        }
-        let mut nv = v.clone();
-        nv.name = name.clone();
-        nv.template = p.template.clone();
-        if p.system.is_some() {
-            nv.system = p.system.clone();
-        }
-        nv.generated = Some(p.intent.clone());
-        insert_variant(s, nv);
-        added.push(name);
-    }
-    if added.is_empty() {
-        s.focus = keep_focus.min(s.panes.len().saturating_sub(1));
-    } else if let Some(first) = pane_of_variant(s, &added[0]) {
-        s.focus = first;
-    }
-    if let Some(n) = s.session.node_mut(node.id) {
-        n.meta.insert("accepted".into(), added.len().to_string());
-        if !rejected.is_empty() {
-            n.meta.insert("rejected".into(), rejected.join("; "));
-        }
-    }
-    let mut summary = format!(
-        "added {} generated variant(s) of {:?}",
-        added.len(),
-        visible(&v.name)
-    );
-    if !rejected.is_empty() {
-        summary.push_str(&format!(
-            ", {} rejected ({})",
-            rejected.len(),
-            rejected.join("; ")
-        ));
-    }
-    if !added.is_empty() {
-        summary.push_str(": Enter runs them all");
-    }
-    finish_job(s, job, summary);
+    Some((ts.job, cmds))
 }
 
 // ---- cancelling -------------------------------------------------------------------------
 
 fn cancel_job(s: &mut AppState, job: u64, fx: &mut Vec<Effect>) {
-    let Some(j) = s.tech.jobs.iter_mut().find(|j| j.id == job && j.running) else {
+    if !s.tech.jobs.iter().any(|j| j.id == job && j.running) {
         return;
-    };
-    match &mut j.kind {
-        JobKind::Critique { lp } => {
-            let e = lp.update(critique::Msg::Cancel);
-            run_critique_effects(s, job, e, fx);
-        }
-        JobKind::Search { search, .. } => {
-            let e = search.update(search::Msg::Cancel);
-            run_search_effects(s, job, e, fx);
-        }
-        _ => {}
     }
-    // Whatever is left of the job (judges, proposals, strays).
-    let left: Vec<u64> = s
-        .tech
-        .streams
-        .iter()
-        .filter(|(_, t)| t.job == job)
-        .map(|(n, _)| *n)
-        .collect();
-    for n in left {
-        cancel_stream(s, n, fx);
-    }
+    let cmds = with_technique(s, job, |t, ctx| t.cancel(ctx)).unwrap_or_default();
+    run_commands(s, job, cmds, fx);
     if s.tech.jobs.iter().any(|j| j.id == job && j.running) {
         finish_job(s, job, "cancelled".into());
     }
@@ -1922,11 +1405,11 @@ pub(crate) fn judge_line(s: &AppState, node: u64) -> Option<String> {
         NodeStatus::Done => match (j.score, j.meta.get("reason")) {
             (Some(sc), reason) => format!(
                 "judge {sc}/10: {}",
-                preview(reason.map_or("", String::as_str), 200)
+                one_line(reason.map_or("", String::as_str), 200)
             ),
             (None, _) => format!(
                 "judge: unparseable answer ({}) — not counted",
-                preview(&j.text, 60)
+                one_line(&j.text, 60)
             ),
         },
         NodeStatus::Cancelled => "judge cancelled".into(),
@@ -1948,8 +1431,8 @@ fn running_line(s: &AppState, j: &Job) -> String {
         .and_then(|(n, _)| s.session.node(**n))
         .map(|n| n.kind.as_str())
         .unwrap_or("");
-    match &j.kind {
-        JobKind::Critique { lp } => format!(
+    match &j.technique.machine {
+        Machine::Critique(lp) => format!(
             "{spin} refine round {}/{}: {} #{} ({tokens} tok)",
             lp.round,
             lp.max_rounds,
@@ -1960,7 +1443,7 @@ fn running_line(s: &AppState, j: &Job) -> String {
             },
             lp.latest()
         ),
-        JobKind::Search {
+        Machine::Search {
             search,
             branch: true,
             ..
@@ -1970,7 +1453,7 @@ fn running_line(s: &AppState, j: &Job) -> String {
             in_flight.len(),
             search.params.k
         ),
-        JobKind::Search { search, .. } => format!(
+        Machine::Search { search, .. } => format!(
             "{spin} search level {}/{} · {} in flight · k={} b={}",
             search.level,
             search.params.depth,
@@ -1978,9 +1461,9 @@ fn running_line(s: &AppState, j: &Job) -> String {
             search.params.k,
             search.params.beam
         ),
-        JobKind::Judge { nodes } => format!("{spin} judging {} answer(s)", nodes.len()),
-        JobKind::Pair { a, b, .. } => format!("{spin} pairwise #{a} vs #{b}, both orders"),
-        JobKind::Propose { n, .. } => format!("{spin} proposing {n} variants ({tokens} tok)"),
+        Machine::Judge { nodes } => format!("{spin} judging {} answer(s)", nodes.len()),
+        Machine::Pair { a, b, .. } => format!("{spin} pairwise #{a} vs #{b}, both orders"),
+        Machine::Propose { n, .. } => format!("{spin} proposing {n} variants ({tokens} tok)"),
     }
 }
 
@@ -1999,7 +1482,7 @@ pub(crate) fn pane_notes(s: &AppState, i: usize) -> Vec<(String, &'static str)> 
     if let Some(j) = s.tech.jobs.iter().rev().find(|j| {
         j.variant == v.name
             && j.case == case
-            && !matches!(j.kind, JobKind::Judge { .. } if j.summary.is_some())
+            && !matches!(j.technique.machine, Machine::Judge { .. } if j.summary.is_some())
     }) {
         if j.running {
             out.push((running_line(s, j), "status.streaming"));

@@ -8,9 +8,8 @@ use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use super::edit::{text_to_variant, variant_to_text, TextArea};
 use super::state::{AppState, InputPurpose, Layer, Pane, PaneMetrics, Phase, PickerKind};
 use super::{techniques, write_back, Action, Effect, Msg};
+use crate::chat::{FinishReason, StreamEvent};
 use crate::config::keymap::Mode;
-use crate::headless::with_seed;
-use crate::llm::{FinishReason, StreamEvent};
 use crate::prompt::{render, Case, Variant};
 use crate::state::session::{Node, NodeKind, NodeStatus};
 use crate::ui::layout;
@@ -597,7 +596,7 @@ fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     });
     let seed = s.next_seed();
     let prepared = render::prepare(&v, &case);
-    let chat = with_seed(prepared.request, seed);
+    let chat = render::with_seed(prepared.request, seed);
     let id = s.session.next_node_id();
     let mut node = Node::start(
         id,
@@ -640,31 +639,16 @@ fn finish(s: &mut AppState, i: usize, outcome: Result<FinishReason, String>, at:
     let Some(node) = s.session.node_mut(id) else {
         return;
     };
-    node.duration_ms = Some(elapsed.as_millis() as u64);
-    node.apply_stats(&stats);
-    let phase = match outcome {
-        Ok(FinishReason::Cancelled) => {
-            node.status = NodeStatus::Cancelled;
-            node.finish_reason = Some(FinishReason::Cancelled);
-            Phase::Cancelled
-        }
-        Ok(r) => {
-            node.status = NodeStatus::Done;
-            node.finish_reason = Some(r);
+    node.finish(outcome, &stats, elapsed);
+    let phase = match node.status {
+        NodeStatus::Cancelled => Phase::Cancelled,
+        NodeStatus::Done => {
             if let Some(e) = expect.filter(|_| node.case != "(no case)") {
                 node.checks = e.check(&node.text);
             }
             Phase::Done
         }
-        Err(e) => {
-            node.status = NodeStatus::Error;
-            node.finish_reason = Some(FinishReason::Error);
-            node.error = Some(e);
-            if !node.text.is_empty() {
-                node.meta.insert("incomplete".into(), "true".into());
-            }
-            Phase::Error
-        }
+        _ => Phase::Error,
     };
     if let Some(p) = s.panes.get_mut(i) {
         p.phase = phase;

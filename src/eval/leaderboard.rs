@@ -657,7 +657,7 @@ pub(crate) fn agreement_text(a: Option<&Agreement>) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::llm::{ChatMessage, ChatRequest, Role, Sampling};
+    use crate::chat::{ChatMessage, ChatRequest, Role, Sampling};
     use crate::state::session::{NodeStatus, Rating, Vote};
 
     /// A session with `variants` × `cases` done answers; node ids run variant-major from 1.
@@ -820,7 +820,7 @@ pub(crate) mod tests {
 mod judge_tests {
     use super::tests::{grid, node_of, vote};
     use super::*;
-    use crate::llm::{ChatRequest, Sampling};
+    use crate::chat::{ChatRequest, Sampling};
     use crate::state::session::{NodeStatus, Rating};
 
     fn judge(s: &mut Session, parent: u64, score: Option<f64>) {

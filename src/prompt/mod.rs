@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::chat::Sampling;
 use crate::error::InputError;
 use crate::eval::expect::Expect;
-use crate::llm::Sampling;
 
 /// A worked example, rendered as a user turn followed by an assistant turn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

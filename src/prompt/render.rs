@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::template;
 use super::{Case, Turn, Variant};
-use crate::llm::{ChatMessage, ChatRequest, Role};
+use crate::chat::{ChatMessage, ChatRequest, Role};
 
 /// The cue zero-shot chain of thought appends to the task.
 pub(crate) const STEP_BY_STEP: &str = "Let's think this through step by step.";
@@ -110,6 +110,15 @@ fn prepare_turns(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Tu
     }
 }
 
+/// Fill in a seed for sampled requests that have none, so every run is reproducible from its
+/// session file.
+pub(crate) fn with_seed(mut request: ChatRequest, fresh_seed: u64) -> ChatRequest {
+    if request.sampling.temperature.is_some_and(|t| t > 0.0) && request.sampling.seed.is_none() {
+        request.sampling.seed = Some(fresh_seed);
+    }
+    request
+}
+
 /// The in-context block: the instruction, then each document (pasted or retrieved).
 fn context_block(variant: &Variant, retrieved: &[Passage]) -> Option<String> {
     if variant.context.is_empty() && retrieved.is_empty() {
@@ -153,8 +162,24 @@ fn finish_turn(variant: &Variant, context: Option<&str>, task: &str, answered: b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::Sampling;
+    use crate::chat::Sampling;
     use crate::prompt::{Case, Example, Turn};
+
+    #[test]
+    fn seeds_are_filled_only_for_sampled_requests() {
+        let mut r = ChatRequest {
+            messages: vec![],
+            sampling: Sampling {
+                temperature: Some(0.7),
+                ..Default::default()
+            },
+        };
+        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(5));
+        r.sampling.seed = Some(1);
+        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(1));
+        r.sampling = Sampling::default();
+        assert_eq!(with_seed(r, 5).sampling.seed, None);
+    }
 
     fn variant() -> Variant {
         Variant {

@@ -314,7 +314,7 @@ pub(crate) fn revision_label(session: &Session, node: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{ChatRequest, Sampling};
+    use crate::chat::{ChatRequest, Sampling};
     use crate::state::session::{Node, NodeStatus};
 
     fn done(l: &mut CritiqueLoop, node: u64, text: &str, passed: Option<bool>) -> Vec<Effect> {

@@ -6,11 +6,12 @@
 //! tables.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chat::{ChatRequest, FinishReason, ModelIdentity};
 use crate::eval::expect::CheckResult;
-use crate::llm::{ChatRequest, FinishReason, ModelIdentity};
 use crate::prompt::{Case, Variant};
 use crate::state::timing::StreamStats;
 
@@ -141,6 +142,38 @@ impl Node {
         self.tokens_out = stats.tokens_out;
         self.ttft_ms = stats.ttft_ms;
         self.tok_per_s = stats.tok_per_s.map(|r| (r * 100.0).round() / 100.0);
+    }
+
+    /// Close the node from its stream's outcome: the figures, the elapsed time, the status and
+    /// finish reason, the error (a failed node that had text is marked `incomplete`). Every
+    /// driver finishes nodes through this one function, so a node ends the same whichever
+    /// front end streamed it.
+    pub fn finish(
+        &mut self,
+        outcome: Result<FinishReason, String>,
+        stats: &StreamStats,
+        elapsed: Duration,
+    ) {
+        self.duration_ms = Some(elapsed.as_millis() as u64);
+        self.apply_stats(stats);
+        match outcome {
+            Ok(FinishReason::Cancelled) => {
+                self.status = NodeStatus::Cancelled;
+                self.finish_reason = Some(FinishReason::Cancelled);
+            }
+            Ok(r) => {
+                self.status = NodeStatus::Done;
+                self.finish_reason = Some(r);
+            }
+            Err(e) => {
+                self.status = NodeStatus::Error;
+                self.finish_reason = Some(FinishReason::Error);
+                self.error = Some(e);
+                if !self.text.is_empty() {
+                    self.meta.insert("incomplete".into(), "true".into());
+                }
+            }
+        }
     }
 
     pub fn passed(&self) -> Option<bool> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::llm::Usage;
+use crate::chat::Usage;
 
 /// Accumulates what a stream delivered, stamped with the consumer's elapsed time since the
 /// request was started.

@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use toml_writer::{TomlKeyBuilder, TomlStringBuilder, TomlWrite, WriteTomlValue};
 
 use super::SaveError;
+use crate::chat::{ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling};
 use crate::eval::expect::CheckResult;
-use crate::llm::{ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling};
 use crate::prompt::{Case, Variant};
 use crate::state::session::{Node, NodeKind, NodeStatus, Rating, Session, Vote, FORMAT};
 

@@ -157,8 +157,8 @@ pub(crate) fn default_sessions_dir(data_sessions: &Path) -> PathBuf {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::chat::{ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling};
     use crate::eval::expect::CheckResult;
-    use crate::llm::{ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling};
     use crate::state::session::{Node, NodeKind, NodeStatus, Rating};
 
     pub(crate) fn sample_session() -> Session {

@@ -6,8 +6,8 @@ use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
 use crate::app::state::AppState;
+use crate::chat::BackendStatus;
 use crate::config::theme::Theme;
-use crate::llm::BackendStatus;
 use crate::sanitize::visible;
 
 pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {

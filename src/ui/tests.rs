@@ -11,7 +11,7 @@ use super::*;
 use crate::app::update::tests::{app, ev, key, started};
 use crate::app::update::{set_metrics, update};
 use crate::app::Msg;
-use crate::llm::{FinishReason, StreamEvent};
+use crate::chat::{FinishReason, StreamEvent};
 
 pub(crate) fn screen(state: &mut crate::app::state::AppState, w: u16, h: u16) -> String {
     update(

@@ -15,10 +15,11 @@ use unicode_width::UnicodeWidthStr;
 
 use super::diff::{body, wrap_styled};
 use crate::app::state::AppState;
-use crate::app::techniques::{is_folded, JobKind, SearchForm, TreeRow, TreeView, SPINNER};
+use crate::app::techniques::{is_folded, SearchForm, TreeRow, TreeView, SPINNER};
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
 use crate::state::session::{Node, NodeKind, NodeStatus};
+use crate::technique::Machine;
 
 /// The node a row stands for, by index (falling back to a lookup if the list moved).
 fn row_node<'a>(state: &'a AppState, r: &TreeRow) -> Option<&'a Node> {
@@ -186,8 +187,8 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, t: &TreeView
         .jobs
         .iter()
         .filter(|j| j.running && j.case == t.case)
-        .map(|j| match &j.kind {
-            JobKind::Search {
+        .map(|j| match &j.technique.machine {
+            Machine::Search {
                 search,
                 branch: false,
                 ..
@@ -195,10 +196,10 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, t: &TreeView
                 "search level {}/{} k={} b={}",
                 search.level, search.params.depth, search.params.k, search.params.beam
             ),
-            JobKind::Search { .. } => "branching".into(),
-            JobKind::Critique { .. } => "refining".into(),
-            JobKind::Judge { .. } | JobKind::Pair { .. } => "judging".into(),
-            JobKind::Propose { .. } => "proposing".into(),
+            Machine::Search { .. } => "branching".into(),
+            Machine::Critique(_) => "refining".into(),
+            Machine::Judge { .. } | Machine::Pair { .. } => "judging".into(),
+            Machine::Propose { .. } => "proposing".into(),
         })
         .collect();
     let mut title = format!(" Tree · case {} · {} nodes", visible(&t.case), t.total);
@@ -359,7 +360,7 @@ impl TreeBench {
     pub fn new(nodes: usize, width: u16, height: u16) -> TreeBench {
         use crate::app::update::update;
         use crate::app::Msg;
-        use crate::llm::{ChatRequest, Sampling};
+        use crate::chat::{ChatRequest, Sampling};
         let src = "title = \"bench\"\n[[variant]]\nname = \"v\"\ntemplate = \"Q {{q}}\"\n[[case]]\nname = \"c\"\nvars = { q = \"x\" }\n";
         let models = vec!["m".to_string()];
         let prompt =
@@ -506,7 +507,7 @@ mod tests {
     use crate::app::techniques::tests::answered;
     use crate::app::update::tests::{ev, key, started};
     use crate::app::Effect;
-    use crate::llm::{FinishReason, StreamEvent};
+    use crate::chat::{FinishReason, StreamEvent};
     use crate::state::session::Rating;
     use crate::ui::tests::screen;
 

@@ -8,7 +8,7 @@ use super::*;
 use crate::app::update::tests::{app, ev, key, started};
 use crate::app::update::update;
 use crate::app::Msg;
-use crate::llm::{FinishReason, StreamEvent};
+use crate::chat::{FinishReason, StreamEvent};
 use crate::store::journal::RatingEdit;
 
 /// Both variants answered the first case.

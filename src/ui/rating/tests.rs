@@ -10,7 +10,7 @@ use crate::app::state::AppState;
 use crate::app::update::tests::key;
 use crate::app::update::update;
 use crate::app::Msg;
-use crate::llm::{ChatRequest, Sampling};
+use crate::chat::{ChatRequest, Sampling};
 use crate::state::session::{Node, NodeKind, NodeStatus, Rating};
 use crate::ui::tests::screen;
 
