@@ -222,7 +222,7 @@ fn a_second_rater_process_on_the_same_session_is_refused() {
     let o = sb.run(&["rate", &path, "--node", "1", "--stars", "3"]);
     assert!(!o.status.success());
     assert!(
-        text(&o.stderr).contains("open in another promptloom process"),
+        text(&o.stderr).contains("is open in another promptloom (pid "),
         "{}",
         text(&o.stderr)
     );
