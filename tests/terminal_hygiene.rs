@@ -154,7 +154,7 @@ fn ctrl_z_suspends_fg_restores_and_a_resize_storm_does_not_crash() {
             "-y",
             &h.to_string(),
         ]);
-        if i % 20 == 0 {
+        if i.is_multiple_of(20) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
