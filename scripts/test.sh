@@ -11,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Everything the suite needs besides Rust (cmake, a C++ compiler, tmux, pip), before the long build.
+scripts/setup.sh test
+
 # Build every test target first, then fetch the model with the binary the end-to-end tests
 # run: one build of the dependency tree, with the test feature set.
 cargo test --all-targets --no-run
@@ -25,21 +28,34 @@ port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 server_log="$(mktemp "${TMPDIR:-/tmp}/promptloom-llama-server.XXXXXX.log")"
 # Four slots so four variants stream at once. PROMPTLOOM_LLAMA_THREADS=1 keeps llama.cpp's
 # busy-waiting threads from collapsing when other builds load a two-core machine.
-"$llama_bin" -m "$model" --host 127.0.0.1 --port "$port" -t "${PROMPTLOOM_LLAMA_THREADS:-2}" --parallel 4 -c 8192 >"$server_log" 2>&1 &
-server_pid=$!
-stop_server() {
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
+# On CPUs with AMX, llama.cpp's weight repacking crashes while loading (a segfault after
+# "llama threadpool init"): there, and after any crash while loading, it runs with --no-repack.
+llama_args=(-m "$model" --host 127.0.0.1 --port "$port" -t "${PROMPTLOOM_LLAMA_THREADS:-2}" --parallel 4 -c 8192)
+no_repack=()
+if grep -qiw 'amx_int8\|amx_tile' /proc/cpuinfo 2>/dev/null && "$llama_bin" --help 2>&1 | grep -q -- '--no-repack'; then
+  echo "test.sh: this CPU has AMX: starting llama-server with --no-repack (its repacking crashes on AMX)"
+  no_repack=(--no-repack)
+fi
+start_server() {
+  "$llama_bin" "${llama_args[@]}" "${no_repack[@]}" >"$server_log" 2>&1 &
+  server_pid=$!
 }
-trap stop_server EXIT
-
+start_server
 url="http://127.0.0.1:$port"
 for _ in $(seq 1 240); do
   if python3 -c "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('$url/health', timeout=2).status == 200 else 1)" 2>/dev/null; then
     break
   fi
   if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "test.sh: llama-server exited; its log:" >&2
+    status=0; wait "$server_pid" 2>/dev/null || status=$?
+    if [ "${#no_repack[@]}" -eq 0 ] && "$llama_bin" --help 2>&1 | grep -q -- '--no-repack'; then
+      echo "test.sh: llama-server exited while loading (status $status); starting it again with --no-repack. Its log:" >&2
+      tail -n 5 "$server_log" >&2
+      no_repack=(--no-repack)
+      start_server
+      continue
+    fi
+    echo "test.sh: llama-server exited (status $status); its log:" >&2
     cat "$server_log" >&2
     exit 1
   fi
@@ -50,6 +66,8 @@ python3 -c "import urllib.request; urllib.request.urlopen('$url/health', timeout
 echo "test.sh: llama-server ready at $url"
 
 export PROMPTLOOM_TEST_LLAMA_URL="$url"
+# In this suite a missing server or model is a failure, not a skip.
+export PROMPTLOOM_REQUIRE_SERVERS=1
 export PROMPTLOOM_CANARY_KEY="sk-canary-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 
 cargo test --all-targets --no-fail-fast "$@"

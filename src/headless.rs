@@ -33,6 +33,8 @@ pub(crate) struct Job {
     pub variant: Variant,
     pub case: Case,
     pub request: ChatRequest,
+    /// What was chosen for the request (retrieved chunks, selected examples).
+    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 /// Exit code when interrupted by Ctrl-C.
@@ -52,15 +54,14 @@ pub(crate) fn plan(file: &PromptFile) -> Vec<Job> {
     let mut jobs = Vec::with_capacity(file.variants.len() * file.cases.len());
     for v in &file.variants {
         for c in &file.cases {
-            let request = with_seed(
-                render::request(v, &c.vars),
-                u64::from(rand::random::<u32>()),
-            );
+            let prepared = render::prepare(v, c);
+            let request = with_seed(prepared.request, u64::from(rand::random::<u32>()));
             jobs.push(Job {
                 node_id: jobs.len() as u64 + 1,
                 variant: v.clone(),
                 case: c.clone(),
                 request,
+                meta: prepared.meta,
             });
         }
     }
@@ -267,7 +268,7 @@ fn progress_bar(len: u64) -> ProgressBar {
 }
 
 fn base_node(job: &Job) -> Node {
-    Node::start(
+    let mut n = Node::start(
         job.node_id,
         None,
         NodeKind::Answer,
@@ -276,7 +277,9 @@ fn base_node(job: &Job) -> Node {
         &job.variant.model,
         job.request.clone(),
         now_rfc3339(),
-    )
+    );
+    n.meta.extend(job.meta.clone());
+    n
 }
 
 fn cancelled_before_start(job: &Job) -> Node {

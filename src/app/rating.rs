@@ -26,10 +26,6 @@ use crate::prompt::PromptFile;
 use crate::state::session::{Node, Rating, Session};
 use crate::store::journal::RatingEdit;
 
-/// Bootstrap resamples when choosing the next pair on a key (the leaderboard shows the full
-/// count): a fifth of the work, and the pick needs only rough intervals.
-const PICK_BOOTSTRAP_ROUNDS: usize = 100;
-
 /// What the rating features keep in the app state.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RatingState {
@@ -540,7 +536,7 @@ fn pick_compare(
     prefer_case: bool,
     prev: Option<&CompareState>,
 ) -> Option<Box<CompareState>> {
-    let board = leaderboard::build_with(&s.session, GroupBy::Variant, PICK_BOOTSTRAP_ROUNDS);
+    let board = leaderboard::build(&s.session, GroupBy::Variant);
     let ranked = active::ranked_pairs(&s.session, &board);
     let case = s.case_name();
     let key = |a: u64, b: u64| (a.min(b), a.max(b));

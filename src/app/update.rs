@@ -593,9 +593,11 @@ fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         name: "(no case)".into(),
         vars: Default::default(),
         expect: Default::default(),
+        turns: Vec::new(),
     });
     let seed = s.next_seed();
-    let chat = with_seed(render::request(&v, &case.vars), seed);
+    let prepared = render::prepare(&v, &case);
+    let chat = with_seed(prepared.request, seed);
     let id = s.session.next_node_id();
     let mut node = Node::start(
         id,
@@ -608,6 +610,7 @@ fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         s.stamp(),
     );
     node.status = NodeStatus::Queued;
+    node.meta.extend(prepared.meta);
     s.session.nodes.push(node);
     let request = s.next_request;
     s.next_request += 1;
@@ -784,6 +787,7 @@ fn input_accepted(s: &mut AppState, purpose: InputPurpose, text: String, fx: &mu
                 name: format!("input {n}"),
                 vars,
                 expect: Default::default(),
+                turns: Vec::new(),
             });
             s.session.cases = s.prompt.cases.clone();
             select_case(s, s.prompt.cases.len() - 1);

@@ -140,11 +140,8 @@ fn overlap_fraction(a: &Interval, b: &Interval) -> f64 {
     let len = (a.high.min(b.high) - a.low.max(b.low)).max(0.0);
     let narrow = a.width().min(b.width());
     if narrow <= 0.0 {
-        if a.overlaps(b) {
-            1.0
-        } else {
-            0.0
-        }
+        // A zero-width interval measured nothing: as uncertain as it gets.
+        1.0
     } else {
         (len / narrow).min(1.0)
     }

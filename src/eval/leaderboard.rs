@@ -6,8 +6,8 @@
 //! - mean stars with a Student-t interval (clamped to 1–5);
 //! - thumbs-up share and expectation pass rate with Wilson score intervals (good at small n
 //!   and near 0% or 100%, unlike the normal approximation);
-//! - Bradley–Terry strength from blind votes ([`super::bradley_terry`]) with percentile
-//!   bootstrap intervals. Both-bad votes are counted per entry but not fitted: they say
+//! - Bradley–Terry strength from blind votes ([`super::bradley_terry`]) with Laplace posterior
+//!   intervals (they keep the prior's uncertainty, so a few unanimous votes stay wide). Both-bad votes are counted per entry but not fitted: they say
 //!   nothing about which side was better.
 //!
 //! - the LLM judge's 1–10 score (judge nodes whose parent is the answer; unparseable verdicts
@@ -15,8 +15,12 @@
 //!   the judge score and the mean stars over the answers both rated, with that `n`.
 //!
 //! Ranks say only what the intervals support: an entry's rank is 1 + the number of ranked
-//! entries whose interval lies wholly above its own, and a `~` marks a rank shared with an
-//! entry it can't be told apart from.
+//! entries clearly better than it, and a `~` marks a rank shared with an entry it can't be
+//! told apart from. By votes, "clearly better" is a 95% interval of the strength difference
+//! that leaves out 0 (from the same posterior, so it accounts for how the two strengths
+//! covary; for two entries it is exactly "the two intervals lie apart"); by stars, the two
+//! t-intervals lie apart. A zero-width interval (all stars equal, say) measures
+//! no spread, so it never separates two entries.
 //!
 //! Only final answers (`answer` and `rewrite` nodes) count; critiques, thoughts and judges
 //! are not what a variant is judged on.
@@ -28,10 +32,6 @@ use crate::state::session::{Node, NodeKind, Session};
 
 /// Fewer observations than this are shown as `n=K`, not ranked.
 pub(crate) const MIN_SAMPLE: usize = 5;
-/// Bootstrap resamples for the Bradley–Terry intervals.
-pub(crate) const BOOTSTRAP_ROUNDS: usize = 500;
-/// Fixed seed: the same votes always give the same intervals.
-pub(crate) const BOOTSTRAP_SEED: u64 = 0x5eed_1007;
 
 /// What entries are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +74,7 @@ pub(crate) struct Entry {
     pub stars_n: usize,
     pub thumbs_up: Option<Share>,
     pub pass_rate: Option<Share>,
-    /// Centred Bradley–Terry log-strength with its bootstrap interval (`None`: no votes).
+    /// Centred Bradley–Terry log-strength with its 95% posterior interval (`None`: no votes).
     pub strength: Option<Interval>,
     pub wins: usize,
     pub losses: usize,
@@ -245,12 +245,6 @@ pub(crate) fn agreement(pairs: &[(f64, f64)]) -> Option<Agreement> {
 
 /// Build the leaderboard of `session` grouped `by` variant or model.
 pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
-    build_with(session, by, BOOTSTRAP_ROUNDS)
-}
-
-/// [`build`] with `rounds` bootstrap resamples: fewer is faster and coarser (choosing the next
-/// pair to compare on every key needs only a rough idea of the intervals).
-pub(crate) fn build_with(session: &Session, by: GroupBy, rounds: usize) -> Leaderboard {
     let mut names: Vec<String> = Vec::new();
     let mut answers: Vec<usize> = Vec::new();
     let node_group =
@@ -362,20 +356,8 @@ pub(crate) fn build_with(session: &Session, by: GroupBy, rounds: usize) -> Leade
         comparisons.push(Comparison { a, b, outcome });
     }
     let by_votes = !comparisons.is_empty();
-    let intervals = if by_votes {
-        Some(
-            bradley_terry::fit_with_intervals(
-                players,
-                &comparisons,
-                bradley_terry::DEFAULT_PRIOR,
-                rounds,
-                BOOTSTRAP_SEED,
-            )
-            .1,
-        )
-    } else {
-        None
-    };
+    let posterior = by_votes
+        .then(|| bradley_terry::posterior(players, &comparisons, bradley_terry::DEFAULT_PRIOR));
     let mut entries: Vec<Entry> = (0..players)
         .map(|i| {
             let (w, l, t, bb) = wlt[i];
@@ -390,7 +372,10 @@ pub(crate) fn build_with(session: &Session, by: GroupBy, rounds: usize) -> Leade
                 stars_n: stars[i].len(),
                 thumbs_up: share(ups[i].0, ups[i].1),
                 pass_rate: share(pass[i].0, pass[i].1),
-                strength: intervals.as_ref().filter(|_| w + l + t > 0).map(|iv| iv[i]),
+                strength: posterior
+                    .as_ref()
+                    .filter(|_| w + l + t > 0)
+                    .map(|p| p.intervals[i]),
                 wins: w,
                 losses: l,
                 ties: t,
@@ -443,14 +428,28 @@ pub(crate) fn build_with(session: &Session, by: GroupBy, rounds: usize) -> Leade
         .filter(|(_, e)| e.rank.is_some())
         .map(|(i, e)| (i, e.rank_interval(by_votes)))
         .collect();
+    let player = |e: &Entry| names.iter().position(|n| *n == e.name);
     for &(i, iv) in &ranked {
         let Some(iv) = iv else { continue };
-        let others = ranked
-            .iter()
-            .filter(|(j, _)| *j != i)
-            .filter_map(|(_, o)| *o);
-        let better = others.clone().filter(|o| o.low > iv.high).count();
-        let tied = others.into_iter().any(|o| o.overlaps(&iv));
+        let (mut better, mut tied) = (0, false);
+        for &(j, o) in &ranked {
+            let Some(o) = o else { continue };
+            if j == i {
+                continue;
+            }
+            // Votes: a pairwise test on the posterior of θ_j − θ_i (it knows how the two
+            // strengths covary); stars: the two t-intervals lie apart.
+            let (apart, above) = match (&posterior, player(&entries[i]), player(&entries[j])) {
+                (Some(p), Some(pi), Some(pj)) => {
+                    (p.separated(pj, pi), p.difference(pj, pi).low > 0.0)
+                }
+                _ => (o.separated_from(&iv), o.low > iv.high),
+            };
+            if apart && above {
+                better += 1;
+            }
+            tied |= !apart;
+        }
         entries[i].distinct_rank = Some(better + 1);
         entries[i].tied = tied;
     }
@@ -535,7 +534,7 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| rank | {} | answers | mean stars (95% t) | thumbs up (95% Wilson) | passed (95% Wilson) | BT strength (95% bootstrap) | W-L-T | both bad | LLM judge 1-10 (95% t) |",
+        "| rank | {} | answers | mean stars (95% t) | thumbs up (95% Wilson) | passed (95% Wilson) | BT strength (95% posterior) | W-L-T | both bad | LLM judge 1-10 (95% t) |",
         board.by.as_str()
     );
     let _ = writeln!(
@@ -588,16 +587,26 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
         "\nRanked by {}; entries with fewer than {MIN_SAMPLE} {} show `n=K` instead of a rank. \
          BT strength is a centred log-strength: a difference of d means odds of e^d to 1. \
          Ties count half a win each; {} both-bad vote(s) are counted but not fitted.",
-        if board.by_votes {
-            "Bradley–Terry strength from blind votes"
-        } else {
-            "mean stars (no votes yet)"
-        },
+        ranking_basis(board),
         if board.by_votes { "votes" } else { "star ratings" },
         board.both_bad_votes
     );
     let _ = writeln!(out, "\n{}", agreement_text(board.agreement.as_ref()));
     out
+}
+
+/// What the ranking rests on, in words: "no votes yet" only when there are none at all.
+pub(crate) fn ranking_basis(board: &Leaderboard) -> String {
+    if board.by_votes {
+        "Bradley–Terry strength from blind votes".into()
+    } else if board.both_bad_votes > 0 {
+        format!(
+            "mean stars (the {} blind vote(s) so far are all both-bad, which rank nothing)",
+            board.both_bad_votes
+        )
+    } else {
+        "mean stars (no votes yet)".into()
+    }
 }
 
 /// The judge column: mean with interval and n, plus unreadable verdicts.
@@ -940,6 +949,99 @@ mod judge_tests {
 }
 
 #[cfg(test)]
+mod interval_tests {
+    use super::tests::{grid, node_of, vote};
+    use super::*;
+
+    fn labels(board: &Leaderboard) -> Vec<(String, String)> {
+        board
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.rank_label(true)))
+            .collect()
+    }
+
+    /// Issue 19: five votes of "a beats b" ranked them 1 and 2 with zero-width intervals.
+    #[test]
+    fn five_unanimous_votes_leave_two_variants_tied() {
+        let mut s = grid(&["a", "b"], &["c1"]);
+        let (a, b) = (node_of(&s, "a", "c1"), node_of(&s, "b", "c1"));
+        for _ in 0..5 {
+            vote(&mut s, a, b, "left");
+        }
+        let board = build(&s, GroupBy::Variant);
+        assert_eq!(
+            labels(&board),
+            [("a".into(), "~1".into()), ("b".into(), "~1".into())]
+        );
+        let sa = board.entries[0].strength.unwrap();
+        assert!(sa.width() > 1.0, "{sa:?}");
+        let md = to_markdown(&board);
+        assert!(md.contains("| ~1 | a |"), "{md}");
+    }
+
+    #[test]
+    fn two_hundred_votes_with_a_clear_winner_separate() {
+        let mut s = grid(&["a", "b"], &["c1", "c2"]);
+        for (k, c) in ["c1", "c2"].iter().cycle().take(200).enumerate() {
+            let (a, b) = (node_of(&s, "a", c), node_of(&s, "b", c));
+            // 140 to 60.
+            vote(&mut s, a, b, if k % 10 < 7 { "left" } else { "right" });
+        }
+        let board = build(&s, GroupBy::Variant);
+        assert_eq!(
+            labels(&board),
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+    }
+
+    /// Equal stars everywhere give zero-width t-intervals: no spread measured, no separation.
+    #[test]
+    fn zero_width_star_intervals_do_not_separate() {
+        let mut s = grid(&["a", "b"], &["c1"]);
+        let (a, b) = (node_of(&s, "a", "c1"), node_of(&s, "b", "c1"));
+        for k in 0..5 {
+            for (node, stars) in [(a, 5), (b, 1)] {
+                s.ratings.push(crate::state::session::Rating {
+                    node,
+                    stars: Some(stars),
+                    thumb: None,
+                    note: None,
+                    rater: format!("r{k}"),
+                    at: "t".into(),
+                    seq: None,
+                });
+            }
+        }
+        let board = build(&s, GroupBy::Variant);
+        assert_eq!(board.entries[0].stars.unwrap().width(), 0.0);
+        let ranks: Vec<String> = board.entries.iter().map(|e| e.rank_label(false)).collect();
+        assert_eq!(ranks, ["~1", "~1"]);
+    }
+
+    /// Issue 19: with only both-bad votes the footer said "no votes yet" beside
+    /// "6 both-bad vote(s)".
+    #[test]
+    fn only_both_bad_votes_are_not_called_no_votes() {
+        let mut s = grid(&["a", "b"], &["c1"]);
+        let (a, b) = (node_of(&s, "a", "c1"), node_of(&s, "b", "c1"));
+        for _ in 0..6 {
+            vote(&mut s, a, b, "both_bad");
+        }
+        let board = build(&s, GroupBy::Variant);
+        assert!(!board.by_votes);
+        let md = to_markdown(&board);
+        assert!(!md.contains("no votes yet"), "{md}");
+        assert!(
+            md.contains("the 6 blind vote(s) so far are all both-bad"),
+            "{md}"
+        );
+        let empty = build(&grid(&["a"], &["c1"]), GroupBy::Variant);
+        assert!(to_markdown(&empty).contains("no votes yet"));
+    }
+}
+
+#[cfg(test)]
 mod timing {
     use super::tests::{grid, node_of, vote};
     use super::*;
@@ -965,12 +1067,12 @@ mod timing {
                 }
             }
         }
-        for rounds in [BOOTSTRAP_ROUNDS, 100] {
+        {
             let t = std::time::Instant::now();
-            let board = build_with(&s, GroupBy::Variant, rounds);
+            let board = build(&s, GroupBy::Variant);
             let pairs = crate::eval::active::ranked_pairs(&s, &board);
             println!(
-                "{} votes, {} variants, {rounds} resamples: board + ranked pairs in {:.1} ms ({} candidates)",
+                "{} votes, {} variants: board + ranked pairs in {:.1} ms ({} candidates)",
                 s.votes.len(),
                 variants.len(),
                 t.elapsed().as_secs_f64() * 1e3,

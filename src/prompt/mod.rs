@@ -4,6 +4,7 @@
 //! model: unknown keys, undefined `{{var}}`s, unknown models, duplicate names and bad regexes
 //! are reported with file, line and column.
 
+pub(crate) mod cases_file;
 pub(crate) mod render;
 pub(crate) mod techniques;
 pub(crate) mod template;
@@ -67,6 +68,37 @@ pub(crate) struct Case {
     pub vars: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Expect::is_empty")]
     pub expect: Expect,
+    /// A conversation: the earlier turns are sent as history and the variant answers the
+    /// last (user) turn. Empty for a single-turn case, which fills the variant's template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<Turn>,
+}
+
+/// One turn of a multi-turn case: `{ user = "…" }` or `{ assistant = "…" }`. `{{vars}}` are
+/// filled from the case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub(crate) enum Turn {
+    User(String),
+    Assistant(String),
+}
+
+impl Turn {
+    pub fn text(&self) -> &str {
+        match self {
+            Turn::User(t) | Turn::Assistant(t) => t,
+        }
+    }
+}
+
+/// A conversation must end on a user turn (that is what the variants answer).
+pub(crate) fn validate_turns(turns: &[Turn]) -> Result<(), String> {
+    match turns.last() {
+        None | Some(Turn::User(_)) => Ok(()),
+        Some(Turn::Assistant(_)) => {
+            Err("the last turn must be a user turn: the variants answer it".into())
+        }
+    }
 }
 
 /// A loaded, validated prompt file.
@@ -99,6 +131,8 @@ struct RawFile {
     variants: Vec<Spanned<RawVariant>>,
     #[serde(default, rename = "case")]
     cases: Vec<Spanned<RawCase>>,
+    /// More cases from a CSV, JSONL or YAML file (relative to this file).
+    cases_file: Option<Spanned<String>>,
     #[serde(default)]
     techniques: Option<techniques::RawTechniques>,
 }
@@ -175,6 +209,8 @@ struct RawCase {
     vars: BTreeMap<String, String>,
     #[serde(default)]
     expect: Option<Spanned<Expect>>,
+    #[serde(default)]
+    turns: Option<Spanned<Vec<Turn>>>,
 }
 
 /// Load and validate a prompt file. `models` are the configured model names;
@@ -321,11 +357,66 @@ pub(crate) fn parse(
             }
             None => Expect::default(),
         };
+        let turns = match &rc.turns {
+            Some(t) => {
+                validate_turns(t.get_ref()).map_err(|msg| {
+                    InputError::at(path, text, t.span().start, format!("case {name:?}: {msg}"))
+                })?;
+                t.get_ref().clone()
+            }
+            None => Vec::new(),
+        };
         cases.push(Case {
             name,
             vars: rc.vars.clone(),
             expect,
+            turns,
         });
+    }
+    if let Some(f) = &raw.cases_file {
+        let p = base_dir.join(f.get_ref());
+        if !p.is_file() {
+            return Err(InputError::at(
+                path,
+                text,
+                f.span().start,
+                format!("cannot read cases_file {}", p.display()),
+            )
+            .with_hint("cases_file is relative to the prompt file's folder"));
+        }
+        for c in cases_file::load(&p)? {
+            if !case_names.insert(c.name.clone()) {
+                return Err(InputError::at(
+                    path,
+                    text,
+                    f.span().start,
+                    format!(
+                        "case {:?} from {} is also a [[case]] here",
+                        c.name,
+                        p.display()
+                    ),
+                )
+                .with_hint("give the cases distinct `name`s"));
+            }
+            cases.push(c);
+        }
+    }
+    // Variables in a conversation's turns must be defined by its case.
+    for c in &cases {
+        for t in &c.turns {
+            if let Some(var) = template::variables(t.text())
+                .into_iter()
+                .find(|v| !c.vars.contains_key(&v.name))
+            {
+                return Err(InputError::plain(
+                    path,
+                    format!(
+                        "case {:?} uses {{{{{}}}}} in a turn but does not define it",
+                        c.name, var.name
+                    ),
+                ));
+            }
+        }
     }
 
     // Every variable a variant uses must be defined by every case.
@@ -353,7 +444,12 @@ pub(crate) fn parse(
                         var.name
                     )));
                 }
-                if let Some(c) = cases.iter().find(|c| !c.vars.contains_key(&var.name)) {
+                // A conversation's turns take the template's place, so only single-turn
+                // cases must define the template's variables (examples apply to both).
+                let is_template = std::ptr::eq(t, v.template.as_str());
+                if let Some(c) = cases.iter().find(|c| {
+                    !c.vars.contains_key(&var.name) && !(is_template && !c.turns.is_empty())
+                }) {
                     let defined: Vec<&str> = c.vars.keys().map(String::as_str).collect();
                     return Err(InputError::at(
                         path,
@@ -381,6 +477,7 @@ pub(crate) fn parse(
             name: "default".into(),
             vars: BTreeMap::new(),
             expect: Expect::default(),
+            turns: Vec::new(),
         });
     }
     let main_var = main_var.or_else(|| {
@@ -619,5 +716,57 @@ expect = { any = ["London"] }
         let f = parse_ok("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"Tell a joke\"\n");
         assert_eq!(f.cases.len(), 1);
         assert_eq!(f.cases[0].name, "default");
+    }
+
+    #[test]
+    fn multi_turn_cases_parse_and_skip_the_template_vars() {
+        let f = parse_ok("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"Capital of {{country}}?\"\n[[case]]\nvars = { country = \"Peru\" }\n[[case]]\nname = \"chat\"\nvars = { city = \"Lima\" }\nturns = [{ user = \"I live in {{city}}.\" }, { assistant = \"Nice!\" }, { user = \"Which country is that in?\" }]\nexpect = { any = [\"Peru\"] }\n");
+        assert_eq!(f.cases[1].turns.len(), 3);
+        assert_eq!(
+            f.cases[1].turns[2],
+            Turn::User("Which country is that in?".into())
+        );
+        let err = parse_err("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[[case]]\nname = \"c\"\nturns = [{ user = \"hi\" }, { assistant = \"yo\" }]\n");
+        assert!(
+            err.starts_with("prompts/t.toml:7:9: case \"c\": the last turn must be a user turn"),
+            "{err}"
+        );
+        let err = parse_err("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[[case]]\nname = \"c\"\nturns = [{ user = \"hi {{who}}\" }]\n");
+        assert!(
+            err.contains("case \"c\" uses {{who}} in a turn but does not define it"),
+            "{err}"
+        );
+        let err = parse_err("title = \"t\"\n[[variant]]\nname = \"a\"\ntemplate = \"x\"\n[[case]]\nturns = [{ usr = \"hi\" }]\n");
+        assert!(err.starts_with("prompts/t.toml:6:"), "{err}");
+    }
+
+    #[test]
+    fn cases_file_rows_join_the_inline_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cases.csv"),
+            "country,expect_any\nPeru,Lima\nFrance,Paris|paris\n",
+        )
+        .unwrap();
+        let p = dir.path().join("t.toml");
+        let text = "title = \"t\"\ncases_file = \"cases.csv\"\n[[variant]]\nname = \"a\"\ntemplate = \"Capital of {{country}}?\"\n[[case]]\nname = \"uk\"\nvars = { country = \"England\" }\n";
+        let f = parse(&p, text, &models(), "smollm2").unwrap();
+        let names: Vec<&str> = f.cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["uk", "cases.csv:2", "cases.csv:3"]);
+        assert_eq!(f.cases[2].expect.any, ["Paris", "paris"]);
+        // A row that lacks a template variable is reported by case name.
+        std::fs::write(dir.path().join("cases.csv"), "city\nLima\n").unwrap();
+        let err = parse(&p, text, &models(), "smollm2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("which case \"cases.csv:2\" does not define"),
+            "{err}"
+        );
+        let missing = text.replace("cases.csv", "nope.csv");
+        let err = parse(&p, &missing, &models(), "smollm2")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2:14: cannot read cases_file"), "{err}");
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::template;
-use super::Variant;
+use super::{Case, Turn, Variant};
 use crate::llm::{ChatMessage, ChatRequest, Role};
 
 /// The cue zero-shot chain of thought appends to the task.
@@ -17,54 +17,133 @@ pub(crate) const STEP_BY_STEP: &str = "Let's think this through step by step.";
 /// The instruction that goes with in-context documents unless a variant overrides it.
 pub(crate) const CONTEXT_INSTRUCTION: &str = "Answer using only the context below. If the answer is not in the context, say \"I don't know\".";
 
-/// The messages for `variant` filled with `vars`.
+/// A retrieved passage placed in the context block.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Passage {
+    /// `file:first-last` lines.
+    pub source: String,
+    pub text: String,
+}
+
+/// A request ready to send, with what was chosen for it (retrieved chunks, selected
+/// examples) as node metadata, so the session records it with the request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Prepared {
+    pub request: ChatRequest,
+    pub meta: BTreeMap<String, String>,
+}
+
+/// The messages for `variant` filled with `vars` (a single-turn case).
+#[cfg(test)]
 pub(crate) fn messages(variant: &Variant, vars: &BTreeMap<String, String>) -> Vec<ChatMessage> {
-    let mut out = Vec::with_capacity(2 + 2 * variant.examples.len());
+    prepare_turns(variant, vars, &[]).request.messages
+}
+
+/// The request for `variant` filled with `vars`, with the variant's sampling.
+pub(crate) fn request(variant: &Variant, vars: &BTreeMap<String, String>) -> ChatRequest {
+    prepare_turns(variant, vars, &[]).request
+}
+
+/// The request for `variant` on `case`: a single-turn case fills the template; a
+/// conversation sends its earlier turns as history and the variant answers the last one.
+pub(crate) fn prepare(variant: &Variant, case: &Case) -> Prepared {
+    prepare_turns(variant, &case.vars, &case.turns)
+}
+
+/// What chunks and examples are chosen for: the last user turn of a conversation, else the
+/// rendered template.
+fn question(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Turn]) -> String {
+    match turns.last() {
+        Some(t) => template::render(t.text(), vars),
+        None => template::render(&variant.template, vars),
+    }
+}
+
+fn prepare_turns(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Turn]) -> Prepared {
+    let meta = BTreeMap::new();
+    let _q = question(variant, vars, turns);
+    let examples = &variant.examples;
+    let retrieved: Vec<Passage> = Vec::new();
+    let mut out = Vec::with_capacity(2 + 2 * examples.len() + turns.len());
     if let Some(system) = variant.system.as_deref().filter(|s| !s.trim().is_empty()) {
         out.push(ChatMessage::new(
             Role::System,
             template::render(system, vars),
         ));
     }
-    for ex in &variant.examples {
+    for ex in examples.iter() {
         out.push(ChatMessage::new(
             Role::User,
             template::render(&ex.input, vars),
         ));
         out.push(ChatMessage::new(Role::Assistant, ex.output.clone()));
     }
-    out.push(ChatMessage::new(Role::User, user_turn(variant, vars)));
-    out
-}
-
-/// The request for `variant` filled with `vars`, with the variant's sampling.
-pub(crate) fn request(variant: &Variant, vars: &BTreeMap<String, String>) -> ChatRequest {
-    ChatRequest {
-        messages: messages(variant, vars),
-        sampling: variant.sampling.clone(),
+    let context = context_block(variant, &retrieved);
+    if turns.is_empty() {
+        let task = template::render(&variant.template, vars);
+        out.push(ChatMessage::new(
+            Role::User,
+            finish_turn(variant, context.as_deref(), &task, true),
+        ));
+    } else {
+        // The context goes before the conversation (into its first user turn); the
+        // step-by-step cue goes on the turn being answered.
+        let last = turns.len() - 1;
+        let mut context = context;
+        for (i, t) in turns.iter().enumerate() {
+            let text = template::render(t.text(), vars);
+            match t {
+                Turn::Assistant(_) => out.push(ChatMessage::new(Role::Assistant, text)),
+                Turn::User(_) => out.push(ChatMessage::new(
+                    Role::User,
+                    finish_turn(variant, context.take().as_deref(), &text, i == last),
+                )),
+            }
+        }
+    }
+    Prepared {
+        request: ChatRequest {
+            messages: out,
+            sampling: variant.sampling.clone(),
+        },
+        meta,
     }
 }
 
-fn user_turn(variant: &Variant, vars: &BTreeMap<String, String>) -> String {
-    let task = template::render(&variant.template, vars);
+/// The in-context block: the instruction, then each document (pasted or retrieved).
+fn context_block(variant: &Variant, retrieved: &[Passage]) -> Option<String> {
+    if variant.context.is_empty() && retrieved.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    text.push_str(
+        variant
+            .context_instruction
+            .as_deref()
+            .unwrap_or(CONTEXT_INSTRUCTION),
+    );
+    text.push_str("\n\n");
+    for doc in &variant.context {
+        text.push_str("<context>\n");
+        text.push_str(doc.trim_end());
+        text.push_str("\n</context>\n\n");
+    }
+    for p in retrieved {
+        text.push_str(&format!("<context source=\"{}\">\n", p.source));
+        text.push_str(p.text.trim_end());
+        text.push_str("\n</context>\n\n");
+    }
+    Some(text)
+}
+
+fn finish_turn(variant: &Variant, context: Option<&str>, task: &str, answered: bool) -> String {
     let mut text = String::with_capacity(task.len() + 64);
-    if !variant.context.is_empty() {
-        text.push_str(
-            variant
-                .context_instruction
-                .as_deref()
-                .unwrap_or(CONTEXT_INSTRUCTION),
-        );
-        text.push_str("\n\n");
-        for doc in &variant.context {
-            text.push_str("<context>\n");
-            text.push_str(doc.trim_end());
-            text.push_str("\n</context>\n\n");
-        }
+    if let Some(c) = context {
+        text.push_str(c);
         text.push_str("Question: ");
     }
-    text.push_str(&task);
-    if variant.step_by_step {
+    text.push_str(task);
+    if answered && variant.step_by_step {
         text.push_str("\n\n");
         text.push_str(STEP_BY_STEP);
     }
@@ -75,7 +154,7 @@ fn user_turn(variant: &Variant, vars: &BTreeMap<String, String>) -> String {
 mod tests {
     use super::*;
     use crate::llm::Sampling;
-    use crate::prompt::Example;
+    use crate::prompt::{Case, Example, Turn};
 
     fn variant() -> Variant {
         Variant {
@@ -151,6 +230,45 @@ mod tests {
         v.step_by_step = true;
         let m = messages(&v, &vars());
         assert_eq!(m[0].content, format!("Synonym for big?\n\n{STEP_BY_STEP}"));
+    }
+
+    #[test]
+    fn a_conversation_is_history_then_the_last_turn_with_context_first() {
+        let mut v = variant();
+        v.system = Some("You are a thesaurus.".into());
+        v.examples = vec![Example {
+            input: "Synonym for happy?".into(),
+            output: "joyful".into(),
+        }];
+        v.context = vec!["Big means large.".into()];
+        v.step_by_step = true;
+        let case = Case {
+            name: "chat".into(),
+            vars: vars(),
+            expect: Default::default(),
+            turns: vec![
+                Turn::User("Hi, I need a word.".into()),
+                Turn::Assistant("Which one?".into()),
+                Turn::User("Synonym for {{word}}?".into()),
+            ],
+        };
+        let m = prepare(&v, &case).request.messages;
+        let got: Vec<(Role, &str)> = m.iter().map(|m| (m.role, m.content.as_str())).collect();
+        let first = format!(
+            "{CONTEXT_INSTRUCTION}\n\n<context>\nBig means large.\n</context>\n\nQuestion: Hi, I need a word."
+        );
+        let last = format!("Synonym for big?\n\n{STEP_BY_STEP}");
+        assert_eq!(
+            got,
+            [
+                (Role::System, "You are a thesaurus."),
+                (Role::User, "Synonym for happy?"),
+                (Role::Assistant, "joyful"),
+                (Role::User, first.as_str()),
+                (Role::Assistant, "Which one?"),
+                (Role::User, last.as_str()),
+            ]
+        );
     }
 
     #[test]

@@ -449,7 +449,10 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
             board.both_bad_votes
         )
     } else {
-        "Ranked by mean stars: no blind votes yet (press v to compare).".to_string()
+        format!(
+            "Ranked by {}; press v to compare.",
+            crate::eval::leaderboard::ranking_basis(board)
+        )
     };
     put(
         buf,
