@@ -6,7 +6,7 @@
 //! each target going for S seconds (new seeds every round); `scripts/fuzz.sh SECONDS` does
 //! that for every target. A failure prints the smallest input proptest found.
 //!
-//! Not covered: tool-call JSON, CSV and JSONL imports (no such parsers exist yet).
+//! Not covered: tool-call JSON (no such parser exists yet).
 
 use std::io::Cursor;
 use std::path::Path;
@@ -471,4 +471,29 @@ fn mutations_keep_most_of_the_seed() {
         parsed > 20,
         "only {parsed} of 200 mutated prompt files parsed"
     );
+}
+
+#[test]
+fn fuzz_cases_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ext, seed) in [
+        (
+            "csv",
+            "name,country,expect_any,expect_regex\nuk,England,London|london,^L\nfr,\"France, \"\"the\"\"\",Paris,\n,Peru,Lima\\|x,\n",
+        ),
+        (
+            "jsonl",
+            "{\"name\":\"uk\",\"country\":\"England\",\"expect_any\":[\"London\"],\"n\":3}\n{\"turns\":[{\"user\":\"hi\"},{\"assistant\":\"yo\"},{\"user\":\"and?\"}],\"expect_case_sensitive\":true}\n",
+        ),
+        (
+            "yaml",
+            "- name: uk\n  country: England\n  expect_any: [London]\n- country: Peru\n  expect_equals: Lima\n  turns:\n    - user: hi\n    - assistant: yo\n    - user: more\n",
+        ),
+    ] {
+        let path = dir.path().join(format!("cases.{ext}"));
+        fuzz(&format!("cases files ({ext})"), inputs(vec![seed.as_bytes().to_vec()]), |b| {
+            std::fs::write(&path, &b).unwrap();
+            let _ = crate::prompt::cases_file::load(&path);
+        });
+    }
 }

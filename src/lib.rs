@@ -24,6 +24,8 @@ mod prompt;
 mod quantize;
 mod rate;
 mod sanitize;
+#[cfg(test)]
+mod soak;
 mod state;
 mod store;
 mod technique;

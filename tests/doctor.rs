@@ -38,7 +38,7 @@ fn gguf() -> Vec<u8> {
         b.extend_from_slice(&ty.to_le_bytes());
         b.extend_from_slice(&off.to_le_bytes());
     }
-    while b.len() % 32 != 0 {
+    while !b.len().is_multiple_of(32) {
         b.push(0);
     }
     b.extend((0..1024 + 64 * 64 * 2).map(|i| (i % 251) as u8));

@@ -234,3 +234,90 @@ fn a_read_only_folder_is_refused_clearly_and_left_untouched() {
     fs.remount("rw");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
 }
+
+/// `rate --stdin` on `path`: holds the session (its journal lock) until stdin closes.
+fn holder(sb: &Sandbox, path: &Path) -> std::process::Child {
+    let child = sb
+        .command()
+        .args(["rate", path.to_str().unwrap(), "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it has the lock (its pid file appears).
+    let lock = path.with_file_name("s.toml.lock");
+    let t0 = std::time::Instant::now();
+    let id = child.id().to_string();
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.trim() == id) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "holder never locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn a_second_promptloom_on_an_open_session_is_told_who_has_it() {
+    let sb = Sandbox::new(SCRIPTED);
+    session_text(&sb);
+    let path = sb.path("s.toml");
+    let mut first = holder(&sb, &path);
+    let pid = first.id();
+    // Without a terminal there is nobody to offer read-only to: a clear refusal.
+    let o = sb.run(&["--session", path.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains(&format!(
+            "s.toml is open in another promptloom (pid {pid}); close it there first"
+        )),
+        "{err}"
+    );
+    let o = sb.run(&[
+        "rate",
+        path.to_str().unwrap(),
+        "--node",
+        "1",
+        "--stars",
+        "2",
+    ]);
+    assert!(
+        text(&o.stderr).contains(&format!("(pid {pid})")),
+        "{}",
+        text(&o.stderr)
+    );
+    drop(first.stdin.take());
+    assert!(first.wait().unwrap().success());
+    assert!(
+        !path.with_file_name("s.toml.lock").exists(),
+        "the holder removes its pid file"
+    );
+}
+
+#[test]
+fn on_a_terminal_the_second_one_is_offered_read_only_and_saves_nothing() {
+    use common::tmux::Tmux;
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let sb = Sandbox::new(SCRIPTED);
+    session_text(&sb);
+    let path = sb.path("s.toml");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let mut first = holder(&sb, &path);
+    let tm = Tmux::start(&sb, &["--session", path.to_str().unwrap()]);
+    tm.wait_for("Open it read-only", std::time::Duration::from_secs(20));
+    tm.keys(&["y", "Enter"]);
+    tm.wait_for("London.", std::time::Duration::from_secs(20));
+    // A rating can't be saved here, and says so; quitting writes nothing.
+    tm.keys(&["4"]);
+    tm.wait_for("NOT saved", std::time::Duration::from_secs(10));
+    tm.keys(&["q"]);
+    tm.wait_exit(std::time::Duration::from_secs(10));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    drop(first.stdin.take());
+    assert!(first.wait().unwrap().success());
+}

@@ -171,6 +171,10 @@ pub(crate) trait Screen {
     fn edit_externally(&mut self, text: &str) -> anyhow::Result<Result<String, String>>;
     /// Put text on the system clipboard.
     fn copy(&mut self, text: &str);
+    /// Ctrl-Z: give the terminal back, stop until continued, take it again.
+    fn suspend(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// One frame of the app on any ratatui terminal.
@@ -225,6 +229,14 @@ impl Screen for Tty {
         self.terminal = init_terminal()?;
         self.terminal.clear()?;
         Ok(result)
+    }
+
+    fn suspend(&mut self) -> anyhow::Result<()> {
+        restore_terminal();
+        super::suspend::stop_until_continued();
+        self.terminal = init_terminal()?;
+        self.terminal.clear()?;
+        Ok(())
     }
 
     /// OSC 52: works over SSH and inside tmux.
@@ -392,6 +404,13 @@ where
         let mut msgs: Vec<Msg> = Vec::new();
         tokio::select! {
             ev = events.next() => match ev {
+                Some(Ok(Event::Key(key))) if super::suspend::is_suspend_key(&key) => {
+                    screen.suspend()?;
+                    // The terminal may have been resized while we were stopped.
+                    let (width, height) = screen.size()?;
+                    msgs.push(Msg::Resize { width, height });
+                    state.dirty = true;
+                }
                 Some(Ok(Event::Key(key))) if key.kind != crossterm::event::KeyEventKind::Release => {
                     msgs.push(Msg::Key { key, at: t0.elapsed() })
                 }

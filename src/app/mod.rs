@@ -12,6 +12,7 @@ pub(crate) mod edit;
 pub(crate) mod rating;
 pub(crate) mod rating_io;
 pub(crate) mod state;
+pub(crate) mod suspend;
 pub(crate) mod techniques;
 pub(crate) mod update;
 pub(crate) mod write_back;

@@ -209,10 +209,11 @@ pub(crate) fn check_gguf(name: &str, path: &Path) -> Finding {
         Err(e) => format!("unreadable ({e})"),
     };
     let summary = format!(
-        "{name} (local): {}\n{} tensors, {:.1} MiB, architecture {arch}{}\nsha256 {sha}",
+        "{name} (local): {}\n{} tensors, {:.1} MiB ({:.1} MiB of tensor data), architecture {arch}{}\nsha256 {sha}",
         path.display(),
         layout.tensors.len(),
         layout.file_len as f64 / (1 << 20) as f64,
+        layout.data_bytes() as f64 / (1 << 20) as f64,
         if supported {
             " (supported by mistral.rs 0.8.1)"
         } else {

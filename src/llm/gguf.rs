@@ -466,13 +466,13 @@ pub(crate) mod tests {
             sizes.push(bytes);
             offset += bytes.div_ceil(32) * 32;
         }
-        while b.len() % 32 != 0 {
+        while !b.len().is_multiple_of(32) {
             b.push(0);
         }
         for (i, bytes) in sizes.iter().enumerate() {
             let start = b.len();
             b.extend((0..*bytes).map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8)));
-            while (b.len() - start) % 32 != 0 {
+            while !(b.len() - start).is_multiple_of(32) {
                 b.push(0);
             }
         }

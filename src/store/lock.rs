@@ -66,6 +66,57 @@ pub(crate) fn read_only_reason(path: &Path) -> Option<String> {
     m.get(&key(path)).cloned()
 }
 
+/// A file's identity: device, inode, length and modification time.
+type Identity = (u64, u64, u64, i64, i64);
+
+fn identity(path: &Path) -> Option<Identity> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+    }
+    #[cfg(not(unix))]
+    {
+        let m = std::fs::metadata(path).ok()?;
+        Some((0, 0, m.len(), 0, 0))
+    }
+}
+
+/// Session files as this process last read or wrote them.
+static KNOWN: Mutex<BTreeMap<PathBuf, Identity>> = Mutex::new(BTreeMap::new());
+
+/// Remember `path` as it is now (after loading or saving it).
+pub(crate) fn remember(path: &Path) {
+    if let (Some(id), Ok(mut m)) = (identity(path), KNOWN.lock()) {
+        m.insert(key(path), id);
+    }
+}
+
+/// Before overwriting `path`: if someone else replaced or changed it since this process read
+/// or wrote it, move their version aside (`NAME.replaced-STAMP`) so it is not lost, and say
+/// where. A file that was deleted is simply written again.
+pub(crate) fn keep_foreign_version(path: &Path) -> Option<PathBuf> {
+    let now = identity(path)?;
+    let known = KNOWN.lock().ok()?.get(&key(path)).copied()?;
+    if now == known {
+        return None;
+    }
+    let mut name = path.file_name()?.to_os_string();
+    name.push(format!(
+        ".replaced-{}",
+        chrono::Local::now().format("%Y%m%d-%H%M%S%.3f")
+    ));
+    let aside = path.with_file_name(name);
+    std::fs::rename(path, &aside).ok()?;
+    tracing::warn!(
+        "{} was changed by another program since promptloom read it; that version is kept as {}",
+        path.display(),
+        aside.display()
+    );
+    Some(aside)
+}
+
 /// What to say about a session another process has open.
 pub(crate) fn in_use_message(session_path: &Path) -> String {
     match holder(session_path) {
@@ -127,6 +178,38 @@ mod tests {
         std::fs::write(lock_path(&s), "1\n").unwrap();
         remove_pid(&s);
         assert_eq!(holder(&s), Some(1));
+    }
+
+    #[test]
+    fn a_session_file_replaced_under_us_is_kept_aside_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        let session = crate::store::tests::sample_session();
+        crate::store::save_atomic(&p, &session).unwrap();
+        // Our own saves replace our own file quietly.
+        crate::store::save_atomic(&p, &session).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Someone else replaces it (a new file renamed over it, as editors and git do).
+        let theirs = dir.path().join("theirs");
+        std::fs::write(&theirs, "title = \"theirs\"\n").unwrap();
+        std::fs::rename(&theirs, &p).unwrap();
+        crate::store::save_atomic(&p, &session).unwrap();
+        let aside: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|x| x.to_string_lossy().contains("s.toml.replaced-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&aside[0]).unwrap(),
+            "title = \"theirs\"\n"
+        );
+        assert_eq!(crate::store::load(&p).unwrap().title, session.title);
+        // Deleted under us: written again, nothing to keep.
+        std::fs::remove_file(&p).unwrap();
+        crate::store::save_atomic(&p, &session).unwrap();
+        assert!(p.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

@@ -39,7 +39,10 @@ pub(crate) fn save_atomic(path: &Path, session: &Session) -> Result<(), SaveErro
         return Err(SaveError::Invalid(why));
     }
     let text = to_text(session)?;
-    write_atomic(path, text.as_bytes())
+    lock::keep_foreign_version(path);
+    write_atomic(path, text.as_bytes())?;
+    lock::remember(path);
+    Ok(())
 }
 
 /// Write bytes to `path` atomically (temp file in the same directory, fsync, rename, fsync dir).
@@ -82,7 +85,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
 /// Read and parse a session file.
 pub(crate) fn load(path: &Path) -> Result<Session, InputError> {
     let text = fs::read_to_string(path).map_err(|e| InputError::io(path, &e))?;
-    parse(path, &text)
+    let session = parse(path, &text)?;
+    lock::remember(path);
+    Ok(session)
 }
 
 /// Parse session text; `path` is for messages.
