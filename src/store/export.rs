@@ -455,7 +455,14 @@ fn markdown(s: &Session) -> String {
         if models.entries.len() > 1 {
             let _ = writeln!(out, "\n### By model\n");
             let _ = write!(out, "{}", to_markdown(&models));
+            let both = build(s, GroupBy::VariantModel);
+            if both.entries.len() > models.entries.len() {
+                let _ = writeln!(out, "\n### By variant and model\n");
+                let _ = write!(out, "{}", to_markdown(&both));
+            }
         }
+        let _ = writeln!(out, "\n### Speed by model\n");
+        let _ = write!(out, "{}", speed_table(s));
     }
     let _ = writeln!(out, "\n## Answers");
     for n in &s.nodes {
@@ -518,6 +525,52 @@ fn markdown(s: &Session) -> String {
                 c.detail
             );
         }
+    }
+    out
+}
+
+/// Per model: answers, mean time to first token, mean decode rate and mean tokens out. No
+/// session records prices, so there is no cost column.
+fn speed_table(s: &Session) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| model | answers | mean ttft | mean tok/s | mean tokens out |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+    let mut models: Vec<(&str, Vec<&Node>)> = Vec::new();
+    for n in s
+        .nodes
+        .iter()
+        .filter(|n| n.kind == crate::state::session::NodeKind::Answer)
+    {
+        match models.iter_mut().find(|(m, _)| *m == n.model) {
+            Some((_, list)) => list.push(n),
+            None => models.push((&n.model, vec![n])),
+        }
+    }
+    let mean = |xs: Vec<f64>| -> Option<f64> {
+        (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+    };
+    for (model, nodes) in models {
+        let ttft = mean(
+            nodes
+                .iter()
+                .filter_map(|n| n.ttft_ms)
+                .map(|t| t as f64)
+                .collect(),
+        );
+        let rate = mean(nodes.iter().filter_map(|n| n.tok_per_s).collect());
+        let tokens = mean(nodes.iter().map(|n| n.tokens_out as f64).collect());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            md_cell(model),
+            nodes.len(),
+            ttft.map_or("-".into(), |t| format!("{t:.0} ms")),
+            rate.map_or("-".into(), |r| format!("{r:.1}")),
+            tokens.map_or("-".into(), |t| format!("{t:.0}")),
+        );
     }
     out
 }
@@ -596,5 +649,25 @@ mod tests {
         assert!(out.starts_with("# Capitals\n"));
         assert!(out.contains("| plain | 1 | 1/1 |"), "{out}");
         assert!(out.contains("> The capital is London."));
+        assert!(out.contains("### Speed by model"), "{out}");
+    }
+
+    #[test]
+    fn markdown_groups_by_model_and_by_variant_on_each_model() {
+        use crate::eval::leaderboard::tests::{grid, node_of, vote};
+        let mut s = grid(&["a", "b"], &["c1", "c2"]);
+        // b's c2 answer came from another model: three variant @ model entries.
+        let b2 = node_of(&s, "b", "c2");
+        s.node_mut(b2).unwrap().model = "m-a".into();
+        s.node_mut(b2).unwrap().ttft_ms = Some(120);
+        s.node_mut(b2).unwrap().tok_per_s = Some(50.0);
+        let (a1, b1) = (node_of(&s, "a", "c1"), node_of(&s, "b", "c1"));
+        vote(&mut s, a1, b1, "left");
+        let out = export(&s, Format::Md).unwrap();
+        assert!(out.contains("### By model"), "{out}");
+        assert!(out.contains("| variant @ model |"), "{out}");
+        assert!(out.contains("| b @ m-a |"), "{out}");
+        assert!(out.contains("| b @ m-b |"), "{out}");
+        assert!(out.contains("| m-a | 3 | 120 ms | 50.0 |"), "{out}");
     }
 }
