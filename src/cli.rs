@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::store::export::Format;
-
 /// A terminal prompt playground: prompt variants side by side, streaming from a local GGUF
 /// model or remote APIs.
 #[derive(Debug, Parser)]
@@ -41,15 +39,9 @@ pub(crate) enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Export a session as JSONL, CSV, Markdown or DPO preference pairs.
-    Export {
-        session: PathBuf,
-        #[arg(long, value_enum)]
-        format: Format,
-        /// Write here instead of stdout.
-        #[arg(long, short)]
-        out: Option<PathBuf>,
-    },
+    /// Export a session as JSONL, CSV, Markdown, fine-tuning data (sft) or DPO preference
+    /// pairs.
+    Export(crate::store::export::ExportArgs),
     /// Rate answers and record blind votes in a session, from flags or stdin.
     Rate(crate::rate::RateArgs),
     /// Run a technique headlessly: self-critique, branching, tree-of-thought search, LLM

@@ -90,17 +90,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Export {
-            session,
-            format,
-            out,
-        }) => {
-            let s = store::journal::load_with_journal(&session)?;
-            let text = store::export::export(&s, format)?;
-            match out {
-                Some(p) => store::write_atomic(&p, text.as_bytes())?,
-                None => print!("{text}"),
-            }
+        Some(Command::Export(args)) => {
+            store::export::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Rate(args)) => {

@@ -169,12 +169,13 @@ fn rate_flags_stdin_next_and_exports() {
         .collect();
     assert_eq!(pairs.len(), 1, "{pairs:?}");
     let p = &pairs[0];
-    assert_eq!(p["chosen"], "London.");
-    assert_eq!(p["chosen_variant"], "plain");
-    assert_eq!(p["rejected_variant"], "teacher");
+    assert_eq!(p["chosen"][0]["content"], "London.");
+    assert_eq!(p["chosen"][0]["role"], "assistant");
+    assert_eq!(p["metadata"]["chosen_variant"], "plain");
+    assert_eq!(p["metadata"]["rejected_variant"], "teacher");
     assert_eq!(p["prompt"][0]["content"], "What is the capital of England?");
     assert!(
-        p["rejected_prompt"].is_array(),
+        p["metadata"]["rejected_prompt"].is_array(),
         "the variants' prompts differ"
     );
 

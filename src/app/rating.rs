@@ -408,7 +408,7 @@ pub(crate) fn layer_key(
             Some(Action::ToggleGroup) => {
                 let by = match b.board.by {
                     GroupBy::Variant => GroupBy::Model,
-                    GroupBy::Model => GroupBy::Variant,
+                    GroupBy::Model | GroupBy::VariantModel => GroupBy::Variant,
                 };
                 Some(Layer::Leaderboard(board_state(&s.session, by, 0)))
             }

@@ -308,6 +308,8 @@ fn fit_raw(players: usize, comparisons: &[Comparison], prior: f64) -> Vec<f64> {
 
 /// Inverse of a symmetric positive-definite matrix by Cholesky factorisation, or `None`
 /// when it is not positive definite (a player with no information).
+// Triangular solves read clearest with the indices of the textbook formulas.
+#[allow(clippy::needless_range_loop)]
 fn invert_spd(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
     let n = a.len();
     // a = L Lᵀ

@@ -38,6 +38,9 @@ pub(crate) const MIN_SAMPLE: usize = 5;
 pub(crate) enum GroupBy {
     Variant,
     Model,
+    /// Each variant on each model (`variant @ model`): "base model + best prompt" against
+    /// "tuned model + plain prompt" in one table.
+    VariantModel,
 }
 
 impl GroupBy {
@@ -45,13 +48,15 @@ impl GroupBy {
         match self {
             GroupBy::Variant => "variant",
             GroupBy::Model => "model",
+            GroupBy::VariantModel => "variant @ model",
         }
     }
 
-    fn key(self, n: &Node) -> &str {
+    fn key(self, n: &Node) -> std::borrow::Cow<'_, str> {
         match self {
-            GroupBy::Variant => &n.variant,
-            GroupBy::Model => &n.model,
+            GroupBy::Variant => n.variant.as_str().into(),
+            GroupBy::Model => n.model.as_str().into(),
+            GroupBy::VariantModel => format!("{} @ {}", n.variant, n.model).into(),
         }
     }
 }
@@ -247,25 +252,30 @@ pub(crate) fn agreement(pairs: &[(f64, f64)]) -> Option<Agreement> {
 pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
     let mut names: Vec<String> = Vec::new();
     let mut answers: Vec<usize> = Vec::new();
-    let node_group =
-        |id: u64| -> Option<&str> { session.node(id).filter(|n| counts(n)).map(|n| by.key(n)) };
+    // The entry of each counted node.
+    let mut group: std::collections::HashMap<u64, usize> = Default::default();
     for n in session.nodes.iter().filter(|n| counts(n)) {
         let k = by.key(n);
-        match names.iter().position(|x| x == k) {
-            Some(i) => answers[i] += 1,
-            None => {
-                names.push(k.to_string());
-                answers.push(1);
+        let i = match names.iter().position(|x| *x == k) {
+            Some(i) => {
+                answers[i] += 1;
+                i
             }
-        }
+            None => {
+                names.push(k.into_owned());
+                answers.push(1);
+                names.len() - 1
+            }
+        };
+        group.insert(n.id, i);
     }
-    let idx = |name: &str| names.iter().position(|x| x == name);
+    let node_group = |id: u64| group.get(&id).copied();
     let players = names.len();
     let mut stars: Vec<Vec<f64>> = vec![Vec::new(); players];
     let mut ups = vec![(0usize, 0usize); players];
     let mut pass = vec![(0usize, 0usize); players];
     for r in &session.ratings {
-        let Some(i) = node_group(r.node).and_then(idx) else {
+        let Some(i) = node_group(r.node) else {
             continue;
         };
         if let Some(s) = r.stars {
@@ -279,7 +289,7 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
         }
     }
     for n in session.nodes.iter().filter(|n| counts(n)) {
-        if let (Some(p), Some(i)) = (n.passed(), idx(by.key(n))) {
+        if let (Some(p), Some(i)) = (n.passed(), node_group(n.id)) {
             pass[i].1 += 1;
             if p {
                 pass[i].0 += 1;
@@ -291,7 +301,7 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
     let mut judge_bad = vec![0usize; players];
     let mut both_rated = Vec::new();
     for (&node, &(sum, k, bad)) in &judged {
-        let Some(i) = node_group(node).and_then(idx) else {
+        let Some(i) = node_group(node) else {
             continue;
         };
         judge_bad[i] += bad;
@@ -315,10 +325,7 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
     let mut skipped = 0;
     let mut both_bad_votes = 0;
     for v in &session.votes {
-        let (Some(a), Some(b)) = (
-            node_group(v.left).and_then(idx),
-            node_group(v.right).and_then(idx),
-        ) else {
+        let (Some(a), Some(b)) = (node_group(v.left), node_group(v.right)) else {
             skipped += 1;
             continue;
         };

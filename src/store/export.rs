@@ -1,10 +1,14 @@
-//! `promptloom export`: a session as JSONL, CSV, a Markdown report, or DPO preference pairs.
+//! `promptloom export`: a session as JSONL, CSV, a Markdown report, or training data (chosen
+//! answers for supervised fine-tuning, DPO preference pairs).
 //!
 //! Ratings and votes travel with the answers they judge, so an export is the evidence and
-//! not just the outputs; `pairs` turns blind votes into `{prompt, chosen, rejected}` lines
-//! for preference fine-tuning.
+//! not just the outputs; `sft` and `pairs` ([`sft`]) turn the user's choices into training
+//! files.
+
+pub(crate) mod sft;
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use serde::Serialize;
 use serde_json::json;
@@ -17,8 +21,138 @@ pub(crate) enum Format {
     Jsonl,
     Csv,
     Md,
-    /// Preference pairs from decisive blind votes, as JSONL `{prompt, chosen, rejected}`.
+    /// Preference pairs from decisive blind votes, as JSONL `{prompt, chosen, rejected}`
+    /// with chat messages (TRL's conversational preference layout).
     Pairs,
+    /// The chosen answer per case as chat-format JSONL `{"messages": [...]}` (OpenAI
+    /// fine-tuning, TRL's SFTTrainer).
+    Sft,
+}
+
+/// `promptloom export` arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    pub session: PathBuf,
+    #[arg(long, value_enum)]
+    pub format: Format,
+    /// Write here instead of stdout.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub filter: sft::Filter,
+    /// sft and pairs: write train and validation files, this FRACTION of the cases in train
+    /// (e.g. 0.9), split by a hash of the case name so no case is on both sides. Named
+    /// after --out: data.jsonl gives data.train.jsonl and data.validation.jsonl.
+    #[arg(long, value_name = "FRACTION", requires = "out")]
+    pub split: Option<f64>,
+    /// sft and pairs: leave out each row's `metadata` (session, node ids, case, variant,
+    /// model) for consumers that refuse unknown keys.
+    #[arg(long)]
+    pub no_metadata: bool,
+}
+
+/// Run `promptloom export`.
+pub(crate) fn run(args: ExportArgs) -> anyhow::Result<()> {
+    let s = crate::store::journal::load_with_journal(&args.session)?;
+    let training = matches!(args.format, Format::Sft | Format::Pairs);
+    if !training && (args.filter.is_set() || args.split.is_some() || args.no_metadata) {
+        anyhow::bail!(
+            "--min-stars, --passing, --variant, --model, --rater, --split and --no-metadata apply to --format sft and pairs only"
+        );
+    }
+    check_names(&s, &args)?;
+    if !training {
+        let text = export(&s, args.format)?;
+        return write_or_print(args.out.as_ref(), &text);
+    }
+    let source = args.session.display().to_string();
+    let meta = !args.no_metadata;
+    let rows = match args.format {
+        Format::Sft => sft::sft_rows(&s, &args.filter, &source, meta),
+        _ => sft::pair_rows(&s, &args.filter, &source, meta),
+    };
+    let cases = |rows: &[sft::Row]| {
+        rows.iter()
+            .map(|r| r.case.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    match (args.split, args.out.as_ref()) {
+        (Some(frac), Some(out)) => {
+            if !(frac > 0.0 && frac < 1.0) {
+                anyhow::bail!("--split {frac}: give the share of cases for training, between 0 and 1 (e.g. 0.9)");
+            }
+            let (train, valid) = sft::split(rows, frac);
+            let (tp, vp) = sft::split_paths(out);
+            crate::store::write_atomic(&tp, sft::to_jsonl(&train)?.as_bytes())?;
+            crate::store::write_atomic(&vp, sft::to_jsonl(&valid)?.as_bytes())?;
+            eprintln!(
+                "{} train row(s) from {} case(s) → {}; {} validation row(s) from {} case(s) → {}",
+                train.len(),
+                cases(&train),
+                tp.display(),
+                valid.len(),
+                cases(&valid),
+                vp.display()
+            );
+            Ok(())
+        }
+        _ => {
+            eprintln!("{} row(s) from {} case(s)", rows.len(), cases(&rows));
+            write_or_print(args.out.as_ref(), &sft::to_jsonl(&rows)?)
+        }
+    }
+}
+
+fn write_or_print(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(p) => crate::store::write_atomic(p, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// A filter naming a variant, model or rater the session doesn't have is a typo, not an
+/// empty export.
+fn check_names(s: &Session, args: &ExportArgs) -> anyhow::Result<()> {
+    let f = &args.filter;
+    let known = |what: &str, names: &[String], have: Vec<&str>| -> anyhow::Result<()> {
+        for n in names {
+            if !have.contains(&n.as_str()) {
+                let mut have = have.clone();
+                have.sort_unstable();
+                have.dedup();
+                anyhow::bail!(
+                    "{}: no {what} named {n:?} in this session (it has: {})",
+                    args.session.display(),
+                    have.join(", ")
+                );
+            }
+        }
+        Ok(())
+    };
+    known(
+        "variant",
+        &f.variants,
+        s.nodes.iter().map(|n| n.variant.as_str()).collect(),
+    )?;
+    known(
+        "model",
+        &f.models,
+        s.nodes.iter().map(|n| n.model.as_str()).collect(),
+    )?;
+    if let Some(r) = &f.rater {
+        known(
+            "rater",
+            std::slice::from_ref(r),
+            s.ratings
+                .iter()
+                .map(|r| r.rater.as_str())
+                .chain(s.votes.iter().map(|v| v.rater.as_str()))
+                .collect(),
+        )?;
+    }
+    Ok(())
 }
 
 /// One exported response row.
@@ -248,48 +382,23 @@ pub(crate) fn export(session: &Session, format: Format) -> anyhow::Result<String
             Ok(String::from_utf8(w.into_inner()?)?)
         }
         Format::Md => Ok(markdown(session)),
-        Format::Pairs => pairs(session),
+        Format::Pairs => sft::to_jsonl(&sft::pair_rows(
+            session,
+            &sft::Filter::default(),
+            &session.title,
+            true,
+        )),
+        Format::Sft => sft::to_jsonl(&sft::sft_rows(
+            session,
+            &sft::Filter::default(),
+            &session.title,
+            true,
+        )),
     }
 }
 
 fn join(it: impl Iterator<Item = String>) -> String {
     it.collect::<Vec<_>>().join("; ")
-}
-
-/// One preference pair per decisive vote. The prompt is the chosen answer's request
-/// messages (both sides answered the same case; when variants differ in their system
-/// prompts, `rejected_prompt` keeps the other side's messages).
-fn pairs(s: &Session) -> anyhow::Result<String> {
-    let mut out = String::new();
-    for v in &s.votes {
-        let (chosen, rejected) = match v.outcome.as_str() {
-            "left" => (v.left, v.right),
-            "right" => (v.right, v.left),
-            _ => continue,
-        };
-        let (Some(c), Some(r)) = (s.node(chosen), s.node(rejected)) else {
-            continue;
-        };
-        let mut line = json!({
-            "prompt": c.request.messages,
-            "chosen": c.text,
-            "rejected": r.text,
-            "case": c.case,
-            "chosen_node": c.id,
-            "rejected_node": r.id,
-            "chosen_variant": c.variant,
-            "rejected_variant": r.variant,
-            "chosen_model": c.model,
-            "rejected_model": r.model,
-            "rater": v.rater,
-        });
-        if r.request.messages != c.request.messages {
-            line["rejected_prompt"] = serde_json::to_value(&r.request.messages)?;
-        }
-        out.push_str(&serde_json::to_string(&line)?);
-        out.push('\n');
-    }
-    Ok(out)
 }
 
 fn markdown(s: &Session) -> String {
@@ -346,7 +455,14 @@ fn markdown(s: &Session) -> String {
         if models.entries.len() > 1 {
             let _ = writeln!(out, "\n### By model\n");
             let _ = write!(out, "{}", to_markdown(&models));
+            let both = build(s, GroupBy::VariantModel);
+            if both.entries.len() > models.entries.len() {
+                let _ = writeln!(out, "\n### By variant and model\n");
+                let _ = write!(out, "{}", to_markdown(&both));
+            }
         }
+        let _ = writeln!(out, "\n### Speed by model\n");
+        let _ = write!(out, "{}", speed_table(s));
     }
     let _ = writeln!(out, "\n## Answers");
     for n in &s.nodes {
@@ -409,6 +525,52 @@ fn markdown(s: &Session) -> String {
                 c.detail
             );
         }
+    }
+    out
+}
+
+/// Per model: answers, mean time to first token, mean decode rate and mean tokens out. No
+/// session records prices, so there is no cost column.
+fn speed_table(s: &Session) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| model | answers | mean ttft | mean tok/s | mean tokens out |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+    let mut models: Vec<(&str, Vec<&Node>)> = Vec::new();
+    for n in s
+        .nodes
+        .iter()
+        .filter(|n| n.kind == crate::state::session::NodeKind::Answer)
+    {
+        match models.iter_mut().find(|(m, _)| *m == n.model) {
+            Some((_, list)) => list.push(n),
+            None => models.push((&n.model, vec![n])),
+        }
+    }
+    let mean = |xs: Vec<f64>| -> Option<f64> {
+        (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+    };
+    for (model, nodes) in models {
+        let ttft = mean(
+            nodes
+                .iter()
+                .filter_map(|n| n.ttft_ms)
+                .map(|t| t as f64)
+                .collect(),
+        );
+        let rate = mean(nodes.iter().filter_map(|n| n.tok_per_s).collect());
+        let tokens = mean(nodes.iter().map(|n| n.tokens_out as f64).collect());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            md_cell(model),
+            nodes.len(),
+            ttft.map_or("-".into(), |t| format!("{t:.0} ms")),
+            rate.map_or("-".into(), |r| format!("{r:.1}")),
+            tokens.map_or("-".into(), |t| format!("{t:.0}")),
+        );
     }
     out
 }
@@ -487,5 +649,25 @@ mod tests {
         assert!(out.starts_with("# Capitals\n"));
         assert!(out.contains("| plain | 1 | 1/1 |"), "{out}");
         assert!(out.contains("> The capital is London."));
+        assert!(out.contains("### Speed by model"), "{out}");
+    }
+
+    #[test]
+    fn markdown_groups_by_model_and_by_variant_on_each_model() {
+        use crate::eval::leaderboard::tests::{grid, node_of, vote};
+        let mut s = grid(&["a", "b"], &["c1", "c2"]);
+        // b's c2 answer came from another model: three variant @ model entries.
+        let b2 = node_of(&s, "b", "c2");
+        s.node_mut(b2).unwrap().model = "m-a".into();
+        s.node_mut(b2).unwrap().ttft_ms = Some(120);
+        s.node_mut(b2).unwrap().tok_per_s = Some(50.0);
+        let (a1, b1) = (node_of(&s, "a", "c1"), node_of(&s, "b", "c1"));
+        vote(&mut s, a1, b1, "left");
+        let out = export(&s, Format::Md).unwrap();
+        assert!(out.contains("### By model"), "{out}");
+        assert!(out.contains("| variant @ model |"), "{out}");
+        assert!(out.contains("| b @ m-a |"), "{out}");
+        assert!(out.contains("| b @ m-b |"), "{out}");
+        assert!(out.contains("| m-a | 3 | 120 ms | 50.0 |"), "{out}");
     }
 }

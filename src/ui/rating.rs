@@ -440,7 +440,7 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
     let wide = area.width >= 120;
     let other = match board.by {
         GroupBy::Variant => "models",
-        GroupBy::Model => "variants",
+        GroupBy::Model | GroupBy::VariantModel => "variants",
     };
     let basis = if board.by_votes {
         let fitted: usize = board.entries.iter().map(Entry::votes).sum::<usize>() / 2;
