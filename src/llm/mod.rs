@@ -7,6 +7,7 @@
 //! so every backend is measured the same way.
 
 pub(crate) mod anthropic;
+pub(crate) mod embed;
 pub(crate) mod gguf;
 pub(crate) mod http;
 #[cfg(feature = "local")]
