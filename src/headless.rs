@@ -178,8 +178,14 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
                 p = semaphore.acquire_owned() => p.ok(),
                 _ = cancel.cancelled() => None,
             };
+            let prep_error = ["retrieve_error", "select_error"]
+                .iter()
+                .find_map(|k| job.meta.get(*k).map(|e| format!("{k}: {e}")));
             let node = match (permit, backend) {
                 (None, _) => cancelled_before_start(&job),
+                (Some(_), _) if prep_error.is_some() => {
+                    failed_before_start(&job, prep_error.unwrap_or_default())
+                }
                 (Some(_permit), Ok(b)) => run_job(b.as_ref(), &job, &cancel, &progress).await,
                 (Some(_), Err(e)) => failed_before_start(&job, e),
             };

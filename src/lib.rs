@@ -76,6 +76,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let dirs = Dirs::resolve(cli.config.as_deref());
     let config = Config::load(dirs, cli.config.is_some())?;
     let _log_guard = init_logging(&config.dirs);
+    llm::embed::configure(&config);
     match cli.command {
         Some(Command::Run(args)) => runtime()?.block_on(headless::run(config, args)),
         Some(Command::Check { files }) => {

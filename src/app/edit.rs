@@ -225,6 +225,8 @@ mod tests {
             step_by_step: false,
             sampling: Default::default(),
             generated: None,
+            retrieve: None,
+            select: None,
         };
         let text = variant_to_text(&v);
         assert_eq!(text_to_variant(&text, &["m".into()]).unwrap(), v);

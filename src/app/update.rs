@@ -418,6 +418,8 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 step_by_step: false,
                 sampling: Default::default(),
                 generated: None,
+                retrieve: None,
+                select: None,
             };
             insert_variant(s, v);
             normal_action(s, Action::EditVariant, fx);

@@ -75,6 +75,8 @@ pub(crate) fn rewrite(
                     step_by_step: false,
                     sampling: Default::default(),
                     generated: None,
+                    retrieve: None,
+                    select: None,
                 };
                 write_changes(&mut t, &blank, v);
                 aot.push(t);

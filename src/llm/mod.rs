@@ -8,6 +8,8 @@
 
 pub(crate) mod anthropic;
 pub(crate) mod capped;
+
+pub(crate) mod embed;
 pub(crate) mod gguf;
 pub(crate) mod http;
 #[cfg(feature = "local")]

@@ -623,7 +623,9 @@ mod tests {
         let took = t0.elapsed();
         assert_eq!(cases.len(), 10_000);
         eprintln!("10,000 CSV rows: {took:?}");
-        assert!(took.as_millis() < 1000, "{took:?}");
+        // About 0.15 s alone on this machine; the bound leaves room for a loaded test run
+        // and still catches anything quadratic.
+        assert!(took.as_secs() < 5, "{took:?}");
         let mut jl = String::new();
         for i in 0..10_000 {
             jl.push_str(&format!(
@@ -635,6 +637,6 @@ mod tests {
         let cases = parse(Path::new("c.jsonl"), &jl, Format::Jsonl).unwrap();
         eprintln!("10,000 JSONL rows: {:?}", t0.elapsed());
         assert_eq!(cases.len(), 10_000);
-        assert!(t0.elapsed().as_millis() < 1000);
+        assert!(t0.elapsed().as_secs() < 5);
     }
 }

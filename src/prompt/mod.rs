@@ -5,7 +5,10 @@
 //! are reported with file, line and column.
 
 pub(crate) mod cases_file;
+pub(crate) mod chunk;
 pub(crate) mod render;
+pub(crate) mod retrieve;
+pub(crate) mod select;
 pub(crate) mod techniques;
 pub(crate) mod template;
 
@@ -57,6 +60,12 @@ pub(crate) struct Variant {
     /// Set on variants an LLM proposed: what the rewrite was meant to improve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated: Option<String>,
+    /// Retrieved in-context passages (`retrieve = { … }`), chosen per case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieve: Option<retrieve::Retrieve>,
+    /// Few-shot examples chosen per case from a pool (`select = { … }`); replaces `examples`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<select::Select>,
 }
 
 /// A test case: variable values and what a good answer must satisfy.
@@ -190,6 +199,9 @@ struct RawVariant {
     #[serde(default)]
     step_by_step: bool,
     generated: Option<String>,
+    retrieve: Option<Spanned<retrieve::RetrieveSpec>>,
+    examples_file: Option<Spanned<String>>,
+    select: Option<Spanned<select::SelectSpec>>,
     // Sampling overrides. Written out rather than flattened: serde cannot combine `flatten`
     // with `deny_unknown_fields`, and a typo here must be an error.
     temperature: Option<f64>,
@@ -305,6 +317,11 @@ pub(crate) fn parse(
             })?;
             context.push(doc);
         }
+        let (examples, select) = examples_and_selection(path, text, base_dir, rv, models)?;
+        let retrieve = match &rv.retrieve {
+            Some(r) => Some(load_retrieve(path, text, base_dir, r, models)?),
+            None => None,
+        };
         let own = Sampling {
             temperature: rv.temperature,
             top_p: rv.top_p,
@@ -319,7 +336,7 @@ pub(crate) fn parse(
             model,
             system: rv.system.clone().or_else(|| default_system.clone()),
             template: rv.template.get_ref().clone(),
-            examples: rv.examples.clone(),
+            examples,
             context,
             context_instruction: rv
                 .context_instruction
@@ -328,6 +345,8 @@ pub(crate) fn parse(
             step_by_step: rv.step_by_step,
             sampling: own.over(&default_sampling),
             generated: rv.generated.clone(),
+            retrieve,
+            select,
         });
     }
 
@@ -427,6 +446,12 @@ pub(crate) fn parse(
         for ex in &v.examples {
             texts.push((ex.input.as_str(), template_span.start));
         }
+        for ex in v.select.iter().flat_map(|s| &s.pool) {
+            texts.push((ex.input.as_str(), template_span.start));
+        }
+        if let Some(q) = v.retrieve.as_ref().and_then(|r| r.spec.query.as_deref()) {
+            texts.push((q, template_span.start));
+        }
         for (t, fallback) in texts {
             for var in template::variables(t) {
                 if cases.is_empty() {
@@ -508,6 +533,119 @@ impl PromptFile {
     pub fn case(&self, name: &str) -> Option<&Case> {
         self.cases.iter().find(|c| c.name == name)
     }
+}
+
+/// The fixed examples and the selection pool of a variant: inline `examples` plus
+/// `examples_file`; with `select`, they form the pool and no example is fixed.
+fn examples_and_selection(
+    path: &Path,
+    text: &str,
+    base_dir: &Path,
+    rv: &RawVariant,
+    models: &[String],
+) -> Result<(Vec<Example>, Option<select::Select>), InputError> {
+    let mut pool: Vec<select::PoolExample> = rv
+        .examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| select::PoolExample {
+            source: format!("inline {}", i + 1),
+            input: e.input.clone(),
+            output: e.output.clone(),
+        })
+        .collect();
+    if let Some(f) = &rv.examples_file {
+        let p = base_dir.join(f.get_ref());
+        if !p.is_file() {
+            return Err(InputError::at(
+                path,
+                text,
+                f.span().start,
+                format!("cannot read examples_file {}", p.display()),
+            )
+            .with_hint("examples_file is relative to the prompt file's folder"));
+        }
+        pool.extend(select::load_examples(&p)?);
+    }
+    let Some(spec) = &rv.select else {
+        let fixed = pool
+            .into_iter()
+            .map(|p| Example {
+                input: p.input,
+                output: p.output,
+            })
+            .collect();
+        return Ok((fixed, None));
+    };
+    let at = |msg: String| InputError::at(path, text, spec.span().start, msg);
+    let s = spec.get_ref();
+    if s.k == 0 {
+        return Err(at("select: k must be at least 1".into()));
+    }
+    if pool.is_empty() {
+        return Err(at("select has no examples to choose from".into())
+            .with_hint("add examples_file = \"examples.jsonl\" or inline examples"));
+    }
+    match (&s.by, &s.embed_model) {
+        (select::SelectBy::Embedding, None) => {
+            return Err(at("select: by = \"embedding\" needs embed_model".into())
+                .with_hint("embed_model names a configured OpenAI-compatible model"))
+        }
+        (_, Some(m)) if !models.contains(m) => {
+            return Err(at(format!("select: unknown embed_model {m:?}")))
+        }
+        _ => {}
+    }
+    Ok((
+        Vec::new(),
+        Some(select::Select {
+            spec: s.clone(),
+            pool,
+        }),
+    ))
+}
+
+/// Resolve a variant's `retrieve` and build its index now, so a bad pattern or an unreadable
+/// file fails when the prompt file loads.
+fn load_retrieve(
+    path: &Path,
+    text: &str,
+    base_dir: &Path,
+    r: &Spanned<retrieve::RetrieveSpec>,
+    models: &[String],
+) -> Result<retrieve::Retrieve, InputError> {
+    let at = |msg: String| InputError::at(path, text, r.span().start, format!("retrieve: {msg}"));
+    let spec = r.get_ref();
+    if spec.k == 0 {
+        return Err(at("k must be at least 1".into()));
+    }
+    if spec.chunk_tokens < 8 {
+        return Err(at("chunk_tokens must be at least 8".into()));
+    }
+    if spec.overlap >= spec.chunk_tokens {
+        return Err(at("overlap must be smaller than chunk_tokens".into()));
+    }
+    match (&spec.by, &spec.embed_model) {
+        (retrieve::RankBy::Embedding | retrieve::RankBy::Hybrid, None) => {
+            return Err(
+                at("by = \"embedding\" and \"hybrid\" need embed_model".into()).with_hint(
+                    "embed_model names a configured OpenAI-compatible model (base_url and model)",
+                ),
+            )
+        }
+        (_, Some(m)) if !models.contains(m) => {
+            return Err(at(format!("unknown embed_model {m:?}")))
+        }
+        _ => {}
+    }
+    let files = retrieve::resolve_files(base_dir, &spec.from)
+        .map_err(|e| at(e).with_hint("`from` is relative to the prompt file's folder"))?;
+    let out = retrieve::Retrieve {
+        spec: spec.clone(),
+        files,
+    };
+    retrieve::index(&out).map_err(at)?;
+    Ok(out)
 }
 
 fn check_model(

@@ -60,10 +60,10 @@ fn question(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Turn]) 
 }
 
 fn prepare_turns(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Turn]) -> Prepared {
-    let meta = BTreeMap::new();
-    let _q = question(variant, vars, turns);
-    let examples = &variant.examples;
-    let retrieved: Vec<Passage> = Vec::new();
+    let mut meta = BTreeMap::new();
+    let q = question(variant, vars, turns);
+    let examples = super::select::examples_for(variant, &q, &mut meta);
+    let retrieved = super::retrieve::context_for(variant, vars, &q, &mut meta);
     let mut out = Vec::with_capacity(2 + 2 * examples.len() + turns.len());
     if let Some(system) = variant.system.as_deref().filter(|s| !s.trim().is_empty()) {
         out.push(ChatMessage::new(
@@ -160,28 +160,11 @@ fn finish_turn(variant: &Variant, context: Option<&str>, task: &str, answered: b
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod tests_support {
     use crate::chat::Sampling;
-    use crate::prompt::{Case, Example, Turn};
+    use crate::prompt::Variant;
 
-    #[test]
-    fn seeds_are_filled_only_for_sampled_requests() {
-        let mut r = ChatRequest {
-            messages: vec![],
-            sampling: Sampling {
-                temperature: Some(0.7),
-                ..Default::default()
-            },
-        };
-        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(5));
-        r.sampling.seed = Some(1);
-        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(1));
-        r.sampling = Sampling::default();
-        assert_eq!(with_seed(r, 5).sampling.seed, None);
-    }
-
-    fn variant() -> Variant {
+    pub(crate) fn variant() -> Variant {
         Variant {
             name: "v".into(),
             description: None,
@@ -194,7 +177,32 @@ mod tests {
             step_by_step: false,
             sampling: Sampling::default(),
             generated: None,
+            retrieve: None,
+            select: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::variant;
+    use super::*;
+    use crate::prompt::{Case, Example, Turn};
+
+    #[test]
+    fn seeds_are_filled_only_for_sampled_requests() {
+        let mut r = ChatRequest {
+            messages: vec![],
+            sampling: crate::chat::Sampling {
+                temperature: Some(0.7),
+                ..Default::default()
+            },
+        };
+        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(5));
+        r.sampling.seed = Some(1);
+        assert_eq!(with_seed(r.clone(), 5).sampling.seed, Some(1));
+        r.sampling = crate::chat::Sampling::default();
+        assert_eq!(with_seed(r, 5).sampling.seed, None);
     }
 
     fn vars() -> BTreeMap<String, String> {

@@ -160,6 +160,12 @@ fn extra_rows(state: &AppState, i: usize, width: u16, theme: &Theme) -> Vec<Line
             push(String::new(), Style::default());
             push(format!("error: {e}"), theme.style("error"));
         }
+        // What retrieval and example selection put in the prompt (file:lines score).
+        for (key, label) in [("retrieved", "context"), ("examples_selected", "examples")] {
+            if let Some(m) = n.meta.get(key) {
+                push(format!("{label}: {}", visible(m)), theme.style("muted"));
+            }
+        }
     }
     if !p.phase.is_active() {
         let notes = crate::app::techniques::pane_notes(state, i);
