@@ -69,6 +69,8 @@ mod models;
 mod paged_attention;
 mod pipeline;
 mod prefix_cacher;
+#[doc(hidden)]
+pub mod promptloom;
 pub mod reasoning_parsers;
 mod request;
 mod response;

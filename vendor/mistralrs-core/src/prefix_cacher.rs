@@ -86,6 +86,20 @@ impl PrefixCacheManagerV2 {
         self.n_on_device.max(1).saturating_mul(8)
     }
 
+    /// promptloom: an entry for `toks` with these layer caches (see `crate::promptloom`).
+    pub(crate) fn insert_for_checks(&mut self, toks: Vec<u32>, cache: Vec<Option<KvCache>>) {
+        self.caches.insert(
+            toks.into(),
+            CacheElement {
+                cache,
+                recurrent_snapshots: None,
+                image_hashes: None,
+                audio_hashes: None,
+                video_hashes: None,
+            },
+        );
+    }
+
     /// This always keeps the cache on the device.
     pub fn add_sequence(
         &mut self,

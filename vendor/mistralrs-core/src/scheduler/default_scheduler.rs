@@ -300,6 +300,16 @@ impl<Backer: FcfsBacker> DefaultScheduler<Backer> {
         }
     }
 
+    /// promptloom: queue a sequence (see `crate::promptloom`).
+    pub(crate) fn add_seq_for_checks(&mut self, seq: Sequence) {
+        self.waiting.add(seq);
+    }
+
+    /// promptloom: the waiting list (see `crate::promptloom`).
+    pub(crate) fn waiting_for_checks(&self) -> &Backer {
+        &self.waiting
+    }
+
     fn sequence_fits(&self, running: &[Sequence], _seq: &Sequence) -> bool {
         match &self.method {
             DefaultSchedulerMethod::Fixed(n) => (running.len() + 1) <= (*n).into(),
