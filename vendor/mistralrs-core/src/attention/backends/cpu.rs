@@ -416,10 +416,12 @@ where
 
     // final output
     let mut out = vec![T::cast(0.0); b * h * dv];
-    // scratch: one tile  ×  heads ×  dv  (flattened)
-    let mut scratch = vec![0f32; kv_tiles * h * dv];
-    let mut scratch_s = vec![0f32; kv_tiles * h]; // softmax S per tile
-    let mut scratch_m = vec![f32::NEG_INFINITY; kv_tiles * h];
+    // scratch: [tile][b_i * h + h_i][dv] (flattened). promptloom: one slot per (batch row,
+    // head); with a slot per head only, every batch row got the last row's result.
+    let rows = b * h;
+    let mut scratch = vec![0f32; kv_tiles * rows * dv];
+    let mut scratch_s = vec![0f32; kv_tiles * rows]; // softmax S per tile
+    let mut scratch_m = vec![f32::NEG_INFINITY; kv_tiles * rows];
 
     // Store as plain usize so the capture is Sync (raw *mut T is not Sync)
     let scratch_ptr = scratch.as_mut_ptr() as usize;
@@ -448,8 +450,9 @@ where
                     let v_head = h_i / rv2;
 
                     // pointers into scratch
-                    let base_vk = ((tile_idx * h + h_i) * dv) as isize;
-                    let base_s = (tile_idx * h + h_i) as isize;
+                    let row = b_i * h + h_i;
+                    let base_vk = ((tile_idx * rows + row) * dv) as isize;
+                    let base_s = (tile_idx * rows + row) as isize;
 
                     let q_base = b_i * qstride[0] + h_i * qstride[2];
                     let q_row = &q_data[q_base..q_base + d];
@@ -530,17 +533,18 @@ where
     // -------- serial reduction over tiles (per head) --------
     for b_i in 0..b {
         for h_i in 0..h {
-            let out_off = (b_i * h + h_i) * dv;
+            let row = b_i * h + h_i;
+            let out_off = row * dv;
 
             // start with tile 0
             let mut vkq = vec![0f32; dv];
-            vkq.copy_from_slice(&scratch[(h_i * dv)..(h_i * dv + dv)]);
-            let mut s = scratch_s[h_i];
-            let mut m = scratch_m[h_i];
+            vkq.copy_from_slice(&scratch[(row * dv)..(row * dv + dv)]);
+            let mut s = scratch_s[row];
+            let mut m = scratch_m[row];
 
             for tile_idx in 1..kv_tiles {
-                let base = (tile_idx * h + h_i) * dv;
-                let base_s = tile_idx * h + h_i;
+                let base = (tile_idx * rows + row) * dv;
+                let base_s = tile_idx * rows + row;
 
                 let m_b = scratch_m[base_s];
                 let s_b = scratch_s[base_s];

@@ -1,0 +1,95 @@
+//! The patches to the vendored mistralrs-core (`vendor/README.md`), each checked on the code it
+//! changes, through the crate's `promptloom` test entry points. No model needed.
+#![cfg(feature = "local")]
+
+use candle_core::{DType, Device, Tensor};
+use mistralrs_core::promptloom;
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG), so a failure reproduces.
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor(shape: (usize, usize, usize, usize), seed: u64, dtype: DType) -> Tensor {
+    let n = shape.0 * shape.1 * shape.2 * shape.3;
+    Tensor::from_vec(values(n, seed), shape, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f32::to_bits)
+        .collect()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let a = a.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+    let b = b.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+    a.to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .zip(b.to_vec1::<f32>().unwrap())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Patch 1 (decode attention): a batch of decode rows through the CPU kernel gives each row
+/// exactly what that row gives alone, and matches the plain matmul-softmax-matmul reference.
+/// Before the patch every row got the last row's output.
+#[test]
+fn decode_attention_of_a_batch_equals_each_row_alone() {
+    // (batch, heads, kv heads, kv length, head dim): SmolLM2-135M's 9 heads over 3 kv heads
+    // of 64 at several depths (one tile, a partial tile, many tiles), and a small odd case.
+    let cases = [
+        (3, 9, 3, 40, 64),
+        (4, 9, 3, 1, 64),
+        (2, 9, 3, 17, 64),
+        (4, 9, 3, 300, 64),
+        (3, 2, 2, 40, 8),
+    ];
+    for dtype in [DType::F32, DType::F16] {
+        for (i, &(b, h, kvh, kv, d)) in cases.iter().enumerate() {
+            let seed = 100 * i as u64;
+            let q = tensor((b, h, 1, d), seed, dtype);
+            let k = tensor((b, kvh, kv, d), seed + 1, dtype);
+            let v = tensor((b, kvh, kv, d), seed + 2, dtype);
+            let scale = 1.0 / (d as f32).sqrt();
+            let batched = promptloom::cpu_attention(&q, &k, &v, scale).unwrap();
+            assert_eq!(batched.dims(), &[b, h, 1, d]);
+            for row in 0..b {
+                let one = |t: &Tensor| t.narrow(0, row, 1).unwrap();
+                let alone = promptloom::cpu_attention(&one(&q), &one(&k), &one(&v), scale).unwrap();
+                assert_eq!(
+                    bits(&one(&batched)),
+                    bits(&alone),
+                    "{dtype:?} case {i} (b {b}, h {h}, kv {kv}): row {row} of the batch differs from the row alone"
+                );
+            }
+            let reference = promptloom::reference_attention(&q, &k, &v, scale).unwrap();
+            let bound = if dtype == DType::F32 { 1e-5 } else { 4e-3 };
+            let diff = max_abs_diff(&batched, &reference);
+            assert!(
+                diff <= bound,
+                "{dtype:?} case {i}: off the reference by {diff} > {bound}"
+            );
+        }
+    }
+}
