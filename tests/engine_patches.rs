@@ -93,3 +93,20 @@ fn decode_attention_of_a_batch_equals_each_row_alone() {
         }
     }
 }
+
+/// Patch 2 (scheduler): with nothing running, the scheduler starts at most `max_num_seqs`
+/// waiting sequences. It used to start all of them.
+#[test]
+fn scheduler_starts_at_most_max_num_seqs() {
+    assert_eq!(promptloom::scheduler_first_step(1, 4).unwrap(), 1);
+    assert_eq!(promptloom::scheduler_first_step(2, 4).unwrap(), 2);
+    assert_eq!(promptloom::scheduler_first_step(4, 3).unwrap(), 3);
+}
+
+/// Patch 2 (scheduler): an answer parked mid-way (its length bucket did not run) resumes
+/// decoding when the others finish. It used to be set back to "prompt" and re-read from
+/// scratch, which changes its numerics and so its greedy text (the bench's "same 1/2").
+#[test]
+fn a_parked_answer_resumes_decoding() {
+    assert_eq!(promptloom::scheduler_parked_resume().unwrap(), (true, true));
+}

@@ -223,18 +223,41 @@ impl<Backer: FcfsBacker> DefaultScheduler<Backer> {
                 };
             }
             (_, 0) => {
+                // promptloom: start at most max_num_seqs of them, oldest first (this branch
+                // used to start every waiting sequence, whatever the limit).
+                waiting.sort_ascending_ids();
+                let mut new_waiting = Backer::new();
                 for seq in waiting.into_iter() {
-                    seq.set_state(SequenceState::RunningPrompt);
-                    self.running.push(seq);
+                    if self.sequence_fits(&self.running, &seq) {
+                        // promptloom: a sequence the bucketing parked mid-answer resumes
+                        // decoding from its own KV cache; it used to be set back to
+                        // RunningPrompt and re-read from scratch (all its tokens as one
+                        // prompt), which changes its numerics and so its greedy text.
+                        if seq.is_waiting() {
+                            seq.set_state(SequenceState::RunningPrompt);
+                        }
+                        self.running.push(seq);
+                    } else {
+                        new_waiting.add(seq);
+                    }
                 }
-                self.waiting = Backer::new();
+                self.waiting = new_waiting;
                 let running = std::mem::take(&mut self.running);
                 self.running = self.bucket_and_waitlist_seqs(running);
                 logger.set_num_running(self.running.len());
                 logger.set_num_waiting(self.waiting.len());
+                let mut completion = Vec::new();
+                let mut prompt = Vec::new();
+                for seq in &mut self.running {
+                    if seq.is_completion() {
+                        completion.push(seq);
+                    } else {
+                        prompt.push(seq);
+                    }
+                }
                 return DefaultSchedulerOutput {
-                    prompt: self.running.iter_mut().collect::<Vec<_>>().into(),
-                    completion: vec![].into(),
+                    prompt: prompt.into(),
+                    completion: completion.into(),
                 };
             }
             (0, _) => {
