@@ -110,3 +110,26 @@ fn scheduler_starts_at_most_max_num_seqs() {
 fn a_parked_answer_resumes_decoding() {
     assert_eq!(promptloom::scheduler_parked_resume().unwrap(), (true, true));
 }
+
+/// Patch 3 (prefix cache): a finished sequence's last token has no KV row; a prompt that
+/// replays the whole sequence (a multi-turn chat) resumes before that token, not after it.
+#[test]
+fn prefix_cache_never_resumes_past_the_kv_it_holds() {
+    let cached: Vec<u32> = (1..=10).collect();
+    // The next turn: all ten tokens, then more. KV exists for the first nine.
+    let next_turn: Vec<u32> = (1..=14).collect();
+    assert_eq!(
+        promptloom::prefix_cache_offset(&cached, 9, &next_turn).unwrap(),
+        Some(9)
+    );
+    // A prompt that leaves the cached one earlier resumes where they part.
+    assert_eq!(
+        promptloom::prefix_cache_offset(&cached, 9, &[1, 2, 3, 4, 99, 100]).unwrap(),
+        Some(4)
+    );
+    // Nothing in common: a miss.
+    assert_eq!(
+        promptloom::prefix_cache_offset(&cached, 9, &[7, 8]).unwrap(),
+        None
+    );
+}

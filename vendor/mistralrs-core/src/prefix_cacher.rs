@@ -39,6 +39,17 @@ struct CacheElement {
 }
 
 impl CacheElement {
+    /// Positions with a KV row in every (non-shared) layer.
+    fn coverage_len(&self) -> usize {
+        self.cache
+            .iter()
+            .flatten()
+            .filter(|layer| !layer.is_shared())
+            .map(KvCache::current_seq_len)
+            .min()
+            .unwrap_or(0)
+    }
+
     fn can_rewind_to(&self, len: usize) -> bool {
         self.cache
             .iter()
@@ -266,7 +277,10 @@ impl PrefixCacheManagerV2 {
 
         let mut best_match: Option<(usize, &CacheElement, usize, usize, usize)> = None;
         for (k, v) in &self.caches {
-            let match_len = toks.shared_prefix_len(k);
+            // promptloom: an entry is keyed by all its sequence's tokens, but the last
+            // sampled token never went through the model, so it has no KV row; never match
+            // past the positions the cache holds.
+            let match_len = toks.shared_prefix_len(k).min(v.coverage_len());
             if match_len == 0 {
                 continue;
             }
