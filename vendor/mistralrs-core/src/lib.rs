@@ -571,6 +571,9 @@ impl MistralRs {
 
         let tx_for_engine = tx.clone();
         let engine_handler = thread::spawn(move || {
+            // promptloom: the engine thread joins a rayon pool of its own as worker 0, so
+            // every parallel op of a step runs there (kept alive until the engine stops).
+            let _engine_pool = crate::promptloom::engine_pool();
             #[cfg(feature = "metal")]
             objc::rc::autoreleasepool(move || {
                 let rt = Runtime::new().unwrap();

@@ -2,7 +2,7 @@
 //! (`vendor/README.md` in promptloom lists them). Not part of mistral.rs's API.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -209,3 +209,25 @@ pub fn decode_steps() -> DecodeSteps {
     }
 }
 
+static ENGINE_THREAD_IN_POOL: AtomicBool = AtomicBool::new(true);
+
+/// Whether engines started from now on make their engine thread a rayon worker (the default),
+/// or, as mistral.rs 0.8.1 did, send every parallel op of a step to rayon's global pool from
+/// outside it (a cold injection and a sleep/wake per op) and attention to a second pool.
+pub fn set_engine_thread_in_pool(on: bool) {
+    ENGINE_THREAD_IN_POOL.store(on, Ordering::Relaxed);
+}
+
+/// A pool with as many threads as rayon's global one, the calling thread its worker 0, or
+/// None when switched off (or when the calling thread already belongs to a pool).
+pub(crate) fn engine_pool() -> Option<rayon::ThreadPool> {
+    if !ENGINE_THREAD_IN_POOL.load(Ordering::Relaxed) {
+        return None;
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .use_current_thread()
+        .thread_name(|i| format!("mistralrs-engine-{i}"))
+        .build()
+        .ok()
+}

@@ -65,6 +65,18 @@ static FLASH_ATTN_POOL: LazyLock<ThreadPool> = LazyLock::new(|| {
         .expect("Failed to build custom Rayon thread‑pool for flash‑attention")
 });
 
+/// promptloom: where the attention kernels run their tiles. On the engine thread, which is a
+/// worker of the engine's one pool (`crate::promptloom::engine_pool`), in place: the engine
+/// thread works on its own tiles and no job crosses to another pool. Elsewhere (and with
+/// `promptloom::set_engine_thread_in_pool(false)`), as in 0.8.1: on this module's own pool.
+fn in_attention_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        FLASH_ATTN_POOL.install(f)
+    }
+}
+
 const DOT_CHUNK: usize = 4;
 
 /// Size (in KV positions) processed by each inner‑tile job.
@@ -433,7 +445,7 @@ where
         _ => None,
     };
 
-    FLASH_ATTN_POOL.install(|| {
+    in_attention_pool(|| {
         (0..kv_tiles).into_par_iter().for_each(|tile_idx| {
             let start = tile_idx * TILE_KV;
             let end = (start + TILE_KV).min(kv_len);
@@ -619,7 +631,7 @@ where
         _ => None,
     };
 
-    FLASH_ATTN_POOL.install(|| {
+    in_attention_pool(|| {
         out.par_chunks_mut(dv)
             .with_min_len(64)
             .enumerate()
