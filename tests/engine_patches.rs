@@ -133,3 +133,50 @@ fn prefix_cache_never_resumes_past_the_kv_it_holds() {
         None
     );
 }
+
+/// The Q8_0 mat-mul kernel gives candle's result bit for bit, for the model's shapes (and odd
+/// row counts, a zero row, an outlier), one row (decode) and many (prompt reading).
+#[test]
+fn q8_kernel_matches_candle_bit_for_bit() {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::Module;
+    if !promptloom::q8_kernel_available() {
+        println!("skipped: this CPU has no AVX-512 VNNI, the kernel does not run here");
+        return;
+    }
+    // (activation rows, weight rows n, width k): q/k/v/o, gate/up, down, the head (cut).
+    let shapes = [
+        (1, 576, 576),
+        (1, 192, 576),
+        (1, 1536, 576),
+        (1, 576, 1536),
+        (1, 4096, 576),
+        (3, 192, 576),
+        (7, 1536, 576),
+        (33, 576, 1536),
+        (130, 192, 576),
+    ];
+    for (i, &(m, n, k)) in shapes.iter().enumerate() {
+        let w = Tensor::from_vec(values(n * k, 7 + i as u64), (n, k), &Device::Cpu).unwrap();
+        let w = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let mut xs = values(m * k, 1000 + i as u64);
+        xs[k / 2] = 40.0; // an outlier in the first row
+        if m > 2 {
+            xs[k..2 * k].fill(0.0); // a zero row: its scale is 0
+        }
+        let x = Tensor::from_vec(xs, (m, k), &Device::Cpu).unwrap();
+        let candle = QMatMul::from_qtensor(w.clone())
+            .unwrap()
+            .forward(&x)
+            .unwrap();
+        let ours = promptloom::q8_matmul(&x, &w)
+            .unwrap()
+            .expect("the kernel applies to a Q8_0 weight and f32 rows");
+        assert_eq!(ours.dims(), candle.dims());
+        assert_eq!(
+            bits(&ours),
+            bits(&candle),
+            "shape {i}: ({m}, {k}) x ({n}, {k})ᵀ"
+        );
+    }
+}

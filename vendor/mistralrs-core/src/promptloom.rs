@@ -231,3 +231,9 @@ pub(crate) fn engine_pool() -> Option<rayon::ThreadPool> {
         .build()
         .ok()
 }
+
+/// The Q8_0 mat-mul kernel (`promptloom_q8`): whether it runs on this CPU, the switch, and the
+/// product itself (None where it does not apply).
+pub use crate::promptloom_q8::{
+    available as q8_kernel_available, matmul as q8_matmul, set_enabled as set_q8_kernel,
+};

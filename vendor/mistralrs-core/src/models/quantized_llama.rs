@@ -7,12 +7,12 @@ use candle_core::quantized::ggml_file;
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Embedding, Module};
-use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig};
+use crate::promptloom_q8::QLinear;
 
 use crate::attention::SdpaParams;
 use crate::device_map::{DeviceMappedMask, DeviceMapper};
 use crate::gguf::Content;
-use crate::layers::{CausalMasker, MatMul, QRmsNorm, RotaryEmbedding, Sdpa};
+use crate::layers::{CausalMasker, QRmsNorm, RotaryEmbedding, Sdpa};
 use crate::layers_masker::PastKvLenCache;
 use crate::paged_attention::{AttentionImplementation, PagedAttention};
 use crate::pipeline::extract_logits;
@@ -27,17 +27,17 @@ use crate::utils::progress::{new_multi_progress, NiceProgressBar};
 const DEFAULT_MAX_SEQ_LEN: u32 = 4096;
 
 struct Mlp {
-    feed_forward_w1: Arc<dyn QuantMethod>,
-    feed_forward_w2: Arc<dyn QuantMethod>,
-    feed_forward_w3: Arc<dyn QuantMethod>,
+    feed_forward_w1: QLinear,
+    feed_forward_w2: QLinear,
+    feed_forward_w3: QLinear,
 }
 
 impl Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let w1 = MatMul.qmethod_matmul(xs, &*self.feed_forward_w1)?;
-        let w3 = MatMul.qmethod_matmul(xs, &*self.feed_forward_w3)?;
+        let w1 = self.feed_forward_w1.forward(xs)?;
+        let w3 = self.feed_forward_w3.forward(xs)?;
         let y = crate::ops::mul_and_act(&w1, &w3, crate::layers::Activation::Silu)?;
-        MatMul.qmethod_matmul(&y, &*self.feed_forward_w2)
+        self.feed_forward_w2.forward(&y)
     }
 }
 
@@ -45,7 +45,7 @@ enum MlpOrMoe {
     Mlp(Mlp),
     MoE {
         n_expert_used: usize,
-        feed_forward_gate_inp: Arc<dyn QuantMethod>,
+        feed_forward_gate_inp: QLinear,
         experts: Vec<Mlp>,
     },
 }
@@ -60,7 +60,7 @@ impl MlpOrMoe {
             } => {
                 let (b_size, seq_len, hidden_dim) = xs.dims3()?;
                 let xs = xs.reshape(((), hidden_dim))?;
-                let router_logits = MatMul.qmethod_matmul(&xs, &**feed_forward_gate_inp)?;
+                let router_logits = feed_forward_gate_inp.forward(&xs)?;
                 let routing_weights = candle_nn::ops::softmax_last_dim(&router_logits)?;
 
                 // In order to extract topk, we extract the data from the tensor and manipulate it
@@ -121,10 +121,10 @@ impl MlpOrMoe {
 }
 
 struct LayerWeights {
-    attention_wq: Arc<dyn QuantMethod>,
-    attention_wk: Arc<dyn QuantMethod>,
-    attention_wv: Arc<dyn QuantMethod>,
-    attention_wo: Arc<dyn QuantMethod>,
+    attention_wq: QLinear,
+    attention_wk: QLinear,
+    attention_wv: QLinear,
+    attention_wo: QLinear,
     attention_norm: QRmsNorm,
     mlp_or_moe: MlpOrMoe,
     ffn_norm: QRmsNorm,
@@ -148,14 +148,11 @@ impl LayerWeights {
     ) -> Result<Tensor> {
         let (b_sz, seq_len, _) = x.dims3()?;
 
-        let q = MatMul
-            .qmethod_matmul(x, &*self.attention_wq)?
+        let q = self.attention_wq.forward(x)?
             .to_dtype(self.dtype)?;
-        let k = MatMul
-            .qmethod_matmul(x, &*self.attention_wk)?
+        let k = self.attention_wk.forward(x)?
             .to_dtype(self.dtype)?;
-        let v = MatMul
-            .qmethod_matmul(x, &*self.attention_wv)?
+        let v = self.attention_wv.forward(x)?
             .to_dtype(self.dtype)?;
 
         let (q, k, v) = if seq_len != 1 {
@@ -206,7 +203,7 @@ impl LayerWeights {
             y.reshape((b_sz, seq_len, ()))?
         };
 
-        let y = MatMul.qmethod_matmul(&y.to_dtype(x.dtype())?, &*self.attention_wo)?;
+        let y = self.attention_wo.forward(&y.to_dtype(x.dtype())?)?;
         Ok(y)
     }
 }
@@ -215,7 +212,7 @@ pub struct ModelWeights {
     tok_embeddings: Embedding,
     layers: Vec<LayerWeights>,
     norm: QRmsNorm,
-    output: Arc<dyn QuantMethod>,
+    output: QLinear,
     pub device: Device,
     pub cache: EitherCache,
     pub max_seq_len: usize,
@@ -254,40 +251,19 @@ impl ModelConfig::FromGGML for ModelWeights {
                 let feed_forward_w2 = ct.remove(&format!("{prefix}.feed_forward.w2.weight"))?;
                 let feed_forward_w3 = ct.remove(&format!("{prefix}.feed_forward.w3.weight"))?;
                 MlpOrMoe::Mlp(Mlp {
-                    feed_forward_w1: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                        q_weight: Arc::new(feed_forward_w1),
-                        b: None,
-                    })?),
-                    feed_forward_w2: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                        q_weight: Arc::new(feed_forward_w2),
-                        b: None,
-                    })?),
-                    feed_forward_w3: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                        q_weight: Arc::new(feed_forward_w3),
-                        b: None,
-                    })?),
+                    feed_forward_w1: QLinear::gguf(feed_forward_w1)?,
+                    feed_forward_w2: QLinear::gguf(feed_forward_w2)?,
+                    feed_forward_w3: QLinear::gguf(feed_forward_w3)?,
                 })
             };
             let attention_norm = ct.remove(&format!("{prefix}.attention_norm.weight"))?;
             let ffn_norm = ct.remove(&format!("{prefix}.ffn_norm.weight"))?;
             let n_kv_head = ct.hparams.n_head as usize / gqa;
             layers.push(LayerWeights {
-                attention_wq: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                    q_weight: Arc::new(attention_wq),
-                    b: None,
-                })?),
-                attention_wk: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                    q_weight: Arc::new(attention_wk),
-                    b: None,
-                })?),
-                attention_wv: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                    q_weight: Arc::new(attention_wv),
-                    b: None,
-                })?),
-                attention_wo: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                    q_weight: Arc::new(attention_wo),
-                    b: None,
-                })?),
+                attention_wq: QLinear::gguf(attention_wq)?,
+                attention_wk: QLinear::gguf(attention_wk)?,
+                attention_wv: QLinear::gguf(attention_wv)?,
+                attention_wo: QLinear::gguf(attention_wo)?,
                 attention_norm: QRmsNorm::new(attention_norm, 1e-5)?,
                 mlp_or_moe,
                 ffn_norm: QRmsNorm::new(ffn_norm, 1e-5)?,
@@ -310,10 +286,7 @@ impl ModelConfig::FromGGML for ModelWeights {
             tok_embeddings: Embedding::new(tok_embeddings, ct.hparams.n_embd as usize),
             layers,
             norm,
-            output: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                q_weight: Arc::new(output),
-                b: None,
-            })?),
+            output: QLinear::gguf(output)?,
             device: ct.device.clone(),
             cache: EitherCache::Normal(NormalCache::new(
                 ct.hparams.n_layer as usize,
@@ -489,18 +462,9 @@ impl ModelConfig::FromGGUF for ModelWeights {
                 let feed_forward_w2 = ct.tensor(&format!("{prefix}.ffn_down.weight"), device)?;
                 let feed_forward_w3 = ct.tensor(&format!("{prefix}.ffn_up.weight"), device)?;
                 MlpOrMoe::Mlp(Mlp {
-                    feed_forward_w1: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                        q_weight: Arc::new(feed_forward_w1),
-                        b: None,
-                    })?),
-                    feed_forward_w2: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                        q_weight: Arc::new(feed_forward_w2),
-                        b: None,
-                    })?),
-                    feed_forward_w3: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                        q_weight: Arc::new(feed_forward_w3),
-                        b: None,
-                    })?),
+                    feed_forward_w1: QLinear::gguf(feed_forward_w1)?,
+                    feed_forward_w2: QLinear::gguf(feed_forward_w2)?,
+                    feed_forward_w3: QLinear::gguf(feed_forward_w3)?,
                 })
             } else {
                 let feed_forward_gate_inp =
@@ -536,24 +500,9 @@ impl ModelConfig::FromGGUF for ModelWeights {
                             .zip(dequant_ffn_down.into_iter().zip(dequant_ffn_up))
                         {
                             experts.push(Mlp {
-                                feed_forward_w1: Arc::new(GgufMatMul::new(
-                                    QuantMethodConfig::Gguf {
-                                        q_weight: Arc::new(QTensor::quantize(&ff_w1, gate_type)?),
-                                        b: None,
-                                    },
-                                )?),
-                                feed_forward_w2: Arc::new(GgufMatMul::new(
-                                    QuantMethodConfig::Gguf {
-                                        q_weight: Arc::new(QTensor::quantize(&ff_w2, down_type)?),
-                                        b: None,
-                                    },
-                                )?),
-                                feed_forward_w3: Arc::new(GgufMatMul::new(
-                                    QuantMethodConfig::Gguf {
-                                        q_weight: Arc::new(QTensor::quantize(&ff_w3, up_type)?),
-                                        b: None,
-                                    },
-                                )?),
+                                feed_forward_w1: QLinear::gguf(QTensor::quantize(&ff_w1, gate_type)?)?,
+                                feed_forward_w2: QLinear::gguf(QTensor::quantize(&ff_w2, down_type)?)?,
+                                feed_forward_w3: QLinear::gguf(QTensor::quantize(&ff_w3, up_type)?)?,
                             })
                         }
                     }
@@ -566,34 +515,16 @@ impl ModelConfig::FromGGUF for ModelWeights {
                             let feed_forward_w3 =
                                 ct.tensor(&format!("{prefix}.ffn_up.{i}.weight"), device)?;
                             experts.push(Mlp {
-                                feed_forward_w1: Arc::new(GgufMatMul::new(
-                                    QuantMethodConfig::Gguf {
-                                        q_weight: Arc::new(feed_forward_w1),
-                                        b: None,
-                                    },
-                                )?),
-                                feed_forward_w2: Arc::new(GgufMatMul::new(
-                                    QuantMethodConfig::Gguf {
-                                        q_weight: Arc::new(feed_forward_w2),
-                                        b: None,
-                                    },
-                                )?),
-                                feed_forward_w3: Arc::new(GgufMatMul::new(
-                                    QuantMethodConfig::Gguf {
-                                        q_weight: Arc::new(feed_forward_w3),
-                                        b: None,
-                                    },
-                                )?),
+                                feed_forward_w1: QLinear::gguf(feed_forward_w1)?,
+                                feed_forward_w2: QLinear::gguf(feed_forward_w2)?,
+                                feed_forward_w3: QLinear::gguf(feed_forward_w3)?,
                             })
                         }
                     }
                 }
                 MlpOrMoe::MoE {
                     n_expert_used,
-                    feed_forward_gate_inp: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                        q_weight: Arc::new(feed_forward_gate_inp),
-                        b: None,
-                    })?),
+                    feed_forward_gate_inp: QLinear::gguf(feed_forward_gate_inp)?,
                     experts,
                 }
             };
@@ -606,22 +537,10 @@ impl ModelConfig::FromGGUF for ModelWeights {
                 }
             };
             layers.push(LayerWeights {
-                attention_wq: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                    q_weight: Arc::new(attention_wq),
-                    b: None,
-                })?),
-                attention_wk: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                    q_weight: Arc::new(attention_wk),
-                    b: None,
-                })?),
-                attention_wv: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                    q_weight: Arc::new(attention_wv),
-                    b: None,
-                })?),
-                attention_wo: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                    q_weight: Arc::new(attention_wo),
-                    b: None,
-                })?),
+                attention_wq: QLinear::gguf(attention_wq)?,
+                attention_wk: QLinear::gguf(attention_wk)?,
+                attention_wv: QLinear::gguf(attention_wv)?,
+                attention_wo: QLinear::gguf(attention_wo)?,
                 attention_norm: QRmsNorm::new(attention_norm, rms_norm_eps)?,
                 mlp_or_moe,
                 ffn_norm: QRmsNorm::new(ffn_norm, rms_norm_eps)?,
@@ -644,10 +563,7 @@ impl ModelConfig::FromGGUF for ModelWeights {
             tok_embeddings: Embedding::new(tok_embeddings, embedding_length),
             layers,
             norm,
-            output: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                q_weight: Arc::new(output),
-                b: None,
-            })?),
+            output: QLinear::gguf(output)?,
             device: device.clone(),
             cache: EitherCache::Normal(NormalCache::new(block_count, max_seq_len)),
             max_seq_len,
@@ -716,6 +632,6 @@ impl ModelWeights {
         let layer_in = layer_in.to_device(&self.device)?;
         let x = self.norm.forward(&layer_in)?;
         let x = extract_logits(&x, context_lens)?;
-        MatMul.qmethod_matmul(&x.contiguous()?, &*self.output)
+        self.output.forward(&x.contiguous()?)
     }
 }
