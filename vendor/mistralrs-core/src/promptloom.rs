@@ -39,6 +39,24 @@ pub fn cpu_attention(q: &Tensor, k: &Tensor, v: &Tensor, softmax_scale: f32) -> 
     Sdpa.run_attention(q, k, v, None, None, &params)
 }
 
+/// `cpu_attention` with an additive mask (batch or 1, heads or 1, q_len, kv_len), as prompts
+/// run it (several query positions: the prompt kernel).
+pub fn cpu_attention_masked(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    softmax_scale: f32,
+) -> Result<Tensor> {
+    let params = sdpa_params(q, k, softmax_scale)?;
+    Sdpa.run_attention(q, k, v, Some(mask), None, &params)
+}
+
+/// Whether prompts use promptloom's prompt-attention kernel (the default) or 0.8.1's.
+pub fn set_fast_prefill_attention(on: bool) {
+    crate::attention::set_fast_prefill(on);
+}
+
 /// The same attention by the plain path (matmul, softmax, matmul): a reference.
 pub fn reference_attention(
     q: &Tensor,
