@@ -1,0 +1,229 @@
+//! The patches to the vendored mistralrs-core (`vendor/README.md`), each checked on the code it
+//! changes, through the crate's `promptloom` test entry points. No model needed.
+#![cfg(feature = "local")]
+
+use candle_core::{DType, Device, Tensor};
+use mistralrs_core::promptloom;
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG), so a failure reproduces.
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor(shape: (usize, usize, usize, usize), seed: u64, dtype: DType) -> Tensor {
+    let n = shape.0 * shape.1 * shape.2 * shape.3;
+    Tensor::from_vec(values(n, seed), shape, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f32::to_bits)
+        .collect()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let a = a.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+    let b = b.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+    a.to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .zip(b.to_vec1::<f32>().unwrap())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Patch 1 (decode attention): a batch of decode rows through the CPU kernel gives each row
+/// exactly what that row gives alone, and matches the plain matmul-softmax-matmul reference.
+/// Before the patch every row got the last row's output.
+#[test]
+fn decode_attention_of_a_batch_equals_each_row_alone() {
+    // (batch, heads, kv heads, kv length, head dim): SmolLM2-135M's 9 heads over 3 kv heads
+    // of 64 at several depths (one tile, a partial tile, many tiles), and a small odd case.
+    let cases = [
+        (3, 9, 3, 40, 64),
+        (4, 9, 3, 1, 64),
+        (2, 9, 3, 17, 64),
+        (4, 9, 3, 300, 64),
+        (3, 2, 2, 40, 8),
+    ];
+    for dtype in [DType::F32, DType::F16] {
+        for (i, &(b, h, kvh, kv, d)) in cases.iter().enumerate() {
+            let seed = 100 * i as u64;
+            let q = tensor((b, h, 1, d), seed, dtype);
+            let k = tensor((b, kvh, kv, d), seed + 1, dtype);
+            let v = tensor((b, kvh, kv, d), seed + 2, dtype);
+            let scale = 1.0 / (d as f32).sqrt();
+            let batched = promptloom::cpu_attention(&q, &k, &v, scale).unwrap();
+            assert_eq!(batched.dims(), &[b, h, 1, d]);
+            for row in 0..b {
+                let one = |t: &Tensor| t.narrow(0, row, 1).unwrap();
+                let alone = promptloom::cpu_attention(&one(&q), &one(&k), &one(&v), scale).unwrap();
+                assert_eq!(
+                    bits(&one(&batched)),
+                    bits(&alone),
+                    "{dtype:?} case {i} (b {b}, h {h}, kv {kv}): row {row} of the batch differs from the row alone"
+                );
+            }
+            let reference = promptloom::reference_attention(&q, &k, &v, scale).unwrap();
+            let bound = if dtype == DType::F32 { 1e-5 } else { 4e-3 };
+            let diff = max_abs_diff(&batched, &reference);
+            assert!(
+                diff <= bound,
+                "{dtype:?} case {i}: off the reference by {diff} > {bound}"
+            );
+        }
+    }
+}
+
+/// Patch 2 (scheduler): with nothing running, the scheduler starts at most `max_num_seqs`
+/// waiting sequences. It used to start all of them.
+#[test]
+fn scheduler_starts_at_most_max_num_seqs() {
+    assert_eq!(promptloom::scheduler_first_step(1, 4).unwrap(), 1);
+    assert_eq!(promptloom::scheduler_first_step(2, 4).unwrap(), 2);
+    assert_eq!(promptloom::scheduler_first_step(4, 3).unwrap(), 3);
+}
+
+/// Patch 2 (scheduler): an answer parked mid-way (its length bucket did not run) resumes
+/// decoding when the others finish. It used to be set back to "prompt" and re-read from
+/// scratch, which changes its numerics and so its greedy text (the bench's "same 1/2").
+#[test]
+fn a_parked_answer_resumes_decoding() {
+    assert_eq!(promptloom::scheduler_parked_resume().unwrap(), (true, true));
+}
+
+/// Patch 3 (prefix cache): a finished sequence's last token has no KV row; a prompt that
+/// replays the whole sequence (a multi-turn chat) resumes before that token, not after it.
+#[test]
+fn prefix_cache_never_resumes_past_the_kv_it_holds() {
+    let cached: Vec<u32> = (1..=10).collect();
+    // The next turn: all ten tokens, then more. KV exists for the first nine.
+    let next_turn: Vec<u32> = (1..=14).collect();
+    assert_eq!(
+        promptloom::prefix_cache_offset(&cached, 9, &next_turn).unwrap(),
+        Some(9)
+    );
+    // A prompt that leaves the cached one earlier resumes where they part.
+    assert_eq!(
+        promptloom::prefix_cache_offset(&cached, 9, &[1, 2, 3, 4, 99, 100]).unwrap(),
+        Some(4)
+    );
+    // Nothing in common: a miss.
+    assert_eq!(
+        promptloom::prefix_cache_offset(&cached, 9, &[7, 8]).unwrap(),
+        None
+    );
+}
+
+/// The Q8_0 mat-mul kernel gives candle's result bit for bit, for the model's shapes (and odd
+/// row counts, a zero row, an outlier), one row (decode) and many (prompt reading).
+#[test]
+fn q8_kernel_matches_candle_bit_for_bit() {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::Module;
+    if !promptloom::q8_kernel_available() {
+        println!("skipped: this CPU has no AVX-512 VNNI, the kernel does not run here");
+        return;
+    }
+    // (activation rows, weight rows n, width k): q/k/v/o, gate/up, down, the head (cut).
+    let shapes = [
+        (1, 576, 576),
+        (1, 192, 576),
+        (1, 1536, 576),
+        (1, 576, 1536),
+        (1, 4096, 576),
+        (3, 192, 576),
+        (7, 1536, 576),
+        (33, 576, 1536),
+        (130, 192, 576),
+    ];
+    for (i, &(m, n, k)) in shapes.iter().enumerate() {
+        let w = Tensor::from_vec(values(n * k, 7 + i as u64), (n, k), &Device::Cpu).unwrap();
+        let w = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let mut xs = values(m * k, 1000 + i as u64);
+        xs[k / 2] = 40.0; // an outlier in the first row
+        if m > 2 {
+            xs[k..2 * k].fill(0.0); // a zero row: its scale is 0
+        }
+        let x = Tensor::from_vec(xs, (m, k), &Device::Cpu).unwrap();
+        let candle = QMatMul::from_qtensor(w.clone())
+            .unwrap()
+            .forward(&x)
+            .unwrap();
+        let ours = promptloom::q8_matmul(&x, &w)
+            .unwrap()
+            .expect("the kernel applies to a Q8_0 weight and f32 rows");
+        assert_eq!(ours.dims(), candle.dims());
+        assert_eq!(
+            bits(&ours),
+            bits(&candle),
+            "shape {i}: ({m}, {k}) x ({n}, {k})ᵀ"
+        );
+    }
+}
+
+/// The prompt-attention kernel gives 0.8.1's result bit for bit: causal prompts from
+/// scratch and after a cached prefix, with and without a mask, f32 and f16.
+#[test]
+fn prompt_attention_kernel_matches_the_old_one_bit_for_bit() {
+    // (q_len, kv_len, heads, kv heads, head dim)
+    let cases = [
+        (37, 37, 9, 3, 64),
+        (13, 50, 9, 3, 64),
+        (8, 8, 2, 2, 8),
+        (5, 21, 3, 1, 6),
+    ];
+    for dtype in [DType::F32, DType::F16] {
+        for (i, &(ql, kl, h, kvh, d)) in cases.iter().enumerate() {
+            let seed = 500 + 10 * i as u64;
+            let q = tensor((1, h, ql, d), seed, dtype);
+            let k = tensor((1, kvh, kl, d), seed + 1, dtype);
+            let v = tensor((1, kvh, kl, d), seed + 2, dtype);
+            // Causal: query j (at position kl - ql + j) sees keys up to its own position.
+            let mask: Vec<f32> = (0..ql * kl)
+                .map(|x| {
+                    let (j, key) = (x / kl, x % kl);
+                    if key > kl - ql + j {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mask = Tensor::from_vec(mask, (1, 1, ql, kl), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let scale = 1.0 / (d as f32).sqrt();
+            let run = |fast: bool| {
+                promptloom::set_fast_prefill_attention(fast);
+                let masked = promptloom::cpu_attention_masked(&q, &k, &v, &mask, scale).unwrap();
+                let plain = promptloom::cpu_attention(&q, &k, &v, scale).unwrap();
+                promptloom::set_fast_prefill_attention(true);
+                (bits(&masked), bits(&plain))
+            };
+            let (old, new) = (run(false), run(true));
+            assert_eq!(new.0, old.0, "{dtype:?} case {i}, causal mask");
+            assert_eq!(new.1, old.1, "{dtype:?} case {i}, no mask");
+        }
+    }
+}

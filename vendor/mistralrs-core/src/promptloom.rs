@@ -1,0 +1,257 @@
+//! promptloom: entry points into this crate's internals for promptloom's tests of its patches
+//! (`vendor/README.md` in promptloom lists them). Not part of mistral.rs's API.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use candle_core::{Result, Tensor};
+use tokio::sync::mpsc::channel;
+use tokio::sync::Mutex;
+
+use crate::attention::{Sdpa, SdpaParams};
+use crate::kv_cache::{KvCache, SingleCache};
+use crate::prefix_cacher::{MatchingCache, PrefixCacheManagerV2};
+use crate::scheduler::{DefaultScheduler, DefaultSchedulerMethod};
+use crate::sampler::Sampler;
+use crate::sequence::{
+    SeqStepType, Sequence, SequenceGroup, SequenceRecognizer, SequenceState, StopReason,
+};
+use crate::IntervalLogger;
+
+fn sdpa_params(q: &Tensor, k: &Tensor, softmax_scale: f32) -> Result<SdpaParams> {
+    Ok(SdpaParams {
+        n_kv_groups: q.dim(1)? / k.dim(1)?,
+        softcap: None,
+        softmax_scale,
+        sliding_window: None,
+        sinks: None,
+    })
+}
+
+/// Attention without a mask as the models run it on the CPU (`Sdpa::run_attention`: the
+/// flash kernels; q of one position goes to the decode kernel). Shapes: q (batch, heads,
+/// q_len, head_dim), k and v (batch, kv_heads, kv_len, head_dim); returns (batch, heads,
+/// q_len, head_dim).
+pub fn cpu_attention(q: &Tensor, k: &Tensor, v: &Tensor, softmax_scale: f32) -> Result<Tensor> {
+    let params = sdpa_params(q, k, softmax_scale)?;
+    Sdpa.run_attention(q, k, v, None, None, &params)
+}
+
+/// `cpu_attention` with an additive mask (batch or 1, heads or 1, q_len, kv_len), as prompts
+/// run it (several query positions: the prompt kernel).
+pub fn cpu_attention_masked(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    softmax_scale: f32,
+) -> Result<Tensor> {
+    let params = sdpa_params(q, k, softmax_scale)?;
+    Sdpa.run_attention(q, k, v, Some(mask), None, &params)
+}
+
+/// Whether prompts use promptloom's prompt-attention kernel (the default) or 0.8.1's.
+pub fn set_fast_prefill_attention(on: bool) {
+    crate::attention::set_fast_prefill(on);
+}
+
+/// The same attention by the plain path (matmul, softmax, matmul): a reference.
+pub fn reference_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    softmax_scale: f32,
+) -> Result<Tensor> {
+    let params = sdpa_params(q, k, softmax_scale)?;
+    Sdpa.run_attention_noflash(q, k, v, None, &params)
+}
+
+/// The prefix cache holding one finished sequence, `cached` tokens long, whose layers hold
+/// KV rows for its first `kv_len` positions (a finished sequence's last sampled token has
+/// none), asked for `query`: the offset it would resume from, or None for a miss.
+pub fn prefix_cache_offset(cached: &[u32], kv_len: usize, query: &[u32]) -> Result<Option<usize>> {
+    let mut cacher = PrefixCacheManagerV2::new(1, false, false);
+    let rows = Tensor::zeros((1, 1, kv_len, 1), candle_core::DType::F32, &candle_core::Device::Cpu)?;
+    let mut k = SingleCache::new(2, cached.len() + 16, cached.len() + 16);
+    let mut v = SingleCache::new(2, cached.len() + 16, cached.len() + 16);
+    k.append(&rows)?;
+    v.append(&rows)?;
+    cacher.insert_for_checks(cached.to_vec(), vec![Some(KvCache::Normal { k, v })]);
+    let hit = cacher.search_for_matching_cache(query, None, None, None)?;
+    Ok(hit.map(|MatchingCache::Normal { offset, .. }| offset))
+}
+
+fn sequence(id: usize, len: usize) -> Result<Sequence> {
+    let (tx, _rx) = channel(1);
+    let sampler = Sampler::new(None, 0, None, None, None, None, None, 1, 1.0, 0.0, vec![])
+        .map_err(candle_core::Error::msg)?;
+    let group = Arc::new(Mutex::new(SequenceGroup::new(1, false, true, None)));
+    Ok(Sequence::new_waiting(
+        (0..len as u32).collect(),
+        "prompt".to_string(),
+        id,
+        0,
+        0,
+        tx,
+        sampler,
+        vec![],
+        vec![],
+        None,
+        false,
+        false,
+        group,
+        0,
+        0,
+        SequenceRecognizer::None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        SeqStepType::PromptAndDecode,
+        None,
+        None,
+        None,
+        false,
+        vec![],
+    ))
+}
+
+fn logger() -> IntervalLogger {
+    IntervalLogger::new(Duration::from_secs(86_400), None)
+}
+
+fn max_seqs(n: usize) -> Result<DefaultSchedulerMethod> {
+    let n = std::num::NonZeroUsize::new(n).ok_or_else(|| candle_core::Error::msg("max_num_seqs 0"))?;
+    Ok(DefaultSchedulerMethod::Fixed(n))
+}
+
+/// The default scheduler with `max_num_seqs`, nothing running and `waiting` equal-length
+/// requests queued: how many it starts in its first step.
+pub fn scheduler_first_step(max_num_seqs: usize, waiting: usize) -> Result<usize> {
+    let mut s: DefaultScheduler<VecDeque<Sequence>> = DefaultScheduler::new(max_seqs(max_num_seqs)?);
+    for id in 0..waiting {
+        s.add_seq_for_checks(sequence(id, 8)?);
+    }
+    let logger = logger();
+    let out = s.schedule(&logger);
+    Ok(out.prompt.len() + out.completion.len())
+}
+
+/// Sequence A (5 tokens) is decoding when B (8 tokens) arrives; they fall in different length
+/// buckets, so the scheduler runs B's prompt and parks A, which is mid-answer. B then
+/// finishes. Returns (A parked as a completion, A resumed as a completion): a parked answer
+/// must resume decoding, not be re-read as a prompt.
+pub fn scheduler_parked_resume() -> Result<(bool, bool)> {
+    let mut s: DefaultScheduler<VecDeque<Sequence>> = DefaultScheduler::new(max_seqs(2)?);
+    let logger = logger();
+    s.add_seq_for_checks(sequence(0, 5)?);
+    {
+        let out = s.schedule(&logger);
+        for seq in out.prompt.iter() {
+            seq.set_state(SequenceState::RunningCompletion);
+        }
+    }
+    s.add_seq_for_checks(sequence(1, 8)?);
+    let mut parked_as_completion = false;
+    {
+        let out = s.schedule(&logger);
+        let running: Vec<usize> = out
+            .prompt
+            .iter()
+            .chain(out.completion.iter())
+            .map(|seq| *seq.id())
+            .collect();
+        if running != [1] {
+            return Err(candle_core::Error::msg(format!(
+                "expected only B to run, ran {running:?}"
+            )));
+        }
+        for seq in out.prompt.iter().chain(out.completion.iter()) {
+            seq.set_state(SequenceState::Done(StopReason::Canceled));
+        }
+    }
+    if let Some(a) = s.waiting_for_checks().iter().find(|seq| *seq.id() == 0) {
+        parked_as_completion = a.is_completion();
+    }
+    let out = s.schedule(&logger);
+    let resumed_as_completion = out.completion.iter().any(|seq| *seq.id() == 0);
+    Ok((parked_as_completion, resumed_as_completion))
+}
+
+static DECODE_STEPS: AtomicUsize = AtomicUsize::new(0);
+static DECODE_SEQS: AtomicUsize = AtomicUsize::new(0);
+static BATCHED_SEQS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one decode step of `seqs` sequences (called by the engine).
+pub(crate) fn count_decode_step(seqs: usize) {
+    DECODE_STEPS.fetch_add(1, Ordering::Relaxed);
+    DECODE_SEQS.fetch_add(seqs, Ordering::Relaxed);
+    if seqs > 1 {
+        BATCHED_SEQS.fetch_add(seqs, Ordering::Relaxed);
+    }
+}
+
+/// What every engine in this process decoded so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeSteps {
+    /// Decode steps (one token for each sequence in the step).
+    pub steps: usize,
+    /// Tokens decoded: the sequences in those steps.
+    pub tokens: usize,
+    /// Tokens decoded in steps of more than one sequence.
+    pub batched_tokens: usize,
+}
+
+impl DecodeSteps {
+    /// What was decoded between `earlier` and `self`.
+    pub fn since(self, earlier: DecodeSteps) -> DecodeSteps {
+        DecodeSteps {
+            steps: self.steps - earlier.steps,
+            tokens: self.tokens - earlier.tokens,
+            batched_tokens: self.batched_tokens - earlier.batched_tokens,
+        }
+    }
+}
+
+pub fn decode_steps() -> DecodeSteps {
+    DecodeSteps {
+        steps: DECODE_STEPS.load(Ordering::Relaxed),
+        tokens: DECODE_SEQS.load(Ordering::Relaxed),
+        batched_tokens: BATCHED_SEQS.load(Ordering::Relaxed),
+    }
+}
+
+static ENGINE_THREAD_IN_POOL: AtomicBool = AtomicBool::new(true);
+
+/// Whether engines started from now on make their engine thread a rayon worker (the default),
+/// or, as mistral.rs 0.8.1 did, send every parallel op of a step to rayon's global pool from
+/// outside it (a cold injection and a sleep/wake per op) and attention to a second pool.
+pub fn set_engine_thread_in_pool(on: bool) {
+    ENGINE_THREAD_IN_POOL.store(on, Ordering::Relaxed);
+}
+
+/// A pool with as many threads as rayon's global one, the calling thread its worker 0, or
+/// None when switched off (or when the calling thread already belongs to a pool).
+pub(crate) fn engine_pool() -> Option<rayon::ThreadPool> {
+    if !ENGINE_THREAD_IN_POOL.load(Ordering::Relaxed) {
+        return None;
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .use_current_thread()
+        .thread_name(|i| format!("mistralrs-engine-{i}"))
+        .build()
+        .ok()
+}
+
+/// The Q8_0 mat-mul kernel (`promptloom_q8`): whether it runs on this CPU, the switch, and the
+/// product itself (None where it does not apply).
+pub use crate::promptloom_q8::{
+    available as q8_kernel_available, matmul as q8_matmul, set_enabled as set_q8_kernel,
+};

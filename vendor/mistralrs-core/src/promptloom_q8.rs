@@ -1,0 +1,268 @@
+//! promptloom: the CPU product of f32 activations and a Q8_0 weight, with the same result as
+//! candle 0.10.2's (`QMatMul::forward` → `k_quants::matmul` with the AVX2
+//! `vec_dot_q8_0_q8_0`), bit for bit, in fewer instructions when the CPU has AVX-512 VNNI.
+//!
+//! Same arithmetic, step by step:
+//! - each activation row is quantized by candle's own `BlockQ8_0::from_float`;
+//! - for each 32-value block, the eight i32 lanes hold sums of four products. Candle gets
+//!   them with `sign`, `maddubs` and `madd`; here `sign` and one `dpbusd` give the same
+//!   integers, since no i16 pair can saturate (activation values are within ±127, weight
+//!   magnitudes within 128: a pair is at most 32,512);
+//! - the lanes go to f32 and are fused-multiply-added, with the same scale (the f32 product
+//!   of the two f16 scales), into one 8-lane accumulator per output, block after block in the
+//!   same order;
+//! - candle's horizontal sum (`hsum_float_8`) ends each output.
+//!
+//! What changes: per block and output, five instructions instead of about seventeen; four
+//! weight rows and up to four activation rows per pass, so each loaded block is used several
+//! times; and the work splits into tiles of rows and columns for rayon, instead of one
+//! parallel dispatch per activation row.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use candle_core::quantized::k_quants::{BlockQ8_0, GgmlType};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Result, Storage, Tensor};
+use half::f16;
+use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig};
+use rayon::prelude::*;
+
+use crate::layers::MatMul;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Switch the kernel on (the default) or off (candle's path) for every model from now on.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether the kernel runs here: switched on, candle built with AVX2, and the CPU has
+/// AVX-512 VNNI (with VL).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // candle's own kernel must be its AVX2 one (chosen when it is compiled) for the
+        // results to be the same.
+        cfg!(target_feature = "avx2")
+            && ENABLED.load(Ordering::Relaxed)
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A GGUF weight as the llama model multiplies by it: mistral.rs's `QuantMethod` (no bias),
+/// and the `QTensor` itself when it is Q8_0, for the kernel.
+pub(crate) struct QLinear {
+    method: Arc<dyn QuantMethod>,
+    q8: Option<Arc<QTensor>>,
+}
+
+impl QLinear {
+    pub(crate) fn gguf(weight: QTensor) -> Result<Self> {
+        let weight = Arc::new(weight);
+        let q8 = (weight.dtype() == GgmlDType::Q8_0).then(|| weight.clone());
+        let method = Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
+            q_weight: weight,
+            b: None,
+        })?);
+        Ok(Self { method, q8 })
+    }
+
+    /// `x` times the weight, as `MatMul.qmethod_matmul(x, method)` computes it.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(w) = &self.q8 {
+            if let Some(y) = matmul(x, w)? {
+                return Ok(y);
+            }
+        }
+        MatMul.qmethod_matmul(x, &*self.method)
+    }
+}
+
+/// One Q8_0 block as candle lays it out (`#[repr(C)] BlockQ8_0 { d: f16, qs: [i8; 32] }`,
+/// 34 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Block {
+    d: f16,
+    qs: [i8; 32],
+}
+const _: () = assert!(std::mem::size_of::<Block>() == std::mem::size_of::<BlockQ8_0>());
+
+const QK: usize = 32;
+/// Output tile: activation rows × weight rows handed to one rayon task.
+const TILE_M: usize = 32;
+const TILE_N: usize = 64;
+
+/// `x` (…, k) times the Q8_0 weight `w` (n, k) transposed: (…, n); None when the kernel does
+/// not apply (then candle's path gives the answer, or the error).
+pub fn matmul(x: &Tensor, w: &QTensor) -> Result<Option<Tensor>> {
+    if !available()
+        || w.dtype() != GgmlDType::Q8_0
+        || !x.device().is_cpu()
+        || x.dtype() != DType::F32
+        || !x.is_contiguous()
+        || x.rank() < 2
+    {
+        return Ok(None);
+    }
+    let (n, k) = w.shape().dims2()?;
+    let mut dims = x.dims().to_vec();
+    if dims.last() != Some(&k) || k == 0 || k % QK != 0 || n % 4 != 0 {
+        return Ok(None);
+    }
+    dims.pop();
+    dims.push(n);
+    let m = x.elem_count() / k;
+    let nb = k / QK;
+    let data = w.data()?;
+    if data.len() != n * nb * std::mem::size_of::<Block>() {
+        return Ok(None);
+    }
+    // The storage is a Vec<BlockQ8_0>: aligned for Block (same layout).
+    let weights: &[Block] =
+        unsafe { std::slice::from_raw_parts(data.as_ptr() as *const Block, n * nb) };
+
+    let (guard, layout) = x.storage_and_layout();
+    let xs: &[f32] = match &*guard {
+        Storage::Cpu(cpu) => &cpu.as_slice::<f32>()?[layout.start_offset()..][..m * k],
+        _ => return Ok(None),
+    };
+    // Activations quantized exactly as candle does, row by row (rows in parallel).
+    let mut acts = vec![BlockQ8_0::zeros(); m * nb];
+    acts.par_chunks_mut(nb)
+        .zip(xs.par_chunks(k))
+        .for_each(|(b, x)| BlockQ8_0::from_float(x, b));
+    drop(guard);
+    let acts: &[Block] = unsafe { std::slice::from_raw_parts(acts.as_ptr() as *const Block, m * nb) };
+    let act_scales: Vec<f32> = acts.iter().map(|b| b.d.to_f32()).collect();
+
+    let mut dst = vec![0f32; m * n];
+    let out = SendPtr(dst.as_mut_ptr());
+    let row_tiles = m.div_ceil(TILE_M);
+    let col_tiles = n.div_ceil(TILE_N);
+    (0..row_tiles * col_tiles).into_par_iter().for_each(|t| {
+        let (rt, ct) = (t / col_tiles, t % col_tiles);
+        let (r0, r1) = (rt * TILE_M, ((rt + 1) * TILE_M).min(m));
+        let (c0, c1) = (ct * TILE_N, ((ct + 1) * TILE_N).min(n));
+        // Tiles write disjoint outputs.
+        let out = &out;
+        unsafe { tile(acts, &act_scales, weights, nb, n, (r0, r1), (c0, c1), out.0) };
+    });
+    Tensor::from_vec(dst, dims, x.device()).map(Some)
+}
+
+struct SendPtr(*mut f32);
+unsafe impl Sync for SendPtr {}
+unsafe impl Send for SendPtr {}
+
+/// Outputs [r0, r1) × [c0, c1): groups of 4 weight rows against 4, then 1, activation rows.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    acts: &[Block],
+    act_scales: &[f32],
+    weights: &[Block],
+    nb: usize,
+    n: usize,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+    dst: *mut f32,
+) {
+    let mut r = r0;
+    while r < r1 {
+        let rows = (r1 - r).min(4);
+        let mut c = c0;
+        while c < c1 {
+            match rows {
+                4 => dots::<4>(acts, act_scales, weights, nb, n, r, c, dst),
+                3 => dots::<3>(acts, act_scales, weights, nb, n, r, c, dst),
+                2 => dots::<2>(acts, act_scales, weights, nb, n, r, c, dst),
+                _ => dots::<1>(acts, act_scales, weights, nb, n, r, c, dst),
+            }
+            c += 4;
+        }
+        r += rows;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use core::arch::x86_64::*;
+
+/// candle's `hsum_float_8`, unchanged.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn hsum_float_8(x: __m256) -> f32 {
+    let res = _mm256_extractf128_ps(x, 1);
+    let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
+    let res = _mm_add_ps(res, _mm_movehl_ps(res, res));
+    let res = _mm_add_ss(res, _mm_movehdup_ps(res));
+    _mm_cvtss_f32(res)
+}
+
+/// The dot products of activation rows [r, r + A) with weight rows [c, c + 4).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dots<const A: usize>(
+    acts: &[Block],
+    act_scales: &[f32],
+    weights: &[Block],
+    nb: usize,
+    n: usize,
+    r: usize,
+    c: usize,
+    dst: *mut f32,
+) {
+    let mut acc = [[_mm256_setzero_ps(); 4]; A];
+    let zero = _mm256_setzero_si256();
+    for j in 0..nb {
+        let mut x = [zero; 4];
+        let mut ax = [zero; 4];
+        let mut dx = [_mm256_setzero_ps(); 4];
+        for i in 0..4 {
+            let b = weights.get_unchecked((c + i) * nb + j);
+            x[i] = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
+            ax[i] = _mm256_sign_epi8(x[i], x[i]);
+            dx[i] = _mm256_set1_ps(b.d.to_f32());
+        }
+        for a in 0..A {
+            let y = acts.get_unchecked((r + a) * nb + j);
+            let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            let dy = _mm256_set1_ps(*act_scales.get_unchecked((r + a) * nb + j));
+            for i in 0..4 {
+                let sy = _mm256_sign_epi8(by, x[i]);
+                let q = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(zero, ax[i], sy));
+                // candle: _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d)): the same product.
+                let d = _mm256_mul_ps(dx[i], dy);
+                acc[a][i] = _mm256_fmadd_ps(d, q, acc[a][i]);
+            }
+        }
+    }
+    for a in 0..A {
+        for i in 0..4 {
+            *dst.add((r + a) * n + c + i) = hsum_float_8(acc[a][i]);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dots<const A: usize>(
+    _acts: &[Block],
+    _act_scales: &[f32],
+    _weights: &[Block],
+    _nb: usize,
+    _n: usize,
+    _r: usize,
+    _c: usize,
+    _dst: *mut f32,
+) {
+    unreachable!("available() is false off x86_64")
+}
