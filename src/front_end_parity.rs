@@ -10,7 +10,7 @@ use crate::app::state::AppState;
 use crate::app::update::tests::{ev, key, started};
 use crate::app::Effect;
 use crate::chat::{FinishReason, StreamEvent};
-use crate::cli::TechniqueCmd;
+use crate::cmd::technique::TechniqueCommand;
 use crate::config::keymap::Keymap;
 use crate::config::{Config, Dirs};
 use crate::llm::scripted::Script;
@@ -166,9 +166,9 @@ async fn a_critique_loop_builds_the_same_nodes_in_the_tui_and_the_cli() {
     let (_, base) = answered(&prompt_path, &models, &script);
     let session_path: PathBuf = dir.path().join("cli.toml");
     store::save_atomic(&session_path, &base).expect("save the base session");
-    crate::technique_run::run(
+    crate::cmd::technique::run(
         config.clone(),
-        TechniqueCmd::Critique {
+        TechniqueCommand::Critique {
             session: session_path.clone(),
             node: 1,
             rounds: Some(3),

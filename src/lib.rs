@@ -1,13 +1,19 @@
 //! promptloom: a terminal prompt playground.
 //!
-//! Layout: `state/` (pure session data), `prompt/` (prompt files and techniques), `eval/`
-//! (checks), `llm/` (backends), `store/` (session files), `config/`; `headless` and the
-//! subcommands are drivers over them.
+//! Layout (see ARCHITECTURE.md): the core is `chat` (request vocabulary), `state/` (sessions
+//! and the technique machines), `prompt/` (prompt files), `eval/` (checks, judges, rankings)
+//! and `technique/` (one interpreter of the techniques); `store/` keeps sessions on disk,
+//! `llm/` holds the backends, `config/` the config, keymap and themes. `app/` and `ui/` are
+//! the playground, `cmd/` the headless subcommands; `cli.rs` composes their arguments and
+//! this file dispatches.
 
 mod app;
 mod bench;
+#[doc(hidden)]
+pub mod bench_api;
 mod chat;
 mod cli;
+mod cmd;
 mod config;
 mod doctor;
 mod error;
@@ -16,20 +22,17 @@ mod eval;
 mod front_end_parity;
 #[cfg(test)]
 mod fuzz;
-mod headless;
 mod llm;
 mod model_fetch;
 mod prompt;
 #[cfg(feature = "local")]
 mod quantize;
-mod rate;
 mod sanitize;
 #[cfg(test)]
 mod soak;
 mod state;
 mod store;
 mod technique;
-mod technique_run;
 mod ui;
 
 use std::process::ExitCode;
@@ -78,7 +81,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let _log_guard = init_logging(&config.dirs);
     llm::embed::configure(&config);
     match cli.command {
-        Some(Command::Run(args)) => runtime()?.block_on(headless::run(config, args)),
+        Some(Command::Run(args)) => runtime()?.block_on(cmd::run::run(config, args)),
         Some(Command::Check { files }) => {
             for f in &files {
                 let p = prompt::load(f, &config.model_names(), &config.default_model)?;
@@ -97,11 +100,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Rate(args)) => {
             let rater = config.rater_name();
-            rate::run(args, rater)?;
+            cmd::rate::run(args, rater)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Technique { action }) => {
-            runtime()?.block_on(technique_run::run(config, action))
+            runtime()?.block_on(cmd::technique::run(config, action))
         }
         #[cfg(feature = "local")]
         Some(Command::Quantize {
@@ -206,141 +209,3 @@ fn init_logging(dirs: &Dirs) -> Option<()> {
 #[cfg(feature = "local")]
 #[doc(hidden)]
 pub use llm::local::engine_api;
-
-/// What `benches/draw.rs` needs from the crate's internals; not a public API.
-#[doc(hidden)]
-pub mod bench_api {
-    use std::path::{Path, PathBuf};
-    use std::time::Duration;
-
-    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-    use ratatui::backend::TestBackend;
-    use ratatui::Terminal;
-
-    use crate::app::state::AppState;
-    use crate::app::update::{set_metrics, update};
-    use crate::app::{Effect, Msg};
-    use crate::chat::StreamEvent;
-    use crate::config::keymap::Keymap;
-    use crate::config::theme::Theme;
-    use crate::state::session::Session;
-    use crate::ui::{draw, ViewCache};
-
-    pub use crate::ui::tree::TreeBench;
-
-    /// A playground with `panes` variants whose answers are `answer_bytes` long, drawn
-    /// into an in-memory terminal.
-    pub struct DrawBench {
-        state: AppState,
-        cache: ViewCache,
-        theme: Theme,
-        terminal: Terminal<TestBackend>,
-        running: Vec<(u64, u64)>,
-    }
-
-    /// Markdown-ish answer text of about `bytes` bytes.
-    pub fn answer_text(bytes: usize) -> String {
-        let para = "The capital of England is **London**, which sits on the `Thames`; it has been the seat of government for centuries and is the largest city.\n- a list item with *emphasis*\n```rust\nfn main() { println!(\"hello {}\", 42); }\n```\n";
-        let mut s = String::with_capacity(bytes + para.len());
-        while s.len() < bytes {
-            s.push_str(para);
-        }
-        s.truncate(bytes);
-        while !s.is_char_boundary(s.len()) {
-            s.pop();
-        }
-        s
-    }
-
-    impl DrawBench {
-        pub fn new(panes: usize, answer_bytes: usize, width: u16, height: u16) -> DrawBench {
-            let mut src = String::from("title = \"bench\"\n");
-            for i in 0..panes {
-                src.push_str(&format!(
-                    "[[variant]]\nname = \"v{i}\"\ntemplate = \"Q {{{{q}}}}\"\n"
-                ));
-            }
-            src.push_str("[[case]]\nvars = { q = \"x\" }\n");
-            let models = vec!["m".to_string()];
-            let prompt = match crate::prompt::parse(Path::new("bench.toml"), &src, &models, "m") {
-                Ok(p) => p,
-                Err(e) => panic!("{e}"),
-            };
-            let mut state = AppState::new(
-                prompt,
-                Session::new("bench", "now".into(), None),
-                PathBuf::from("bench-session.toml"),
-                Keymap::defaults(),
-                models,
-                chrono::Utc::now(),
-                1,
-            );
-            update(&mut state, Msg::Resize { width, height });
-            let fx = update(
-                &mut state,
-                Msg::Key {
-                    key: KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE),
-                    at: Duration::ZERO,
-                },
-            );
-            let running: Vec<(u64, u64)> = fx
-                .iter()
-                .filter_map(|e| match e {
-                    Effect::StartStream { node, request, .. } => Some((*node, *request)),
-                    _ => None,
-                })
-                .collect();
-            let text = answer_text(answer_bytes);
-            for &(node, request) in &running {
-                update(
-                    &mut state,
-                    Msg::Stream {
-                        node,
-                        request,
-                        event: StreamEvent::Delta(text.clone()),
-                        at: Duration::from_millis(10),
-                    },
-                );
-            }
-            let terminal = match Terminal::new(TestBackend::new(width, height)) {
-                Ok(t) => t,
-                Err(e) => panic!("{e}"),
-            };
-            DrawBench {
-                state,
-                cache: ViewCache::default(),
-                theme: Theme::builtin_dark(),
-                terminal,
-                running,
-            }
-        }
-
-        /// Draw one frame.
-        pub fn draw(&mut self) {
-            let (state, cache, theme) = (&self.state, &mut self.cache, &self.theme);
-            let mut metrics = Vec::new();
-            if let Err(e) = self
-                .terminal
-                .draw(|f| metrics = draw(f, state, cache, theme))
-            {
-                panic!("{e}");
-            }
-            set_metrics(&mut self.state, metrics);
-        }
-
-        /// Append a chunk to every streaming answer (as a stream would).
-        pub fn append(&mut self, chunk: &str) {
-            for &(node, request) in &self.running {
-                update(
-                    &mut self.state,
-                    Msg::Stream {
-                        node,
-                        request,
-                        event: StreamEvent::Delta(chunk.to_string()),
-                        at: Duration::from_millis(20),
-                    },
-                );
-            }
-        }
-    }
-}

@@ -24,7 +24,7 @@ use crate::prompt::techniques::SearchParams;
 use crate::sanitize::{one_line, visible};
 use crate::state::critique;
 use crate::state::diff::{word_counts, word_diff, DiffSpan};
-use crate::state::search::{self, Mode as SearchMode, Search};
+use crate::state::search::{self, ExpandAs, Search};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::state::timing::StreamMeter;
 use crate::technique::{self, Command, Conclusion, Ctx, Machine, Spawn, Technique};
@@ -902,7 +902,7 @@ fn start_critique(s: &mut AppState, node: Option<u64>, rounds: usize, fx: &mut V
     };
     if s.tech.jobs.iter().any(|j| {
         j.running
-            && matches!(&j.technique.machine, Machine::Critique(lp) if lp.revisions.contains(&n.id))
+            && matches!(&j.technique.machine, Machine::Critique(critique_loop) if critique_loop.revisions.contains(&n.id))
     }) {
         s.message = Some(format!("#{} is already being refined", n.id));
         return;
@@ -928,12 +928,12 @@ fn start_branch(s: &mut AppState, node: Option<u64>, steps: bool, fx: &mut Vec<E
     };
     let k = s.prompt.techniques.branch_k;
     let mode = if steps || n.kind == NodeKind::Thought {
-        SearchMode::Step
+        ExpandAs::Step
     } else {
-        SearchMode::Answer
+        ExpandAs::Answer
     };
     let temperature = s.prompt.techniques.branch_temperature;
-    let what = if mode == SearchMode::Step {
+    let what = if mode == ExpandAs::Step {
         "next steps"
     } else {
         "alternative answers"
@@ -999,7 +999,7 @@ fn start_search(s: &mut AppState, f: SearchForm, fx: &mut Vec<Effect>) {
     ));
     let model = n.model.clone();
     let (t, cmds) = in_ctx(s, |ctx| {
-        let started = Search::start(root, params, SearchMode::Step);
+        let started = Search::start(root, params, ExpandAs::Step);
         Technique::search(ctx, started, temperature, false, model)
     });
     add_job(s, &n.variant, &n.case, t, cmds, fx);
@@ -1432,16 +1432,16 @@ fn running_line(s: &AppState, j: &Job) -> String {
         .map(|n| n.kind.as_str())
         .unwrap_or("");
     match &j.technique.machine {
-        Machine::Critique(lp) => format!(
+        Machine::Critique(critique_loop) => format!(
             "{spin} refine round {}/{}: {} #{} ({tokens} tok)",
-            lp.round,
-            lp.max_rounds,
+            critique_loop.round,
+            critique_loop.max_rounds,
             if doing == "rewrite" {
                 "rewriting"
             } else {
                 "critiquing"
             },
-            lp.latest()
+            critique_loop.latest()
         ),
         Machine::Search {
             search,

@@ -18,7 +18,7 @@ use crate::prompt::techniques::SearchParams;
 
 /// What a child is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub(crate) enum ExpandAs {
     /// Alternative whole answers from the parent's context (kind `answer`).
     Answer,
     /// The next reasoning step continuing from the parent's text (kind `thought`).
@@ -117,7 +117,7 @@ struct Candidate {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Search {
     pub params: SearchParams,
-    pub mode: Mode,
+    pub mode: ExpandAs,
     pub root: u64,
     /// The level being expanded, 1-based.
     pub level: usize,
@@ -137,7 +137,7 @@ pub(crate) struct Search {
 
 impl Search {
     /// A breadth-first search from `root`.
-    pub fn start(root: u64, params: SearchParams, mode: Mode) -> (Search, Vec<Effect>) {
+    pub fn start(root: u64, params: SearchParams, mode: ExpandAs) -> (Search, Vec<Effect>) {
         let mut s = Search {
             params: SearchParams {
                 k: params.k.max(1),
@@ -164,7 +164,7 @@ impl Search {
     }
 
     /// `k` children of `node`, unscored: the `b` key.
-    pub fn branch(node: u64, k: usize, mode: Mode) -> (Search, Vec<Effect>) {
+    pub fn branch(node: u64, k: usize, mode: ExpandAs) -> (Search, Vec<Effect>) {
         Search::start(
             node,
             SearchParams {
@@ -412,7 +412,7 @@ mod tests {
 
     impl Harness {
         fn new(params: SearchParams) -> Harness {
-            let (search, queue) = Search::start(1, params, Mode::Step);
+            let (search, queue) = Search::start(1, params, ExpandAs::Step);
             Harness {
                 search,
                 queue,
@@ -620,7 +620,7 @@ mod tests {
 
     #[test]
     fn everything_pruned_or_failed_ends_with_no_candidates() {
-        let (mut s, e) = Search::start(1, params(2, 2, 3, 0), Mode::Answer);
+        let (mut s, e) = Search::start(1, params(2, 2, 3, 0), ExpandAs::Answer);
         assert_eq!(e.len(), 2);
         for ticket in [1, 2] {
             s.update(Msg::Failed {
@@ -656,7 +656,7 @@ mod tests {
 
     #[test]
     fn branching_is_one_unscored_level() {
-        let (mut s, e) = Search::branch(7, 3, Mode::Answer);
+        let (mut s, e) = Search::branch(7, 3, ExpandAs::Answer);
         assert_eq!(e.len(), 3);
         let mut last = vec![];
         for (i, eff) in e.into_iter().enumerate() {

@@ -11,7 +11,7 @@ use crate::eval::value;
 use crate::prompt::techniques::Techniques;
 use crate::prompt::{template, Case, Variant};
 use crate::state::critique::{self, CritiqueLoop};
-use crate::state::search::{self, Mode, Search};
+use crate::state::search::{self, ExpandAs, Search};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 
 /// What a technique reads and writes while it interprets: the session its nodes live in, the
@@ -111,8 +111,8 @@ impl Technique {
         rounds: usize,
         model: String,
     ) -> (Technique, Vec<Command>) {
-        let (lp, effects) = CritiqueLoop::start(answer.id, &answer.text, rounds);
-        let mut t = Technique::new(model, Machine::Critique(lp));
+        let (critique_loop, effects) = CritiqueLoop::start(answer.id, &answer.text, rounds);
+        let mut t = Technique::new(model, Machine::Critique(critique_loop));
         let cmds = t.critique_effects(ctx, effects);
         (t, cmds)
     }
@@ -230,7 +230,7 @@ impl Technique {
     /// Whether the machine has stopped asking (streams it cancelled may still be ending).
     pub fn stopped(&self) -> bool {
         match &self.machine {
-            Machine::Critique(lp) => !lp.is_running(),
+            Machine::Critique(critique_loop) => !critique_loop.is_running(),
             Machine::Search { search, .. } => !search.is_running(),
             _ => self.pending.is_empty(),
         }
@@ -239,7 +239,7 @@ impl Technique {
     /// The newest revision of a critique, else `None`.
     pub fn latest_revision(&self) -> Option<u64> {
         match &self.machine {
-            Machine::Critique(lp) => Some(lp.latest()),
+            Machine::Critique(critique_loop) => Some(critique_loop.latest()),
             _ => None,
         }
     }
@@ -258,7 +258,7 @@ impl Technique {
             .clone()
             .unwrap_or_else(|| format!("{:?}", n.status).to_lowercase());
         match &mut self.machine {
-            Machine::Critique(lp) => {
+            Machine::Critique(critique_loop) => {
                 let msg = if ok {
                     critique::Msg::Done {
                         ticket,
@@ -269,7 +269,7 @@ impl Technique {
                 } else {
                     critique::Msg::Failed { ticket, error }
                 };
-                let effects = lp.update(msg);
+                let effects = critique_loop.update(msg);
                 self.critique_effects(ctx, effects)
             }
             Machine::Search { search, .. } => {
@@ -334,8 +334,8 @@ impl Technique {
     /// cancelled too.
     pub fn cancel(&mut self, ctx: &mut Ctx) -> Vec<Command> {
         let mut cmds = match &mut self.machine {
-            Machine::Critique(lp) => {
-                let e = lp.update(critique::Msg::Cancel);
+            Machine::Critique(critique_loop) => {
+                let e = critique_loop.update(critique::Msg::Cancel);
                 self.critique_effects(ctx, e)
             }
             Machine::Search { search, .. } => {
@@ -369,12 +369,12 @@ impl Technique {
         }
         self.concluded = true;
         Some(match &self.machine {
-            Machine::Critique(lp) => {
-                let reason = lp
+            Machine::Critique(critique_loop) => {
+                let reason = critique_loop
                     .stop_reason()
                     .map(|r| r.describe())
                     .unwrap_or_else(|| "running".into());
-                let latest = lp.latest();
+                let latest = critique_loop.latest();
                 if let Some(n) = ctx.session.node_mut(latest) {
                     n.meta.insert("stop_reason".into(), reason.clone());
                 }
@@ -382,7 +382,7 @@ impl Technique {
                 Conclusion::Critique {
                     reason,
                     latest,
-                    rounds: lp.round,
+                    rounds: critique_loop.round,
                     revisions: chain.len(),
                 }
             }
@@ -452,10 +452,10 @@ impl Technique {
         let mut out = Vec::new();
         let mut queue: VecDeque<critique::Effect> = effects.into();
         while let Some(e) = queue.pop_front() {
-            let Machine::Critique(lp) = &self.machine else {
+            let Machine::Critique(critique_loop) = &self.machine else {
                 break;
             };
-            let round = lp.round.to_string();
+            let round = critique_loop.round.to_string();
             let text = |s: &Session, id: u64| s.node(id).map(|n| n.text.clone());
             let failed = match e {
                 critique::Effect::Critique { ticket, answer } => {
@@ -506,8 +506,8 @@ impl Technique {
                     None
                 }
             };
-            if let (Some(ticket), Machine::Critique(lp)) = (failed, &mut self.machine) {
-                queue.extend(lp.update(critique::Msg::Failed {
+            if let (Some(ticket), Machine::Critique(critique_loop)) = (failed, &mut self.machine) {
+                queue.extend(critique_loop.update(critique::Msg::Failed {
                     ticket,
                     error: "the node has no task to critique against".into(),
                 }));
@@ -546,12 +546,12 @@ impl Technique {
                     let seed = (ctx.seed)();
                     match (mode, ctx.session.node(parent).cloned()) {
                         (_, None) => Some(ticket),
-                        (Mode::Answer, Some(p)) => {
+                        (ExpandAs::Answer, Some(p)) => {
                             let req = requests::branch_answer_request(&p, temperature, seed);
                             out.push(self.spawn(ticket, parent, NodeKind::Answer, req, meta));
                             None
                         }
-                        (Mode::Step, Some(_)) => match requests::task_of(ctx.session, parent) {
+                        (ExpandAs::Step, Some(_)) => match requests::task_of(ctx.session, parent) {
                             Some(task) => {
                                 let steps = requests::steps_to(ctx.session, parent);
                                 let req = requests::step_request(

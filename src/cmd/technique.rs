@@ -15,7 +15,6 @@ use anyhow::{anyhow, bail, Context};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::TechniqueCmd;
 use crate::config::Config;
 use crate::error::InputError;
 use crate::eval::judge::{self, PairOutcome};
@@ -24,10 +23,92 @@ use crate::prompt::techniques::{SearchParams, Techniques};
 use crate::prompt::{self, render, Case};
 use crate::sanitize::one_line;
 use crate::state::critique;
-use crate::state::search::{Mode, Search};
+use crate::state::search::{ExpandAs, Search};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::store;
 use crate::technique::{self, requests, Command, Conclusion, Ctx, Spawn, Technique};
+
+/// `promptloom technique …`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum TechniqueCommand {
+    /// Critique a node and rewrite it from the critique, repeating up to --rounds times.
+    Critique {
+        session: PathBuf,
+        #[arg(long)]
+        node: u64,
+        /// Rounds (default: the prompt file's critique_rounds, else 3).
+        #[arg(long)]
+        rounds: Option<usize>,
+        /// The critic (default: the prompt file's critic_model, else the answer's model).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Sample k alternative children of a node at a raised temperature.
+    Branch {
+        session: PathBuf,
+        #[arg(long)]
+        node: u64,
+        #[arg(short, long)]
+        k: Option<usize>,
+        /// Next reasoning steps continuing from the node's text (thoughts), not whole answers.
+        #[arg(long)]
+        step: bool,
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Breadth-first tree-of-thought search on one case of a prompt file.
+    Search {
+        file: PathBuf,
+        #[arg(long)]
+        case: String,
+        #[arg(long)]
+        variant: String,
+        /// Thoughts per frontier node.
+        #[arg(short, long)]
+        k: Option<usize>,
+        /// Beam width.
+        #[arg(short, long)]
+        beam: Option<usize>,
+        /// Depth.
+        #[arg(short, long)]
+        depth: Option<usize>,
+        /// Value prompts per thought.
+        #[arg(long)]
+        samples: Option<usize>,
+        /// Session file to write.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Judge a node, every answer of a case, or a pair (both orders) with an LLM.
+    Judge {
+        session: PathBuf,
+        #[arg(long)]
+        node: Option<u64>,
+        #[arg(long)]
+        case: Option<String>,
+        /// Two node ids to compare; asked in both orders to expose position bias.
+        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        pair: Vec<u64>,
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Ask a model for N rewrites of a variant with stated intents.
+    Propose {
+        file: PathBuf,
+        #[arg(long)]
+        variant: String,
+        /// How many (1-8; default: the file's [techniques] proposals, else 3).
+        #[arg(short)]
+        n: Option<usize>,
+        /// Session file to add the generated variants to (created if missing).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
 
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -95,7 +176,7 @@ impl Runner {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let node = match backend {
-                Ok(b) => crate::headless::stream_into_node(b.as_ref(), node, &cancel, |_| {}).await,
+                Ok(b) => super::run::stream_into_node(b.as_ref(), node, &cancel, |_| {}).await,
                 Err(e) => {
                     node.finish(Err(e), &Default::default(), Default::default());
                     node
@@ -327,22 +408,22 @@ fn finish(runner: &Runner) -> ExitCode {
 
 // ---- subcommands ------------------------------------------------------------------------
 
-pub(crate) async fn run(config: Config, cmd: TechniqueCmd) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(config: Config, cmd: TechniqueCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TechniqueCmd::Critique {
+        TechniqueCommand::Critique {
             session,
             node,
             rounds,
             model,
         } => critique(config, &session, node, rounds, model).await,
-        TechniqueCmd::Branch {
+        TechniqueCommand::Branch {
             session,
             node,
             k,
             step,
             model,
         } => branch(config, &session, node, k, step, model).await,
-        TechniqueCmd::Search {
+        TechniqueCommand::Search {
             file,
             case,
             variant,
@@ -364,14 +445,14 @@ pub(crate) async fn run(config: Config, cmd: TechniqueCmd) -> anyhow::Result<Exi
             )
             .await
         }
-        TechniqueCmd::Judge {
+        TechniqueCommand::Judge {
             session,
             node,
             case,
             pair,
             model,
         } => judge_cmd(config, &session, node, case, pair, model).await,
-        TechniqueCmd::Propose {
+        TechniqueCommand::Propose {
             file,
             variant,
             n,
@@ -445,7 +526,11 @@ async fn branch(
     let model = model.unwrap_or(n.model.clone());
     check_model(&config, &model, path)?;
     let k = k.unwrap_or(tech.branch_k).clamp(1, 16);
-    let mode = if step { Mode::Step } else { Mode::Answer };
+    let mode = if step {
+        ExpandAs::Step
+    } else {
+        ExpandAs::Answer
+    };
     let cases = session.cases.clone();
     let mut runner = Runner::new(config, session, path.to_path_buf());
     let temperature = tech.branch_temperature;
@@ -518,7 +603,7 @@ async fn search_cmd(
     let (t, cmds) = runner.start(&tech, &cases, |ctx| {
         Technique::search(
             ctx,
-            Search::start(1, params, Mode::Step),
+            Search::start(1, params, ExpandAs::Step),
             temperature,
             false,
             model,

@@ -16,7 +16,6 @@ use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::error::InputError;
 use crate::llm::{
@@ -28,9 +27,34 @@ use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::state::timing::StreamMeter;
 use crate::store;
 
+/// `promptloom run FILE`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    pub file: PathBuf,
+    /// Run every variant on this configured model instead of the ones the file names.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Session file to write (default: a new file in ./sessions/ when it exists, else in the
+    /// data dir).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print results as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Only these cases (repeatable).
+    #[arg(long = "case")]
+    pub cases: Vec<String>,
+    /// Only these variants (repeatable).
+    #[arg(long = "variant")]
+    pub variants: Vec<String>,
+}
+
 /// One variant × case to run.
 #[derive(Debug, Clone)]
-pub(crate) struct Job {
+pub(crate) struct Trial {
     pub node_id: u64,
     pub variant: Variant,
     pub case: Case,
@@ -43,13 +67,13 @@ pub(crate) struct Job {
 const EXIT_INTERRUPTED: u8 = 130;
 
 /// The jobs for a prompt file, variants outermost, ids from 1.
-pub(crate) fn plan(file: &PromptFile) -> Vec<Job> {
+pub(crate) fn plan(file: &PromptFile) -> Vec<Trial> {
     let mut jobs = Vec::with_capacity(file.variants.len() * file.cases.len());
     for v in &file.variants {
         for c in &file.cases {
             let prepared = render::prepare(v, c);
             let request = render::with_seed(prepared.request, u64::from(rand::random::<u32>()));
-            jobs.push(Job {
+            jobs.push(Trial {
                 node_id: jobs.len() as u64 + 1,
                 variant: v.clone(),
                 case: c.clone(),
@@ -266,7 +290,7 @@ fn progress_bar(len: u64) -> ProgressBar {
     pb
 }
 
-fn base_node(job: &Job) -> Node {
+fn base_node(job: &Trial) -> Node {
     let mut n = Node::start(
         job.node_id,
         None,
@@ -281,14 +305,14 @@ fn base_node(job: &Job) -> Node {
     n
 }
 
-fn cancelled_before_start(job: &Job) -> Node {
+fn cancelled_before_start(job: &Trial) -> Node {
     let mut n = base_node(job);
     n.status = NodeStatus::Cancelled;
     n.finish_reason = Some(FinishReason::Cancelled);
     n
 }
 
-fn failed_before_start(job: &Job, error: String) -> Node {
+fn failed_before_start(job: &Trial, error: String) -> Node {
     let mut n = base_node(job);
     n.status = NodeStatus::Error;
     n.finish_reason = Some(FinishReason::Error);
@@ -300,7 +324,7 @@ fn failed_before_start(job: &Job, error: String) -> Node {
 /// run on a finished answer.
 async fn run_job(
     backend: &dyn Backend,
-    job: &Job,
+    job: &Trial,
     cancel: &CancellationToken,
     progress: &ProgressBar,
 ) -> Node {

@@ -1,0 +1,7 @@
+//! The subcommands, one floor above everything else: each owns its clap arguments and drives
+//! the core (prompt files, sessions, techniques) and the backends headlessly. `cli.rs` only
+//! composes their arguments and `lib.rs` only dispatches; nothing below imports `cmd/`.
+
+pub(crate) mod rate;
+pub(crate) mod run;
+pub(crate) mod technique;
