@@ -336,7 +336,7 @@ fn fuzz_rate_lines() {
         b"compact".to_vec(),
     ];
     fuzz("rate stdin lines", inputs(seeds), |b| {
-        let _ = crate::rate::parse_line(&text(&b));
+        let _ = crate::cmd::rate::parse_line(&text(&b));
     });
 }
 
