@@ -3,6 +3,8 @@
 //! `technique/`, `store/`) speaks it without depending on the backends in [`crate::llm`],
 //! which re-exports these types for them.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use serde::{Deserialize, Serialize};
 
 /// Who said a message in a chat.

@@ -188,8 +188,8 @@ fn load(src: &Path) -> Vec<SourceFile> {
     // Files that are test modules: `tests.rs` and `#[cfg(test)] mod x;` children.
     let mut test_modules: BTreeSet<Vec<String>> = BTreeSet::new();
     for (p, text) in &texts {
-        let (m, is_dir) = module_of(src, p);
-        let parent = if is_dir { m.clone() } else { m.clone() };
+        // A child of `a/b.rs` or `a/b/mod.rs` is `a::b::child` either way.
+        let (parent, _) = module_of(src, p);
         for child in test_only_children(text) {
             let mut c = parent.clone();
             c.push(child);
@@ -318,14 +318,14 @@ fn mentions(code: &str, needle: &str) -> bool {
 /// The file module a path points into, if it is one of ours.
 fn resolve(from: &SourceFile, path: &str, modules: &BTreeSet<Vec<String>>) -> Option<Vec<String>> {
     let segs: Vec<&str> = path.split("::").map(str::trim).collect();
-    let mut base: Vec<String> = match segs.first()? {
-        &"crate" => Vec::new(),
-        &"super" => {
+    let mut base: Vec<String> = match *segs.first()? {
+        "crate" => Vec::new(),
+        "super" => {
             let mut b = from.module.clone();
             b.pop();
             b
         }
-        &"self" => from.module.clone(),
+        "self" => from.module.clone(),
         _ => return None,
     };
     let mut rest = &segs[1..];
@@ -568,4 +568,3 @@ fn the_checker_sees_cycles_and_forbidden_imports() {
     assert!(g.edges["state"].contains("a") && g.edges["state"].contains("b"));
     assert!(!g.edges["b"].contains("state"), "test code is left out");
 }
-

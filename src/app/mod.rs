@@ -7,6 +7,8 @@
 //! results back as messages. Keys become [`Action`]s through the keymap; internal messages
 //! can't be bound.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub(crate) mod driver;
 pub(crate) mod edit;
 pub(crate) mod rating;

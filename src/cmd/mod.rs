@@ -2,6 +2,8 @@
 //! the core (prompt files, sessions, techniques) and the backends headlessly. `cli.rs` only
 //! composes their arguments and `lib.rs` only dispatches; nothing below imports `cmd/`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub(crate) mod rate;
 pub(crate) mod run;
 pub(crate) mod technique;

@@ -4,6 +4,8 @@
 //! `$PROMPTLOOM_CONFIG`, or the platform config dir) is merged over them. Unknown keys are
 //! errors with file, line and column.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -4,6 +4,8 @@
 //! model: unknown keys, undefined `{{var}}`s, unknown models, duplicate names and bad regexes
 //! are reported with file, line and column.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub(crate) mod cases_file;
 pub(crate) mod chunk;
 pub(crate) mod render;

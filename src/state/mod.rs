@@ -1,6 +1,8 @@
 //! The pure data of a session and the logic over it. Nothing here does I/O or knows about
 //! terminals or async runtimes.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub(crate) mod critique;
 pub(crate) mod diff;
 pub(crate) mod search;

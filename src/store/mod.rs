@@ -5,6 +5,8 @@
 //! new one, never a torn mix. A file that fails to parse is reported with file, line and
 //! column and is never overwritten.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub(crate) mod export;
 mod format;
 pub(crate) mod journal;

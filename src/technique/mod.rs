@@ -11,6 +11,8 @@
 //! A step that can't be built (its node has no task, its parent is gone) fails only its own
 //! ticket, in both front ends.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub(crate) mod interpret;
 pub(crate) mod requests;
 

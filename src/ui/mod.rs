@@ -2,6 +2,8 @@
 //! and changes nothing; what a frame measured (rows per pane) is returned for the driver to
 //! feed back.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub(crate) mod answer;
 pub(crate) mod diff;
 pub(crate) mod footer;
