@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mistralrs::{RequestBuilder, Response, TextMessageRole};
 
-use super::{decode_prompt, file_label, file_name, measure, Measure, Out, Plan, Sample};
+use super::{decode_prompt, few_shot, file_label, file_name, measure, Measure, Out, Plan, Sample};
 use crate::llm::local::{LocalBackend, LocalOptions};
 use crate::llm::{Backend, ChatMessage, ChatRequest, Role, Sampling};
 
@@ -135,7 +135,52 @@ impl Rates {
     }
 }
 
+/// Which of the engine's speed patches are on (vendor/README.md, patches 6–8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Paths {
+    /// The engine thread is a worker of its own rayon pool (read when an engine starts).
+    pub pool: bool,
+    /// The Q8_0 VNNI mat-mul kernel.
+    pub kernel: bool,
+    /// The prompt-attention kernel.
+    pub attention: bool,
+}
+
+impl Paths {
+    pub const PATCHED: Paths = Paths {
+        pool: true,
+        kernel: true,
+        attention: true,
+    };
+    pub const UNPATCHED: Paths = Paths {
+        pool: false,
+        kernel: false,
+        attention: false,
+    };
+
+    /// Switch the kernels for the requests that follow (and the pool for engines started
+    /// from now on).
+    pub fn set(self) {
+        use mistralrs_core::promptloom::*;
+        set_engine_thread_in_pool(self.pool);
+        set_q8_kernel(self.kernel);
+        set_fast_prefill_attention(self.attention);
+    }
+}
+
+/// One way of running the bare loop: the patched engine, or with some of its changes off.
+struct Bare {
+    name: &'static str,
+    paths: Paths,
+    model: mistralrs::Model,
+    rates: Rates,
+}
+
 /// Section 1; also returns (file label, promptloom decode median) for the llama comparison.
+///
+/// Beside promptloom's backend and the bare loop, the bare loop runs with the engine's speed
+/// patches switched off (0.8.1's threading, candle's Q8_0 kernel), in the same run, so each
+/// patch's gain is a ratio of figures measured side by side.
 pub(crate) async fn local_vs_bare(
     plan: &Plan,
     files: &[(&str, PathBuf)],
@@ -143,49 +188,120 @@ pub(crate) async fn local_vs_bare(
     let mut out = Out::default();
     out.line(format!(
         "\nLocal decode: promptloom's backend vs a bare mistral.rs loop, identical settings \
-         (greedy, {} tokens, one sequence in the engine, prefix cache 16), runs interleaved, order alternating; \
-         tok/s median [min–max]",
-        plan.tokens
+         (greedy, {} tokens, prefix cache 16), runs interleaved, order rotating; \
+         tok/s median [min–max] [{}]",
+        plan.tokens,
+        plan.machine.tag()
     ));
     out.line(format!(
-        "  {:<36} {:<11} {:>22} {:>22} {:>7}",
+        "  {:<36} {:<34} {:>22} {:>22} {:>7}",
         "file", "engine", "prompt tok/s", "decode tok/s", "ratio"
     ));
+    let kernel = mistralrs_core::promptloom::q8_kernel_available();
     let mut medians = Vec::new();
     for (label, path) in files {
         let name = file_label(path, label);
-        let bare = bare_model(path).await?;
+        let mut variants = vec![("bare", Paths::PATCHED)];
+        if kernel && is_q8_0(path) {
+            variants.push((
+                "bare, candle's Q8_0 kernel",
+                Paths {
+                    kernel: false,
+                    ..Paths::PATCHED
+                },
+            ));
+        }
+        variants.push((
+            "bare, 0.8.1 threading",
+            Paths {
+                pool: false,
+                ..Paths::PATCHED
+            },
+        ));
+        variants.push(("bare, 0.8.1 (no speed patch)", Paths::UNPATCHED));
+        let mut bares = Vec::new();
+        for (vname, paths) in variants {
+            paths.set();
+            let model = bare_model(path).await;
+            Paths::PATCHED.set();
+            bares.push(Bare {
+                name: vname,
+                paths,
+                model: model?,
+                rates: Rates::default(),
+            });
+        }
         let ours = ours(path, LocalOptions::default()).await?;
         // One warm-up each: the first request pays one-off allocations.
-        bare_run(&bare, &decode_prompt(999, "warm-up"), 8).await?;
+        for b in &bares {
+            b.paths.set();
+            let r = bare_run(&b.model, &decode_prompt(999, "warm-up"), 8).await;
+            Paths::PATCHED.set();
+            r?;
+        }
         ours_run(&ours, &decode_prompt(999, "warm-up"), 8).await?;
-        let (mut b, mut o) = (Rates::default(), Rates::default());
-        // Alternate which goes first, so drift (heat, other load) falls on both alike.
+        let mut o = Rates::default();
+        // Rotate which goes first, so drift (heat, other load) falls on all alike.
+        let n = bares.len() + 1;
         for run in 0..plan.runs {
             let prompt = decode_prompt(run, "decode");
-            if run % 2 == 0 {
-                b.add(&bare_run(&bare, &prompt, plan.tokens).await?);
-                o.add(&ours_run(&ours, &prompt, plan.tokens).await?);
-            } else {
-                o.add(&ours_run(&ours, &prompt, plan.tokens).await?);
-                b.add(&bare_run(&bare, &prompt, plan.tokens).await?);
+            for slot in 0..n {
+                let which = (slot + run) % n;
+                if let Some(b) = bares.get_mut(which) {
+                    b.paths.set();
+                    let m = bare_run(&b.model, &prompt, plan.tokens).await;
+                    Paths::PATCHED.set();
+                    b.rates.add(&m?);
+                } else {
+                    o.add(&ours_run(&ours, &prompt, plan.tokens).await?);
+                }
             }
         }
-        drop(bare);
         drop(ours);
-        let (bd, od) = (
-            b.decode.median().unwrap_or(f64::NAN),
-            o.decode.median().unwrap_or(f64::NAN),
-        );
+        let bd = bares[0].rates.decode.median().unwrap_or(f64::NAN);
+        let od = o.decode.median().unwrap_or(f64::NAN);
+        for (i, b) in bares.iter().enumerate() {
+            let d = b.rates.decode.median().unwrap_or(f64::NAN);
+            out.line(format!(
+                "  {:<36} {:<34} {:>22} {:>22} {:>7}",
+                if i == 0 { name.as_str() } else { "" },
+                b.name,
+                b.rates.prompt.show(1),
+                b.rates.decode.show(1),
+                if i == 0 {
+                    String::new()
+                } else {
+                    format!("{:.3}", d / bd)
+                }
+            ));
+            if i > 0 {
+                let what = if b.paths == Paths::UNPATCHED {
+                    "all speed patches"
+                } else if !b.paths.pool {
+                    "the engine pool"
+                } else {
+                    "the Q8_0 kernel"
+                };
+                out.goal(
+                    &format!("decode gain from {what}, {label}"),
+                    "printed",
+                    format!("{:.2}x ({bd:.1} vs {d:.1} tok/s)", bd / d),
+                    None,
+                );
+                let p = b.rates.prompt.median().unwrap_or(f64::NAN);
+                let bp = bares[0].rates.prompt.median().unwrap_or(f64::NAN);
+                out.goal(
+                    &format!("prompt gain from {what}, {label}"),
+                    "printed",
+                    format!("{:.2}x ({bp:.0} vs {p:.0} tok/s)", bp / p),
+                    None,
+                );
+            }
+        }
+        drop(bares);
         let ratio = od / bd;
         out.line(format!(
-            "  {name:<36} {:<11} {:>22} {:>22}",
-            "bare",
-            b.prompt.show(1),
-            b.decode.show(1)
-        ));
-        out.line(format!(
-            "  {:<36} {:<11} {:>22} {:>22} {:>7.3}",
+            "  {:<36} {:<34} {:>22} {:>22} {:>7.3}",
             "",
             "promptloom",
             o.prompt.show(1),
@@ -210,58 +326,154 @@ pub(crate) async fn local_vs_bare(
     Ok((out, medians))
 }
 
-/// Section 3: aggregate tokens/s with k variants asking at once.
+/// Whether the GGUF file's weights are Q8_0 (the kernel's type), from its name.
+fn is_q8_0(path: &Path) -> bool {
+    file_name(path).to_ascii_lowercase().contains("q8_0")
+}
+
+/// Section 3: aggregate tokens/s with k variants asking at once: promptloom queueing them
+/// (one sequence in the engine) against the engine batching them (max_num_seqs = k), with
+/// the answers compared to the one-at-a-time ones.
 pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out> {
+    use mistralrs_core::promptloom::decode_steps;
     let mut out = Out::default();
     let tokens = (plan.tokens / 2).max(16);
     out.line(format!(
-        "\nConcurrency: k variants at once on the local model ({}), {tokens} tokens each \
-         (aggregate tok/s = all tokens / wall time; promptloom hands mistral.rs one sequence \
-         at a time, see the note on batching)",
-        file_name(model)
+        "\nConcurrency: k variants at once on the local model ({}), {tokens} tokens each; \
+         aggregate tok/s = all tokens / wall time; 'same' = answers identical to the \
+         one-at-a-time ones; 'batch' = mean sequences per decode step [{}]",
+        file_name(model),
+        plan.machine.tag()
     ));
     out.line(format!(
-        "  {:>3}  {:>14}  {:>16}  {:>22}",
-        "k", "aggregate tok/s", "wall s", "ttft ms (per stream)"
+        "  {:<44} {:>3}  {:>15}  {:>7}  {:>22}  {:>6}  {:>5}",
+        "", "k", "aggregate tok/s", "wall s", "ttft ms (per stream)", "batch", "same"
     ));
-    let b = ours(model, LocalOptions::default()).await?;
+    let one = LocalOptions {
+        max_num_seqs: 1,
+        ..LocalOptions::default()
+    };
+    let b = ours(model, one.clone()).await?;
     let mut alone: Vec<String> = Vec::new();
-    for k in [1usize, 2, 4, 8] {
-        let (line, texts) = round(&b, k, tokens).await?;
-        out.line(format!("  {k:>3}  {line}"));
-        alone = texts;
+    let mut single = f64::NAN;
+    let ks: &[usize] = if plan.quick { &[1, 4] } else { &[1, 2, 4, 8] };
+    for &k in ks {
+        let before = decode_steps();
+        let r = round(&b, k, tokens, "concurrency").await?;
+        let batch = decode_steps().since(before);
+        out.line(format!(
+            "  {:<44} {k:>3}  {}  {:>6.2}",
+            if k == 1 {
+                "one at a time (max_num_seqs 1)"
+            } else {
+                ""
+            },
+            r.line,
+            batch.tokens as f64 / batch.steps.max(1) as f64
+        ));
+        if k == 1 {
+            single = r.aggregate;
+        }
+        alone = r.texts;
+    }
+    // The variant prompts of different lengths, one at a time, for the last comparison.
+    let variants: Vec<String> = (0..4).map(variant_prompt).collect();
+    let mut variants_alone = Vec::new();
+    for p in &variants {
+        let (_, text) = measure(b.start(greedy(p, tokens)))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        variants_alone.push(text);
     }
     drop(b);
-    if !plan.quick {
-        // What the engine's own batching would give, and whether its answers stay the same
-        // as one-at-a-time greedy answers to the same prompts (the reason promptloom gates).
-        out.line(
-            "  mistral.rs batching the k sequences itself (max_num_seqs = k), same prompts; \
-             'same' = answers identical to one-at-a-time greedy ones:",
-        );
-        for k in [2usize, 4, 8] {
-            let batched = ours(
-                model,
-                LocalOptions {
-                    max_num_seqs: k,
-                    ..LocalOptions::default()
-                },
-            )
-            .await?;
-            let (line, texts) = round(&batched, k, tokens).await?;
-            let same = texts.iter().zip(&alone).filter(|(a, b)| a == b).count();
-            out.line(format!("  {k:>3}  {line}  same {same}/{k}"));
+    let mut four = (f64::NAN, 0usize);
+    for &k in ks.iter().filter(|&&k| k > 1) {
+        let batched = ours(
+            model,
+            LocalOptions {
+                max_num_seqs: k,
+                ..LocalOptions::default()
+            },
+        )
+        .await?;
+        let before = decode_steps();
+        let r = round(&batched, k, tokens, "concurrency").await?;
+        let batch = decode_steps().since(before);
+        let same = r.texts.iter().zip(&alone).filter(|(a, b)| a == b).count();
+        out.line(format!(
+            "  {:<44} {k:>3}  {}  {:>6.2}  {same}/{k}",
+            if k == 2 {
+                "engine batching (max_num_seqs k), same length"
+            } else {
+                ""
+            },
+            r.line,
+            batch.tokens as f64 / batch.steps.max(1) as f64
+        ));
+        if k == 4 {
+            four = (r.aggregate, same);
+            // A case's variants differ in length: the engine batches only sequences of equal
+            // length, so these take turns step by step.
+            let before = decode_steps();
+            let t0 = Instant::now();
+            let handles: Vec<_> = variants
+                .iter()
+                .map(|p| batched.start(greedy(p, tokens)))
+                .collect();
+            let results = futures::future::join_all(handles.into_iter().map(measure)).await;
+            let wall = t0.elapsed().as_secs_f64();
+            let batch = decode_steps().since(before);
+            let mut total = 0u64;
+            let mut same = 0;
+            for (r, want) in results.into_iter().zip(&variants_alone) {
+                let (m, text) = r.map_err(|e| anyhow::anyhow!(e))?;
+                total += m.tokens;
+                same += usize::from(&text == want);
+            }
+            out.line(format!(
+                "  {:<44} {k:>3}  {:>15.1}  {wall:>7.1}  {:>22}  {:>6.2}  {same}/4",
+                "engine batching, 4 prompts of different length",
+                total as f64 / wall,
+                "",
+                batch.tokens as f64 / batch.steps.max(1) as f64
+            ));
         }
+        drop(batched);
     }
+    let (agg, same) = four;
+    out.goal(
+        "4 variants at once (engine batching) / one at a time, aggregate tok/s",
+        "≥ 2.0, 4/4 same",
+        format!(
+            "{:.2} ({agg:.1} vs {single:.1}), {same}/4 same",
+            agg / single
+        ),
+        Some(agg / single >= 2.0 && same == 4),
+    );
     Ok(out)
 }
 
+/// The i-th of 4 variant prompts of different token lengths (like a case's variants).
+fn variant_prompt(i: usize) -> String {
+    format!(
+        "{}{}",
+        decode_prompt(i, "variant"),
+        " Use vivid, concrete details.".repeat(i)
+    )
+}
+
+struct Round {
+    line: String,
+    aggregate: f64,
+    texts: Vec<String>,
+}
+
 /// k requests at once (the prompts of k = 8 are a superset of the smaller rounds'); the
-/// table line and the answers in prompt order.
-async fn round(b: &LocalBackend, k: usize, tokens: usize) -> anyhow::Result<(String, Vec<String>)> {
+/// table columns and the answers in prompt order.
+async fn round(b: &LocalBackend, k: usize, tokens: usize, tag: &str) -> anyhow::Result<Round> {
     let t0 = Instant::now();
     let handles: Vec<_> = (0..k)
-        .map(|i| b.start(greedy(&decode_prompt(i, "concurrency"), tokens)))
+        .map(|i| b.start(greedy(&decode_prompt(i, tag), tokens)))
         .collect();
     let results = futures::future::join_all(handles.into_iter().map(measure)).await;
     let wall = t0.elapsed().as_secs_f64();
@@ -274,125 +486,30 @@ async fn round(b: &LocalBackend, k: usize, tokens: usize) -> anyhow::Result<(Str
         ttft.push(m.ttft.as_secs_f64() * 1e3);
         texts.push(text);
     }
-    Ok((
-        format!(
-            "{:>14.1}  {wall:>16.1}  {:>22}",
-            total as f64 / wall,
-            ttft.show(0)
-        ),
+    let aggregate = total as f64 / wall;
+    Ok(Round {
+        line: format!("{aggregate:>15.1}  {wall:>7.1}  {:>22}", ttft.show(0)),
+        aggregate,
         texts,
-    ))
+    })
 }
 
-/// ~1,500 tokens of few-shot geography: a system prompt and 30 worked examples.
-pub(crate) fn few_shot(nonce: &str, question: &str) -> ChatRequest {
-    const FACTS: &[(&str, &str, &str)] = &[
-        ("France", "Paris", "on the Seine, home of the Louvre"),
-        ("Germany", "Berlin", "on the Spree, reunified in 1990"),
-        (
-            "Italy",
-            "Rome",
-            "on the Tiber, once the centre of an empire",
-        ),
-        (
-            "Spain",
-            "Madrid",
-            "on the Manzanares, at the centre of the peninsula",
-        ),
-        (
-            "Portugal",
-            "Lisbon",
-            "on the Tagus estuary, facing the Atlantic",
-        ),
-        (
-            "Ireland",
-            "Dublin",
-            "on the Liffey, with a famous university",
-        ),
-        ("Norway", "Oslo", "at the head of the Oslofjord"),
-        ("Sweden", "Stockholm", "spread over fourteen islands"),
-        ("Finland", "Helsinki", "on the Gulf of Finland"),
-        (
-            "Denmark",
-            "Copenhagen",
-            "on the islands of Zealand and Amager",
-        ),
-        ("Poland", "Warsaw", "on the Vistula, rebuilt after 1945"),
-        ("Austria", "Vienna", "on the Danube, known for music"),
-        ("Hungary", "Budapest", "two cities joined across the Danube"),
-        ("Greece", "Athens", "below the Acropolis"),
-        ("Turkey", "Ankara", "in central Anatolia, chosen in 1923"),
-        ("Egypt", "Cairo", "on the Nile, near the pyramids of Giza"),
-        ("Kenya", "Nairobi", "near a national park with lions"),
-        (
-            "Nigeria",
-            "Abuja",
-            "a planned city in the centre of the country",
-        ),
-        (
-            "Japan",
-            "Tokyo",
-            "on Tokyo Bay, the largest metropolitan area",
-        ),
-        ("China", "Beijing", "in the north, with the Forbidden City"),
-        ("India", "New Delhi", "part of Delhi, on the Yamuna"),
-        (
-            "Australia",
-            "Canberra",
-            "a planned city between Sydney and Melbourne",
-        ),
-        ("Canada", "Ottawa", "on the Ottawa River"),
-        ("Brazil", "Brasília", "a planned city opened in 1960"),
-        ("Argentina", "Buenos Aires", "on the Río de la Plata"),
-        ("Chile", "Santiago", "in a valley below the Andes"),
-        ("Peru", "Lima", "on the Pacific coast"),
-        (
-            "Mexico",
-            "Mexico City",
-            "on a high plateau, once Tenochtitlan",
-        ),
-        (
-            "Morocco",
-            "Rabat",
-            "on the Atlantic at the mouth of the Bou Regreg",
-        ),
-        ("Vietnam", "Hanoi", "on the Red River"),
-    ];
-    let mut messages = vec![ChatMessage::new(
-        Role::System,
-        format!(
-            "[{nonce}] You are a patient geography tutor. For every country the student names, \
-             give its capital city first, then one true, concrete fact about where that city \
-             lies or what it is known for. Keep each answer to one sentence, never invent \
-             facts, and if a country is unknown or ambiguous say that you are not sure."
-        ),
-    )];
-    for (country, capital, fact) in FACTS {
-        messages.push(ChatMessage::new(
-            Role::User,
-            format!("What is the capital of {country}, and what is it known for?"),
-        ));
-        messages.push(ChatMessage::new(
-            Role::Assistant,
-            format!("The capital of {country} is {capital}, {fact}; it is the seat of the national government."),
-        ));
-    }
-    messages.push(ChatMessage::new(Role::User, question.to_string()));
-    ChatRequest {
-        messages,
-        sampling: Sampling {
-            max_tokens: Some(4),
-            ..Default::default()
-        },
-    }
-}
-
-/// Section 4: time to first token of the few-shot prompt, cold and with the prefix warm.
-pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<Out> {
+/// Section 4: time to first token of the few-shot prompt: a cold start (the request that
+/// loads the model), a new prefix on the loaded model (prompt reading), and with the prefix
+/// warm. Also returns the prompt reading rate (tok/s, new prefix, model loaded) for the
+/// llama.cpp comparison.
+pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)> {
     let mut out = Out::default();
-    let b = ours(model, LocalOptions::default()).await?;
-    let (mut cold, mut warm) = (Sample::default(), Sample::default());
-    let mut prompt_tokens = 0;
+    // The first request of a new backend loads the model: what a user waits for at start.
+    let b = LocalBackend::new(model.to_path_buf(), LocalOptions::default());
+    let (start, _) = measure(b.start(few_shot(
+        &format!("start {}", std::process::id()),
+        "What is the capital of England?",
+    )))
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let (mut cold, mut warm, mut rate) = (Sample::default(), Sample::default(), Sample::default());
+    let mut prompt_tokens = start.prompt_tokens;
     let rounds = if plan.quick { 1 } else { plan.runs.clamp(1, 2) };
     for round in 0..rounds {
         let nonce = format!("session {round}-{}", std::process::id());
@@ -401,6 +518,7 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<Out> {
             .map_err(|e| anyhow::anyhow!(e))?;
         prompt_tokens = m.prompt_tokens;
         cold.push(ms(m.ttft));
+        rate.push(m.prompt_tps);
         for q in ["Scotland", "Wales", "Iceland"] {
             let (m, _) = measure(b.start(few_shot(
                 &nonce,
@@ -411,30 +529,81 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<Out> {
             warm.push(ms(m.ttft));
         }
     }
+    drop(b);
+    // The same cold prompt with every speed patch off (0.8.1's threading and kernels).
+    Paths::UNPATCHED.set();
+    let old = async {
+        let b = ours(model, LocalOptions::default()).await?;
+        let (m, _) = measure(b.start(few_shot(
+            &format!("unpatched {}", std::process::id()),
+            "What is the capital of England?",
+        )))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+        anyhow::Ok(m)
+    }
+    .await;
+    Paths::PATCHED.set();
+    let old = old?;
     out.line(format!(
-        "\nTime to first token, few-shot prompt of {prompt_tokens} tokens (system prompt + 30 \
-         examples shared, last question differs), promptloom local backend, {}",
-        file_name(model)
+        "\nTime to first token, few-shot prompt of {prompt_tokens} tokens (system prompt + 34 \
+         examples shared, last question differs), promptloom local backend, {} [{}]",
+        file_name(model),
+        plan.machine.tag()
     ));
     out.line(format!(
-        "  cold (new prefix)        {:>26} ms",
-        cold.show(0)
+        "  start (loads the model)  {:>26} ms",
+        format!("{:.0}", ms(start.ttft))
+    ));
+    out.line(format!(
+        "  cold (new prefix)        {:>26} ms   prompt {} tok/s",
+        cold.show(0),
+        rate.show(0)
     ));
     out.line(format!(
         "  warm (prefix cached)     {:>26} ms",
         warm.show(0)
     ));
-    let (c, w) = (
+    out.line(format!(
+        "  cold, 0.8.1 paths        {:>26} ms   prompt {:.0} tok/s (every speed patch off)",
+        format!("{:.0}", ms(old.ttft)),
+        old.prompt_tps
+    ));
+    let (c, w, r) = (
         cold.median().unwrap_or(f64::NAN),
         warm.median().unwrap_or(f64::NAN),
+        rate.median().unwrap_or(f64::NAN),
+    );
+    let s = ms(start.ttft);
+    out.goal(
+        &format!("TTFT, {prompt_tokens}-token few-shot, start incl. model load"),
+        "≤ 5000 ms",
+        format!("{s:.0} ms"),
+        Some(s <= 5000.0),
     );
     out.goal(
-        "TTFT, 1,500-token few-shot prompt: cold / warm",
+        &format!("TTFT, {prompt_tokens}-token few-shot: new prefix / warm"),
         "printed",
         format!("{c:.0} / {w:.0} ms"),
         None,
     );
-    Ok(out)
+    out.goal(
+        "prompt reading, few-shot, new prefix",
+        "printed",
+        format!("{r:.0} tok/s"),
+        None,
+    );
+    out.goal(
+        "prompt reading gain from the speed patches, few-shot",
+        "printed",
+        format!(
+            "{:.2}x ({r:.0} vs {:.0} tok/s)",
+            r / old.prompt_tps,
+            old.prompt_tps
+        ),
+        None,
+    );
+    Ok((out, r))
 }
 
 fn ms(d: Duration) -> f64 {

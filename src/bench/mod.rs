@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::llm::{StreamEvent, StreamHandle};
+use crate::llm::{ChatMessage, ChatRequest, Role, Sampling, StreamEvent, StreamHandle};
 
 /// `promptloom bench` arguments.
 #[derive(Debug, clap::Args)]
@@ -78,6 +78,8 @@ pub(crate) struct Plan {
     pub runs: usize,
     pub tokens: usize,
     pub quick: bool,
+    /// Printed beside every figure.
+    pub machine: Machine,
 }
 
 /// Several measurements of one quantity.
@@ -251,20 +253,137 @@ pub(crate) fn decode_prompt(run: usize, tag: &str) -> String {
     )
 }
 
+/// ~1,800 tokens of few-shot geography: a system prompt and 34 worked examples.
+pub(crate) fn few_shot(nonce: &str, question: &str) -> ChatRequest {
+    const FACTS: &[(&str, &str, &str)] = &[
+        ("France", "Paris", "on the Seine, home of the Louvre"),
+        ("Germany", "Berlin", "on the Spree, reunified in 1990"),
+        (
+            "Italy",
+            "Rome",
+            "on the Tiber, once the centre of an empire",
+        ),
+        (
+            "Spain",
+            "Madrid",
+            "on the Manzanares, at the centre of the peninsula",
+        ),
+        (
+            "Portugal",
+            "Lisbon",
+            "on the Tagus estuary, facing the Atlantic",
+        ),
+        (
+            "Ireland",
+            "Dublin",
+            "on the Liffey, with a famous university",
+        ),
+        ("Norway", "Oslo", "at the head of the Oslofjord"),
+        ("Sweden", "Stockholm", "spread over fourteen islands"),
+        ("Finland", "Helsinki", "on the Gulf of Finland"),
+        (
+            "Denmark",
+            "Copenhagen",
+            "on the islands of Zealand and Amager",
+        ),
+        ("Poland", "Warsaw", "on the Vistula, rebuilt after 1945"),
+        ("Austria", "Vienna", "on the Danube, known for music"),
+        ("Hungary", "Budapest", "two cities joined across the Danube"),
+        ("Greece", "Athens", "below the Acropolis"),
+        ("Turkey", "Ankara", "in central Anatolia, chosen in 1923"),
+        ("Egypt", "Cairo", "on the Nile, near the pyramids of Giza"),
+        ("Kenya", "Nairobi", "near a national park with lions"),
+        (
+            "Nigeria",
+            "Abuja",
+            "a planned city in the centre of the country",
+        ),
+        (
+            "Japan",
+            "Tokyo",
+            "on Tokyo Bay, the largest metropolitan area",
+        ),
+        ("China", "Beijing", "in the north, with the Forbidden City"),
+        ("India", "New Delhi", "part of Delhi, on the Yamuna"),
+        (
+            "Australia",
+            "Canberra",
+            "a planned city between Sydney and Melbourne",
+        ),
+        ("Canada", "Ottawa", "on the Ottawa River"),
+        ("Brazil", "Brasília", "a planned city opened in 1960"),
+        ("Argentina", "Buenos Aires", "on the Río de la Plata"),
+        ("Chile", "Santiago", "in a valley below the Andes"),
+        ("Peru", "Lima", "on the Pacific coast"),
+        (
+            "Mexico",
+            "Mexico City",
+            "on a high plateau, once Tenochtitlan",
+        ),
+        (
+            "Morocco",
+            "Rabat",
+            "on the Atlantic at the mouth of the Bou Regreg",
+        ),
+        ("Vietnam", "Hanoi", "on the Red River"),
+        (
+            "Thailand",
+            "Bangkok",
+            "on the Chao Phraya, known for its temples",
+        ),
+        ("Indonesia", "Jakarta", "on the north-west coast of Java"),
+        (
+            "South Korea",
+            "Seoul",
+            "on the Han River, ringed by mountains",
+        ),
+        ("Colombia", "Bogotá", "on a high plateau in the Andes"),
+    ];
+    let mut messages = vec![ChatMessage::new(
+        Role::System,
+        format!(
+            "[{nonce}] You are a patient geography tutor. For every country the student names, \
+             give its capital city first, then one true, concrete fact about where that city \
+             lies or what it is known for. Keep each answer to one sentence, never invent \
+             facts, and if a country is unknown or ambiguous say that you are not sure."
+        ),
+    )];
+    for (country, capital, fact) in FACTS {
+        messages.push(ChatMessage::new(
+            Role::User,
+            format!("What is the capital of {country}, and what is it known for?"),
+        ));
+        messages.push(ChatMessage::new(
+            Role::Assistant,
+            format!("The capital of {country} is {capital}, {fact}; it is the seat of the national government."),
+        ));
+    }
+    messages.push(ChatMessage::new(Role::User, question.to_string()));
+    ChatRequest {
+        messages,
+        sampling: Sampling {
+            max_tokens: Some(4),
+            ..Default::default()
+        },
+    }
+}
+
 pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan {
         runs: if args.quick { 1 } else { args.runs as usize },
         tokens: if args.quick { 32 } else { args.tokens as usize },
         quick: args.quick,
+        machine: Machine::detect(),
     };
     let all = args.only.is_empty();
     let want = |s: Section| all || args.only.contains(&s);
     let t0 = Instant::now();
+    let machine = plan.machine.clone();
     println!(
         "promptloom bench: {} · {} cores · {} · runs {} · {} tokens",
         chrono::Local::now().format("%Y-%m-%d %H:%M"),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_name().unwrap_or_else(|| "unknown CPU".into()),
+        machine.tag(),
         plan.runs,
         plan.tokens
     );
@@ -309,6 +428,9 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     #[cfg_attr(not(feature = "local"), allow(unused_mut))]
     let mut local_rates: Vec<(String, f64)> = Vec::new();
+    // promptloom's prompt reading of the few-shot prompt (tok/s), from the ttft section.
+    #[cfg_attr(not(feature = "local"), allow(unused_mut))]
+    let mut prompt_read: Option<f64> = None;
     #[cfg(feature = "local")]
     {
         if want(Section::Local) {
@@ -332,7 +454,13 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
             ));
         }
         if want(Section::Ttft) {
-            outs.push(section("ttft", rt.block_on(engine::ttft(&plan, &default))));
+            match rt.block_on(engine::ttft(&plan, &default)) {
+                Ok((out, read)) => {
+                    prompt_read = Some(read);
+                    outs.push(out);
+                }
+                Err(e) => outs.push(section("ttft", Err(e))),
+            }
         }
     }
     #[cfg(not(feature = "local"))]
@@ -355,10 +483,11 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.llama_threads,
                 &files,
                 &local_rates,
+                prompt_read,
             )),
         ));
     }
-    println!("\nGoals");
+    println!("\nGoals (measured on {})", machine.tag());
     let mut missed = 0;
     for g in outs.iter().flat_map(|o| &o.goals) {
         let mark = match g.met {
@@ -386,13 +515,76 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The CPU model from /proc/cpuinfo, if readable.
-fn cpu_name() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    text.lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|s| s.trim().to_string())
+fn cpuinfo_field(cpuinfo: &str, name: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// The machine every figure was measured on: CPU, the SIMD features it reports, threads.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Machine {
+    pub cpu: String,
+    /// Of AVX2, AVX-512, VNNI (AVX-512 or AVX), AMX: the ones the CPU has.
+    pub features: Vec<&'static str>,
+    /// Threads the model's kernels run on (rayon's global pool).
+    pub threads: usize,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        Machine::from_cpuinfo(&cpuinfo, rayon_threads())
+    }
+
+    fn from_cpuinfo(cpuinfo: &str, threads: usize) -> Machine {
+        let flags = cpuinfo_field(cpuinfo, "flags").unwrap_or_default();
+        let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+        let mut features = Vec::new();
+        for (name, flag) in [
+            ("AVX2", "avx2"),
+            ("AVX-512", "avx512f"),
+            ("AVX512-VNNI", "avx512_vnni"),
+            ("AVX-VNNI", "avx_vnni"),
+            ("AMX", "amx_int8"),
+        ] {
+            if has(flag) {
+                features.push(name);
+            }
+        }
+        Machine {
+            cpu: cpuinfo_field(cpuinfo, "model name").unwrap_or_else(|| "unknown CPU".into()),
+            features,
+            threads,
+        }
+    }
+
+    pub fn has(&self, feature: &str) -> bool {
+        self.features.contains(&feature)
+    }
+
+    /// `CPU · features · N threads`, printed beside the figures.
+    pub fn tag(&self) -> String {
+        let features = if self.features.is_empty() {
+            "no AVX2".to_string()
+        } else {
+            self.features.join(" ")
+        };
+        format!("{} · {features} · {} threads", self.cpu, self.threads)
+    }
+}
+
+fn rayon_threads() -> usize {
+    #[cfg(feature = "local")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "local"))]
+    {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }
 
 #[cfg(test)]
@@ -412,6 +604,27 @@ mod tests {
         );
         assert_eq!(bad.goals.len(), 1);
         assert_eq!(bad.goals[0].met, Some(false));
+    }
+
+    #[test]
+    fn machine_reads_the_cpu_and_its_simd_features() {
+        let cpuinfo =
+            "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz\n\
+                       flags\t\t: fpu sse2 avx2 avx512f avx512_vnni amx_tile amx_int8 avx_vnni\n";
+        let m = Machine::from_cpuinfo(cpuinfo, 2);
+        assert_eq!(m.cpu, "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz");
+        assert_eq!(
+            m.features,
+            ["AVX2", "AVX-512", "AVX512-VNNI", "AVX-VNNI", "AMX"]
+        );
+        assert!(m.has("AMX"));
+        assert_eq!(
+            m.tag(),
+            "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz · AVX2 AVX-512 AVX512-VNNI AVX-VNNI AMX · 2 threads"
+        );
+        let old = Machine::from_cpuinfo("model name : Old\nflags : sse2 avx\n", 1);
+        assert!(old.features.is_empty());
+        assert_eq!(old.tag(), "Old · no AVX2 · 1 threads");
     }
 
     #[test]

@@ -29,16 +29,15 @@ pub(crate) struct LocalOptions {
 }
 
 impl Default for LocalOptions {
-    /// One sequence in the engine at a time by default: measured here, mistral.rs 0.8.1
-    /// returns garbage for GGUF models on CPU when several sequences are in the engine at
-    /// once (four concurrent "What is the capital of England?" requests came back as unrelated
-    /// text, even with its own `max_num_seqs = 1`; one at a time they all say London). So
-    /// promptloom queues requests itself and hands the engine one at a time; they all still
-    /// stream, in turn. Raise it with `max_num_seqs` in the model's config once the engine
-    /// is fixed.
+    /// Four sequences in the engine at once, so the variants of a case stream side by side:
+    /// mistral.rs decodes sequences of equal length as one batch and lets sequences of
+    /// different lengths take turns step by step (every pane stays live either way); the
+    /// rest queue here. One at a time was the default while mistral.rs 0.8.1 gave every
+    /// batched row the last row's attention (fixed in vendor/, patch 3); `promptloom bench
+    /// --only concurrency` measures both.
     fn default() -> Self {
         LocalOptions {
-            max_num_seqs: 1,
+            max_num_seqs: 4,
             prefix_cache_n: 16,
         }
     }

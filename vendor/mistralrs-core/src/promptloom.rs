@@ -93,7 +93,8 @@ fn sequence(id: usize, len: usize) -> Result<Sequence> {
         "prompt".to_string(),
         id,
         0,
-        0,
+        // One layer: `Sequence::len` reads the first layer's cache slot.
+        1,
         tx,
         sampler,
         vec![],
