@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod eval;
 mod headless;
+mod import_promptfoo;
 mod llm;
 mod model_fetch;
 mod prompt;
@@ -69,6 +70,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Import { file, out }) => {
+            import_promptfoo::run(&file, out, &config.model_names())
         }
         Some(Command::Export {
             session,
