@@ -40,6 +40,16 @@ pub(crate) enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Convert a promptfoo config (promptfooconfig.yaml) into a prompt file, listing every
+    /// field that could not be mapped.
+    Import {
+        /// The promptfoo config (promptfooconfig.yaml).
+        #[arg(value_name = "PROMPTFOO_CONFIG")]
+        file: PathBuf,
+        /// Where to write (default: the config's name with .toml).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Export a session as JSONL, CSV, Markdown, fine-tuning data (sft) or DPO preference
     /// pairs.
     Export(crate::store::export::ExportArgs),

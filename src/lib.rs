@@ -22,6 +22,7 @@ mod eval;
 mod front_end_parity;
 #[cfg(test)]
 mod fuzz;
+mod import_promptfoo;
 mod llm;
 mod model_fetch;
 mod prompt;
@@ -93,6 +94,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Import { file, out }) => {
+            import_promptfoo::run(&file, out, &config.model_names())
         }
         Some(Command::Export(args)) => {
             store::export::run(args)?;

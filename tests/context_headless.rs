@@ -375,3 +375,25 @@ vars = { country = "England" }
     assert_eq!(msgs.len(), 5, "two example pairs + question: {msgs:?}");
     assert!(!msgs.iter().any(|(_, c)| c == "4"), "{msgs:?}");
 }
+
+#[test]
+fn import_writes_a_prompt_file_that_runs_and_lists_what_it_could_not_map() {
+    let sb = Sandbox::new(SCRIPTED);
+    let cfg = sb.write(
+        "pf/promptfooconfig.yaml",
+        "description: Capitals\nprompts:\n  - 'What is the capital of {{country}}?'\nproviders:\n  - id: openai:gpt-4o-mini\n    label: fake\n    config:\n      temperature: 0\n      seed: 3\ntests:\n  - vars: { country: England }\n    assert:\n      - type: icontains\n        value: london\n      - type: is-json\n",
+    );
+    let out = sb.path("pf/suite.toml");
+    let o = sb.run(&["import", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+    assert!(stdout.contains("not mapped (2):"), "{stdout}");
+    assert!(stdout.contains("providers[0].config.seed"), "{stdout}");
+    assert!(stdout.contains("assert type `is-json`"), "{stdout}");
+    let stdout = run_ok(&sb, &out, &sb.path("s.toml"));
+    assert!(stdout.contains("PASS"), "{stdout}");
+    // Never over an existing file.
+    let o = sb.run(&["import", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("exists"), "{}", text(&o.stderr));
+}

@@ -475,7 +475,7 @@ pub(crate) fn parse(
                 // cases must define the template's variables (examples apply to both).
                 let is_template = std::ptr::eq(t, v.template.as_str());
                 if let Some(c) = cases.iter().find(|c| {
-                    !c.vars.contains_key(&var.name) && !(is_template && !c.turns.is_empty())
+                    !c.vars.contains_key(&var.name) && (!is_template || c.turns.is_empty())
                 }) {
                     let defined: Vec<&str> = c.vars.keys().map(String::as_str).collect();
                     return Err(InputError::at(
