@@ -515,9 +515,8 @@ fn the_module_graph_has_no_new_cycles_and_the_core_stays_pure() {
             ));
         }
     }
-    let is_known = |f: &str, (file, path): &(&str, &str)| {
-        f.ends_with(&format!("{file} uses {path}"))
-    };
+    let is_known =
+        |f: &str, (file, path): &(&str, &str)| f.ends_with(&format!("{file} uses {path}"));
     for f in &g.forbidden {
         if KNOWN_FORBIDDEN.iter().any(|k| is_known(f, k)) {
             report.push_str(&format!("forbidden (known): {f}\n"));
