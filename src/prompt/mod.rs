@@ -395,16 +395,7 @@ pub(crate) fn parse(
         });
     }
     if let Some(f) = &raw.cases_file {
-        let p = base_dir.join(f.get_ref());
-        if !p.is_file() {
-            return Err(InputError::at(
-                path,
-                text,
-                f.span().start,
-                format!("cannot read cases_file {}", p.display()),
-            )
-            .with_hint("cases_file is relative to the prompt file's folder"));
-        }
+        let p = data_file(path, text, base_dir, f, "cases_file")?;
         for c in cases_file::load(&p)? {
             if !case_names.insert(c.name.clone()) {
                 return Err(InputError::at(
@@ -557,16 +548,7 @@ fn examples_and_selection(
         })
         .collect();
     if let Some(f) = &rv.examples_file {
-        let p = base_dir.join(f.get_ref());
-        if !p.is_file() {
-            return Err(InputError::at(
-                path,
-                text,
-                f.span().start,
-                format!("cannot read examples_file {}", p.display()),
-            )
-            .with_hint("examples_file is relative to the prompt file's folder"));
-        }
+        let p = data_file(path, text, base_dir, f, "examples_file")?;
         pool.extend(select::load_examples(&p)?);
     }
     let Some(spec) = &rv.select else {
@@ -688,6 +670,28 @@ fn default_case_name(index: usize, vars: &BTreeMap<String, String>) -> String {
         Some(v) if vars.len() == 1 && v.chars().count() <= 40 && !v.contains('\n') => v.clone(),
         _ => format!("case-{}", index + 1),
     }
+}
+
+/// The data file a prompt file names under `key` (relative to the prompt file's folder), or an
+/// error at the key's value when it is not a readable file.
+fn data_file(
+    path: &Path,
+    text: &str,
+    base_dir: &Path,
+    f: &Spanned<String>,
+    key: &str,
+) -> Result<PathBuf, InputError> {
+    let p = base_dir.join(f.get_ref());
+    if !p.is_file() {
+        return Err(InputError::at(
+            path,
+            text,
+            f.span().start,
+            format!("cannot read {key} {}", p.display()),
+        )
+        .with_hint(format!("{key} is relative to the prompt file's folder")));
+    }
+    Ok(p)
 }
 
 #[cfg(test)]
