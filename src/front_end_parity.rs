@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crossterm::event::KeyCode;
 
-use crate::app::state::AppState;
+use crate::app::model::state::AppState;
 use crate::app::update::tests::{ev, key, started};
 use crate::app::Effect;
 use crate::chat::{FinishReason, StreamEvent};

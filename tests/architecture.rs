@@ -31,19 +31,6 @@ const KNOWN_FORBIDDEN: &[(&str, &str)] = &[
 ];
 
 const KNOWN_CYCLE_EDGES: &[&str] = &[
-    "app -> app::rating",
-    "app::rating -> app",
-    "app::rating -> app::state",
-    "app::rating -> app::update",
-    "app::state -> app::rating",
-    "app::state -> app::techniques",
-    "app::techniques -> app",
-    "app::techniques -> app::state",
-    "app::techniques -> app::update",
-    "app::update -> app",
-    "app::update -> app::rating",
-    "app::update -> app::state",
-    "app::update -> app::techniques",
     "bench -> bench::engine",
     "bench -> bench::kernel",
     "bench -> bench::llama",
@@ -566,4 +553,36 @@ fn the_checker_sees_cycles_and_forbidden_imports() {
     assert!(g.forbidden[0].contains("tokio::sync::mpsc"));
     assert!(g.edges["state"].contains("a") && g.edges["state"].contains("b"));
     assert!(!g.edges["b"].contains("state"), "test code is left out");
+}
+
+/// The floors of the playground (issue 13): `app::model` imports nothing else in `app`;
+/// `app::update` imports only the model (and its own rooms); views import only the model.
+/// The driver is the only floor that sees all of them.
+#[test]
+fn the_app_floors_only_look_down() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let g = graph(&src);
+    let mut wrong = Vec::new();
+    for (from, tos) in &g.edges {
+        for to in tos {
+            let bad = if from.starts_with("app::model") {
+                to.starts_with("app") && !to.starts_with("app::model") && to != "app"
+                    || to.starts_with("ui")
+            } else if from.starts_with("app::update") {
+                to.starts_with("app::driver") || to.starts_with("ui") || to.starts_with("cmd")
+            } else if from.starts_with("ui") {
+                to.starts_with("app::update") || to.starts_with("app::driver")
+            } else {
+                false
+            };
+            if bad {
+                wrong.push(format!("{from} -> {to}"));
+            }
+        }
+    }
+    assert!(
+        g.edges.keys().any(|k| k.starts_with("app::model")),
+        "no app::model files were read"
+    );
+    assert!(wrong.is_empty(), "imports that go up a floor:\n{}", wrong.join("\n"));
 }

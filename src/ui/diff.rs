@@ -8,16 +8,16 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Widget};
 use ratatui::Frame;
 
-use crate::app::state::AppState;
-use crate::app::techniques::DiffView;
+use crate::app::model::state::AppState;
+use crate::app::model::techniques::DiffView;
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
 use crate::state::diff::SpanKind;
 
 /// The body of the screen: between the header and the footer.
 pub(crate) fn body(area: Rect) -> Rect {
-    let top = super::layout::HEADER_ROWS.min(area.height);
-    let bottom = super::layout::FOOTER_ROWS.min(area.height - top);
+    let top = crate::app::model::layout::HEADER_ROWS.min(area.height);
+    let bottom = crate::app::model::layout::FOOTER_ROWS.min(area.height - top);
     Rect::new(area.x, area.y + top, area.width, area.height - top - bottom)
 }
 

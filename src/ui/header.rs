@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
-use crate::app::state::AppState;
+use crate::app::model::state::AppState;
 use crate::chat::BackendStatus;
 use crate::config::theme::Theme;
 use crate::sanitize::visible;

@@ -8,7 +8,7 @@ pub(crate) mod answer;
 pub(crate) mod diff;
 pub(crate) mod footer;
 pub(crate) mod header;
-pub(crate) mod layout;
+
 pub(crate) mod overlays;
 pub(crate) mod panes;
 pub(crate) mod rating;
@@ -17,7 +17,9 @@ pub(crate) mod tree;
 use ratatui::layout::Rect;
 use ratatui::Frame;
 
-use crate::app::state::{AppState, PaneMetrics};
+use crate::app::model::layout;
+
+use crate::app::model::state::{AppState, PaneMetrics};
 use crate::config::theme::Theme;
 
 /// Caches the views keep between frames.

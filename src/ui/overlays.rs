@@ -8,7 +8,7 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::centered;
-use crate::app::state::{AppState, InputPurpose, Layer, PickerKind};
+use crate::app::model::state::{AppState, InputPurpose, Layer, PickerKind};
 use crate::config::keymap::Mode;
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
@@ -150,7 +150,7 @@ fn editor(
     area: Rect,
     state: &AppState,
     variant: usize,
-    text: &crate::app::edit::TextArea,
+    text: &crate::app::model::edit::TextArea,
     error: Option<&str>,
     theme: &Theme,
 ) {

@@ -9,9 +9,9 @@ use ratatui::widgets::{Block, Borders, Widget};
 use ratatui::Frame;
 
 use super::answer::AnswerView;
-use super::layout::ScreenLayout;
+use crate::app::model::layout::ScreenLayout;
 use super::ViewCache;
-use crate::app::state::{AppState, PaneMetrics, Phase};
+use crate::app::model::state::{AppState, PaneMetrics, Phase};
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
 
@@ -168,7 +168,7 @@ fn extra_rows(state: &AppState, i: usize, width: u16, theme: &Theme) -> Vec<Line
         }
     }
     if !p.phase.is_active() {
-        let notes = crate::app::techniques::pane_notes(state, i);
+        let notes = crate::app::model::queries::pane_notes(state, i);
         if !notes.is_empty() {
             push(String::new(), Style::default());
         }
@@ -210,7 +210,7 @@ fn draw_pane(
         Span::styled(format!("· {} ", visible(&v.model)), theme.style("muted")),
     ];
     // `rev 2/3`, `generated`, or the kind of a promoted node.
-    if let Some(b) = crate::app::techniques::pane_badge(state, i) {
+    if let Some(b) = crate::app::model::queries::pane_badge(state, i) {
         title.push(Span::styled(format!("· {b} "), theme.style("header.key")));
     }
     let title = Line::from(title);

@@ -12,12 +12,12 @@ use unicode_width::UnicodeWidthStr;
 
 use super::answer::AnswerView;
 use super::ViewCache;
-use crate::app::edit::TextArea;
-use crate::app::rating::{
-    my_rating, node_label, other_raters, outcome_words, shown_node, stars_text, BoardState,
-    BrowserState, CompareState,
+use crate::app::model::edit::TextArea;
+use crate::app::model::queries::{my_rating, other_raters, shown_node};
+use crate::app::model::rating::{
+    node_label, outcome_words, stars_text, BoardState, BrowserState, CompareState,
 };
-use crate::app::state::{AppState, Layer};
+use crate::app::model::state::{AppState, Layer};
 use crate::config::theme::Theme;
 use crate::eval::bradley_terry::Interval;
 use crate::eval::leaderboard::{agreement_text, judge_cell, Entry, GroupBy, Share, MIN_SAMPLE};

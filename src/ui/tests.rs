@@ -13,7 +13,7 @@ use crate::app::update::{set_metrics, update};
 use crate::app::Msg;
 use crate::chat::{FinishReason, StreamEvent};
 
-pub(crate) fn screen(state: &mut crate::app::state::AppState, w: u16, h: u16) -> String {
+pub(crate) fn screen(state: &mut crate::app::model::state::AppState, w: u16, h: u16) -> String {
     update(
         state,
         Msg::Resize {
@@ -48,7 +48,7 @@ pub(crate) fn screen(state: &mut crate::app::state::AppState, w: u16, h: u16) ->
     out
 }
 
-fn streaming() -> crate::app::state::AppState {
+fn streaming() -> crate::app::model::state::AppState {
     let mut s = app();
     s.now = Duration::from_millis(0);
     let st = started(&key(&mut s, KeyCode::Enter));

@@ -14,8 +14,8 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::diff::{body, wrap_styled};
-use crate::app::state::AppState;
-use crate::app::techniques::{is_folded, SearchForm, TreeRow, TreeView, SPINNER};
+use crate::app::model::state::AppState;
+use crate::app::model::techniques::{is_folded, SearchForm, TreeRow, TreeView, SPINNER};
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
 use crate::state::session::{Node, NodeKind, NodeStatus};
@@ -346,165 +346,14 @@ pub(crate) fn draw_form(frame: &mut Frame, area: Rect, f: &SearchForm, theme: &T
     }
 }
 
-/// The tree view's drawing cost, for `benches/tree.rs`: one case with `nodes` nodes (a
-/// search tree three wide, with value samples, pruned, bookmarked and streaming nodes),
-/// the tree layer open, drawn into an in-memory terminal.
-pub struct TreeBench {
-    state: AppState,
-    cache: super::ViewCache,
-    theme: Theme,
-    terminal: ratatui::Terminal<ratatui::backend::TestBackend>,
-}
-
-impl TreeBench {
-    pub fn new(nodes: usize, width: u16, height: u16) -> TreeBench {
-        use crate::app::update::update;
-        use crate::app::Msg;
-        use crate::chat::{ChatRequest, Sampling};
-        let src = "title = \"bench\"\n[[variant]]\nname = \"v\"\ntemplate = \"Q {{q}}\"\n[[case]]\nname = \"c\"\nvars = { q = \"x\" }\n";
-        let models = vec!["m".to_string()];
-        let prompt =
-            match crate::prompt::parse(std::path::Path::new("bench.toml"), src, &models, "m") {
-                Ok(p) => p,
-                Err(e) => panic!("{e}"),
-            };
-        let mut session = crate::state::session::Session::new("bench", "now".into(), None);
-        let request = ChatRequest {
-            messages: vec![],
-            sampling: Sampling::default(),
-        };
-        let mut thoughts: Vec<u64> = Vec::new();
-        for i in 0..nodes {
-            let id = i as u64 + 1;
-            let (parent, kind) = match i {
-                0 => (None, NodeKind::Answer),
-                _ if i % 4 == 0 => (Some(id - 1), NodeKind::Value),
-                _ => (
-                    Some(
-                        thoughts
-                            .get((thoughts.len().saturating_sub(1)) / 3)
-                            .copied()
-                            .unwrap_or(1),
-                    ),
-                    NodeKind::Thought,
-                ),
-            };
-            let mut n = Node::start(
-                id,
-                parent,
-                kind,
-                "v",
-                "c",
-                "m",
-                request.clone(),
-                "now".into(),
-            );
-            n.text = format!("Step {i}: combine {} and {} to get {}; the remaining numbers are 4 6 8 and the goal is still 24", i % 7, i % 5, i % 11);
-            n.status = match i % 50 {
-                1 => NodeStatus::Streaming,
-                2 => NodeStatus::Queued,
-                _ => NodeStatus::Done,
-            };
-            if kind == NodeKind::Thought {
-                thoughts.push(id);
-                n.score = Some((i % 3) as f64 / 2.0);
-                if i % 17 == 0 {
-                    n.meta.insert("pruned".into(), "true".into());
-                }
-                if i % 23 == 0 {
-                    n.meta.insert("bookmark".into(), "true".into());
-                }
-            }
-            session.nodes.push(n);
-        }
-        let mut state = AppState::new(
-            prompt,
-            session,
-            std::path::PathBuf::from("bench-session.toml"),
-            crate::config::keymap::Keymap::defaults(),
-            models,
-            chrono::Utc::now(),
-            1,
-        );
-        update(&mut state, Msg::Resize { width, height });
-        update(
-            &mut state,
-            Msg::Key {
-                key: crossterm::event::KeyEvent::new(
-                    crossterm::event::KeyCode::Char('t'),
-                    crossterm::event::KeyModifiers::NONE,
-                ),
-                at: std::time::Duration::ZERO,
-            },
-        );
-        assert!(
-            matches!(state.layers.last(), Some(crate::app::state::Layer::Tree(_))),
-            "the tree view opened"
-        );
-        let terminal =
-            match ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)) {
-                Ok(t) => t,
-                Err(e) => panic!("{e}"),
-            };
-        TreeBench {
-            state,
-            cache: super::ViewCache::default(),
-            theme: Theme::builtin_dark(),
-            terminal,
-        }
-    }
-
-    /// Rows in the flattened tree.
-    pub fn rows(&self) -> usize {
-        match self.state.layers.last() {
-            Some(crate::app::state::Layer::Tree(t)) => t.rows.len(),
-            _ => 0,
-        }
-    }
-
-    /// Draw one frame.
-    pub fn draw(&mut self) {
-        let (state, cache, theme) = (&self.state, &mut self.cache, &self.theme);
-        if let Err(e) = self.terminal.draw(|f| {
-            super::draw(f, state, cache, theme);
-        }) {
-            panic!("{e}");
-        }
-    }
-
-    /// A key in the tree view (`j`, `k`, `G`...), as the user would press it.
-    pub fn key(&mut self, c: char) {
-        crate::app::update::update(
-            &mut self.state,
-            crate::app::Msg::Key {
-                key: crossterm::event::KeyEvent::new(
-                    crossterm::event::KeyCode::Char(c),
-                    crossterm::event::KeyModifiers::NONE,
-                ),
-                at: std::time::Duration::ZERO,
-            },
-        );
-    }
-
-    /// Re-flatten the tree (what a finished node costs).
-    pub fn rebuild(&mut self) {
-        let session = &self.state.session;
-        for l in self.state.layers.iter_mut() {
-            if let crate::app::state::Layer::Tree(t) = l {
-                t.rebuild(session);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use crossterm::event::KeyCode;
 
-    use crate::app::state::{AppState, Layer};
-    use crate::app::techniques::tests::answered;
+    use crate::app::model::state::{AppState, Layer};
+    use crate::app::update::techniques::tests::answered;
     use crate::app::update::tests::{ev, key, started};
     use crate::app::Effect;
     use crate::chat::{FinishReason, StreamEvent};

@@ -20,10 +20,11 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::rating::{self, RatingEffect, RatingIo, SessionSummary};
-use super::state::AppState;
-use super::update::update;
-use super::Msg;
+use crate::app::model::msg::Msg;
+use crate::app::model::rating::{RatingEffect, RatingIo, SessionSummary};
+use crate::app::model::state::AppState;
+use crate::app::update::update;
+use crate::prompt::PromptFile;
 use crate::chat::ModelIdentity;
 use crate::state::session::{NodeKind, Session};
 use crate::store::journal::{self, SessionStore};
@@ -273,7 +274,7 @@ impl RatingDriver {
         }
         let (session, store) = SessionStore::open(path).map_err(|e| e.to_string())?;
         self.close(state, identities, true)?;
-        let prompt = rating::prompt_for_session(&session, &self.models, &self.default_model);
+        let prompt = prompt_for_session(&session, &self.models, &self.default_model);
         self.gate.opened(path, &session);
         self.store = Some(store);
         Ok((prompt, session))
@@ -392,10 +393,44 @@ fn summarise(path: &Path, current: &Path) -> SessionSummary {
     s
 }
 
+/// The prompt a reopened session is shown with: its prompt file when it still loads,
+/// else rebuilt from the session; the session's own variants and cases win.
+pub(crate) fn prompt_for_session(
+    session: &Session,
+    models: &[String],
+    default_model: &str,
+) -> PromptFile {
+    let from_file = session
+        .prompt_file
+        .as_ref()
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .and_then(|p| crate::prompt::load(&p, models, default_model).ok());
+    let mut prompt = from_file.unwrap_or_else(|| PromptFile {
+        path: PathBuf::from(session.prompt_file.clone().unwrap_or_default()),
+        title: session.title.clone(),
+        description: None,
+        variants: session.variants.clone(),
+        cases: session.cases.clone(),
+        main_var: None,
+        source: String::new(),
+        techniques: Default::default(),
+    });
+    if !session.variants.is_empty() {
+        prompt.variants = session.variants.clone();
+    }
+    for c in &session.cases {
+        if !prompt.cases.iter().any(|p| p.name == c.name) {
+            prompt.cases.push(c.clone());
+        }
+    }
+    prompt
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::rating::tests::answered;
+    use crate::app::update::rating::tests::answered;
     use crate::eval::leaderboard::tests::grid;
     use crate::store::journal::RatingEdit;
 

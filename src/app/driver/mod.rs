@@ -15,10 +15,13 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::rating_io::{RatingDriver, SaveGate};
-use super::state::AppState;
-use super::update::{set_metrics, update};
-use super::{Effect, Msg};
+pub(crate) mod journal;
+pub(crate) mod suspend;
+
+use crate::app::model::msg::{Effect, Msg};
+use crate::app::model::state::{AppState, PaneMetrics};
+use crate::app::update::{set_metrics, update};
+use journal::{RatingDriver, SaveGate};
 use crate::chat::{BackendStatus, StreamEvent};
 use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorDepth, Theme};
@@ -81,7 +84,7 @@ pub(crate) fn prepare(
                 Err(e) => return Err(e.into()),
             };
             let prompt =
-                super::rating::prompt_for_session(&session, &models, &config.default_model);
+                journal::prompt_for_session(&session, &models, &config.default_model);
             (prompt, session, path.clone())
         }
         None => {
@@ -166,7 +169,7 @@ pub(crate) trait Screen {
         state: &AppState,
         cache: &mut ViewCache,
         theme: &Theme,
-    ) -> anyhow::Result<Vec<crate::app::state::PaneMetrics>>;
+    ) -> anyhow::Result<Vec<PaneMetrics>>;
     /// Hand the terminal to `$EDITOR` on `text` and take it back afterwards.
     fn edit_externally(&mut self, text: &str) -> anyhow::Result<Result<String, String>>;
     /// Put text on the system clipboard.
@@ -183,7 +186,7 @@ fn draw_on<B: ratatui::backend::Backend>(
     state: &AppState,
     cache: &mut ViewCache,
     theme: &Theme,
-) -> anyhow::Result<Vec<crate::app::state::PaneMetrics>>
+) -> anyhow::Result<Vec<PaneMetrics>>
 where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
@@ -219,7 +222,7 @@ impl Screen for Tty {
         state: &AppState,
         cache: &mut ViewCache,
         theme: &Theme,
-    ) -> anyhow::Result<Vec<crate::app::state::PaneMetrics>> {
+    ) -> anyhow::Result<Vec<PaneMetrics>> {
         draw_on(&mut self.terminal, state, cache, theme)
     }
 
@@ -233,7 +236,7 @@ impl Screen for Tty {
 
     fn suspend(&mut self) -> anyhow::Result<()> {
         restore_terminal();
-        super::suspend::stop_until_continued();
+        suspend::stop_until_continued();
         self.terminal = init_terminal()?;
         self.terminal.clear()?;
         Ok(())
@@ -275,7 +278,7 @@ impl Screen for MemoryScreen {
         state: &AppState,
         cache: &mut ViewCache,
         theme: &Theme,
-    ) -> anyhow::Result<Vec<crate::app::state::PaneMetrics>> {
+    ) -> anyhow::Result<Vec<PaneMetrics>> {
         self.frames += 1;
         draw_on(&mut self.terminal, state, cache, theme)
     }
@@ -404,7 +407,7 @@ where
         let mut msgs: Vec<Msg> = Vec::new();
         tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(Event::Key(key))) if super::suspend::is_suspend_key(&key) => {
+                Some(Ok(Event::Key(key))) if suspend::is_suspend_key(&key) => {
                     screen.suspend()?;
                     // The terminal may have been resized while we were stopped.
                     let (width, height) = screen.size()?;

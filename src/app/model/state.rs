@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::app::edit::TextArea;
+use super::edit::TextArea;
+use super::rating::{BoardState, BrowserState, CompareState, RatingState};
+use super::techniques::{DiffView, SearchForm, TechState, TreeView};
 use crate::chat::BackendStatus;
 use crate::config::keymap::{Keymap, Mode};
 use crate::prompt::{Case, PromptFile};
@@ -123,15 +125,15 @@ pub(crate) enum Layer {
         node: u64,
         area: TextArea,
     },
-    Compare(Box<crate::app::rating::CompareState>),
-    Leaderboard(Box<crate::app::rating::BoardState>),
-    Browser(crate::app::rating::BrowserState),
+    Compare(Box<CompareState>),
+    Leaderboard(Box<BoardState>),
+    Browser(BrowserState),
     /// The answer tree of a case (`t`).
-    Tree(Box<crate::app::techniques::TreeView>),
+    Tree(Box<TreeView>),
     /// Word diff of a revision against the one it revised (`d`).
-    Diff(Box<crate::app::techniques::DiffView>),
+    Diff(Box<DiffView>),
     /// k, b, d before a tree-of-thought search (`s`).
-    SearchParams(crate::app::techniques::SearchForm),
+    SearchParams(SearchForm),
 }
 
 impl Layer {
@@ -191,9 +193,9 @@ pub(crate) struct AppState {
     /// Something visible changed since the last frame.
     pub dirty: bool,
     /// Rater name and what rating, comparing and the session browser keep.
-    pub rating: crate::app::rating::RatingState,
+    pub rating: RatingState,
     /// Technique runs (critique, search, judge...) and their streams.
-    pub tech: crate::app::techniques::TechState,
+    pub tech: TechState,
 }
 
 impl AppState {
@@ -286,7 +288,7 @@ impl AppState {
             *p = Pane::idle();
             if let Some(n) = latest {
                 // The newest revision, or the node promoted in the tree view.
-                let shown = crate::app::techniques::shown_node(&self.session, n.id);
+                let shown = super::techniques::shown_node(&self.session, n.id);
                 let n = self.session.node(shown).unwrap_or(n);
                 p.node = Some(n.id);
                 p.phase = Phase::from_node(n);

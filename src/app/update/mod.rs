@@ -1,18 +1,29 @@
 //! `update`: the app's pure state machine. Messages in, state changes and effects out; no
 //! I/O, no clocks (times arrive in messages), so every behaviour is a plain unit test.
+//!
+//! This file dispatches messages and keys; the rooms are [`panes`] (a variant's own run),
+//! [`variants`] (editing them), [`streams`] (routing stream events, cancelling),
+//! [`rating`], [`techniques`] and [`write_back`]. They import only the model (and each
+//! other downwards: nothing imports this file).
 
-use std::time::Duration;
+pub(crate) mod panes;
+pub(crate) mod rating;
+pub(crate) mod streams;
+pub(crate) mod techniques;
+pub(crate) mod variants;
+pub(crate) mod write_back;
 
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 
-use super::edit::{text_to_variant, variant_to_text, TextArea};
-use super::state::{AppState, InputPurpose, Layer, Pane, PaneMetrics, Phase, PickerKind};
-use super::{techniques, write_back, Action, Effect, Msg};
-use crate::chat::{FinishReason, StreamEvent};
-use crate::config::keymap::Mode;
-use crate::prompt::{render, Case, Variant};
-use crate::state::session::{Node, NodeKind, NodeStatus};
-use crate::ui::layout;
+use crate::app::model::edit::{text_to_variant, variant_to_text, TextArea};
+use crate::app::model::msg::{Effect, Msg};
+use crate::app::model::state::{AppState, InputPurpose, Layer, PaneMetrics, Phase, PickerKind};
+use crate::config::keymap::{Action, Mode};
+use crate::prompt::{Case, Variant};
+use crate::app::model::layout;
+use panes::{cancel, keep_focus_visible, page, scroll, select_case, start};
+use streams::{cancel_all, quit, stream_event};
+use variants::{delete_variant, insert_variant, replace_variant, unique_name};
 
 /// Apply one message.
 pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
@@ -89,7 +100,7 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
             }
             s.dirty = true;
         }
-        Msg::Rating(io) => super::rating::io(s, io, &mut fx),
+        Msg::Rating(io) => rating::io(s, io, &mut fx),
         Msg::ExternalEditDone { variant, result } => {
             match result {
                 Ok(text) => match text_to_variant(&text, &s.models) {
@@ -244,7 +255,7 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
         },
         l
         @ (Layer::Note { .. } | Layer::Compare(_) | Layer::Leaderboard(_) | Layer::Browser(_)) => {
-            super::rating::layer_key(s, l, action, key, fx)
+            rating::layer_key(s, l, action, key, fx)
         }
         Layer::ConfirmDelete { variant } => match action {
             Some(Action::Accept) => {
@@ -507,52 +518,10 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
         | Action::ToggleGroup
         | Action::CompareSuggested
         | Action::ExportBoard => {
-            super::rating::normal_action(s, a, fx);
+            rating::normal_action(s, a, fx);
         }
         other => techniques::normal_action(s, other, fx),
     }
-}
-
-fn page(s: &AppState) -> isize {
-    s.metrics
-        .get(s.focus)
-        .map_or(10, |m| m.view_rows.max(2) as isize - 1)
-}
-
-fn scroll(s: &mut AppState, i: usize, by: isize) {
-    let m = s.metrics.get(i).copied().unwrap_or_default();
-    let Some(p) = s.panes.get_mut(i) else { return };
-    let max = m.total_rows.saturating_sub(m.view_rows);
-    let cur = if p.follow { max } else { p.scroll.min(max) };
-    let next = if by < 0 {
-        cur.saturating_sub(by.unsigned_abs())
-    } else {
-        cur.saturating_add(by as usize)
-    };
-    if next >= max {
-        p.follow = true;
-        p.scroll = max;
-    } else {
-        p.follow = false;
-        p.scroll = next;
-    }
-}
-
-fn keep_focus_visible(s: &mut AppState) {
-    let n = s.panes.len();
-    if n == 0 {
-        s.focus = 0;
-        s.first = 0;
-        return;
-    }
-    s.focus = s.focus.min(n - 1);
-    let vis = layout::visible_count(s.width, n);
-    if s.focus < s.first {
-        s.first = s.focus;
-    } else if s.focus >= s.first + vis {
-        s.first = s.focus + 1 - vis;
-    }
-    s.first = s.first.min(n - vis);
 }
 
 fn mouse_event(s: &mut AppState, m: &MouseEvent) {
@@ -579,175 +548,6 @@ fn mouse_event(s: &mut AppState, m: &MouseEvent) {
             s.dirty = true;
         }
         _ => {}
-    }
-}
-
-/// Start (or restart) the stream for variant `i` on the selected case.
-fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
-    let Some(v) = s.prompt.variants.get(i).cloned() else {
-        return;
-    };
-    if s.panes.get(i).is_some_and(|p| p.phase.is_active()) {
-        cancel(s, i, fx);
-    }
-    let case = s.current_case().cloned().unwrap_or_else(|| Case {
-        name: "(no case)".into(),
-        vars: Default::default(),
-        expect: Default::default(),
-        turns: Vec::new(),
-    });
-    let seed = s.next_seed();
-    let prepared = render::prepare(&v, &case);
-    let chat = render::with_seed(prepared.request, seed);
-    let id = s.session.next_node_id();
-    let mut node = Node::start(
-        id,
-        None,
-        NodeKind::Answer,
-        &v.name,
-        &case.name,
-        &v.model,
-        chat.clone(),
-        s.stamp(),
-    );
-    node.status = NodeStatus::Queued;
-    node.meta.extend(prepared.meta);
-    s.session.nodes.push(node);
-    let request = s.next_request;
-    s.next_request += 1;
-    if let Some(p) = s.panes.get_mut(i) {
-        *p = Pane::idle();
-        p.node = Some(id);
-        p.request = request;
-        p.phase = Phase::Queued;
-        p.started = s.now;
-    }
-    s.interrupt_armed = false;
-    fx.push(Effect::StartStream {
-        node: id,
-        request,
-        model: v.model.clone(),
-        chat,
-    });
-}
-
-fn finish(s: &mut AppState, i: usize, outcome: Result<FinishReason, String>, at: Duration) {
-    let Some(p) = s.panes.get_mut(i) else { return };
-    let Some(id) = p.node else { return };
-    let stats = p.meter.stats();
-    let elapsed = at.saturating_sub(p.started);
-    p.request = 0;
-    let expect = s.current_case().map(|c| c.expect.clone());
-    let Some(node) = s.session.node_mut(id) else {
-        return;
-    };
-    node.finish(outcome, &stats, elapsed);
-    let phase = match node.status {
-        NodeStatus::Cancelled => Phase::Cancelled,
-        NodeStatus::Done => {
-            if let Some(e) = expect.filter(|_| node.case != "(no case)") {
-                node.checks = e.check(&node.text);
-            }
-            Phase::Done
-        }
-        _ => Phase::Error,
-    };
-    if let Some(p) = s.panes.get_mut(i) {
-        p.phase = phase;
-    }
-}
-
-fn cancel(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
-    let Some(p) = s.panes.get(i) else { return };
-    if !p.phase.is_active() {
-        return;
-    }
-    let Some(id) = p.node else { return };
-    fx.push(Effect::CancelStream { node: id });
-    finish(s, i, Ok(FinishReason::Cancelled), s.now);
-    save(s, fx);
-}
-
-pub(crate) fn cancel_all(s: &mut AppState, fx: &mut Vec<Effect>) {
-    for i in 0..s.panes.len() {
-        cancel(s, i, fx);
-    }
-    techniques::cancel_all(s, fx);
-}
-
-fn quit(s: &mut AppState, fx: &mut Vec<Effect>) {
-    techniques::cancel_all(s, fx);
-    for i in 0..s.panes.len() {
-        if let Some(id) = s.panes[i].node.filter(|_| s.panes[i].phase.is_active()) {
-            fx.push(Effect::CancelStream { node: id });
-            finish(s, i, Ok(FinishReason::Cancelled), s.now);
-        }
-    }
-    save(s, fx);
-    s.quit = true;
-}
-
-pub(crate) fn save(s: &AppState, fx: &mut Vec<Effect>) {
-    let mut session = s.session.clone();
-    session.variants = s.prompt.variants.clone();
-    session.cases = s.prompt.cases.clone();
-    fx.push(Effect::SaveSession {
-        path: s.session_path.clone(),
-        session: Box::new(session),
-    });
-}
-
-fn stream_event(
-    s: &mut AppState,
-    node: u64,
-    request: u64,
-    event: StreamEvent,
-    at: Duration,
-    fx: &mut Vec<Effect>,
-) {
-    if techniques::owns(s, node) {
-        return techniques::stream_event(s, node, request, event, at, fx);
-    }
-    let Some(i) = s
-        .panes
-        .iter()
-        .position(|p| p.node == Some(node) && p.request == request && p.phase.is_active())
-    else {
-        return; // stale: cancelled, rerun, or deleted
-    };
-    s.dirty = true;
-    match event {
-        StreamEvent::Delta(d) => {
-            let p = &mut s.panes[i];
-            let started = p.started;
-            p.meter.on_delta(at.saturating_sub(started), &d);
-            if !d.is_empty() {
-                p.phase = Phase::Streaming;
-                // "loading model…" and the like are over once tokens flow.
-                p.notice = None;
-            }
-            if let Some(n) = s.session.node_mut(node) {
-                n.status = NodeStatus::Streaming;
-                n.text.push_str(&d);
-            }
-        }
-        StreamEvent::Usage(u) => s.panes[i].meter.on_usage(u),
-        StreamEvent::Notice(n) => s.panes[i].notice = Some(n),
-        StreamEvent::Finished(r) => {
-            finish(s, i, Ok(r), at);
-            save(s, fx);
-        }
-        StreamEvent::Failed(e) => {
-            finish(s, i, Err(e), at);
-            save(s, fx);
-        }
-    }
-}
-
-fn select_case(s: &mut AppState, c: usize) {
-    if c < s.prompt.cases.len() && c != s.case {
-        s.case = c;
-        s.show_case_results();
     }
 }
 
@@ -799,53 +599,6 @@ fn input_accepted(s: &mut AppState, purpose: InputPurpose, text: String, fx: &mu
             }
         }
     }
-}
-
-fn replace_variant(s: &mut AppState, i: usize, v: Variant) {
-    if let Some(slot) = s.prompt.variants.get_mut(i) {
-        let renamed = slot.name != v.name;
-        *slot = v;
-        s.variants_dirty = true;
-        s.session.variants = s.prompt.variants.clone();
-        if renamed && !s.panes[i].phase.is_active() {
-            // Past answers belong to the old name; start this pane fresh.
-            s.panes[i] = Pane::idle();
-        }
-    }
-}
-
-pub(crate) fn insert_variant(s: &mut AppState, v: Variant) {
-    let at = (s.focus + 1).min(s.prompt.variants.len());
-    s.prompt.variants.insert(at, v);
-    s.panes.insert(at, Pane::idle());
-    s.metrics.insert(at, PaneMetrics::default());
-    s.session.variants = s.prompt.variants.clone();
-    s.variants_dirty = true;
-    s.focus = at;
-    keep_focus_visible(s);
-}
-
-fn delete_variant(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
-    if i >= s.prompt.variants.len() || s.prompt.variants.len() <= 1 {
-        return;
-    }
-    cancel(s, i, fx);
-    s.prompt.variants.remove(i);
-    s.panes.remove(i);
-    s.metrics.remove(i);
-    s.session.variants = s.prompt.variants.clone();
-    s.variants_dirty = true;
-    keep_focus_visible(s);
-}
-
-fn unique_name(s: &AppState, base: &str) -> String {
-    if !s.prompt.variants.iter().any(|v| v.name == base) {
-        return base.to_string();
-    }
-    (2..)
-        .map(|n| format!("{base} {n}"))
-        .find(|c| !s.prompt.variants.iter().any(|v| v.name == *c))
-        .unwrap_or_else(|| base.to_string())
 }
 
 /// The driver reports what the last frame measured.

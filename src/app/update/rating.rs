@@ -17,172 +17,19 @@ use std::path::PathBuf;
 
 use crossterm::event::KeyEvent;
 
-use super::edit::TextArea;
-use super::state::{AppState, Layer};
-use super::{Action, Effect};
-use crate::eval::active::{self, Suggestion};
-use crate::eval::leaderboard::{self, GroupBy, Leaderboard};
+use crate::app::model::edit::TextArea;
+use crate::app::model::msg::Effect;
+use crate::app::model::queries::{my_rating, shown_node};
+use crate::app::model::rating::{
+    board_export_path, BoardState, BrowserState, CompareState, RatingEffect, RatingIo,
+};
+use crate::app::model::state::{AppState, Layer};
+use crate::config::keymap::Action;
+use crate::eval::active;
+use crate::eval::leaderboard::{self, GroupBy};
 use crate::prompt::PromptFile;
-use crate::state::session::{Node, Rating, Session};
+use crate::state::session::Session;
 use crate::store::journal::RatingEdit;
-
-/// What the rating features keep in the app state.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RatingState {
-    /// Who ratings are recorded as (config `rater`, else the OS user).
-    pub rater: String,
-    /// Where the session browser looks for sessions.
-    pub session_dirs: Vec<PathBuf>,
-    /// The journal sequence number of the last durable rating or vote.
-    pub last_saved: Option<u64>,
-}
-
-impl Default for RatingState {
-    fn default() -> RatingState {
-        RatingState {
-            rater: "me".into(),
-            session_dirs: Vec::new(),
-            last_saved: None,
-        }
-    }
-}
-
-/// I/O the rating features ask the driver for.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum RatingEffect {
-    /// Append to the journal (fsync), then apply to the session; answer with
-    /// [`RatingIo::Journaled`].
-    AppendRating {
-        edit: RatingEdit,
-        rater: String,
-        at: String,
-        /// What the footer says once saved, e.g. `#3 ★★★★☆`.
-        what: String,
-    },
-    AppendVote {
-        left: u64,
-        right: u64,
-        outcome: String,
-        rater: String,
-        at: String,
-        what: String,
-    },
-    /// List the sessions in these folders; answer with [`RatingIo::Sessions`].
-    ListSessions {
-        dirs: Vec<PathBuf>,
-        current: PathBuf,
-    },
-    /// Save and close the current session, open this one (journal replayed); answer with
-    /// [`RatingIo::Opened`] or [`RatingIo::OpenFailed`].
-    OpenSession { path: PathBuf },
-    /// Write a text file atomically (the leaderboard export); answer with
-    /// [`RatingIo::Written`].
-    WriteFile { path: PathBuf, text: String },
-}
-
-/// What the driver reports back.
-#[derive(Debug, Clone)]
-pub(crate) enum RatingIo {
-    Journaled {
-        what: String,
-        result: Result<u64, String>,
-    },
-    Sessions(Vec<SessionSummary>),
-    Opened {
-        prompt: Box<PromptFile>,
-        session: Box<Session>,
-        path: PathBuf,
-    },
-    OpenFailed(String),
-    Written {
-        path: PathBuf,
-        error: Option<String>,
-    },
-}
-
-/// One session file as the browser lists it.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SessionSummary {
-    pub path: PathBuf,
-    /// Last modified, local time, `YYYY-MM-DD HH:MM`.
-    pub modified: String,
-    /// Sort key: seconds since the epoch.
-    pub modified_secs: u64,
-    pub title: String,
-    pub prompt_file: Option<String>,
-    pub answers: usize,
-    pub ratings: usize,
-    pub votes: usize,
-    /// Why it can't be opened (unreadable, newer format...).
-    pub error: Option<String>,
-    pub current: bool,
-}
-
-/// A blind comparison on screen.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct CompareState {
-    pub case: String,
-    /// The nodes as shown on each side (sides already randomised).
-    pub left: u64,
-    pub right: u64,
-    /// Why this pair was picked, naming no variant (shown before the vote).
-    pub blind_reason: String,
-    /// The same with the names (shown after the vote).
-    pub reason: String,
-    /// The vote just cast: names are revealed until the next key.
-    pub voted: Option<&'static str>,
-    /// Votes cast since the layer opened.
-    pub votes: usize,
-    /// Rows scrolled, both sides together.
-    pub scroll: usize,
-}
-
-/// The leaderboard layer: the table is computed when opened, toggled or after a vote, never
-/// while drawing.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct BoardState {
-    pub board: Leaderboard,
-    /// Votes were cast since it was built (it is rebuilt when back on top).
-    pub stale: bool,
-    pub suggestion: Option<Suggestion>,
-    pub selected: usize,
-}
-
-/// The session browser layer; `items` is `None` while the driver is listing.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct BrowserState {
-    pub items: Option<Vec<SessionSummary>>,
-    pub selected: usize,
-}
-
-/// The node pane `i` shows (what a rating key rates).
-pub(crate) fn shown_node(s: &AppState, i: usize) -> Option<u64> {
-    s.panes.get(i).and_then(|p| p.node)
-}
-
-/// This rater's rating of `node`, if any.
-pub(crate) fn my_rating(s: &AppState, node: u64) -> Option<&Rating> {
-    s.session
-        .ratings
-        .iter()
-        .rev()
-        .find(|r| r.node == node && r.rater == s.rating.rater)
-}
-
-/// Other raters who rated `node` (with something left).
-pub(crate) fn other_raters(s: &AppState, node: u64) -> usize {
-    s.session
-        .ratings
-        .iter()
-        .filter(|r| r.node == node && r.rater != s.rating.rater && !r.is_empty())
-        .count()
-}
-
-/// `★★★☆☆`.
-pub(crate) fn stars_text(n: u8) -> String {
-    let n = usize::from(n.min(5));
-    format!("{}{}", "★".repeat(n), "☆".repeat(5 - n))
-}
 
 /// Handle a normal-mode action that belongs to rating (others are ignored).
 pub(crate) fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
@@ -459,7 +306,7 @@ pub(crate) fn layer_key(
                         return None;
                     }
                     let path = item.path.clone();
-                    super::update::cancel_all(s, fx);
+                    super::streams::cancel_all(s, fx);
                     fx.push(Effect::Rating(RatingEffect::OpenSession { path }));
                     s.message = Some("opening…".into());
                     None
@@ -489,25 +336,6 @@ fn refresh_board_below(s: &mut AppState) {
                 *b = fresh;
             }
         }
-    }
-}
-
-/// Where `w` in the leaderboard writes: beside the session, `NAME.leaderboard-variant.md`.
-pub(crate) fn board_export_path(session: &std::path::Path, by: GroupBy) -> PathBuf {
-    let stem = session
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "session".into());
-    session.with_file_name(format!("{stem}.leaderboard-{}.md", by.as_str()))
-}
-
-pub(crate) fn outcome_words(outcome: &str) -> &'static str {
-    match outcome {
-        "left" => "left better",
-        "right" => "right better",
-        "tie" => "tie",
-        "both_bad" => "both bad",
-        _ => "?",
     }
 }
 
@@ -659,45 +487,6 @@ pub(crate) fn switch_session(
         next.session.votes.len()
     ));
     *s = next;
-}
-
-/// The prompt a reopened session is shown with: its prompt file when it still loads,
-/// else rebuilt from the session; the session's own variants and cases win.
-pub(crate) fn prompt_for_session(
-    session: &Session,
-    models: &[String],
-    default_model: &str,
-) -> PromptFile {
-    let from_file = session
-        .prompt_file
-        .as_ref()
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .and_then(|p| crate::prompt::load(&p, models, default_model).ok());
-    let mut prompt = from_file.unwrap_or_else(|| PromptFile {
-        path: PathBuf::from(session.prompt_file.clone().unwrap_or_default()),
-        title: session.title.clone(),
-        description: None,
-        variants: session.variants.clone(),
-        cases: session.cases.clone(),
-        main_var: None,
-        source: String::new(),
-        techniques: Default::default(),
-    });
-    if !session.variants.is_empty() {
-        prompt.variants = session.variants.clone();
-    }
-    for c in &session.cases {
-        if !prompt.cases.iter().any(|p| p.name == c.name) {
-            prompt.cases.push(c.clone());
-        }
-    }
-    prompt
-}
-
-/// `variant · model` of a node, for the reveal.
-pub(crate) fn node_label(n: &Node) -> String {
-    format!("{} · {}", n.variant, n.model)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
-use crate::app::state::AppState;
+use crate::app::model::state::AppState;
 use crate::chat::Usage;
 use crate::config::keymap::Keymap;
 use crate::state::session::Session;

@@ -1,5 +1,5 @@
 //! Where things go on screen. Shared by the views and by `update` (mouse hits, horizontal
-//! pane scrolling), so both agree on geometry.
+//! pane scrolling), so both agree on geometry; it lives in the model so `update` needs no view.
 
 use ratatui::layout::Rect;
 

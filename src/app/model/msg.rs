@@ -1,0 +1,98 @@
+//! The app's messages and effects: what can happen to the app ([`Msg`]: keys, stream events,
+//! reports from the driver) and what `update` asks the driver to do ([`Effect`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossterm::event::{KeyEvent, MouseEvent};
+
+use super::rating::{RatingEffect, RatingIo};
+use crate::chat::{BackendStatus, ChatRequest, StreamEvent};
+use crate::state::session::Session;
+
+/// Everything that can happen to the app. `at` is the time since the app started, read by
+/// the driver, so `update` never reads a clock.
+#[derive(Debug, Clone)]
+pub(crate) enum Msg {
+    Key {
+        key: KeyEvent,
+        at: Duration,
+    },
+    Mouse {
+        mouse: MouseEvent,
+        at: Duration,
+    },
+    Resize {
+        width: u16,
+        height: u16,
+    },
+    /// Redraw timer for spinners and elapsed times while something is running.
+    Tick {
+        at: Duration,
+    },
+    /// The driver began the request (its backend was found and started).
+    StreamStarted {
+        node: u64,
+        request: u64,
+    },
+    /// An event of the stream for `(node, request)`; stale pairs are dropped.
+    Stream {
+        node: u64,
+        request: u64,
+        event: StreamEvent,
+        at: Duration,
+    },
+    /// A session save finished.
+    Saved {
+        path: PathBuf,
+        error: Option<String>,
+    },
+    /// The prompt file was written (or not).
+    PromptWritten {
+        path: PathBuf,
+        error: Option<String>,
+    },
+    /// Load state of the configured models changed.
+    ModelStatus(Vec<(String, BackendStatus)>),
+    /// `$EDITOR` returned with the variant text (or failed to run).
+    ExternalEditDone {
+        variant: usize,
+        result: Result<String, String>,
+    },
+    /// What the driver did about a rating, vote, session list or session switch.
+    Rating(RatingIo),
+}
+
+/// What `update` asks the driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Effect {
+    StartStream {
+        node: u64,
+        request: u64,
+        model: String,
+        chat: ChatRequest,
+    },
+    CancelStream {
+        node: u64,
+    },
+    SaveSession {
+        path: PathBuf,
+        session: Box<Session>,
+    },
+    /// Copy text to the system clipboard with OSC 52.
+    Copy(String),
+    /// Hand the terminal to `$EDITOR` on this text; the result comes back as
+    /// [`Msg::ExternalEditDone`].
+    OpenEditor {
+        variant: usize,
+        text: String,
+    },
+    WritePromptFile {
+        path: PathBuf,
+        text: String,
+    },
+    /// Start loading a model now (shows progress in the header).
+    Preload(String),
+    /// Ratings, votes, the session browser (journaled synchronously by the driver).
+    Rating(RatingEffect),
+}

@@ -1,0 +1,172 @@
+//! Read-only questions about the app state that both `update` and the views ask: which node a
+//! pane shows, whose ratings it has, and the lines a pane shows about its techniques. Nothing
+//! here changes the state.
+
+use super::state::AppState;
+use super::techniques::{Job, TechStream, SPINNER};
+use crate::sanitize::{one_line, visible};
+use crate::state::critique;
+use crate::state::session::{Node, NodeKind, NodeStatus, Rating};
+use crate::technique::Machine;
+
+/// The node pane `i` shows (what a rating key rates).
+pub(crate) fn shown_node(s: &AppState, i: usize) -> Option<u64> {
+    s.panes.get(i).and_then(|p| p.node)
+}
+
+/// This rater's rating of `node`, if any.
+pub(crate) fn my_rating(s: &AppState, node: u64) -> Option<&Rating> {
+    s.session
+        .ratings
+        .iter()
+        .rev()
+        .find(|r| r.node == node && r.rater == s.rating.rater)
+}
+
+/// Other raters who rated `node` (with something left).
+pub(crate) fn other_raters(s: &AppState, node: u64) -> usize {
+    s.session
+        .ratings
+        .iter()
+        .filter(|r| r.node == node && r.rater != s.rating.rater && !r.is_empty())
+        .count()
+}
+
+
+fn latest_judge(s: &AppState, node: u64) -> Option<&Node> {
+    s.session.nodes.iter().rev().find(|n| {
+        n.kind == NodeKind::Judge && n.parent == Some(node) && !n.meta.contains_key("pair")
+    })
+}
+
+/// The judge's verdict on `node`, newest first: `judge 8/10: reason`.
+pub(crate) fn judge_line(s: &AppState, node: u64) -> Option<String> {
+    let j = latest_judge(s, node)?;
+    Some(match j.status {
+        NodeStatus::Queued | NodeStatus::Streaming => "judging…".into(),
+        NodeStatus::Done => match (j.score, j.meta.get("reason")) {
+            (Some(sc), reason) => format!(
+                "judge {sc}/10: {}",
+                one_line(reason.map_or("", String::as_str), 200)
+            ),
+            (None, _) => format!(
+                "judge: unparseable answer ({}) — not counted",
+                one_line(&j.text, 60)
+            ),
+        },
+        NodeStatus::Cancelled => "judge cancelled".into(),
+        NodeStatus::Error => format!("judge failed: {}", j.error.as_deref().unwrap_or("")),
+    })
+}
+
+fn running_line(s: &AppState, j: &Job) -> String {
+    let spin = SPINNER[(s.now.as_millis() / 100) as usize % SPINNER.len()];
+    let in_flight: Vec<(&u64, &TechStream)> = s
+        .tech
+        .streams
+        .iter()
+        .filter(|(_, t)| t.job == j.id)
+        .collect();
+    let tokens: u64 = in_flight.iter().map(|(_, t)| t.meter.tokens()).sum();
+    let doing = in_flight
+        .first()
+        .and_then(|(n, _)| s.session.node(**n))
+        .map(|n| n.kind.as_str())
+        .unwrap_or("");
+    match &j.technique.machine {
+        Machine::Critique(critique_loop) => format!(
+            "{spin} refine round {}/{}: {} #{} ({tokens} tok)",
+            critique_loop.round,
+            critique_loop.max_rounds,
+            if doing == "rewrite" {
+                "rewriting"
+            } else {
+                "critiquing"
+            },
+            critique_loop.latest()
+        ),
+        Machine::Search {
+            search,
+            branch: true,
+            ..
+        } => format!(
+            "{spin} branching #{}: {} of {} running ({tokens} tok)",
+            search.root,
+            in_flight.len(),
+            search.params.k
+        ),
+        Machine::Search { search, .. } => format!(
+            "{spin} search level {}/{} · {} in flight · k={} b={}",
+            search.level,
+            search.params.depth,
+            in_flight.len(),
+            search.params.k,
+            search.params.beam
+        ),
+        Machine::Judge { nodes } => format!("{spin} judging {} answer(s)", nodes.len()),
+        Machine::Pair { a, b, .. } => format!("{spin} pairwise #{a} vs #{b}, both orders"),
+        Machine::Propose { n, .. } => format!("{spin} proposing {n} variants ({tokens} tok)"),
+    }
+}
+
+/// Lines a pane shows under its answer about techniques: the newest job on this variant and
+/// case (progress, or how it ended), the judge's verdict, and a generated variant's intent.
+/// Each comes with a theme role.
+pub(crate) fn pane_notes(s: &AppState, i: usize) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    let Some(v) = s.prompt.variants.get(i) else {
+        return out;
+    };
+    let case = s.case_name();
+    if let Some(g) = &v.generated {
+        out.push((format!("generated: {}", visible(g)), "muted"));
+    }
+    if let Some(j) = s.tech.jobs.iter().rev().find(|j| {
+        j.variant == v.name
+            && j.case == case
+            && !matches!(j.technique.machine, Machine::Judge { .. } if j.summary.is_some())
+    }) {
+        if j.running {
+            out.push((running_line(s, j), "status.streaming"));
+        } else if let Some(sum) = &j.summary {
+            out.push((visible(sum), "status.waiting"));
+        }
+    }
+    if let Some(line) = s
+        .panes
+        .get(i)
+        .and_then(|p| p.node)
+        .and_then(|n| judge_line(s, n))
+    {
+        out.push((line, "rating.star"));
+    }
+    out
+}
+
+/// The pane title's badge: `rev 2/3` when the answer has revisions, `generated` for a
+/// proposed variant, and the kind and id of a promoted node that is not an answer.
+pub(crate) fn pane_badge(s: &AppState, i: usize) -> Option<String> {
+    let mut parts = Vec::new();
+    if s.prompt
+        .variants
+        .get(i)
+        .is_some_and(|v| v.generated.is_some())
+    {
+        parts.push("generated".to_string());
+    }
+    if let Some(n) = s
+        .panes
+        .get(i)
+        .and_then(|p| p.node)
+        .and_then(|id| s.session.node(id))
+    {
+        let (chain, pos) = critique::revisions(&s.session, n.id);
+        if chain.len() > 1 {
+            parts.push(format!("rev {}/{}", pos + 1, chain.len()));
+        }
+        if n.parent.is_some() && n.kind != NodeKind::Rewrite {
+            parts.push(format!("{} #{}", n.kind.as_str(), n.id));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}

@@ -1,0 +1,202 @@
+//! The panes' own runs: starting, finishing and cancelling the stream of a variant on the
+//! selected case, scrolling, keeping the focus on screen, and asking for the session to be
+//! saved.
+
+use std::time::Duration;
+
+use crate::app::model::msg::Effect;
+use crate::app::model::state::{AppState, Pane, Phase};
+use crate::chat::{FinishReason, StreamEvent};
+use crate::prompt::{render, Case};
+use crate::state::session::{Node, NodeKind, NodeStatus};
+use crate::app::model::layout;
+
+pub(crate) fn page(s: &AppState) -> isize {
+    s.metrics
+        .get(s.focus)
+        .map_or(10, |m| m.view_rows.max(2) as isize - 1)
+}
+
+pub(crate) fn scroll(s: &mut AppState, i: usize, by: isize) {
+    let m = s.metrics.get(i).copied().unwrap_or_default();
+    let Some(p) = s.panes.get_mut(i) else { return };
+    let max = m.total_rows.saturating_sub(m.view_rows);
+    let cur = if p.follow { max } else { p.scroll.min(max) };
+    let next = if by < 0 {
+        cur.saturating_sub(by.unsigned_abs())
+    } else {
+        cur.saturating_add(by as usize)
+    };
+    if next >= max {
+        p.follow = true;
+        p.scroll = max;
+    } else {
+        p.follow = false;
+        p.scroll = next;
+    }
+}
+
+pub(crate) fn keep_focus_visible(s: &mut AppState) {
+    let n = s.panes.len();
+    if n == 0 {
+        s.focus = 0;
+        s.first = 0;
+        return;
+    }
+    s.focus = s.focus.min(n - 1);
+    let vis = layout::visible_count(s.width, n);
+    if s.focus < s.first {
+        s.first = s.focus;
+    } else if s.focus >= s.first + vis {
+        s.first = s.focus + 1 - vis;
+    }
+    s.first = s.first.min(n - vis);
+}
+
+/// Start (or restart) the stream for variant `i` on the selected case.
+pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
+    let Some(v) = s.prompt.variants.get(i).cloned() else {
+        return;
+    };
+    if s.panes.get(i).is_some_and(|p| p.phase.is_active()) {
+        cancel(s, i, fx);
+    }
+    let case = s.current_case().cloned().unwrap_or_else(|| Case {
+        name: "(no case)".into(),
+        vars: Default::default(),
+        expect: Default::default(),
+        turns: Vec::new(),
+    });
+    let seed = s.next_seed();
+    let prepared = render::prepare(&v, &case);
+    let chat = render::with_seed(prepared.request, seed);
+    let id = s.session.next_node_id();
+    let mut node = Node::start(
+        id,
+        None,
+        NodeKind::Answer,
+        &v.name,
+        &case.name,
+        &v.model,
+        chat.clone(),
+        s.stamp(),
+    );
+    node.status = NodeStatus::Queued;
+    node.meta.extend(prepared.meta);
+    s.session.nodes.push(node);
+    let request = s.next_request;
+    s.next_request += 1;
+    if let Some(p) = s.panes.get_mut(i) {
+        *p = Pane::idle();
+        p.node = Some(id);
+        p.request = request;
+        p.phase = Phase::Queued;
+        p.started = s.now;
+    }
+    s.interrupt_armed = false;
+    fx.push(Effect::StartStream {
+        node: id,
+        request,
+        model: v.model.clone(),
+        chat,
+    });
+}
+
+pub(crate) fn finish(s: &mut AppState, i: usize, outcome: Result<FinishReason, String>, at: Duration) {
+    let Some(p) = s.panes.get_mut(i) else { return };
+    let Some(id) = p.node else { return };
+    let stats = p.meter.stats();
+    let elapsed = at.saturating_sub(p.started);
+    p.request = 0;
+    let expect = s.current_case().map(|c| c.expect.clone());
+    let Some(node) = s.session.node_mut(id) else {
+        return;
+    };
+    node.finish(outcome, &stats, elapsed);
+    let phase = match node.status {
+        NodeStatus::Cancelled => Phase::Cancelled,
+        NodeStatus::Done => {
+            if let Some(e) = expect.filter(|_| node.case != "(no case)") {
+                node.checks = e.check(&node.text);
+            }
+            Phase::Done
+        }
+        _ => Phase::Error,
+    };
+    if let Some(p) = s.panes.get_mut(i) {
+        p.phase = phase;
+    }
+}
+
+pub(crate) fn cancel(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
+    let Some(p) = s.panes.get(i) else { return };
+    if !p.phase.is_active() {
+        return;
+    }
+    let Some(id) = p.node else { return };
+    fx.push(Effect::CancelStream { node: id });
+    finish(s, i, Ok(FinishReason::Cancelled), s.now);
+    save(s, fx);
+}
+
+pub(crate) fn save(s: &AppState, fx: &mut Vec<Effect>) {
+    let mut session = s.session.clone();
+    session.variants = s.prompt.variants.clone();
+    session.cases = s.prompt.cases.clone();
+    fx.push(Effect::SaveSession {
+        path: s.session_path.clone(),
+        session: Box::new(session),
+    });
+}
+
+pub(crate) fn select_case(s: &mut AppState, c: usize) {
+    if c < s.prompt.cases.len() && c != s.case {
+        s.case = c;
+        s.show_case_results();
+    }
+}
+
+/// An event of a pane's own stream (not a technique's).
+pub(crate) fn stream_event(
+    s: &mut AppState,
+    node: u64,
+    request: u64,
+    event: StreamEvent,
+    at: Duration,
+    fx: &mut Vec<Effect>,
+) {
+    let Some(i) = s
+        .panes
+        .iter()
+        .position(|p| p.node == Some(node) && p.request == request && p.phase.is_active())
+    else {
+        return; // stale: cancelled, rerun, or deleted
+    };
+    s.dirty = true;
+    match event {
+        StreamEvent::Delta(d) => {
+            let p = &mut s.panes[i];
+            let started = p.started;
+            p.meter.on_delta(at.saturating_sub(started), &d);
+            if !d.is_empty() {
+                p.phase = Phase::Streaming;
+                // "loading model…" and the like are over once tokens flow.
+                p.notice = None;
+            }
+            if let Some(n) = s.session.node_mut(node) {
+                n.status = NodeStatus::Streaming;
+                n.text.push_str(&d);
+            }
+        }
+        StreamEvent::Usage(u) => s.panes[i].meter.on_usage(u),
+        StreamEvent::Notice(n) => s.panes[i].notice = Some(n),
+        StreamEvent::Finished(r) => {
+            finish(s, i, Ok(r), at);
+            save(s, fx);
+        }
+        StreamEvent::Failed(e) => {
+            finish(s, i, Err(e), at);
+            save(s, fx);
+        }
+    }
+}
