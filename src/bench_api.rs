@@ -17,7 +17,6 @@ use crate::config::theme::Theme;
 use crate::state::session::Session;
 use crate::ui::{draw, ViewCache};
 
-
 /// A playground with `panes` variants whose answers are `answer_bytes` long, drawn
 /// into an in-memory terminal.
 pub struct DrawBench {
@@ -226,7 +225,10 @@ impl TreeBench {
             },
         );
         assert!(
-            matches!(state.layers.last(), Some(crate::app::model::state::Layer::Tree(_))),
+            matches!(
+                state.layers.last(),
+                Some(crate::app::model::state::Layer::Tree(_))
+            ),
             "the tree view opened"
         );
         let terminal =

@@ -584,5 +584,9 @@ fn the_app_floors_only_look_down() {
         g.edges.keys().any(|k| k.starts_with("app::model")),
         "no app::model files were read"
     );
-    assert!(wrong.is_empty(), "imports that go up a floor:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports that go up a floor:\n{}",
+        wrong.join("\n")
+    );
 }

@@ -9,8 +9,8 @@ use ratatui::widgets::{Block, Borders, Widget};
 use ratatui::Frame;
 
 use super::answer::AnswerView;
-use crate::app::model::layout::ScreenLayout;
 use super::ViewCache;
+use crate::app::model::layout::ScreenLayout;
 use crate::app::model::state::{AppState, PaneMetrics, Phase};
 use crate::config::theme::Theme;
 use crate::sanitize::visible;

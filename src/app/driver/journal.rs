@@ -24,8 +24,8 @@ use crate::app::model::msg::Msg;
 use crate::app::model::rating::{RatingEffect, RatingIo, SessionSummary};
 use crate::app::model::state::AppState;
 use crate::app::update::update;
-use crate::prompt::PromptFile;
 use crate::chat::ModelIdentity;
+use crate::prompt::PromptFile;
 use crate::state::session::{NodeKind, Session};
 use crate::store::journal::{self, SessionStore};
 

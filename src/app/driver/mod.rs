@@ -21,7 +21,6 @@ pub(crate) mod suspend;
 use crate::app::model::msg::{Effect, Msg};
 use crate::app::model::state::{AppState, PaneMetrics};
 use crate::app::update::{set_metrics, update};
-use journal::{RatingDriver, SaveGate};
 use crate::chat::{BackendStatus, StreamEvent};
 use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorDepth, Theme};
@@ -32,6 +31,7 @@ use crate::prompt;
 use crate::state::session::Session;
 use crate::store;
 use crate::ui::{self, ViewCache};
+use journal::{RatingDriver, SaveGate};
 
 /// At most 60 frames a second.
 const FRAME: Duration = Duration::from_micros(16_667);
@@ -83,8 +83,7 @@ pub(crate) fn prepare(
                 }
                 Err(e) => return Err(e.into()),
             };
-            let prompt =
-                journal::prompt_for_session(&session, &models, &config.default_model);
+            let prompt = journal::prompt_for_session(&session, &models, &config.default_model);
             (prompt, session, path.clone())
         }
         None => {

@@ -32,8 +32,7 @@ pub(crate) fn other_raters(s: &AppState, node: u64) -> usize {
         .count()
 }
 
-
-fn latest_judge(s: &AppState, node: u64) -> Option<&Node> {
+pub(crate) fn latest_judge(s: &AppState, node: u64) -> Option<&Node> {
     s.session.nodes.iter().rev().find(|n| {
         n.kind == NodeKind::Judge && n.parent == Some(node) && !n.meta.contains_key("pair")
     })

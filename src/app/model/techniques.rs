@@ -286,7 +286,6 @@ pub(crate) fn shown_node(session: &Session, root: u64) -> u64 {
     chain.last().copied().unwrap_or(root)
 }
 
-
 /// Whether the tree shows `n` folded. Folds are kept in the session (node meta
 /// `collapsed`), like bookmarks, so a tree opens folded the same way next time.
 pub(crate) fn is_folded(n: &Node) -> bool {

@@ -16,11 +16,11 @@ pub(crate) mod write_back;
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 
 use crate::app::model::edit::{text_to_variant, variant_to_text, TextArea};
+use crate::app::model::layout;
 use crate::app::model::msg::{Effect, Msg};
 use crate::app::model::state::{AppState, InputPurpose, Layer, PaneMetrics, Phase, PickerKind};
 use crate::config::keymap::{Action, Mode};
 use crate::prompt::{Case, Variant};
-use crate::app::model::layout;
 use panes::{cancel, keep_focus_visible, page, scroll, select_case, start};
 use streams::{cancel_all, quit, stream_event};
 use variants::{delete_variant, insert_variant, replace_variant, unique_name};

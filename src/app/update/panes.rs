@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
+use crate::app::model::layout;
 use crate::app::model::msg::Effect;
 use crate::app::model::state::{AppState, Pane, Phase};
 use crate::chat::{FinishReason, StreamEvent};
 use crate::prompt::{render, Case};
 use crate::state::session::{Node, NodeKind, NodeStatus};
-use crate::app::model::layout;
 
 pub(crate) fn page(s: &AppState) -> isize {
     s.metrics
@@ -102,7 +102,12 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     });
 }
 
-pub(crate) fn finish(s: &mut AppState, i: usize, outcome: Result<FinishReason, String>, at: Duration) {
+pub(crate) fn finish(
+    s: &mut AppState,
+    i: usize,
+    outcome: Result<FinishReason, String>,
+    at: Duration,
+) {
     let Some(p) = s.panes.get_mut(i) else { return };
     let Some(id) = p.node else { return };
     let stats = p.meter.stats();

@@ -21,11 +21,12 @@ use crate::app::model::edit::TextArea;
 use crate::app::model::msg::Effect;
 use crate::app::model::queries::{my_rating, shown_node};
 use crate::app::model::rating::{
-    board_export_path, BoardState, BrowserState, CompareState, RatingEffect, RatingIo,
+    board_export_path, outcome_words, stars_text, BoardState, BrowserState, CompareState,
+    RatingEffect, RatingIo,
 };
 use crate::app::model::state::{AppState, Layer};
 use crate::config::keymap::Action;
-use crate::eval::active;
+use crate::eval::active::{self, Suggestion};
 use crate::eval::leaderboard::{self, GroupBy};
 use crate::prompt::PromptFile;
 use crate::state::session::Session;

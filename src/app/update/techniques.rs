@@ -17,13 +17,13 @@ use crossterm::event::{KeyCode, KeyEvent};
 use super::panes::save;
 use super::variants::insert_variant;
 use crate::app::model::msg::Effect;
-use crate::app::model::queries::judge_line;
+use crate::app::model::queries::{judge_line, latest_judge};
 use crate::app::model::state::{next_seed, AppState, Layer, Pane, Phase};
 use crate::app::model::techniques::{
-    is_folded, root_of, tree_height, DiffView, Job, SearchForm, TechStream, TreeView,
+    is_folded, root_of, tree_height, DiffView, Job, SearchForm, TechStream, TreeRow, TreeView,
 };
-use crate::config::keymap::Action;
 use crate::chat::{FinishReason, StreamEvent};
+use crate::config::keymap::Action;
 use crate::eval::judge::PairOutcome;
 use crate::prompt::render;
 use crate::prompt::techniques::SearchParams;
@@ -1114,7 +1114,6 @@ pub(crate) fn cancel_variant(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     }
     rebuild_trees(s);
 }
-
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -7,8 +7,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
 use crate::app::model::state::AppState;
-use crate::chat::Usage;
+use crate::chat::{FinishReason, StreamEvent, Usage};
 use crate::config::keymap::Keymap;
+use crate::state::session::NodeStatus;
 use crate::state::session::Session;
 
 pub(crate) const PROMPT: &str = "title = \"Capitals\"\n[defaults]\nmodel = \"fake\"\n\n[[variant]]\nname = \"plain\"\ntemplate = \"What is the capital of {{country}}?\"\n\n[[variant]]\nname = \"teacher\"\nsystem = \"You teach.\"\ntemplate = \"What is the capital of {{country}}?\"\n\n[[case]]\nvars = { country = \"England\" }\nexpect = { any = [\"London\"] }\n\n[[case]]\nvars = { country = \"Italy\" }\nexpect = { any = [\"Rome\"] }\n";

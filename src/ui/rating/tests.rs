@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use crossterm::event::KeyCode;
 
-use crate::app::update::rating::tests::{answered, journal};
 use crate::app::model::rating::{RatingIo, SessionSummary};
 use crate::app::model::state::AppState;
+use crate::app::update::rating::tests::{answered, journal};
 use crate::app::update::tests::key;
 use crate::app::update::update;
 use crate::app::Msg;

@@ -5,10 +5,14 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
+use crate::app::driver::journal::prompt_for_session;
+use crate::app::model::queries::other_raters;
+use crate::app::model::rating::SessionSummary;
 use crate::app::update::tests::{app, ev, key, started};
 use crate::app::update::update;
 use crate::app::Msg;
 use crate::chat::{FinishReason, StreamEvent};
+use crate::state::session::Rating;
 use crate::store::journal::RatingEdit;
 
 /// Both variants answered the first case.

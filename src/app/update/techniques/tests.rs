@@ -3,7 +3,10 @@
 
 use crossterm::event::KeyCode;
 
+use std::collections::BTreeSet;
+
 use super::*;
+use crate::app::model::queries::{pane_badge, pane_notes};
 use crate::app::update::tests::{app, ev, key, started};
 use crate::app::update::update;
 use crate::app::Msg;
