@@ -14,8 +14,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Import edges that still close a cycle, waiting for their refactor (issue 13): the three
-/// floors of `app/` (model, update, driver), `ui/` children reaching back into `ui/mod.rs`,
+/// Import edges that still close a cycle, waiting for their refactor (issue 13): `ui/`
+/// children reaching back into `ui/mod.rs`,
 /// `store/format.rs` using `store::SaveError`, and `bench/` (left for after the engine work
 /// merges). The test fails on a cycle through any edge not listed here, and on a listed edge
 /// that no longer closes a cycle (delete it: the list only shrinks).

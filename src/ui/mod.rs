@@ -19,7 +19,7 @@ use ratatui::Frame;
 
 use crate::app::model::layout;
 
-use crate::app::model::state::{AppState, PaneMetrics};
+use crate::app::model::state::{AppState, Layer, PaneMetrics};
 use crate::config::theme::Theme;
 
 /// Caches the views keep between frames.
@@ -49,9 +49,21 @@ pub(crate) fn draw(
     header::draw(frame, l.header, state, theme);
     let metrics = panes::draw(frame, &l, state, cache, theme);
     footer::draw(frame, l.footer, state, theme);
-    overlays::draw(frame, area, state, theme);
-    rating::draw(frame, area, state, cache, theme);
+    draw_layers(frame, area, state, cache, theme);
     metrics
+}
+
+/// The layer stack in one walk, bottom to top (helix's compositor): the top of the stack is
+/// drawn last, so it is on top on screen too, whichever module draws its kind.
+fn draw_layers(frame: &mut Frame, area: Rect, state: &AppState, cache: &mut ViewCache, theme: &Theme) {
+    for layer in &state.layers {
+        match layer {
+            Layer::Note { .. } | Layer::Compare(_) | Layer::Leaderboard(_) | Layer::Browser(_) => {
+                rating::draw_layer(frame, area, state, layer, cache, theme)
+            }
+            _ => overlays::draw_layer(frame, area, state, layer, theme),
+        }
+    }
 }
 
 /// A rectangle of `w`×`h` centred in `area`, clipped to it.

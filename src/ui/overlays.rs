@@ -13,8 +13,16 @@ use crate::config::keymap::Mode;
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
 
-pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-    for layer in &state.layers {
+/// Draw one of the built-in layers (help, pickers, editors, confirmations) and the technique
+/// layers; `ui::draw_layers` walks the stack.
+pub(crate) fn draw_layer(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    layer: &Layer,
+    theme: &Theme,
+) {
+    {
         match layer {
             Layer::Help { scroll } => help(frame, area, state, *scroll, theme),
             Layer::Picker {
@@ -28,7 +36,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                 error,
             } => editor(frame, area, state, *variant, text, error.as_deref(), theme),
             Layer::Input { purpose, text } => input(frame, area, *purpose, text, theme),
-            // Drawn by `ui::rating`.
+            // Drawn by `ui::rating::draw_layer`.
             Layer::Note { .. } | Layer::Compare(_) | Layer::Leaderboard(_) | Layer::Browser(_) => {}
             Layer::ConfirmDelete { variant } => {
                 let name = state

@@ -96,11 +96,13 @@ fn truncate(s: &str, width: usize) -> String {
     out
 }
 
-/// Draw the rating layers, bottom to top, over everything but the footer row.
-pub(crate) fn draw(
+/// Draw one rating layer over everything but the footer row; `ui::draw_layers` walks the
+/// stack.
+pub(crate) fn draw_layer(
     frame: &mut Frame,
     area: Rect,
     state: &AppState,
+    layer: &Layer,
     cache: &mut ViewCache,
     theme: &Theme,
 ) {
@@ -110,7 +112,7 @@ pub(crate) fn draw(
         area.width,
         area.height.saturating_sub(1).max(1.min(area.height)),
     );
-    for layer in &state.layers {
+    {
         match layer {
             Layer::Note { node, area: text } => note(frame, screen, state, *node, text, theme),
             Layer::Compare(c) => compare(frame, screen, state, c, &mut cache.compare, theme),

@@ -200,3 +200,29 @@ fn wide_characters_align_in_panes() {
         assert_eq!(unicode_width::UnicodeWidthStr::width(r), 60, "{r:?}");
     }
 }
+
+#[test]
+fn a_layer_on_top_of_the_stack_is_drawn_on_top() {
+    // The stack is drawn in one walk, bottom to top: help opened over the leaderboard must
+    // cover it, although the two are drawn by different modules.
+    let mut s = app();
+    key(&mut s, KeyCode::Char('L'));
+    assert!(matches!(
+        s.layers.last(),
+        Some(crate::app::model::state::Layer::Leaderboard(_))
+    ));
+    let board = screen(&mut s, 80, 24);
+    assert!(board.contains("Leaderboard by variant"), "{board}");
+    s.layers
+        .push(crate::app::model::state::Layer::Help { scroll: 0 });
+    let both = screen(&mut s, 80, 24);
+    assert!(both.contains("Keys (Esc closes)"), "{both}");
+    // The help box is 70 columns wide in the middle of the screen: its middle row shows
+    // help text, not the leaderboard's.
+    let mid: Vec<&str> = both.lines().collect();
+    assert!(
+        mid.iter().any(|l| l.contains("normal")),
+        "help lists the normal-mode keys on top: {both}"
+    );
+    assert!(!both.contains("Leaderboard by variant"), "{both}");
+}
