@@ -55,7 +55,13 @@ pub(crate) fn draw(
 
 /// The layer stack in one walk, bottom to top (helix's compositor): the top of the stack is
 /// drawn last, so it is on top on screen too, whichever module draws its kind.
-fn draw_layers(frame: &mut Frame, area: Rect, state: &AppState, cache: &mut ViewCache, theme: &Theme) {
+fn draw_layers(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    cache: &mut ViewCache,
+    theme: &Theme,
+) {
     for layer in &state.layers {
         match layer {
             Layer::Note { .. } | Layer::Compare(_) | Layer::Leaderboard(_) | Layer::Browser(_) => {
