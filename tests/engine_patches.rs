@@ -226,3 +226,65 @@ fn prompt_attention_kernel_matches_the_old_one_bit_for_bit() {
         }
     }
 }
+
+/// Patch 9: a GGUF LoRA layer keeps its merged weight, and a layer the adapters do not target
+/// merges nothing. On 0.8.1 the merged layer dropped the adapter (its output was the base
+/// layer's) and the untargeted layer panicked ("Found no adapters to merge.").
+#[test]
+fn gguf_lora_layers_keep_their_merged_weights() {
+    let dev = Device::Cpu;
+    let (out_f, in_f, r, alpha) = (48, 64, 4, 8.0);
+    let m = |rows: usize, cols: usize, seed: u64| {
+        Tensor::from_vec(values(rows * cols, seed), (rows, cols), &dev).unwrap()
+    };
+    let w = m(out_f, in_f, 1);
+    let a = m(r, in_f, 2);
+    let b = m(out_f, r, 3);
+    let x = m(3, in_f, 4).unsqueeze(0).unwrap();
+    let layer = |b: &Tensor, targeted: bool| {
+        promptloom::gguf_lora_layer_forward(&w, &[(a.clone(), b.clone(), alpha)], targeted, &x)
+            .unwrap()
+    };
+
+    // A layer left alone is the quantized base layer; a zero B merges to it bit for bit
+    // (dequantize, add zero, quantize again gives the same Q8_0 blocks).
+    let base = layer(&b, false);
+    assert_eq!(bits(&layer(&b.zeros_like().unwrap(), true)), bits(&base));
+
+    // The merged layer computes x (W + alpha/r B A)^T, up to Q8_0 rounding.
+    let delta = b.matmul(&a).unwrap().affine(alpha / r as f64, 0.0).unwrap();
+    let expected = x
+        .broadcast_matmul(&(&w + &delta).unwrap().t().unwrap())
+        .unwrap();
+    let merged = layer(&b, true);
+    let err_merged = max_abs_diff(&merged, &expected);
+    let err_base = max_abs_diff(&base, &expected);
+    assert!(
+        err_merged < 0.1 && err_base > 1.0,
+        "merged layer off by {err_merged}, base layer by {err_base}"
+    );
+
+    // Two adapters on one layer are both merged.
+    let a2 = m(r, in_f, 5);
+    let b2 = m(out_f, r, 6);
+    let both = promptloom::gguf_lora_layer_forward(
+        &w,
+        &[
+            (a.clone(), b.clone(), alpha),
+            (a2.clone(), b2.clone(), alpha),
+        ],
+        true,
+        &x,
+    )
+    .unwrap();
+    let delta2 = b2
+        .matmul(&a2)
+        .unwrap()
+        .affine(alpha / r as f64, 0.0)
+        .unwrap();
+    let expected2 = x
+        .broadcast_matmul(&((&w + &delta).unwrap() + &delta2).unwrap().t().unwrap())
+        .unwrap();
+    let err_both = max_abs_diff(&both, &expected2);
+    assert!(err_both < 0.1, "two adapters off by {err_both}");
+}

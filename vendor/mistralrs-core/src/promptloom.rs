@@ -256,3 +256,62 @@ pub(crate) fn engine_pool() -> Option<rayon::ThreadPool> {
 pub use crate::promptloom_q8::{
     available as q8_kernel_available, matmul as q8_matmul, set_enabled as set_q8_kernel,
 };
+
+/// A GGUF weight with LoRA adapters as the GGUF llama LoRA model builds it (`QLoraLinear`,
+/// `xlora_models/quantized_llama.rs`), merged as that model merges a plain LoRA (no X-LoRA
+/// classifier), applied to `x` (batch, rows, in). `w` is (out, in) and is quantized to Q8_0
+/// here; each adapter is (A: (r, in), B: (out, r), lora_alpha). With `targeted` false the
+/// adapters name another module than this layer's, as for the layers a LoRA leaves alone.
+pub fn gguf_lora_layer_forward(
+    w: &Tensor,
+    adapters: &[(Tensor, Tensor, f64)],
+    targeted: bool,
+    x: &Tensor,
+) -> Result<Tensor> {
+    use crate::lora::{get_lora_cfg, LinearLayerLike, LoraConfig, Merge, QLoraLinear};
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+
+    let q = Arc::new(QTensor::quantize(w, GgmlDType::Q8_0)?);
+    let linear_cfg = get_lora_cfg(&q);
+    let prefix = "model.layers.0.self_attn.q_proj";
+    let module = if targeted { "q_proj" } else { "v_proj" };
+    let mut tensors = std::collections::HashMap::new();
+    let mut configs = Vec::new();
+    let mut names = Vec::new();
+    for (i, (a, b, alpha)) in adapters.iter().enumerate() {
+        let id = (i + 1).to_string();
+        tensors.insert(format!("{prefix}.lora_A.{id}.weight"), a.clone());
+        tensors.insert(format!("{prefix}.lora_B.{id}.weight"), b.clone());
+        let json = format!(
+            r#"{{"r": {}, "lora_alpha": {alpha}, "target_modules": ["{module}"]}}"#,
+            a.dim(0)?
+        );
+        let cfg: LoraConfig = serde_json::from_str(&json).map_err(candle_core::Error::msg)?;
+        names.push(format!("adapter{i}"));
+        configs.push(((id, format!("adapter{i}")), cfg));
+    }
+    let vb = mistralrs_quant::ShardedSafeTensors::wrap(
+        Box::new(tensors),
+        candle_core::DType::F32,
+        w.device().clone(),
+    );
+    let ordering = crate::lora::Ordering {
+        adapters: Some(names),
+        layers: None,
+        base_model_id: String::new(),
+        preload_adapters: None,
+    };
+    let mut count = 0;
+    let mut layer = QLoraLinear::new(
+        QMatMul::from_arc(q)?,
+        &linear_cfg,
+        &configs,
+        &vb,
+        &ordering,
+        prefix.to_string(),
+        &mut count,
+        &None,
+    )?;
+    layer.merge_weights()?;
+    layer.lora_forward(x, None, 1.0, None)
+}

@@ -188,6 +188,11 @@ impl Merge for QLoraLinear {
     }
 
     fn merge_weights(&mut self) -> Result<()> {
+        // promptloom: a layer the adapters do not target has nothing to merge (0.8.1 panicked
+        // with "Found no adapters to merge." on the first such layer).
+        if self.scale_adapters.is_empty() {
+            return Ok(());
+        }
         let mut w_base_layer: Option<Tensor> = None;
         for adapter in 0..self.scale_adapters.len() {
             if let Some(w_base_layer) = &mut w_base_layer {
@@ -196,7 +201,10 @@ impl Merge for QLoraLinear {
                 w_base_layer = Some(self.get_delta_weight(adapter)?)
             }
         }
-        self.old
+        // promptloom: keep the merged layer. `add_delta_w` returns a new layer; 0.8.1 dropped it,
+        // set `merged` and so ran the base weights alone: a GGUF LoRA changed nothing.
+        self.old = self
+            .old
             .add_delta_w(w_base_layer.as_ref().expect("Found no adapters to merge."))?;
         self.merged = true;
         Ok(())
