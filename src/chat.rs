@@ -160,6 +160,25 @@ pub(crate) struct ModelIdentity {
     pub base_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// LoRA adapters merged into a local model's weights, in the order they were applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adapters: Vec<AdapterIdentity>,
+}
+
+/// A LoRA adapter on a local model: its weights file and the hashes of what was loaded
+/// (absent until the adapter has been read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdapterIdentity {
+    /// The adapter's directory name, as the pane header shows it.
+    pub name: String,
+    /// The path of its `adapter_model.safetensors`.
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// sha256 of its `adapter_config.json` (rank, alpha and target modules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
 }
 
 /// Whether a backend can take requests yet.

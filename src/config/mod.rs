@@ -60,6 +60,11 @@ pub(crate) struct ModelConfig {
     pub gguf: Option<String>,
     /// How many sequences the local engine batches at once.
     pub max_num_seqs: Option<usize>,
+    /// LoRA adapters merged into the GGUF model's weights when it loads: directories in
+    /// PEFT's layout (`adapter_config.json` + `adapter_model.safetensors`), resolved like
+    /// `gguf`. Several adapters must target the same modules.
+    #[serde(default)]
+    pub lora: Vec<String>,
     // remote
     pub base_url: Option<String>,
     pub model: Option<String>,
@@ -283,6 +288,15 @@ impl Config {
             if m.api_key.is_some() {
                 check_key_file_permissions(self.source.as_deref(), name)?;
             }
+            if !m.lora.is_empty() && m.backend != BackendKind::Local {
+                return Err(InputError::plain(
+                    &file,
+                    format!(
+                        "[models.{name}] has lora adapters, but they load only on backend = \"local\" (this model uses backend = \"{}\")",
+                        m.backend.as_str()
+                    ),
+                ));
+            }
             match m.backend {
                 BackendKind::Local => need("gguf", m.gguf.is_some())?,
                 BackendKind::Openai | BackendKind::Anthropic | BackendKind::Ollama => {
@@ -311,6 +325,42 @@ impl Config {
             &self.dirs.models_dir(),
             self.source.as_deref().and_then(Path::parent),
         ))
+    }
+
+    /// The LoRA adapter directories of a model, resolved as [`ModelConfig::gguf`] is.
+    pub fn lora_paths(&self, model: &ModelConfig) -> Vec<PathBuf> {
+        model
+            .lora
+            .iter()
+            .map(|raw| {
+                resolve_path(
+                    raw,
+                    &self.dirs.models_dir(),
+                    self.source.as_deref().and_then(Path::parent),
+                )
+            })
+            .collect()
+    }
+
+    /// What the pane header shows after each model's name: its LoRA adapters' directory
+    /// names (models without adapters are absent).
+    pub fn adapter_labels(&self) -> BTreeMap<String, String> {
+        self.models
+            .iter()
+            .filter(|(_, m)| !m.lora.is_empty())
+            .map(|(name, m)| {
+                let names: Vec<String> = self
+                    .lora_paths(m)
+                    .iter()
+                    .map(|p| {
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_else(|| p.display().to_string())
+                    })
+                    .collect();
+                (name.clone(), names.join(" + "))
+            })
+            .collect()
     }
 
     /// The rater name for ratings: config, else the OS user.
@@ -388,6 +438,42 @@ mod tests {
         assert_eq!(
             c.gguf_path(&c.models["smollm2"]).unwrap(),
             PathBuf::from("/data/models/SmolLM2-135M-Instruct.Q8_0.gguf")
+        );
+    }
+
+    #[test]
+    fn lora_adapters_resolve_like_gguf_files_and_only_on_local_models() {
+        let mut c = Config::defaults(dirs());
+        c.source = Some(PathBuf::from("/etc/pl/config.toml"));
+        c.merge_text(
+            Path::new("/etc/pl/config.toml"),
+            "[models.tuned]\nbackend = \"local\"\ngguf = \"SmolLM2-135M-Instruct.Q8_0.gguf\"\nlora = [\"support-v1\", \"adapters/style\", \"/abs/tone\"]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.lora_paths(&c.models["tuned"]),
+            [
+                PathBuf::from("/data/models/support-v1"),
+                PathBuf::from("/etc/pl/adapters/style"),
+                PathBuf::from("/abs/tone"),
+            ]
+        );
+        assert_eq!(
+            c.adapter_labels(),
+            BTreeMap::from([("tuned".to_string(), "support-v1 + style + tone".to_string())])
+        );
+        assert!(c.models["smollm2"].lora.is_empty());
+
+        c.merge_text(
+            Path::new("c.toml"),
+            "[models.remote]\nbackend = \"openai\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\nlora = [\"a\"]\n",
+        )
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("[models.remote] has lora adapters") && e.contains("\"local\""),
+            "{e}"
         );
     }
 

@@ -26,6 +26,8 @@ pub(crate) struct LocalOptions {
     pub max_num_seqs: usize,
     /// Sequences kept in mistral.rs's prefix cache (shared system prompts and examples).
     pub prefix_cache_n: usize,
+    /// LoRA adapter directories merged into the model when it loads (`lora.rs`).
+    pub adapters: Vec<PathBuf>,
 }
 
 impl Default for LocalOptions {
@@ -39,12 +41,14 @@ impl Default for LocalOptions {
         LocalOptions {
             max_num_seqs: 4,
             prefix_cache_n: 16,
+            adapters: Vec::new(),
         }
     }
 }
 
 struct Loaded {
     model: Model,
+    adapters: Vec<crate::chat::AdapterIdentity>,
 }
 
 struct Shared {
@@ -152,12 +156,19 @@ async fn load(path: &Path, options: &LocalOptions) -> Result<Loaded, String> {
     let builder = gguf_builder(path)?
         .with_max_num_seqs(options.max_num_seqs)
         .with_prefix_cache_n(Some(options.prefix_cache_n));
+    if !options.adapters.is_empty() {
+        let (model, adapters) = super::lora::load(path, builder, &options.adapters).await?;
+        return Ok(Loaded { model, adapters });
+    }
     // build() runs in its own task so a panic inside mistral.rs becomes an error here.
     let model = tokio::spawn(async move { builder.build().await })
         .await
         .map_err(|e| format!("loading {} crashed inside mistral.rs: {e}", path.display()))?
         .map_err(|e| format!("cannot load {}: {e:#}", path.display()))?;
-    Ok(Loaded { model })
+    Ok(Loaded {
+        model,
+        adapters: Vec::new(),
+    })
 }
 
 /// The sampling settings promptloom hands mistral.rs for every request: argmax decoding, at
@@ -282,6 +293,10 @@ impl Backend for LocalBackend {
             gguf_sha256: self.shared.sha256.lock().ok().and_then(|s| s.clone()),
             base_url: None,
             model: None,
+            adapters: match self.shared.model.get() {
+                Some(Ok(loaded)) => loaded.adapters.clone(),
+                _ => super::lora::configured(&self.shared.options.adapters),
+            },
         }
     }
 

@@ -14,6 +14,7 @@ pub(crate) mod gguf;
 pub(crate) mod http;
 #[cfg(feature = "local")]
 pub(crate) mod local;
+pub(crate) mod lora;
 pub(crate) mod ollama;
 pub(crate) mod openai;
 pub(crate) mod registry;

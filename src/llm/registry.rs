@@ -95,6 +95,7 @@ impl BackendRegistry {
         if let Some(n) = m.max_num_seqs {
             options.max_num_seqs = n.max(1);
         }
+        options.adapters = self.config.lora_paths(m);
         Ok(Arc::new(LocalBackend::new(path, options)))
     }
 

@@ -414,7 +414,14 @@ fn markdown(s: &Session) -> String {
             .clone()
             .or_else(|| m.base_url.clone())
             .unwrap_or_default();
-        let _ = writeln!(out, "- Model `{name}`: {} {place}", m.backend);
+        let _ = write!(out, "- Model `{name}`: {} {place}", m.backend);
+        for a in &m.adapters {
+            let _ = write!(out, " + LoRA `{}`", a.name);
+            if let Some(h) = &a.sha256 {
+                let _ = write!(out, " (adapter_model.safetensors sha256 {h})");
+            }
+        }
+        let _ = writeln!(out);
     }
     let _ = writeln!(out, "\n## Summary\n");
     let _ = writeln!(
@@ -650,6 +657,36 @@ mod tests {
         assert!(out.contains("| plain | 1 | 1/1 |"), "{out}");
         assert!(out.contains("> The capital is London."));
         assert!(out.contains("### Speed by model"), "{out}");
+    }
+
+    #[test]
+    fn markdown_names_each_models_lora_adapters() {
+        let mut s = sample_session();
+        let base = s.models["smollm2"].clone();
+        s.models.insert(
+            "tuned".into(),
+            crate::chat::ModelIdentity {
+                adapters: vec![crate::chat::AdapterIdentity {
+                    name: "support-v1".into(),
+                    file: "/ft/support-v1/adapter_model.safetensors".into(),
+                    sha256: Some("cd".repeat(32)),
+                    config_sha256: Some("ef".repeat(32)),
+                }],
+                ..base
+            },
+        );
+        let out = export(&s, Format::Md).unwrap();
+        assert!(
+            out.contains("- Model `smollm2`: local SmolLM2.gguf\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "- Model `tuned`: local SmolLM2.gguf + LoRA `support-v1` (adapter_model.safetensors sha256 {})\n",
+                "cd".repeat(32)
+            )),
+            "{out}"
+        );
     }
 
     #[test]

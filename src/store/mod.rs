@@ -262,6 +262,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_models_lora_adapters_round_trip_with_their_hashes() {
+        let mut s = sample_session();
+        let mut tuned = s.models["smollm2"].clone();
+        tuned.adapters = vec![
+            crate::chat::AdapterIdentity {
+                name: "support-v1".into(),
+                file: "/ft/support-v1/adapter_model.safetensors".into(),
+                sha256: Some("cd".repeat(32)),
+                config_sha256: Some("ef".repeat(32)),
+            },
+            crate::chat::AdapterIdentity {
+                name: "not-read-yet".into(),
+                file: "/ft/x/adapter_model.safetensors".into(),
+                ..Default::default()
+            },
+        ];
+        s.models.insert("tuned".into(), tuned);
+        let text = to_text(&s).unwrap();
+        assert!(
+            text.contains(&format!("sha256 = \"{}\"", "cd".repeat(32))),
+            "{text}"
+        );
+        let back = parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(back.models, s.models);
+    }
+
+    #[test]
     fn atomic_save_replaces_and_leaves_no_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.toml");

@@ -209,6 +209,14 @@ fn draw_pane(
         Span::styled(format!(" {} ", visible(&v.name)), theme.style("pane.title")),
         Span::styled(format!("· {} ", visible(&v.model)), theme.style("muted")),
     ];
+    // A model with LoRA adapters says which: "base + best prompt" and "base + adapter" race
+    // side by side, and the header tells them apart.
+    if let Some(a) = state.adapters.get(&v.model) {
+        title.push(Span::styled(
+            format!("+ lora {} ", visible(a)),
+            theme.style("muted"),
+        ));
+    }
     // `rev 2/3`, `generated`, or the kind of a promoted node.
     if let Some(b) = crate::app::model::queries::pane_badge(state, i) {
         title.push(Span::styled(format!("· {b} "), theme.style("header.key")));

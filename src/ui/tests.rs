@@ -222,3 +222,20 @@ fn a_layer_on_top_of_the_stack_is_drawn_on_top() {
     let row2 = both.lines().nth(2).unwrap_or("");
     assert!(row2.contains("normal"), "{both}");
 }
+
+#[test]
+fn a_pane_header_names_its_models_lora_adapters() {
+    let mut s = app();
+    s.prompt.variants[1].model = "other".into();
+    s.adapters.insert("other".into(), "support-v1".into());
+    let out = screen(&mut s, 160, 48);
+    let top = out
+        .lines()
+        .find(|l| l.contains(" teacher · "))
+        .unwrap_or_default();
+    assert!(top.contains(" teacher · other + lora support-v1 "), "{top}");
+    assert!(
+        top.contains(" plain · fake ") && !top.contains("fake + lora"),
+        "{top}"
+    );
+}

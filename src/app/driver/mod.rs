@@ -127,7 +127,7 @@ pub(crate) fn prepare(
             (prompt, session, path)
         }
     };
-    let state = AppState::new(
+    let mut state = AppState::new(
         prompt,
         session,
         session_path,
@@ -136,6 +136,7 @@ pub(crate) fn prepare(
         now,
         rand::random::<u64>(),
     );
+    state.adapters = config.adapter_labels();
     Ok((state, theme, journal))
 }
 

@@ -173,6 +173,9 @@ pub(crate) struct AppState {
     /// Configured model names.
     pub models: Vec<String>,
     pub model_status: BTreeMap<String, BackendStatus>,
+    /// The LoRA adapters of the models that have any (model name → directory names), for the
+    /// pane headers.
+    pub adapters: BTreeMap<String, String>,
     pub width: u16,
     pub height: u16,
     /// App clock at the last message that carried one.
@@ -222,6 +225,7 @@ impl AppState {
             keymap,
             models,
             model_status: BTreeMap::new(),
+            adapters: BTreeMap::new(),
             width: 80,
             height: 24,
             now: Duration::ZERO,

@@ -114,6 +114,7 @@ async fn greedy_answer_does_not_depend_on_what_ran_before() {
             LocalOptions {
                 max_num_seqs: 1,
                 prefix_cache_n,
+                ..LocalOptions::default()
             },
         );
         backend.ready().await.unwrap();
@@ -166,6 +167,7 @@ async fn four_different_prompts_batched_answer_as_they_do_alone() {
     let options = |max_num_seqs| LocalOptions {
         max_num_seqs,
         prefix_cache_n: 0,
+        ..LocalOptions::default()
     };
     let one_at_a_time = LocalBackend::new(model_path(), options(1));
     let mut alone = Vec::new();
