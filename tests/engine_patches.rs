@@ -256,12 +256,14 @@ fn gguf_lora_layers_keep_their_merged_weights() {
     let expected = x
         .broadcast_matmul(&(&w + &delta).unwrap().t().unwrap())
         .unwrap();
+    // Q8_0 rounds the merged weight and the activations: allow 2% of the largest output.
+    let largest = max_abs_diff(&expected, &expected.zeros_like().unwrap());
     let merged = layer(&b, true);
     let err_merged = max_abs_diff(&merged, &expected);
     let err_base = max_abs_diff(&base, &expected);
     assert!(
-        err_merged < 0.1 && err_base > 1.0,
-        "merged layer off by {err_merged}, base layer by {err_base}"
+        err_merged < 0.02 * largest && err_base > 0.2 * largest,
+        "merged layer off by {err_merged}, base layer by {err_base}, largest output {largest}"
     );
 
     // Two adapters on one layer are both merged.
@@ -286,5 +288,9 @@ fn gguf_lora_layers_keep_their_merged_weights() {
         .broadcast_matmul(&((&w + &delta).unwrap() + &delta2).unwrap().t().unwrap())
         .unwrap();
     let err_both = max_abs_diff(&both, &expected2);
-    assert!(err_both < 0.1, "two adapters off by {err_both}");
+    let largest2 = max_abs_diff(&expected2, &expected2.zeros_like().unwrap());
+    assert!(
+        err_both < 0.02 * largest2,
+        "two adapters off by {err_both}, largest output {largest2}"
+    );
 }
