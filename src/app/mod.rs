@@ -13,7 +13,6 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-mod crash;
 pub(crate) mod driver;
 pub(crate) mod model;
 pub(crate) mod update;
