@@ -20,7 +20,6 @@ mod error;
 mod eval;
 #[cfg(test)]
 mod front_end_parity;
-#[cfg(test)]
 mod fuzz;
 mod import_promptfoo;
 mod llm;
