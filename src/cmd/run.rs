@@ -202,9 +202,7 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
                 p = semaphore.acquire_owned() => p.ok(),
                 _ = cancel.cancelled() => None,
             };
-            let prep_error = ["retrieve_error", "select_error"]
-                .iter()
-                .find_map(|k| job.meta.get(*k).map(|e| format!("{k}: {e}")));
+            let prep_error = crate::prompt::render::prepare_error(&job.meta);
             let node = match (permit, backend) {
                 (None, _) => cancelled_before_start(&job),
                 (Some(_), _) if prep_error.is_some() => {

@@ -70,6 +70,28 @@ pub(crate) struct Variant {
     pub select: Option<select::Select>,
 }
 
+impl Variant {
+    /// A variant with only a name, a model and a task; everything else empty (what a new
+    /// variant in the app and a variant added to a prompt file start from).
+    pub(crate) fn new(name: &str, model: &str, template: &str) -> Variant {
+        Variant {
+            name: name.to_string(),
+            description: None,
+            model: model.to_string(),
+            system: None,
+            template: template.to_string(),
+            examples: vec![],
+            context: vec![],
+            context_instruction: None,
+            step_by_step: false,
+            sampling: Default::default(),
+            generated: None,
+            retrieve: None,
+            select: None,
+        }
+    }
+}
+
 /// A test case: variable values and what a good answer must satisfy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -33,6 +33,18 @@ pub(crate) struct Prepared {
     pub meta: BTreeMap<String, String>,
 }
 
+/// Why a prepared request must not be sent: retrieval or example selection failed (an
+/// unreadable file, an embedding server that is down). Sent anyway, the answer would be
+/// compared as if it had its context; `run` and the panes fail the cell with this instead.
+pub(crate) fn prepare_error(meta: &BTreeMap<String, String>) -> Option<String> {
+    [
+        ("retrieve_error", "retrieval failed"),
+        ("select_error", "example selection failed"),
+    ]
+    .iter()
+    .find_map(|(k, what)| meta.get(*k).map(|e| format!("{what}: {e}")))
+}
+
 /// The messages for `variant` filled with `vars` (a single-turn case).
 #[cfg(test)]
 pub(crate) fn messages(variant: &Variant, vars: &BTreeMap<String, String>) -> Vec<ChatMessage> {

@@ -169,3 +169,28 @@ pub(crate) fn pane_badge(s: &AppState, i: usize) -> Option<String> {
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
 }
+
+/// The rows a picker shows for `filter`: indices into `items`, best match first (all of them,
+/// in order, for an empty filter). Fuzzy, smart case, with nucleo's pattern syntax.
+pub(crate) fn picker_matches(items: &[String], filter: &str) -> Vec<usize> {
+    use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
+    use nucleo_matcher::{Config, Matcher, Utf32Str};
+    if filter.trim().is_empty() {
+        return (0..items.len()).collect();
+    }
+    let pattern = Pattern::parse(filter, CaseMatching::Smart, Normalization::Smart);
+    let mut matcher = Matcher::new(Config::DEFAULT);
+    let mut buf = Vec::new();
+    let mut scored: Vec<(usize, u32)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            pattern
+                .score(Utf32Str::new(item, &mut buf), &mut matcher)
+                .map(|score| (i, score))
+        })
+        .collect();
+    // Best first; equal scores keep the file's order.
+    scored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.into_iter().map(|(i, _)| i).collect()
+}

@@ -103,10 +103,12 @@ pub(crate) enum Layer {
     Help {
         scroll: usize,
     },
+    /// A list to pick from; typing filters it (`selected` is a row of the filtered list).
     Picker {
         kind: PickerKind,
         items: Vec<String>,
         selected: usize,
+        filter: String,
     },
     Editor {
         variant: usize,
