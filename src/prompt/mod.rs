@@ -8,6 +8,7 @@
 
 pub(crate) mod cases_file;
 pub(crate) mod chunk;
+pub(crate) mod marked;
 pub(crate) mod render;
 pub(crate) mod retrieve;
 pub(crate) mod select;
