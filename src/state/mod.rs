@@ -8,3 +8,4 @@ pub(crate) mod diff;
 pub(crate) mod search;
 pub(crate) mod session;
 pub(crate) mod timing;
+pub(crate) mod versions;

@@ -118,6 +118,7 @@ pub(crate) fn draw_layer(
             Layer::Compare(c) => compare(frame, screen, state, c, &mut cache.compare, theme),
             Layer::Leaderboard(b) => leaderboard(frame.buffer_mut(), screen, b, theme),
             Layer::Browser(b) => browser(frame.buffer_mut(), screen, b, theme),
+            Layer::Charts(c) => super::charts::draw(frame, area, c, theme),
             _ => {}
         }
     }
@@ -441,7 +442,8 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
     let key = theme.style("header.key");
     let wide = area.width >= 120;
     let other = match board.by {
-        GroupBy::Variant => "models",
+        GroupBy::Variant => "versions",
+        GroupBy::VariantVersion => "models",
         GroupBy::Model | GroupBy::VariantModel => "variants",
     };
     let basis = if board.by_votes {
