@@ -24,6 +24,7 @@ mod fuzz;
 mod import_promptfoo;
 mod llm;
 mod model_fetch;
+mod progress;
 mod prompt;
 #[cfg(feature = "local")]
 mod quantize;
@@ -101,6 +102,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             store::export::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Compare(args)) => cmd::compare::run(args),
         Some(Command::Rate(args)) => {
             let rater = config.rater_name();
             cmd::rate::run(args, rater)?;
