@@ -11,7 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Borders, Clear, Widget};
 use ratatui::Frame;
 
-use crate::app::charts::ChartsView;
+use crate::app::model::charts::ChartsView;
 use crate::config::theme::Theme;
 use crate::eval::bradley_terry::Interval;
 use crate::sanitize::{one_line, visible};

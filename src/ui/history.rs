@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Sparkline, Widget};
 use ratatui::Frame;
 
-use crate::app::charts::HistoryView;
+use crate::app::model::charts::HistoryView;
 use crate::config::theme::Theme;
 use crate::sanitize::{one_line, visible};
 
@@ -202,7 +202,7 @@ mod tests {
                 ev(&mut s, st[0], StreamEvent::Delta(answer.into()), 10);
                 ev(&mut s, st[0], StreamEvent::Finished(FinishReason::Stop), 20);
                 let fx = key(&mut s, KeyCode::Char(stars));
-                crate::app::rating::tests::journal(&mut s, &fx);
+                crate::app::update::rating::tests::journal(&mut s, &fx);
             }
             key(&mut s, KeyCode::Char('H'));
             let text = crate::ui::tests::screen(&mut s, w, h);

@@ -56,6 +56,9 @@ pub(crate) fn draw_layer(
             }
             Layer::Tree(t) => super::tree::draw(frame, area, state, t, theme),
             Layer::Diff(d) => super::diff::draw(frame, area, state, d, theme),
+            Layer::PromptDiff(d) => super::prompt_view::draw_diff(frame, area, d, theme),
+            Layer::History(h) => super::history::draw(frame, area, h, theme),
+            Layer::Charts(c) => super::charts::draw(frame, area, c, theme),
             Layer::SearchParams(f) => super::tree::draw_form(frame, area, f, theme),
         }
     }

@@ -4,7 +4,7 @@
 //! the technique blocks (worked examples, in-context instruction and passages, the
 //! step-by-step cue) labelled, scrolling with the answer below it.
 //!
-//! What is drawn comes from [`crate::app::prompt_view::shown`]: the request a pane's answer
+//! What is drawn comes from [`crate::app::model::prompt_model::shown`]: the request a pane's answer
 //! was made from, or what its variant will send. Drawing only wraps and paints it.
 
 use ratatui::buffer::Buffer;
@@ -12,8 +12,8 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-use crate::app::prompt_view::{block_label, shown, Source};
-use crate::app::state::AppState;
+use crate::app::model::prompt_model::{block_label, shown, Source};
+use crate::app::model::state::AppState;
 use crate::config::keymap::Mode;
 use crate::config::theme::Theme;
 use crate::prompt::marked::{anatomy, task_pieces, Block, MarkedMessage, Piece};
@@ -287,7 +287,7 @@ pub(crate) fn expanded_rows(
 pub(crate) fn draw_diff(
     frame: &mut ratatui::Frame,
     area: Rect,
-    d: &crate::app::prompt_model::PromptDiff,
+    d: &crate::app::model::prompt_model::PromptDiff,
     theme: &Theme,
 ) {
     let more = if d.targets > 1 {

@@ -118,7 +118,6 @@ pub(crate) fn draw_layer(
             Layer::Compare(c) => compare(frame, screen, state, c, &mut cache.compare, theme),
             Layer::Leaderboard(b) => leaderboard(frame.buffer_mut(), screen, b, theme),
             Layer::Browser(b) => browser(frame.buffer_mut(), screen, b, theme),
-            Layer::Charts(c) => super::charts::draw(frame, area, c, theme),
             _ => {}
         }
     }

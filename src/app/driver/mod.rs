@@ -138,6 +138,8 @@ pub(crate) fn prepare(
         rand::random::<u64>(),
     );
     state.adapters = config.adapter_labels();
+    // The prompts show from the first frame; the variants as loaded are their versions.
+    crate::app::update::settle(&mut state);
     Ok((state, theme, journal))
 }
 

@@ -3,6 +3,8 @@
 
 pub(crate) mod edit;
 pub(crate) mod layout;
+pub(crate) mod charts;
+pub(crate) mod prompt_model;
 pub(crate) mod msg;
 pub(crate) mod queries;
 pub(crate) mod rating;

@@ -136,6 +136,12 @@ pub(crate) enum Layer {
     Diff(Box<DiffView>),
     /// k, b, d before a tree-of-thought search (`s`).
     SearchParams(SearchForm),
+    /// Word diff of the focused variant's prompt against another (`=`).
+    PromptDiff(Box<super::prompt_model::PromptDiff>),
+    /// The focused variant's versions and how each did (`H`).
+    History(Box<super::charts::HistoryView>),
+    /// The leaderboard as charts (`c` on the board).
+    Charts(Box<super::charts::ChartsView>),
 }
 
 impl Layer {
@@ -153,6 +159,9 @@ impl Layer {
             Layer::Tree(_) => Mode::Tree,
             Layer::Diff(_) => Mode::Diff,
             Layer::SearchParams(_) => Mode::SearchParams,
+            Layer::PromptDiff(_) => Mode::PromptDiff,
+            Layer::History(_) => Mode::History,
+            Layer::Charts(_) => Mode::Charts,
         }
     }
 }
@@ -201,6 +210,8 @@ pub(crate) struct AppState {
     pub rating: RatingState,
     /// Technique runs (critique, search, judge...) and their streams.
     pub tech: TechState,
+    /// The chat each pane sends, and which panes show it in full.
+    pub prompt_view: super::prompt_model::PromptViews,
 }
 
 impl AppState {
@@ -242,6 +253,7 @@ impl AppState {
             dirty: true,
             rating: Default::default(),
             tech: Default::default(),
+            prompt_view: Default::default(),
         };
         s.show_case_results();
         s

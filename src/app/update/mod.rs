@@ -7,10 +7,12 @@
 //! other downwards: nothing imports this file).
 
 pub(crate) mod panes;
+pub(crate) mod prompt_view;
 pub(crate) mod rating;
 pub(crate) mod streams;
 pub(crate) mod techniques;
 pub(crate) mod variants;
+pub(crate) mod versions;
 pub(crate) mod write_back;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
@@ -120,7 +122,15 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
             s.dirty = true;
         }
     }
+    settle(s);
     fx
+}
+
+/// What follows every message (and a new state): the prompt previews of changed variants or
+/// cases rebuilt, a version recorded for each variant that changed.
+pub(crate) fn settle(s: &mut AppState) {
+    super::prompt_view::refresh(s);
+    super::versions::sync(s);
 }
 
 fn key_event(s: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effect>) {
@@ -319,6 +329,13 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             techniques::form_key(s, f, action, key, fx);
             None
         }
+        Layer::PromptDiff(d) => super::prompt_view::diff_key(s, d, action),
+        Layer::History(h) => super::versions::history_key(h, action),
+        // Any close key goes back to the table.
+        Layer::Charts(c) => match action {
+            Some(Action::Close) | Some(Action::Charts) => None,
+            _ => Some(Layer::Charts(c)),
+        },
     };
     if let Some(l) = keep {
         s.layers.push(l);
@@ -529,6 +546,13 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             _ => s.message = Some("nothing to copy".into()),
         },
         Action::Help => s.layers.push(Layer::Help { scroll: 0 }),
+        Action::TogglePrompt => super::prompt_view::toggle(s),
+        Action::VersionHistory => super::versions::open_history(s),
+        Action::PromptDiff => {
+            if let Some(d) = super::prompt_view::open_diff(s, 0) {
+                s.layers.push(Layer::PromptDiff(Box::new(d)));
+            }
+        }
         Action::Close | Action::Accept | Action::Up | Action::Down => {}
         Action::Stars1
         | Action::Stars2

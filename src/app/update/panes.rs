@@ -84,6 +84,7 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     node.status = NodeStatus::Queued;
     node.meta.extend(prepared.meta);
     let prep_error = render::prepare_error(&node.meta);
+    super::versions::tag(s, &v, &mut node);
     s.session.nodes.push(node);
     let request = s.next_request;
     s.next_request += 1;

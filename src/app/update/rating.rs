@@ -262,7 +262,7 @@ pub(crate) fn layer_key(
                 Some(Layer::Leaderboard(board_state(&s.session, by, 0)))
             }
             Some(Action::Charts) => {
-                let c = super::charts::open(&s.session, &b.board);
+                let c = crate::app::model::charts::open(&s.session, &b.board);
                 s.layers.push(Layer::Leaderboard(b));
                 s.layers.push(Layer::Charts(Box::new(c)));
                 None

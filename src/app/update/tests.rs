@@ -15,6 +15,12 @@ use crate::state::session::Session;
 pub(crate) const PROMPT: &str = "title = \"Capitals\"\n[defaults]\nmodel = \"fake\"\n\n[[variant]]\nname = \"plain\"\ntemplate = \"What is the capital of {{country}}?\"\n\n[[variant]]\nname = \"teacher\"\nsystem = \"You teach.\"\ntemplate = \"What is the capital of {{country}}?\"\n\n[[case]]\nvars = { country = \"England\" }\nexpect = { any = [\"London\"] }\n\n[[case]]\nvars = { country = \"Italy\" }\nexpect = { any = [\"Rome\"] }\n";
 
 pub(crate) fn app() -> AppState {
+    let mut s = new_app();
+    settle(&mut s);
+    s
+}
+
+fn new_app() -> AppState {
     let models = vec!["fake".to_string(), "other".to_string()];
     let prompt =
         crate::prompt::parse(Path::new("prompts/capitals.toml"), PROMPT, &models, "fake").unwrap();

@@ -1,6 +1,6 @@
 //! The charts layer through `TestBackend` at 80×24 and 160×48.
 
-use crate::app::state::{AppState, Layer};
+use crate::app::model::state::{AppState, Layer};
 use crate::app::update::tests::app;
 use crate::chat::ChatRequest;
 use crate::eval::leaderboard::{build, GroupBy};
@@ -77,7 +77,7 @@ fn charted(votes: usize) -> AppState {
         vote(&mut s, plain[k % 6], teacher[(k + 1) % 6], "left");
     }
     let board = build(&s.session, GroupBy::Variant);
-    let c = crate::app::charts::open(&s.session, &board);
+    let c = crate::app::model::charts::open(&s.session, &board);
     s.layers.push(Layer::Charts(Box::new(c)));
     s
 }

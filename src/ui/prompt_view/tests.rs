@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crossterm::event::KeyCode;
 
-use crate::app::state::AppState;
+use crate::app::model::state::AppState;
 use crate::app::update::tests::{ev, key, started};
 use crate::chat::{FinishReason, StreamEvent};
 use crate::config::keymap::Keymap;
@@ -120,7 +120,7 @@ fn a_long_prompt_folds_and_the_answer_keeps_the_pane() {
     let mut s = app();
     let long = "word ".repeat(400);
     s.prompt.variants[0].template = format!("{long}{{{{question}}}}");
-    crate::app::prompt_view::refresh(&mut s);
+    crate::app::update::prompt_view::refresh(&mut s);
     let theme = crate::config::theme::Theme::builtin_dark();
     let rows = super::compact_rows(&s, 0, 38, 18, &theme);
     assert_eq!(rows.len(), 6, "{rows:?}");

@@ -11,37 +11,13 @@
 //! block the keys on the network): such a variant's preview leaves those parts out and says
 //! they are chosen when it runs; once it has run, its pane shows what was chosen.
 
-use std::borrow::Cow;
-
-use super::prompt_model::{Preview, PromptDiff};
-use super::state::{AppState, Layer};
+use crate::app::model::prompt_model::{chat_text, shown, Preview, PromptDiff, Source};
+use crate::app::model::state::{AppState, Layer};
 use crate::config::keymap::Action;
-use crate::prompt::marked::{self, MarkedMessage};
 use crate::prompt::retrieve::RankBy;
 use crate::prompt::select::SelectBy;
 use crate::prompt::{render, Case, Variant};
 use crate::state::diff::{word_counts, word_diff};
-use crate::state::session::NodeKind;
-
-/// Where the chat a pane shows comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Source {
-    /// Not run yet: what the variant will send.
-    WillSend,
-    /// What the pane's answer was made from; the variant still sends the same.
-    Sent,
-    /// What the answer was made from, no longer what the variant sends (it was edited, or
-    /// the answer is a technique's node); the words say which.
-    SentOther(String),
-}
-
-/// The chat a pane shows.
-#[derive(Debug, Clone)]
-pub(crate) struct ShownChat<'a> {
-    pub chat: Cow<'a, [MarkedMessage]>,
-    pub source: Source,
-    pub deferred: Option<&'a str>,
-}
 
 /// Rebuild the previews of variants or a case that changed since they were built.
 pub(crate) fn refresh(s: &mut AppState) {
@@ -97,38 +73,6 @@ fn preview(v: &Variant, case: Option<&Case>) -> Preview {
                 "{} chosen by embedding when it runs",
                 deferred.join(" and ")
             )
-        }),
-    }
-}
-
-/// The chat pane `i` shows: its answer's request, else its variant's preview.
-pub(crate) fn shown(s: &AppState, i: usize) -> Option<ShownChat<'_>> {
-    let v = s.prompt.variants.get(i)?;
-    let preview = s.prompt_view.previews.get(&v.name);
-    match s.pane_node(i) {
-        Some(n) => {
-            let sent = &n.request.messages;
-            match preview.filter(|p| p.messages == *sent) {
-                Some(p) => Some(ShownChat {
-                    chat: Cow::Borrowed(&p.marked),
-                    source: Source::Sent,
-                    deferred: None,
-                }),
-                None => Some(ShownChat {
-                    chat: Cow::Owned(marked::plain(sent)),
-                    source: Source::SentOther(if n.kind == NodeKind::Answer {
-                        "sent by an earlier version of this variant".into()
-                    } else {
-                        format!("sent for this {}", n.kind.as_str())
-                    }),
-                    deferred: None,
-                }),
-            }
-        }
-        None => preview.map(|p| ShownChat {
-            chat: Cow::Borrowed(&p.marked),
-            source: Source::WillSend,
-            deferred: p.deferred.as_deref(),
         }),
     }
 }
@@ -225,37 +169,6 @@ pub(crate) fn diff_key(
         _ => {}
     }
     Some(Layer::PromptDiff(d))
-}
-
-/// The chat as one text, each message under a `[role · block]` line: what the prompt diff
-/// compares, so a change in any message (or in the technique blocks) shows.
-pub(crate) fn chat_text(chat: &[MarkedMessage]) -> String {
-    let mut out = String::new();
-    for m in chat {
-        if !out.is_empty() {
-            out.push_str("\n\n");
-        }
-        out.push_str(&format!("[{}]\n", block_label(m)));
-        out.push_str(&m.content());
-    }
-    out
-}
-
-/// `system`, `example 2/3 · user`, `earlier turn · assistant`, `user`.
-pub(crate) fn block_label(m: &MarkedMessage) -> String {
-    use crate::chat::Role;
-    use crate::prompt::marked::Block;
-    let role = match m.role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    };
-    match m.block {
-        Block::System => "system".to_string(),
-        Block::Example { index, of } => format!("example {}/{of} · {role}", index + 1),
-        Block::History => format!("earlier turn · {role}"),
-        Block::Task => role.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! changed it: the in-app editor, `$EDITOR`, the model picker, a rename, a proposal), and
 //! every answer started is tagged with the version it sends.
 
-use super::charts::HistoryView;
-use super::state::AppState;
+use crate::app::model::charts::HistoryView;
+use crate::app::model::state::{AppState, Layer};
 use crate::config::keymap::Action;
 use crate::prompt::Variant;
 use crate::state::session::Node;
@@ -37,7 +37,7 @@ pub(crate) fn open_history(s: &mut AppState) {
     let rows = crate::eval::history::history(&s.session, &name);
     let selected = rows.len().saturating_sub(1);
     s.layers
-        .push(super::state::Layer::History(Box::new(HistoryView {
+        .push(Layer::History(Box::new(HistoryView {
             variant: name,
             rows,
             selected,
@@ -47,14 +47,14 @@ pub(crate) fn open_history(s: &mut AppState) {
 pub(crate) fn history_key(
     mut h: Box<HistoryView>,
     action: Option<Action>,
-) -> Option<super::state::Layer> {
+) -> Option<Layer> {
     match action {
         Some(Action::Close) | Some(Action::VersionHistory) => return None,
         Some(Action::Down) => h.selected = (h.selected + 1).min(h.rows.len().saturating_sub(1)),
         Some(Action::Up) => h.selected = h.selected.saturating_sub(1),
         _ => {}
     }
-    Some(super::state::Layer::History(h))
+    Some(Layer::History(h))
 }
 
 #[cfg(test)]
@@ -62,7 +62,7 @@ mod tests {
     use crossterm::event::KeyCode;
 
     use super::*;
-    use crate::app::state::Layer;
+    use crate::app::model::state::Layer;
     use crate::app::update::tests::{app, ev, key, started};
     use crate::chat::{FinishReason, StreamEvent};
     use crate::state::versions::{number_of, of_variant};
@@ -89,7 +89,7 @@ mod tests {
         // $EDITOR comes back with a role added.
         let text = format!(
             "system = \"Be brief.\"\n{}",
-            crate::app::edit::variant_to_text(&v)
+            crate::app::model::edit::variant_to_text(&v)
         );
         crate::app::update::update(
             &mut s,
