@@ -1,4 +1,4 @@
-//! The `H` layer: the focused variant's versions, oldest first, each with what changed, its
+//! The `V` layer: the focused variant's versions, oldest first, each with what changed, its
 //! answers, pass rate, mean stars and Bradley–Terry strength (with their 95% intervals), and
 //! sparklines of how pass rate and stars moved from version to version.
 
@@ -204,7 +204,7 @@ mod tests {
                 let fx = key(&mut s, KeyCode::Char(stars));
                 crate::app::update::rating::tests::journal(&mut s, &fx);
             }
-            key(&mut s, KeyCode::Char('H'));
+            key(&mut s, KeyCode::Char('V'));
             let text = crate::ui::tests::screen(&mut s, w, h);
             assert!(text.contains("History of plain · 3 version(s)"), "{text}");
             insta::assert_snapshot!(format!("history_{w}x{h}"), text);

@@ -1,6 +1,6 @@
 //! The data of the results layers: the charts (`c` over the leaderboard: the board it was
 //! opened from, the stars histograms and the model speeds) and a variant's version history
-//! (`H`), computed when they open (views only draw). Nothing here depends on the app state,
+//! (`V`), computed when they open (views only draw). Nothing here depends on the app state,
 //! which holds these.
 
 use crate::eval::figures::{self, ModelSpeed, StarsHistogram};
@@ -22,7 +22,7 @@ pub(crate) fn open(session: &Session, board: &Leaderboard) -> ChartsView {
     }
 }
 
-/// The history layer (`H`): one variant's versions and their results, computed when it
+/// The history layer (`V`): one variant's versions and their results, computed when it
 /// opened.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HistoryView {

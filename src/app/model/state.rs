@@ -138,7 +138,7 @@ pub(crate) enum Layer {
     SearchParams(SearchForm),
     /// Word diff of the focused variant's prompt against another (`=`).
     PromptDiff(Box<super::prompt_model::PromptDiff>),
-    /// The focused variant's versions and how each did (`H`).
+    /// The focused variant's versions and how each did (`V`).
     History(Box<super::charts::HistoryView>),
     /// The leaderboard as charts (`c` on the board).
     Charts(Box<super::charts::ChartsView>),

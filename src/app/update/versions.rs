@@ -106,7 +106,7 @@ mod tests {
         let num = |id| number_of(s.session.node(id).unwrap());
         assert_eq!((num(a1), num(a2), num(a3)), (Some(1), Some(2), Some(3)));
         // The history layer lists them with their answers.
-        key(&mut s, KeyCode::Char('H'));
+        key(&mut s, KeyCode::Char('V'));
         let Some(Layer::History(h)) = s.layers.last() else {
             panic!("{:?}", s.layers.last());
         };
