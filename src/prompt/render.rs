@@ -98,7 +98,7 @@ fn prepare_turns(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Tu
         out.push(m);
     }
     let mut context = (!variant.context.is_empty() || !retrieved.is_empty())
-        .then(|| (variant, retrieved.as_slice()));
+        .then_some((variant, retrieved.as_slice()));
     if turns.is_empty() {
         let mut m = MarkedMessage::new(Role::User, Block::Task);
         finish_turn(

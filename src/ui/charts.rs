@@ -21,7 +21,8 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, c: &ChartsView, theme: &Theme)
         area.x,
         area.y,
         area.width,
-        area.height.saturating_sub(super::layout::FOOTER_ROWS),
+        area.height
+            .saturating_sub(crate::app::model::layout::FOOTER_ROWS),
     );
     if r.width < 30 || r.height < 10 {
         return;

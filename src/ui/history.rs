@@ -154,7 +154,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, h: &HistoryView, theme: &Theme
     ];
     for (k, (name, values)) in series.iter().enumerate() {
         let row_y = spark_y + 2 * k as u16;
-        if row_y + 1 >= inner.y + inner.height + 1 {
+        if row_y >= inner.y + inner.height {
             break;
         }
         buf.set_line(

@@ -4,7 +4,7 @@
 //! the technique blocks (worked examples, in-context instruction and passages, the
 //! step-by-step cue) labelled, scrolling with the answer below it.
 //!
-//! What is drawn comes from [`crate::app::model::prompt_model::shown`]: the request a pane's answer
+//! What is drawn comes from [`crate::app::model::queries::shown`]: the request a pane's answer
 //! was made from, or what its variant will send. Drawing only wraps and paints it.
 
 use ratatui::buffer::Buffer;
@@ -12,7 +12,8 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-use crate::app::model::prompt_model::{block_label, shown, Source};
+use crate::app::model::prompt_model::block_label;
+use crate::app::model::queries::{shown, Source};
 use crate::app::model::state::AppState;
 use crate::config::keymap::Mode;
 use crate::config::theme::Theme;

@@ -2,16 +2,12 @@
 //! variant sends, the prompt diff layer), apart from the code over the app state in
 //! `app::update::prompt_view`, so the state can hold them without depending on that code.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::state::AppState;
-
 use crate::chat::ChatMessage;
-use crate::prompt::marked::{self, MarkedMessage};
+use crate::prompt::marked::MarkedMessage;
 use crate::prompt::{Case, Variant};
 use crate::state::diff::DiffSpan;
-use crate::state::session::NodeKind;
 
 /// The prompt views of all panes.
 #[derive(Debug, Clone, Default)]
@@ -57,58 +53,6 @@ pub(crate) struct PromptDiff {
     pub added: usize,
     pub removed: usize,
     pub scroll: usize,
-}
-
-/// Where the chat a pane shows comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Source {
-    /// Not run yet: what the variant will send.
-    WillSend,
-    /// What the pane's answer was made from; the variant still sends the same.
-    Sent,
-    /// What the answer was made from, no longer what the variant sends (it was edited, or
-    /// the answer is a technique's node); the words say which.
-    SentOther(String),
-}
-
-/// The chat a pane shows.
-#[derive(Debug, Clone)]
-pub(crate) struct ShownChat<'a> {
-    pub chat: Cow<'a, [MarkedMessage]>,
-    pub source: Source,
-    pub deferred: Option<&'a str>,
-}
-
-/// The chat pane `i` shows: its answer's request, else its variant's preview.
-pub(crate) fn shown(s: &AppState, i: usize) -> Option<ShownChat<'_>> {
-    let v = s.prompt.variants.get(i)?;
-    let preview = s.prompt_view.previews.get(&v.name);
-    match s.pane_node(i) {
-        Some(n) => {
-            let sent = &n.request.messages;
-            match preview.filter(|p| p.messages == *sent) {
-                Some(p) => Some(ShownChat {
-                    chat: Cow::Borrowed(&p.marked),
-                    source: Source::Sent,
-                    deferred: None,
-                }),
-                None => Some(ShownChat {
-                    chat: Cow::Owned(marked::plain(sent)),
-                    source: Source::SentOther(if n.kind == NodeKind::Answer {
-                        "sent by an earlier version of this variant".into()
-                    } else {
-                        format!("sent for this {}", n.kind.as_str())
-                    }),
-                    deferred: None,
-                }),
-            }
-        }
-        None => preview.map(|p| ShownChat {
-            chat: Cow::Borrowed(&p.marked),
-            source: Source::WillSend,
-            deferred: p.deferred.as_deref(),
-        }),
-    }
 }
 
 /// The chat as one text, each message under a `[role · block]` line: what the prompt diff

@@ -129,8 +129,8 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
 /// What follows every message (and a new state): the prompt previews of changed variants or
 /// cases rebuilt, a version recorded for each variant that changed.
 pub(crate) fn settle(s: &mut AppState) {
-    super::prompt_view::refresh(s);
-    super::versions::sync(s);
+    prompt_view::refresh(s);
+    versions::sync(s);
 }
 
 fn key_event(s: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effect>) {
@@ -329,8 +329,8 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             techniques::form_key(s, f, action, key, fx);
             None
         }
-        Layer::PromptDiff(d) => super::prompt_view::diff_key(s, d, action),
-        Layer::History(h) => super::versions::history_key(h, action),
+        Layer::PromptDiff(d) => prompt_view::diff_key(s, d, action),
+        Layer::History(h) => versions::history_key(h, action),
         // Any close key goes back to the table.
         Layer::Charts(c) => match action {
             Some(Action::Close) | Some(Action::Charts) => None,
@@ -546,10 +546,10 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             _ => s.message = Some("nothing to copy".into()),
         },
         Action::Help => s.layers.push(Layer::Help { scroll: 0 }),
-        Action::TogglePrompt => super::prompt_view::toggle(s),
-        Action::VersionHistory => super::versions::open_history(s),
+        Action::TogglePrompt => prompt_view::toggle(s),
+        Action::VersionHistory => versions::open_history(s),
         Action::PromptDiff => {
-            if let Some(d) = super::prompt_view::open_diff(s, 0) {
+            if let Some(d) = prompt_view::open_diff(s, 0) {
                 s.layers.push(Layer::PromptDiff(Box::new(d)));
             }
         }

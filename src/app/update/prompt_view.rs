@@ -11,7 +11,8 @@
 //! block the keys on the network): such a variant's preview leaves those parts out and says
 //! they are chosen when it runs; once it has run, its pane shows what was chosen.
 
-use crate::app::model::prompt_model::{chat_text, shown, Preview, PromptDiff, Source};
+use crate::app::model::prompt_model::{chat_text, Preview, PromptDiff};
+use crate::app::model::queries::{shown, Source};
 use crate::app::model::state::{AppState, Layer};
 use crate::config::keymap::Action;
 use crate::prompt::retrieve::RankBy;

@@ -36,18 +36,14 @@ pub(crate) fn open_history(s: &mut AppState) {
     sync(s);
     let rows = crate::eval::history::history(&s.session, &name);
     let selected = rows.len().saturating_sub(1);
-    s.layers
-        .push(Layer::History(Box::new(HistoryView {
-            variant: name,
-            rows,
-            selected,
-        })));
+    s.layers.push(Layer::History(Box::new(HistoryView {
+        variant: name,
+        rows,
+        selected,
+    })));
 }
 
-pub(crate) fn history_key(
-    mut h: Box<HistoryView>,
-    action: Option<Action>,
-) -> Option<Layer> {
+pub(crate) fn history_key(mut h: Box<HistoryView>, action: Option<Action>) -> Option<Layer> {
     match action {
         Some(Action::Close) | Some(Action::VersionHistory) => return None,
         Some(Action::Down) => h.selected = (h.selected + 1).min(h.rows.len().saturating_sub(1)),

@@ -250,9 +250,9 @@ pub(crate) fn page(s: &Session) -> String {
     );
     let board = build(s, GroupBy::Variant);
     let _ = write!(out, "<section id=\"leaderboard\">\n<h2>Leaderboard</h2>\n");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<table><tr><th>rank</th><th>variant</th><th>answers</th><th>mean stars</th><th>passed</th><th>strength</th></tr>\n"
+        "<table><tr><th>rank</th><th>variant</th><th>answers</th><th>mean stars</th><th>passed</th><th>strength</th></tr>"
     );
     for e in &board.entries {
         let iv = |i: Option<Interval>, sign: bool| match i {
