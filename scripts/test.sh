@@ -30,7 +30,8 @@ server_log="$(mktemp "${TMPDIR:-/tmp}/promptloom-llama-server.XXXXXX.log")"
 # busy-waiting threads from collapsing when other builds load a two-core machine.
 # On CPUs with AMX, llama.cpp's weight repacking crashes while loading (a segfault after
 # "llama threadpool init"): there, and after any crash while loading, it runs with --no-repack.
-llama_args=(-m "$model" --host 127.0.0.1 --port "$port" -t "${PROMPTLOOM_LLAMA_THREADS:-2}" --parallel 4 -c 8192)
+# --jinja: the chat template with tools, so `tools` requests are accepted and tool calls parsed.
+llama_args=(-m "$model" --host 127.0.0.1 --port "$port" -t "${PROMPTLOOM_LLAMA_THREADS:-2}" --parallel 4 -c 8192 --jinja)
 no_repack=()
 if grep -qiw 'amx_int8\|amx_tile' /proc/cpuinfo 2>/dev/null && "$llama_bin" --help 2>&1 | grep -q -- '--no-repack'; then
   echo "test.sh: this CPU has AMX: starting llama-server with --no-repack (its repacking crashes on AMX)"

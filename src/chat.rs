@@ -17,10 +17,20 @@ pub(crate) enum Role {
 }
 
 /// One chat turn, exactly as sent to the model.
+///
+/// An assistant turn may carry the tool calls the model made (`tool_calls`); the answer to a
+/// call is a message of its own with `tool_result` set. Such a message has the user's side of
+/// the conversation (`Role::User`), as Anthropic's API models it; the wire formats that have a
+/// `tool` role (OpenAI, Ollama) send it under that role. A backend that speaks no tools (the
+/// local model, for now) sends it as the user text it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ChatMessage {
     pub role: Role,
     pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_result: Option<ToolResultOf>,
 }
 
 impl ChatMessage {
@@ -28,8 +38,142 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_result: None,
         }
     }
+
+    /// The assistant turn that made `calls` (with any text it wrote before them).
+    pub fn assistant_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls: calls,
+            ..Self::new(Role::Assistant, content)
+        }
+    }
+
+    /// The answer to the call `call`.
+    pub fn tool_result(call: &ToolCall, content: impl Into<String>) -> Self {
+        Self {
+            tool_result: Some(ToolResultOf {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+            }),
+            ..Self::new(Role::User, content)
+        }
+    }
+}
+
+/// A tool the model is told about: its name, what it does and its arguments' JSON Schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// A JSON Schema for the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+impl ToolSpec {
+    /// Check `args` against the parameters schema: `Err` lists what is wrong (at most five
+    /// problems, each with its JSON pointer).
+    pub fn check_args(&self, args: &serde_json::Value) -> Result<(), String> {
+        let validator = jsonschema::validator_for(&self.parameters)
+            .map_err(|e| format!("the tool's parameters are not a valid JSON Schema: {e}"))?;
+        let problems: Vec<String> = validator
+            .iter_errors(args)
+            .take(5)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{at}: {e}")
+                }
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// Which tools the model may or must call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    /// This tool, by name.
+    Tool(String),
+}
+
+impl ToolChoice {
+    pub fn parse(s: &str) -> ToolChoice {
+        match s {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            name => ToolChoice::Tool(name.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ToolChoice::Auto => "auto",
+            ToolChoice::None => "none",
+            ToolChoice::Required => "required",
+            ToolChoice::Tool(n) => n,
+        }
+    }
+}
+
+impl Serialize for ToolChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ToolChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(ToolChoice::parse(&s))
+    }
+}
+
+/// A call the model made: the id the server gave it (or one we made up), the tool's name and
+/// the arguments exactly as the model wrote them (usually JSON; checked before use).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+impl ToolCall {
+    /// The arguments as a JSON object, or what is wrong with them.
+    pub fn parsed_args(&self) -> Result<serde_json::Value, String> {
+        let text = self.arguments.trim();
+        if text.is_empty() {
+            return Ok(serde_json::Value::Object(Default::default()));
+        }
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => Err("the arguments are JSON but not an object".into()),
+            Err(e) => Err(format!("the arguments are not JSON: {e}")),
+        }
+    }
+}
+
+/// Which call a tool-result message answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolResultOf {
+    pub call_id: String,
+    pub name: String,
 }
 
 /// Sampling parameters. `None` means "the backend's default" and is recorded as such.
@@ -48,7 +192,21 @@ pub(crate) struct Sampling {
     pub stop: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The tools offered to the model. They ride with the sampling (as mistral.rs's
+    /// `RequestBuilder` has `set_tools` beside `set_sampling`) so every request builder and
+    /// session record carries them without a new request field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// How many rounds of tool calls the driver answers before it stops the conversation with
+    /// an error (not sent; [`DEFAULT_MAX_TOOL_STEPS`] when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tool_steps: Option<usize>,
 }
+
+/// Rounds of tool calls answered when a variant does not say.
+pub(crate) const DEFAULT_MAX_TOOL_STEPS: usize = 5;
 
 impl Sampling {
     /// `self` with every unset field taken from `base`.
@@ -64,6 +222,13 @@ impl Sampling {
                 self.stop.clone()
             },
             seed: self.seed.or(base.seed),
+            tools: if self.tools.is_empty() {
+                base.tools.clone()
+            } else {
+                self.tools.clone()
+            },
+            tool_choice: self.tool_choice.clone().or(base.tool_choice.clone()),
+            max_tool_steps: self.max_tool_steps.or(base.max_tool_steps),
         }
     }
 }
@@ -91,6 +256,8 @@ pub(crate) enum FinishReason {
     Error,
     /// The answer reached `max_answer_bytes` and was cut there.
     MaxAnswerBytes,
+    /// The model ended its turn with tool calls.
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -101,6 +268,7 @@ impl FinishReason {
             "stop_sequence" => FinishReason::StopSequence,
             "canceled" | "cancelled" => FinishReason::Cancelled,
             "error" => FinishReason::Error,
+            "tool_calls" | "tool_use" | "function_call" => FinishReason::ToolCalls,
             _ => FinishReason::Stop,
         }
     }
@@ -113,6 +281,7 @@ impl FinishReason {
             FinishReason::Cancelled => "cancelled",
             FinishReason::Error => "error",
             FinishReason::MaxAnswerBytes => "max_answer_bytes",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }
@@ -130,6 +299,8 @@ pub(crate) struct Usage {
 pub(crate) enum StreamEvent {
     /// More answer text.
     Delta(String),
+    /// A complete tool call (its arguments fully streamed), delivered before `Finished`.
+    ToolCall(ToolCall),
     /// Token counts (usually once, near the end).
     Usage(Usage),
     /// Something the user should see that is not part of the answer, e.g. "rate limited,

@@ -635,7 +635,7 @@ fn ndjson_streams(budget: &Budget) -> Report {
                 lines.extend(d.feed(&p));
             }
             lines.extend(d.finish());
-            let mut o = crate::llm::ollama::OllamaParser;
+            let mut o = crate::llm::ollama::OllamaParser::default();
             let mut steps = Vec::new();
             for l in &lines {
                 o.on_payload(None, l, &mut steps);

@@ -34,6 +34,7 @@ mod soak;
 mod state;
 mod store;
 mod technique;
+mod tool_run;
 mod ui;
 
 use std::process::ExitCode;

@@ -277,3 +277,99 @@ fn local_model_and_llama_server_both_answer_london_in_one_run() {
     assert_eq!(s["models"]["llamacpp"]["backend"].as_str(), Some("openai"));
     assert_no_key_in(&sb, &[&stdout, &stderr]);
 }
+
+/// Tools over the real server (`--jinja`): the request with `tools` is accepted, and the
+/// answer comes back either as a parsed tool call (then answered by the mock, and a second
+/// turn follows) or as text. The 135M model is not expected to call well: this checks the
+/// plumbing, and prints what the model did.
+#[test]
+fn a_tools_request_is_accepted_and_answered_with_a_call_or_text() {
+    let _one = one_at_a_time();
+    let Some(url) = llama_url() else { return };
+    let sb = Sandbox::new(&config(&url));
+    let p = sb.write(
+        "p.toml",
+        r#"title = "llama tools"
+[defaults]
+temperature = 0.0
+max_tokens = 96
+
+[[tool]]
+name = "get_current_weather"
+description = "Get the current weather in a given location"
+parameters = { type = "object", properties = { location = { type = "string" } }, required = ["location"] }
+mock = '{"location": "{{location}}", "temperature": "72", "forecast": ["sunny", "windy"]}'
+
+[[variant]]
+name = "weather"
+system = "You are a helpful assistant with tools."
+template = "What is the weather like in Boston?"
+tools = ["get_current_weather"]
+max_tool_steps = 2
+"#,
+    );
+    let out = sb.path("s.toml");
+    let o = sb
+        .command()
+        .env("PROMPTLOOM_CANARY_KEY", canary())
+        .args([
+            "run",
+            p.to_str().unwrap(),
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    let s = parse_toml(&out);
+    let nodes = s["node"].as_array().unwrap();
+    let first = nodes[0].as_table().unwrap();
+    // The server took the request (an HTTP 400 for `tools` would be an error node).
+    assert_ne!(
+        first["status"].as_str(),
+        Some("error"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let calls: Vec<&toml::Value> = nodes
+        .iter()
+        .filter(|n| n["kind"].as_str() == Some("tool-call"))
+        .collect();
+    if calls.is_empty() {
+        assert_eq!(first["finish_reason"].as_str(), Some("stop"), "{first:?}");
+        eprintln!(
+            "measured: llama-server + SmolLM2-135M answered the tools request with text: {:?}",
+            first["text"].as_str().unwrap_or("")
+        );
+    } else {
+        assert_eq!(
+            first["finish_reason"].as_str(),
+            Some("tool_calls"),
+            "{first:?}"
+        );
+        let results: Vec<&toml::Value> = nodes
+            .iter()
+            .filter(|n| n["kind"].as_str() == Some("tool-result"))
+            .collect();
+        assert_eq!(results.len(), calls.len());
+        eprintln!(
+            "measured: llama-server + SmolLM2-135M made {} call(s): {}; results: {}",
+            calls.len(),
+            calls
+                .iter()
+                .map(|c| format!(
+                    "{}({})",
+                    c["meta"]["tool"].as_str().unwrap_or("?"),
+                    c["text"].as_str().unwrap_or("")
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            results
+                .iter()
+                .map(|r| r["text"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    assert_no_key_in(&sb, &[&stdout, &stderr]);
+}

@@ -15,18 +15,24 @@ use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::chat::ToolCall;
 use crate::config::Config;
 use crate::error::InputError;
 use crate::llm::{
     self, Backend, BackendRegistry, ChatRequest, FinishReason, OnCancel, StreamEvent,
 };
 use crate::progress::Progress;
+use crate::prompt::tools::ToolDef;
 use crate::prompt::{self, render, Case, PromptFile, Variant};
 use crate::sanitize::{one_line, visible};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::state::timing::StreamMeter;
 use crate::state::versions;
+use crate::state::tool_loop::{self, Answer, External, Next, Source};
 use crate::store;
+use crate::tool_run;
 
 /// `promptloom run FILE`.
 #[derive(Debug, clap::Args)]
@@ -51,6 +57,10 @@ pub(crate) struct RunArgs {
     /// Only these variants (repeatable).
     #[arg(long = "variant")]
     pub variants: Vec<String>,
+    /// Let `command` and `mcp` tools run without [tools.NAME] / [mcp.NAME] allow = true in
+    /// the config (confirm = true is then not asked either).
+    #[arg(long)]
+    pub allow_tools: bool,
 }
 
 /// One variant × case to run.
@@ -184,6 +194,7 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
         .map(|v| (v.name.clone(), versions::record(&mut session, v, &at)))
         .collect();
 
+    let tool_config = config.clone();
     let registry = Arc::new(BackendRegistry::new(config));
     let models: BTreeSet<&str> = file.variants.iter().map(|v| v.model.as_str()).collect();
     for m in &models {
@@ -196,14 +207,21 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
     let progress = Progress::new("run", Some(jobs.len() as u64));
     let cancel = CancellationToken::new();
     let semaphore = Arc::new(Semaphore::new(usize::from(args.concurrency)));
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Node>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<Node>>();
+    let tools = Arc::new(ToolEnv {
+        defs: file.tools.clone(),
+        config: tool_config,
+        allow_all: args.allow_tools,
+        next_id: Arc::new(AtomicU64::new(jobs.len() as u64 + 1)),
+    });
     for job in jobs.iter().cloned() {
         let backend = registry.get(&job.variant.model);
-        let (cancel, semaphore, done_tx, progress) = (
+        let (cancel, semaphore, done_tx, progress, tools) = (
             cancel.clone(),
             semaphore.clone(),
             done_tx.clone(),
             progress.clone(),
+            tools.clone(),
         );
         tokio::spawn(async move {
             let permit = tokio::select! {
@@ -211,15 +229,17 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
                 _ = cancel.cancelled() => None,
             };
             let prep_error = crate::prompt::render::prepare_error(&job.meta);
-            let node = match (permit, backend) {
-                (None, _) => cancelled_before_start(&job),
+            let nodes = match (permit, backend) {
+                (None, _) => vec![cancelled_before_start(&job)],
                 (Some(_), _) if prep_error.is_some() => {
-                    failed_before_start(&job, prep_error.unwrap_or_default())
+                    vec![failed_before_start(&job, prep_error.unwrap_or_default())]
                 }
-                (Some(_permit), Ok(b)) => run_job(b.as_ref(), &job, &cancel, &progress).await,
-                (Some(_), Err(e)) => failed_before_start(&job, e),
+                (Some(_permit), Ok(b)) => {
+                    run_job(b.as_ref(), &job, &cancel, &progress, &tools).await
+                }
+                (Some(_), Err(e)) => vec![failed_before_start(&job, e)],
             };
-            let _ = done_tx.send(node);
+            let _ = done_tx.send(nodes);
         });
     }
     drop(done_tx);
@@ -229,20 +249,25 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
     let mut received = 0;
     loop {
         tokio::select! {
-            node = done_rx.recv() => {
-                let Some(mut node) = node else { break };
-                if let Some(t) = tags.get(&node.variant) {
-                    versions::tag_node(&mut node, t.clone());
+            nodes = done_rx.recv() => {
+                let Some(mut nodes) = nodes else { break };
+                if let Some(t) = tags.get(nodes.first().map_or("", |n| n.variant.as_str())) {
+                    for node in &mut nodes {
+                        versions::tag_node(node, t.clone());
+                    }
                 }
                 received += 1;
-                progress.step(&format!(
-                    "{} × {} on {}: {}",
-                    visible(&node.variant),
-                    visible(&node.case),
-                    visible(&node.model),
-                    verdict(&node)
-                ));
-                session.nodes.push(node);
+                // The job's last node is its final turn (the one the checks are on).
+                if let Some(node) = nodes.last() {
+                    progress.step(&format!(
+                        "{} × {} on {}: {}",
+                        visible(&node.variant),
+                        visible(&node.case),
+                        visible(&node.model),
+                        verdict(node)
+                    ));
+                }
+                session.nodes.extend(nodes);
                 session.nodes.sort_by_key(|n| n.id);
                 session.models = registry.identities();
                 if let Err(e) = store::save_atomic(&out_path, &session) {
@@ -283,10 +308,7 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
         eprintln!("interrupted: answers that finished are in the session");
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
-    let ok = session
-        .nodes
-        .iter()
-        .all(|n| n.status == NodeStatus::Done && n.passed() != Some(false));
+    let ok = finals(&session).all(|n| n.status == NodeStatus::Done && n.passed() != Some(false));
     Ok(if ok && saved {
         ExitCode::SUCCESS
     } else {
@@ -324,32 +346,170 @@ fn failed_before_start(job: &Trial, error: String) -> Node {
     n
 }
 
-/// Stream one job to the end (or cancellation) and return its node, with the case's checks
-/// run on a finished answer.
+/// What a job needs to answer tool calls.
+pub(crate) struct ToolEnv {
+    pub defs: Vec<ToolDef>,
+    pub config: Config,
+    pub allow_all: bool,
+    /// Ids for the nodes a tool loop adds (every job's first node has its id from [`plan`]).
+    pub next_id: Arc<AtomicU64>,
+}
+
+/// Stream one job to the end (or cancellation): its answer, and when the model calls tools,
+/// every call, result and later turn ([`tool_loop`]), with the case's checks on the last
+/// turn. The nodes come back in the order they were made, the job's own first.
 async fn run_job(
     backend: &dyn Backend,
     job: &Trial,
     cancel: &CancellationToken,
     progress: &Progress,
-) -> Node {
+    tools: &ToolEnv,
+) -> Vec<Node> {
     let model = &job.variant.model;
-    let mut node = stream_into_node(backend, base_node(job), cancel, |n| {
+    let mut local = Session::new("", String::new(), None);
+    let (first, mut calls) = stream_turn(backend, base_node(job), cancel, |n| {
         progress.message(format!("{model}: {n}"))
     })
     .await;
-    if node.status == NodeStatus::Done {
-        node.checks = job.case.expect.check(&node.text);
+    let mut current = first.id;
+    local.nodes.push(first);
+    let mut rounds = 0;
+    loop {
+        let Some(node) = local.node(current) else {
+            break;
+        };
+        if node.status != NodeStatus::Done {
+            break;
+        }
+        let request = node.request.clone();
+        match tool_loop::after_turn(&request, &calls, rounds) {
+            Next::Done => break,
+            Next::StepLimit(e) => {
+                if let Some(n) = local.node_mut(current) {
+                    n.status = NodeStatus::Error;
+                    n.error = Some(e);
+                }
+                break;
+            }
+            Next::Answer => {}
+        }
+        let text = node.text.clone();
+        if let Some(n) = local.node_mut(current) {
+            n.finish_reason = Some(FinishReason::ToolCalls);
+        }
+        let mut parent = current;
+        let mut results = Vec::with_capacity(calls.len());
+        for call in &calls {
+            let call_node = tool_loop::record_call(&mut local, parent, call, now_rfc3339());
+            let t0 = Instant::now();
+            let answer = tool_loop::answer_call(call, &request.sampling.tools, &tools.defs, |d| {
+                tool_run::permission(&tools.config, tools.allow_all, d)
+            });
+            let (content, source) = match answer {
+                Answer::Ready { content, source } => (content, source),
+                Answer::Run(ext) => {
+                    let source = match ext {
+                        External::Command { .. } => Source::Command,
+                        External::Mcp { .. } => Source::Mcp,
+                    };
+                    match tool_run::run_external(&tools.config, &ext).await {
+                        Ok(out) => (out, source),
+                        Err(e) => (format!("error: {e}"), Source::Error),
+                    }
+                }
+                // Nobody can approve a call in a headless run.
+                Answer::Confirm(_) => (
+                    tool_loop::not_allowed(
+                        &call.name,
+                        "the config says confirm = true and a headless run cannot ask; approve it in the playground, or pass --allow-tools",
+                    ),
+                    Source::NotAllowed,
+                ),
+            };
+            parent = tool_loop::record_result(
+                &mut local,
+                call_node,
+                &content,
+                source,
+                t0.elapsed(),
+                now_rfc3339(),
+            );
+            results.push((call.clone(), content));
+        }
+        rounds += 1;
+        let next = tool_loop::next_request(&request, &text, &results);
+        let turn = local
+            .push_child(parent, NodeKind::Answer, model, next, now_rfc3339(), &[])
+            .clone();
+        local.nodes.pop();
+        let (turn, more) = stream_turn(backend, turn, cancel, |n| {
+            progress.message(format!("{model}: {n}"))
+        })
+        .await;
+        current = turn.id;
+        calls = more;
+        local.nodes.push(turn);
     }
-    node
+    if let Some(last) = local.node(current) {
+        if last.status == NodeStatus::Done {
+            let mut checks = job.case.expect.check(&last.text);
+            checks.extend(job.case.expect.check_calls(
+                &tool_loop::calls_to(&local, current),
+                &job.request.sampling.tools,
+            ));
+            if let Some(n) = local.node_mut(current) {
+                n.checks = checks;
+            }
+        }
+    }
+    renumber(&mut local.nodes, job.node_id, &tools.next_id);
+    local.nodes
+}
+
+/// Give every node but the job's first a session-wide id from `next`, keeping the links.
+fn renumber(nodes: &mut [Node], first: u64, next: &AtomicU64) {
+    let mut map = std::collections::HashMap::new();
+    for n in nodes.iter_mut().filter(|n| n.id != first) {
+        let id = next.fetch_add(1, Ordering::Relaxed);
+        map.insert(n.id, id);
+        n.id = id;
+    }
+    for n in nodes.iter_mut() {
+        if let Some(p) = n.parent.and_then(|p| map.get(&p)) {
+            n.parent = Some(*p);
+        }
+    }
+}
+
+/// [`stream_into_node`], also returning the tool calls the turn made.
+async fn stream_turn(
+    backend: &dyn Backend,
+    node: Node,
+    cancel: &CancellationToken,
+    on_notice: impl FnMut(String),
+) -> (Node, Vec<ToolCall>) {
+    let mut calls = Vec::new();
+    let node = stream_with_calls(backend, node, cancel, on_notice, &mut calls).await;
+    (node, calls)
 }
 
 /// Stream `node.request` to the end (or until `cancel`), filling in the node's text, figures,
 /// status, finish reason and error ([`Node::finish`]). Notices go to `on_notice`.
 pub(crate) async fn stream_into_node(
     backend: &dyn Backend,
+    node: Node,
+    cancel: &CancellationToken,
+    on_notice: impl FnMut(String),
+) -> Node {
+    stream_with_calls(backend, node, cancel, on_notice, &mut Vec::new()).await
+}
+
+async fn stream_with_calls(
+    backend: &dyn Backend,
     mut node: Node,
     cancel: &CancellationToken,
     mut on_notice: impl FnMut(String),
+    calls: &mut Vec<ToolCall>,
 ) -> Node {
     let t0 = Instant::now();
     let handle = backend.start(node.request.clone());
@@ -363,6 +523,7 @@ pub(crate) async fn stream_into_node(
             }
             StreamEvent::Usage(u) => meter.on_usage(u),
             StreamEvent::Notice(n) => on_notice(n),
+            StreamEvent::ToolCall(c) => calls.push(c),
             StreamEvent::Finished(r) => outcome = Ok(r),
             StreamEvent::Failed(e) => outcome = Err(e),
         }
@@ -409,6 +570,10 @@ struct VariantSummary {
     passed: usize,
     checked: usize,
     errors: usize,
+    /// Conversations whose case expects a tool call, and those where the right tool was called
+    /// with the right (schema-valid) arguments.
+    tool_expected: usize,
+    tool_right: usize,
     mean_ttft_ms: Option<f64>,
     mean_tok_per_s: Option<f64>,
 }
@@ -418,9 +583,34 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// The nodes that end a conversation: every answer but the turns that went on to tool calls.
+fn finals(s: &Session) -> impl Iterator<Item = &Node> {
+    s.nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Answer && n.finish_reason != Some(FinishReason::ToolCalls))
+}
+
+/// The `tool` check of a final node, if its case has one.
+fn tool_check(n: &Node) -> Option<bool> {
+    n.checks.iter().find(|c| c.kind == "tool").map(|c| c.pass)
+}
+
+/// The calls made on the way to `n`, compactly: `get_current_weather({"location":"Boston"})`.
+fn calls_text(s: &Session, n: &Node) -> String {
+    let calls = tool_loop::calls_to(s, n.id);
+    if calls.is_empty() {
+        return "-".into();
+    }
+    calls
+        .iter()
+        .map(|c| format!("{}({})", c.name, c.arguments.trim()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn summaries(s: &Session) -> Vec<VariantSummary> {
     let mut names: Vec<&str> = Vec::new();
-    for n in &s.nodes {
+    for n in finals(s) {
         if !names.contains(&n.variant.as_str()) {
             names.push(&n.variant);
         }
@@ -428,7 +618,7 @@ fn summaries(s: &Session) -> Vec<VariantSummary> {
     names
         .into_iter()
         .map(|name| {
-            let nodes: Vec<&Node> = s.nodes.iter().filter(|n| n.variant == name).collect();
+            let nodes: Vec<&Node> = finals(s).filter(|n| n.variant == name).collect();
             VariantSummary {
                 variant: name.to_string(),
                 answers: nodes.len(),
@@ -441,6 +631,8 @@ fn summaries(s: &Session) -> Vec<VariantSummary> {
                     .iter()
                     .filter(|n| n.status == NodeStatus::Error)
                     .count(),
+                tool_expected: nodes.iter().filter(|n| tool_check(n).is_some()).count(),
+                tool_right: nodes.iter().filter(|n| tool_check(n) == Some(true)).count(),
                 mean_ttft_ms: mean(nodes.iter().filter_map(|n| n.ttft_ms).map(|x| x as f64)),
                 mean_tok_per_s: mean(nodes.iter().filter_map(|n| n.tok_per_s)),
             }
@@ -478,14 +670,16 @@ fn columns(rows: &[Vec<String>]) -> String {
 
 /// The human-readable report.
 pub(crate) fn table(s: &Session) -> String {
-    let mut rows = vec![[
+    let with_tools = s.nodes.iter().any(|n| !n.request.sampling.tools.is_empty());
+    let mut head = vec![
         "VARIANT", "CASE", "MODEL", "RESULT", "TOKENS", "TTFT", "TOK/S", "ANSWER",
-    ]
-    .iter()
-    .map(|x| x.to_string())
-    .collect::<Vec<_>>()];
-    for n in &s.nodes {
-        rows.push(vec![
+    ];
+    if with_tools {
+        head.push("CALLS");
+    }
+    let mut rows = vec![head.iter().map(|x| x.to_string()).collect::<Vec<_>>()];
+    for n in finals(s) {
+        let mut row = vec![
             n.variant.clone(),
             n.case.clone(),
             n.model.clone(),
@@ -494,16 +688,21 @@ pub(crate) fn table(s: &Session) -> String {
             opt_ms(n.ttft_ms),
             opt_rate(n.tok_per_s),
             one_line(&n.text, 60),
-        ]);
+        ];
+        if with_tools {
+            row.push(one_line(&calls_text(s, n), 60));
+        }
+        rows.push(row);
     }
     let mut out = columns(&rows);
     out.push('\n');
-    let mut rows = vec![["VARIANT", "PASSED", "ERRORS", "MEAN TTFT", "MEAN TOK/S"]
-        .iter()
-        .map(|x| x.to_string())
-        .collect::<Vec<_>>()];
+    let mut head = vec!["VARIANT", "PASSED", "ERRORS", "MEAN TTFT", "MEAN TOK/S"];
+    if with_tools {
+        head.push("RIGHT CALLS");
+    }
+    let mut rows = vec![head.iter().map(|x| x.to_string()).collect::<Vec<_>>()];
     for v in summaries(s) {
-        rows.push(vec![
+        let mut row = vec![
             v.variant,
             format!("{}/{}", v.passed, v.checked),
             v.errors.to_string(),
@@ -511,12 +710,23 @@ pub(crate) fn table(s: &Session) -> String {
                 .map(|x| format!("{x:.0} ms"))
                 .unwrap_or_else(|| "-".into()),
             opt_rate(v.mean_tok_per_s),
-        ]);
+        ];
+        if with_tools {
+            row.push(if v.tool_expected == 0 {
+                "-".into()
+            } else {
+                format!(
+                    "{}/{} ({:.0}%)",
+                    v.tool_right,
+                    v.tool_expected,
+                    100.0 * v.tool_right as f64 / v.tool_expected as f64
+                )
+            });
+        }
+        rows.push(row);
     }
     out.push_str(&columns(&rows));
-    let problems: Vec<&Node> = s
-        .nodes
-        .iter()
+    let problems: Vec<&Node> = finals(s)
         .filter(|n| n.error.is_some() || n.passed() == Some(false))
         .collect();
     if !problems.is_empty() {
@@ -544,13 +754,43 @@ pub(crate) fn table(s: &Session) -> String {
     out
 }
 
+/// The `tool-result` nodes on the way to `node`, oldest first.
+fn tool_results_to(s: &Session, node: u64) -> Vec<&Node> {
+    let mut out = Vec::new();
+    let mut cur = Some(node);
+    while let Some(id) = cur {
+        let Some(n) = s.node(id) else { break };
+        if n.kind == NodeKind::ToolResult {
+            out.push(n);
+        }
+        cur = n.parent;
+    }
+    out.reverse();
+    out
+}
+
 /// The `--json` report.
 pub(crate) fn json_report(s: &Session, session_path: &Path) -> serde_json::Value {
-    let results: Vec<serde_json::Value> = s
-        .nodes
-        .iter()
+    let results: Vec<serde_json::Value> = finals(s)
         .map(|n| {
+            let calls: Vec<serde_json::Value> = tool_loop::calls_to(s, n.id)
+                .iter()
+                .map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments}))
+                .collect();
+            let results: Vec<serde_json::Value> = tool_results_to(s, n.id)
+                .iter()
+                .map(|r| {
+                    json!({
+                        "name": r.meta.get("tool"),
+                        "source": r.meta.get("source"),
+                        "content": r.text,
+                        "latency_ms": r.duration_ms,
+                    })
+                })
+                .collect();
             json!({
+                "tool_calls": calls,
+                "tool_results": results,
                 "node": n.id,
                 "variant": n.variant,
                 "case": n.case,
@@ -578,6 +818,9 @@ pub(crate) fn json_report(s: &Session, session_path: &Path) -> serde_json::Value
                 "passed": v.passed,
                 "checked": v.checked,
                 "errors": v.errors,
+                "tool_expected": v.tool_expected,
+                "tool_right": v.tool_right,
+                "tool_right_rate": (v.tool_expected > 0).then(|| v.tool_right as f64 / v.tool_expected as f64),
                 "mean_ttft_ms": v.mean_ttft_ms,
                 "mean_tok_per_s": v.mean_tok_per_s,
             })
@@ -587,7 +830,7 @@ pub(crate) fn json_report(s: &Session, session_path: &Path) -> serde_json::Value
         "title": s.title,
         "prompt_file": s.prompt_file,
         "session": PathBuf::from(session_path),
-        "all_passed": s.nodes.iter().all(|n| n.status == NodeStatus::Done && n.passed() != Some(false)),
+        "all_passed": finals(s).all(|n| n.status == NodeStatus::Done && n.passed() != Some(false)),
         "results": results,
         "summary": summary,
     })

@@ -41,12 +41,56 @@ impl BackendKind {
     }
 }
 
-/// One scripted rule: when the last user message contains `when`, answer `reply`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One scripted rule: when the last user message (or tool result) contains `when`, answer
+/// `reply`, then make `tool_calls` (a turn that ends with calls).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScriptRule {
     pub when: String,
+    #[serde(default)]
     pub reply: String,
+    #[serde(default)]
+    pub tool_calls: Vec<ScriptCall>,
+}
+
+/// A tool call a scripted rule makes: `arguments` is sent as written (it need not be JSON, to
+/// test how bad calls are handled).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScriptCall {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: String,
+}
+
+/// What the user lets a `command` tool do, as written under `[tools.NAME]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolPolicy {
+    /// Run this tool's command when a model calls it.
+    #[serde(default)]
+    pub allow: bool,
+    /// Ask in the playground before each run (headless runs refuse it unless --allow-tools).
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// An MCP server, as written under `[mcp.NAME]`: `command` + `args` (stdio) or `url`
+/// (streamable HTTP).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct McpServer {
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub url: Option<String>,
+    /// Prompt files may call this server's tools.
+    #[serde(default)]
+    pub allow: bool,
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 /// A named model, as written under `[models.NAME]`.
@@ -115,6 +159,10 @@ struct ConfigFile {
     max_answer_bytes: Option<usize>,
     #[serde(default)]
     models: BTreeMap<String, ModelConfig>,
+    #[serde(default)]
+    tools: BTreeMap<String, ToolPolicy>,
+    #[serde(default)]
+    mcp: BTreeMap<String, McpServer>,
 }
 
 /// Where promptloom keeps files, after flags and environment overrides.
@@ -172,6 +220,10 @@ pub(crate) struct Config {
     /// The user's keymap file, resolved like other configured paths.
     pub keymap: Option<PathBuf>,
     pub models: BTreeMap<String, ModelConfig>,
+    /// Which `command` tools may run (`[tools.NAME]`).
+    pub tools: BTreeMap<String, ToolPolicy>,
+    /// MCP servers (`[mcp.NAME]`).
+    pub mcp: BTreeMap<String, McpServer>,
     /// Answers end at this many bytes (a model may set its own).
     pub max_answer_bytes: usize,
     pub dirs: Dirs,
@@ -215,6 +267,8 @@ impl Config {
                 .max_answer_bytes
                 .unwrap_or(crate::llm::capped::DEFAULT_MAX_ANSWER_BYTES),
             models: file.models,
+            tools: file.tools,
+            mcp: file.mcp,
             dirs,
             source: None,
         }
@@ -241,6 +295,8 @@ impl Config {
             self.keymap = Some(resolve_path(&k, &bare, path.parent()));
         }
         self.models.extend(file.models);
+        self.tools.extend(file.tools);
+        self.mcp.extend(file.mcp);
         Ok(())
     }
 
@@ -264,6 +320,17 @@ impl Config {
                 &file,
                 "max_answer_bytes = 0 would end every answer before it starts; use a positive number of bytes (default 1048576)",
             ));
+        }
+        for (name, m) in &self.mcp {
+            match (&m.command, &m.url) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err(InputError::plain(
+                        &file,
+                        format!("[mcp.{name}] needs exactly one of `command` (stdio) or `url` (streamable HTTP)"),
+                    ))
+                }
+            }
         }
         for (name, m) in &self.models {
             if m.max_answer_bytes == Some(0) {

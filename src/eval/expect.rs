@@ -6,6 +6,15 @@
 
 use regex::RegexBuilder;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::chat::{ToolCall, ToolSpec};
+
+impl CheckResult {
+    fn into_vec(self) -> Vec<CheckResult> {
+        vec![self]
+    }
+}
 
 /// What a good answer must satisfy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,13 +32,43 @@ pub(crate) struct Expect {
     pub equals: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub case_sensitive: bool,
+    /// The tool the model should call (`expect = { tool = "get_current_weather" }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// What the call's arguments must contain (a subset match: every key given here, with the
+    /// same value; strings compared case-insensitively unless `case_sensitive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<serde_json::Value>,
+}
+
+/// Whether `want` is contained in `got`: objects by key (recursively), arrays element by
+/// element; a string when `got` contains it (so `"Boston"` matches `"Boston, MA"`),
+/// case-insensitively unless `case_sensitive`; numbers by value (`72` = `72.0`).
+pub(crate) fn subset(want: &Value, got: &Value, case_sensitive: bool) -> bool {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => w
+            .iter()
+            .all(|(k, wv)| g.get(k).is_some_and(|gv| subset(wv, gv, case_sensitive))),
+        (Value::Array(w), Value::Array(g)) => {
+            w.len() == g.len() && w.iter().zip(g).all(|(a, b)| subset(a, b, case_sensitive))
+        }
+        (Value::String(w), Value::String(g)) => {
+            if case_sensitive {
+                g.contains(w.trim())
+            } else {
+                g.to_lowercase().contains(&w.trim().to_lowercase())
+            }
+        }
+        (Value::Number(w), Value::Number(g)) => w.as_f64() == g.as_f64(),
+        (w, g) => w == g,
+    }
 }
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckResult {
-    /// `any`, `all`, `none`, `regex` or `equals`.
+    /// `any`, `all`, `none`, `regex`, `equals` or `tool`.
     pub kind: String,
     pub pass: bool,
     /// What was looked for and, on failure, what was missing or found.
@@ -43,10 +82,80 @@ impl Expect {
             && self.none.is_empty()
             && self.regex.is_none()
             && self.equals.is_none()
+            && self.tool.is_none()
+            && self.args.is_none()
+    }
+
+    /// Whether this case checks tool calls.
+    pub fn checks_tools(&self) -> bool {
+        self.tool.is_some() || self.args.is_some()
+    }
+
+    /// The `tool` check over every call a conversation made: passes when one call names the
+    /// expected tool, its arguments are a JSON object valid against the tool's schema (from
+    /// `specs`) and contain `args`. Empty when the case expects no call.
+    pub fn check_calls(&self, calls: &[ToolCall], specs: &[ToolSpec]) -> Vec<CheckResult> {
+        if !self.checks_tools() {
+            return Vec::new();
+        }
+        let want = self.tool.as_deref();
+        let mut reasons = Vec::new();
+        for c in calls {
+            if want.is_some_and(|w| w != c.name) {
+                reasons.push(format!("called {:?}", c.name));
+                continue;
+            }
+            let args = match c.parsed_args() {
+                Ok(a) => a,
+                Err(e) => {
+                    reasons.push(format!("{:?}: {e}", c.name));
+                    continue;
+                }
+            };
+            if let Some(spec) = specs.iter().find(|s| s.name == c.name) {
+                if let Err(e) = spec.check_args(&args) {
+                    reasons.push(format!(
+                        "{:?}: arguments do not match the schema: {e}",
+                        c.name
+                    ));
+                    continue;
+                }
+            }
+            if let Some(expected) = &self.args {
+                if !subset(expected, &args, self.case_sensitive) {
+                    reasons.push(format!("{:?} with arguments {args}", c.name));
+                    continue;
+                }
+            }
+            return vec![CheckResult {
+                kind: "tool".into(),
+                pass: true,
+                detail: format!("called {:?} with {args}", c.name),
+            }];
+        }
+        let looked_for = match (&want, &self.args) {
+            (Some(t), Some(a)) => format!("{t:?} with {a}"),
+            (Some(t), None) => format!("{t:?}"),
+            (None, Some(a)) => format!("a call with {a}"),
+            (None, None) => String::new(),
+        };
+        CheckResult {
+            kind: "tool".into(),
+            pass: false,
+            detail: if reasons.is_empty() {
+                format!("expected a call to {looked_for}; no tool was called")
+            } else {
+                format!("expected a call to {looked_for}; {}", reasons.join("; "))
+            },
+        }
+        .into_vec()
     }
 
     /// Checked when the prompt file loads, so a bad pattern fails before anything runs.
     pub fn validate(&self) -> Result<(), String> {
+        if self.args.as_ref().is_some_and(|a| !a.is_object()) {
+            return Err("expect.args must be a table of argument values, e.g. args = { location = \"Boston\" }".into());
+        }
         if let Some(r) = &self.regex {
             RegexBuilder::new(r)
                 .case_insensitive(!self.case_sensitive)

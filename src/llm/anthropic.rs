@@ -12,6 +12,7 @@ use super::http::{self, Call, Remote, Step, Wire, WireParser};
 use super::{
     Backend, ChatRequest, FinishReason, ModelIdentity, Role, StreamEvent, StreamHandle, Usage,
 };
+use crate::chat::{ToolCall, ToolChoice};
 
 /// The API version this parser speaks.
 const API_VERSION: &str = "2023-06-01";
@@ -37,12 +38,42 @@ pub(crate) fn body(model: &str, request: &ChatRequest) -> Value {
         .filter(|m| m.role == Role::System)
         .map(|m| m.content.as_str())
         .collect();
-    let messages: Vec<Value> = request
-        .messages
-        .iter()
-        .filter(|m| m.role != Role::System)
-        .map(|m| json!({"role": m.role, "content": m.content}))
-        .collect();
+    let mut messages: Vec<Value> = Vec::new();
+    for m in request.messages.iter().filter(|m| m.role != Role::System) {
+        if let Some(r) = &m.tool_result {
+            let block =
+                json!({"type": "tool_result", "tool_use_id": r.call_id, "content": m.content});
+            // Results of one turn's calls go back in one user message.
+            if let Some(prev) = messages.last_mut().filter(|p| {
+                p["role"] == "user"
+                    && p["content"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().all(|b| b["type"] == "tool_result"))
+            }) {
+                if let Some(c) = prev["content"].as_array_mut() {
+                    c.push(block);
+                }
+            } else {
+                messages.push(json!({"role": "user", "content": [block]}));
+            }
+            continue;
+        }
+        if m.tool_calls.is_empty() {
+            messages.push(json!({"role": m.role, "content": m.content}));
+            continue;
+        }
+        let mut content = Vec::new();
+        if !m.content.is_empty() {
+            content.push(json!({"type": "text", "text": m.content}));
+        }
+        for c in &m.tool_calls {
+            // The API takes the input as an object; arguments that were not one are sent empty
+            // (the model was told so in the call's result).
+            let input = c.parsed_args().unwrap_or_else(|_| json!({}));
+            content.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
+        }
+        messages.push(json!({"role": "assistant", "content": content}));
+    }
     let mut b = serde_json::Map::new();
     b.insert("model".into(), model.into());
     b.insert(
@@ -65,6 +96,23 @@ pub(crate) fn body(model: &str, request: &ChatRequest) -> Value {
     }
     if let Some(v) = http::stop_value(&s.stop) {
         b.insert("stop_sequences".into(), v);
+    }
+    if !s.tools.is_empty() {
+        let tools: Vec<Value> = s
+            .tools
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+            .collect();
+        b.insert("tools".into(), tools.into());
+        if let Some(c) = &s.tool_choice {
+            let v = match c {
+                ToolChoice::Auto => json!({"type": "auto"}),
+                ToolChoice::None => json!({"type": "none"}),
+                ToolChoice::Required => json!({"type": "any"}),
+                ToolChoice::Tool(n) => json!({"type": "tool", "name": n}),
+            };
+            b.insert("tool_choice".into(), v);
+        }
     }
     Value::Object(b)
 }
@@ -102,12 +150,16 @@ pub(crate) struct AnthropicParser {
     stop: Option<FinishReason>,
     input_tokens: Option<u64>,
     told_thinking: bool,
+    /// `tool_use` blocks by index: their id, name and the input JSON streamed so far.
+    calls: BTreeMap<u64, ToolCall>,
+    call_bytes: usize,
 }
 
 fn stop_reason(s: &str) -> FinishReason {
     match s {
         "max_tokens" => FinishReason::Length,
         "stop_sequence" => FinishReason::StopSequence,
+        "tool_use" => FinishReason::ToolCalls,
         _ => FinishReason::Stop,
     }
 }
@@ -168,6 +220,28 @@ impl WireParser for AnthropicParser {
                     }
                 } else if t.contains("thinking") {
                     self.thinking(out);
+                } else if t == "tool_use" {
+                    let field = |k: &str| {
+                        block
+                            .and_then(|b| b.get(k))
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    // A server may put the whole input in the start block.
+                    let input = block
+                        .and_then(|b| b.get("input"))
+                        .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+                        .map(Value::to_string)
+                        .unwrap_or_default();
+                    self.calls.insert(
+                        index,
+                        ToolCall {
+                            id: field("id"),
+                            name: field("name"),
+                            arguments: input,
+                        },
+                    );
                 }
                 self.blocks.insert(index, t);
             }
@@ -190,7 +264,24 @@ impl WireParser for AnthropicParser {
                         }
                     }
                     "thinking_delta" => self.thinking(out),
-                    // signature_delta, input_json_delta, citations: not answer text.
+                    "input_json_delta" => {
+                        let part = delta
+                            .and_then(|d| d.get("partial_json"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
+                        self.call_bytes += part.len();
+                        if self.call_bytes > super::openai::MAX_TOOL_ARGUMENT_BYTES {
+                            out.push(Step::Fail(format!(
+                                "the model's tool call input passed {} MiB; stopped",
+                                super::openai::MAX_TOOL_ARGUMENT_BYTES >> 20
+                            )));
+                            return;
+                        }
+                        if let Some(c) = self.calls.get_mut(&index) {
+                            c.arguments.push_str(part);
+                        }
+                    }
+                    // signature_delta, citations: not answer text.
                     _ => {}
                 }
             }
@@ -213,7 +304,22 @@ impl WireParser for AnthropicParser {
                     })));
                 }
             }
-            "message_stop" => out.push(Step::Finish(self.stop.unwrap_or(FinishReason::Stop))),
+            "message_stop" => {
+                let calls = std::mem::take(&mut self.calls);
+                let any = !calls.is_empty();
+                for (i, mut c) in calls {
+                    if c.id.is_empty() {
+                        c.id = format!("toolu_{i}");
+                    }
+                    out.push(Step::Emit(StreamEvent::ToolCall(c)));
+                }
+                let stop = match self.stop {
+                    None | Some(FinishReason::Stop) if any => FinishReason::ToolCalls,
+                    Some(r) => r,
+                    None => FinishReason::Stop,
+                };
+                out.push(Step::Finish(stop));
+            }
             "error" => {
                 let msg = http::json_error_text(&v).unwrap_or_else(|| data.trim().to_string());
                 out.push(Step::Fail(format!(
@@ -263,6 +369,74 @@ mod tests {
                 "temperature": 0.0, "stop_sequences": ["END"],
             })
         );
+    }
+
+    #[test]
+    fn tool_use_streams_as_input_json_deltas_and_results_go_back_as_tool_result_blocks() {
+        let mut p = AnthropicParser::default();
+        let mut out = Vec::new();
+        for data in [
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Let me check."}}"#,
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_current_weather","input":{}}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\": \"Bo"}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"ston\"}"}}"#,
+            r#"{"type":"content_block_stop","index":1}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":20}}"#,
+            r#"{"type":"message_stop"}"#,
+        ] {
+            p.on_payload(None, data, &mut out);
+        }
+        let call = ToolCall {
+            id: "toolu_1".into(),
+            name: "get_current_weather".into(),
+            arguments: r#"{"location": "Boston"}"#.into(),
+        };
+        assert_eq!(
+            out[0],
+            Step::Emit(StreamEvent::Delta("Let me check.".into()))
+        );
+        assert_eq!(out[2], Step::Emit(StreamEvent::ToolCall(call.clone())));
+        assert_eq!(out[3], Step::Finish(FinishReason::ToolCalls));
+
+        let mut second = call.clone();
+        second.id = "toolu_2".into();
+        let r = ChatRequest {
+            messages: vec![
+                ChatMessage::new(Role::User, "weather?"),
+                ChatMessage::assistant_calls("Let me check.", vec![call.clone(), second.clone()]),
+                ChatMessage::tool_result(&call, "72"),
+                ChatMessage::tool_result(&second, "73"),
+            ],
+            sampling: Sampling {
+                tools: vec![crate::chat::ToolSpec {
+                    name: "get_current_weather".into(),
+                    description: "d".into(),
+                    parameters: json!({"type": "object"}),
+                }],
+                tool_choice: Some(ToolChoice::Required),
+                ..Default::default()
+            },
+        };
+        let b = body("claude", &r);
+        assert_eq!(
+            b["messages"],
+            json!([
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_current_weather", "input": {"location": "Boston"}},
+                    {"type": "tool_use", "id": "toolu_2", "name": "get_current_weather", "input": {"location": "Boston"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "72"},
+                    {"type": "tool_result", "tool_use_id": "toolu_2", "content": "73"},
+                ]},
+            ])
+        );
+        assert_eq!(b["tools"][0]["input_schema"], json!({"type": "object"}));
+        assert_eq!(b["tool_choice"], json!({"type": "any"}));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::http::{self, Call, Remote, Step, Wire, WireParser};
 use super::{Backend, ChatRequest, FinishReason, ModelIdentity, StreamEvent, StreamHandle, Usage};
+use crate::chat::{ChatMessage, ToolCall, ToolChoice};
 
 pub(crate) struct OllamaBackend {
     remote: Remote,
@@ -41,12 +42,40 @@ pub(crate) fn body(model: &str, request: &ChatRequest) -> Value {
     if let Some(v) = http::stop_value(&s.stop) {
         options.insert("stop".into(), v);
     }
-    json!({
+    let messages: Vec<Value> = request.messages.iter().map(wire_message).collect();
+    let mut b = json!({
         "model": model,
-        "messages": request.messages,
+        "messages": messages,
         "stream": true,
         "options": options,
-    })
+    });
+    // Ollama has no tool_choice: "none" offers no tools, the others offer them all.
+    if !s.tools.is_empty() && s.tool_choice != Some(ToolChoice::None) {
+        if let Some(o) = b.as_object_mut() {
+            o.insert("tools".into(), super::openai::wire_tools(&s.tools));
+        }
+    }
+    b
+}
+
+/// A message as `/api/chat` takes it: calls with their arguments as objects, results under
+/// the `tool` role.
+fn wire_message(m: &ChatMessage) -> Value {
+    if let Some(r) = &m.tool_result {
+        return json!({"role": "tool", "content": m.content, "tool_name": r.name});
+    }
+    let mut v = json!({"role": m.role, "content": m.content});
+    if !m.tool_calls.is_empty() {
+        let calls: Vec<Value> = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                json!({"function": {"name": c.name, "arguments": c.parsed_args().unwrap_or_else(|_| json!({}))}})
+            })
+            .collect();
+        v["tool_calls"] = calls.into();
+    }
+    v
 }
 
 impl Backend for OllamaBackend {
@@ -64,7 +93,7 @@ impl Backend for OllamaBackend {
                     .collect(),
                 wire: Wire::Ndjson,
             };
-            http::run(&remote, call, &mut OllamaParser, &sink).await;
+            http::run(&remote, call, &mut OllamaParser::default(), &sink).await;
         });
         handle
     }
@@ -76,7 +105,10 @@ impl Backend for OllamaBackend {
 
 /// `/api/chat` stream lines.
 #[derive(Debug, Default)]
-pub(crate) struct OllamaParser;
+pub(crate) struct OllamaParser {
+    /// Tool calls so far (Ollama sends each call whole, in a message line before the last).
+    calls: Vec<ToolCall>,
+}
 
 impl WireParser for OllamaParser {
     fn on_payload(&mut self, _event: Option<&str>, line: &str, out: &mut Vec<Step>) {
@@ -105,6 +137,33 @@ impl WireParser for OllamaParser {
         {
             out.push(Step::Emit(StreamEvent::Delta(text.into())));
         }
+        if let Some(calls) = v
+            .get("message")
+            .and_then(|m| m.get("tool_calls"))
+            .and_then(Value::as_array)
+        {
+            for c in calls {
+                let f = c.get("function");
+                let n = self.calls.len();
+                self.calls.push(ToolCall {
+                    id: c
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("call_{n}")),
+                    name: f
+                        .and_then(|f| f.get("name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    arguments: match f.and_then(|f| f.get("arguments")) {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(v) => v.to_string(),
+                        None => String::new(),
+                    },
+                });
+            }
+        }
         if v.get("done").and_then(Value::as_bool) == Some(true) {
             let n = |k: &str| v.get(k).and_then(Value::as_u64);
             tracing::debug!(
@@ -118,11 +177,18 @@ impl WireParser for OllamaParser {
                 prompt_tokens: n("prompt_eval_count"),
                 completion_tokens: n("eval_count"),
             })));
-            let reason = v
+            let mut reason = v
                 .get("done_reason")
                 .and_then(Value::as_str)
                 .map(FinishReason::from_wire)
                 .unwrap_or(FinishReason::Stop);
+            let calls = std::mem::take(&mut self.calls);
+            if !calls.is_empty() && reason == FinishReason::Stop {
+                reason = FinishReason::ToolCalls;
+            }
+            for c in calls {
+                out.push(Step::Emit(StreamEvent::ToolCall(c)));
+            }
             out.push(Step::Finish(reason));
         }
     }
@@ -135,7 +201,55 @@ impl WireParser for OllamaParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{ChatMessage, Role, Sampling};
+    use crate::llm::{Role, Sampling};
+
+    #[test]
+    fn tool_calls_arrive_whole_and_results_go_back_under_the_tool_role() {
+        let mut p = OllamaParser::default();
+        let mut out = Vec::new();
+        p.on_payload(
+            None,
+            r#"{"message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_current_weather","arguments":{"location":"Boston"}}}]},"done":false}"#,
+            &mut out,
+        );
+        p.on_payload(
+            None,
+            r#"{"message":{"role":"assistant","content":""},"done":true,"done_reason":"stop"}"#,
+            &mut out,
+        );
+        let call = ToolCall {
+            id: "call_0".into(),
+            name: "get_current_weather".into(),
+            arguments: r#"{"location":"Boston"}"#.into(),
+        };
+        assert_eq!(out[1], Step::Emit(StreamEvent::ToolCall(call.clone())));
+        assert_eq!(out[2], Step::Finish(FinishReason::ToolCalls));
+        let r = ChatRequest {
+            messages: vec![
+                ChatMessage::new(Role::User, "weather?"),
+                ChatMessage::assistant_calls("", vec![call.clone()]),
+                ChatMessage::tool_result(&call, "72"),
+            ],
+            sampling: Sampling {
+                tools: vec![crate::chat::ToolSpec {
+                    name: "get_current_weather".into(),
+                    description: "d".into(),
+                    parameters: json!({"type": "object"}),
+                }],
+                ..Default::default()
+            },
+        };
+        let b = body("llama3.2", &r);
+        assert_eq!(
+            b["messages"],
+            json!([
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_current_weather", "arguments": {"location": "Boston"}}}]},
+                {"role": "tool", "content": "72", "tool_name": "get_current_weather"},
+            ])
+        );
+        assert_eq!(b["tools"][0]["function"]["name"], "get_current_weather");
+    }
 
     #[test]
     fn options_carry_the_sampling_parameters() {
@@ -148,6 +262,7 @@ mod tests {
                 max_tokens: Some(32),
                 stop: vec!["x".into()],
                 seed: Some(5),
+                ..Default::default()
             },
         };
         assert_eq!(
@@ -162,7 +277,7 @@ mod tests {
 
     #[test]
     fn lines_and_final_counts() {
-        let mut p = OllamaParser;
+        let mut p = OllamaParser::default();
         let mut out = Vec::new();
         p.on_payload(
             None,

@@ -11,6 +11,64 @@ use serde_json::{json, Value};
 
 use super::http::{self, Call, Remote, Step, Wire, WireParser};
 use super::{Backend, ChatRequest, FinishReason, ModelIdentity, StreamEvent, StreamHandle, Usage};
+use crate::chat::{ChatMessage, Role, ToolCall, ToolChoice, ToolSpec};
+
+/// The longest arguments one tool call may stream (a model that never closes its JSON would
+/// otherwise grow them until memory runs out).
+pub(crate) const MAX_TOOL_ARGUMENT_BYTES: usize = 1 << 20;
+
+/// A message in the chat completions format: tool calls on assistant turns, `tool` messages
+/// for results.
+pub(crate) fn wire_message(m: &ChatMessage) -> Value {
+    if let Some(r) = &m.tool_result {
+        return json!({ "role": "tool", "tool_call_id": r.call_id, "content": m.content });
+    }
+    let role = match m.role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    };
+    if m.tool_calls.is_empty() {
+        return json!({ "role": role, "content": m.content });
+    }
+    let calls: Vec<Value> = m
+        .tool_calls
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "type": "function",
+                "function": { "name": c.name, "arguments": c.arguments },
+            })
+        })
+        .collect();
+    json!({
+        "role": role,
+        "content": if m.content.is_empty() { Value::Null } else { Value::String(m.content.clone()) },
+        "tool_calls": calls,
+    })
+}
+
+/// `tools` in the chat completions format.
+pub(crate) fn wire_tools(tools: &[ToolSpec]) -> Value {
+    tools
+        .iter()
+        .map(|t| {
+            json!({
+                "type": "function",
+                "function": { "name": t.name, "description": t.description, "parameters": t.parameters },
+            })
+        })
+        .collect()
+}
+
+/// `tool_choice` in the chat completions format.
+pub(crate) fn wire_tool_choice(c: &ToolChoice) -> Value {
+    match c {
+        ToolChoice::Tool(name) => json!({ "type": "function", "function": { "name": name } }),
+        other => Value::String(other.as_str().to_string()),
+    }
+}
 
 pub(crate) struct OpenAiBackend {
     remote: Remote,
@@ -25,9 +83,10 @@ impl OpenAiBackend {
 /// The request body for a streamed chat completion.
 pub(crate) fn body(model: &str, request: &ChatRequest) -> Value {
     let s = &request.sampling;
+    let messages: Vec<Value> = request.messages.iter().map(wire_message).collect();
     let mut b = json!({
         "model": model,
-        "messages": request.messages,
+        "messages": messages,
         "stream": true,
         "stream_options": { "include_usage": true },
     });
@@ -46,6 +105,12 @@ pub(crate) fn body(model: &str, request: &ChatRequest) -> Value {
     }
     if let Some(v) = s.seed {
         o.insert("seed".into(), v.into());
+    }
+    if !s.tools.is_empty() {
+        o.insert("tools".into(), wire_tools(&s.tools));
+        if let Some(c) = &s.tool_choice {
+            o.insert("tool_choice".into(), wire_tool_choice(c));
+        }
     }
     b
 }
@@ -79,6 +144,78 @@ impl Backend for OpenAiBackend {
 #[derive(Debug, Default)]
 pub(crate) struct OpenAiParser {
     finish: Option<FinishReason>,
+    /// Tool calls being streamed, by their `index`.
+    calls: std::collections::BTreeMap<u64, ToolCall>,
+    call_bytes: usize,
+}
+
+impl OpenAiParser {
+    /// Fold one `delta.tool_calls` array in: the first fragment of a call brings its id and
+    /// name, later ones more of its arguments. Servers that omit `index` send each call whole,
+    /// in order.
+    fn on_tool_calls(&mut self, deltas: &[Value], out: &mut Vec<Step>) {
+        for (pos, d) in deltas.iter().enumerate() {
+            let index = d
+                .get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(self.calls.len() as u64 + pos as u64);
+            let f = d.get("function");
+            let entry = self.calls.entry(index).or_insert_with(|| ToolCall {
+                id: String::new(),
+                name: String::new(),
+                arguments: String::new(),
+            });
+            if let Some(id) = d
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                entry.id = id.to_string();
+            }
+            if let Some(n) = f.and_then(|f| f.get("name")).and_then(Value::as_str) {
+                entry.name.push_str(n);
+            }
+            match f.and_then(|f| f.get("arguments")) {
+                Some(Value::String(a)) => {
+                    self.call_bytes += a.len();
+                    entry.arguments.push_str(a);
+                }
+                // Some servers send the arguments as an object instead of its JSON text.
+                Some(v @ Value::Object(_)) => {
+                    let t = v.to_string();
+                    self.call_bytes += t.len();
+                    entry.arguments.push_str(&t);
+                }
+                _ => {}
+            }
+            if self.call_bytes > MAX_TOOL_ARGUMENT_BYTES {
+                out.push(Step::Fail(format!(
+                    "the model's tool call arguments passed {} MiB; stopped",
+                    MAX_TOOL_ARGUMENT_BYTES >> 20
+                )));
+                return;
+            }
+        }
+    }
+
+    /// The stream is over: deliver the calls, then finish.
+    fn finish(&mut self, out: &mut Vec<Step>) {
+        let calls = std::mem::take(&mut self.calls);
+        let any = !calls.is_empty();
+        for (i, mut c) in calls {
+            if c.id.is_empty() {
+                c.id = format!("call_{i}");
+            }
+            out.push(Step::Emit(StreamEvent::ToolCall(c)));
+        }
+        let reason = match self.finish {
+            // Some servers say "stop" after a turn of calls.
+            Some(FinishReason::Stop) | None if any => FinishReason::ToolCalls,
+            Some(r) => r,
+            None => FinishReason::Stop,
+        };
+        out.push(Step::Finish(reason));
+    }
 }
 
 impl WireParser for OpenAiParser {
@@ -88,7 +225,7 @@ impl WireParser for OpenAiParser {
             return;
         }
         if data == "[DONE]" {
-            out.push(Step::Finish(self.finish.unwrap_or(FinishReason::Stop)));
+            self.finish(out);
             return;
         }
         let v: Value = match serde_json::from_str(data) {
@@ -118,6 +255,13 @@ impl WireParser for OpenAiParser {
                 .filter(|t| !t.is_empty())
             {
                 out.push(Step::Emit(StreamEvent::Delta(text.to_string())));
+            }
+            if let Some(calls) = c
+                .get("delta")
+                .and_then(|d| d.get("tool_calls"))
+                .and_then(Value::as_array)
+            {
+                self.on_tool_calls(calls, out);
             }
             if let Some(r) = c.get("finish_reason").and_then(Value::as_str) {
                 self.finish = Some(FinishReason::from_wire(r));
@@ -167,6 +311,7 @@ mod tests {
                 max_tokens: Some(16),
                 stop: vec!["\n\n".into()],
                 seed: Some(7),
+                ..Default::default()
             },
         };
         let b = body("m", &r);
@@ -227,6 +372,122 @@ mod tests {
         );
         assert_eq!(feed(&mut p, r#"{"choices":null,"usage":null}"#), []);
         assert_eq!(feed(&mut p, "[DONE]"), [Step::Finish(FinishReason::Length)]);
+    }
+
+    #[test]
+    fn tool_calls_stream_in_fragments_and_arrive_whole_before_the_finish() {
+        let mut p = OpenAiParser::default();
+        let mut out = Vec::new();
+        for chunk in [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_current_weather","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"loc"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","function":{"name":"get_current_weather","arguments":"{\"location\":"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ation\": \"Boston\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":" \"Paris\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ] {
+            p.on_payload(None, chunk, &mut out);
+        }
+        assert_eq!(
+            out,
+            [
+                Step::Emit(StreamEvent::ToolCall(ToolCall {
+                    id: "call_a".into(),
+                    name: "get_current_weather".into(),
+                    arguments: r#"{"location": "Boston"}"#.into()
+                })),
+                Step::Emit(StreamEvent::ToolCall(ToolCall {
+                    id: "call_b".into(),
+                    name: "get_current_weather".into(),
+                    arguments: r#"{"location": "Paris"}"#.into()
+                })),
+                Step::Finish(FinishReason::ToolCalls),
+            ]
+        );
+        // A server that sends whole calls without index or id, then says "stop".
+        let mut p = OpenAiParser::default();
+        let mut out = Vec::new();
+        p.on_payload(
+            None,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"name":"a","arguments":{"x":1}}},{"function":{"name":"b","arguments":"{}"}}]},"finish_reason":"stop"}]}"#,
+            &mut out,
+        );
+        p.on_payload(None, "[DONE]", &mut out);
+        let names: Vec<(String, String, String)> = out
+            .iter()
+            .filter_map(|s| match s {
+                Step::Emit(StreamEvent::ToolCall(c)) => {
+                    Some((c.id.clone(), c.name.clone(), c.arguments.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("call_0".into(), "a".into(), r#"{"x":1}"#.into()),
+                ("call_1".into(), "b".into(), "{}".into())
+            ]
+        );
+        assert_eq!(out.last(), Some(&Step::Finish(FinishReason::ToolCalls)));
+    }
+
+    #[test]
+    fn endless_tool_arguments_fail_the_stream() {
+        let mut p = OpenAiParser::default();
+        let piece = "x".repeat(64 << 10);
+        let chunk = json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments": piece}}]}}]}).to_string();
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            p.on_payload(None, &chunk, &mut out);
+        }
+        assert!(
+            matches!(out.last(), Some(Step::Fail(m)) if m.contains("1 MiB")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn tools_calls_and_results_go_out_in_the_chat_completions_format() {
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "get_current_weather".into(),
+            arguments: r#"{"location":"Boston"}"#.into(),
+        };
+        let r = ChatRequest {
+            messages: vec![
+                ChatMessage::new(Role::User, "weather?"),
+                ChatMessage::assistant_calls("", vec![call.clone()]),
+                ChatMessage::tool_result(&call, "72"),
+            ],
+            sampling: Sampling {
+                tools: vec![ToolSpec {
+                    name: "get_current_weather".into(),
+                    description: "d".into(),
+                    parameters: json!({"type": "object"}),
+                }],
+                tool_choice: Some(ToolChoice::Tool("get_current_weather".into())),
+                ..Default::default()
+            },
+        };
+        let b = body("m", &r);
+        assert_eq!(
+            b["messages"],
+            json!([
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_current_weather", "arguments": "{\"location\":\"Boston\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "72"},
+            ])
+        );
+        assert_eq!(
+            b["tools"],
+            json!([{"type": "function", "function": {"name": "get_current_weather", "description": "d", "parameters": {"type": "object"}}}])
+        );
+        assert_eq!(
+            b["tool_choice"],
+            json!({"type": "function", "function": {"name": "get_current_weather"}})
+        );
     }
 
     #[test]

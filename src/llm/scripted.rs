@@ -7,6 +7,7 @@ use super::{
     Backend, ChatRequest, EventSink, FinishReason, ModelIdentity, Role, StreamEvent, StreamHandle,
     Usage,
 };
+use crate::chat::ToolCall;
 use crate::config::{ModelConfig, ScriptRule};
 
 /// The scripted backend's behaviour.
@@ -39,15 +40,32 @@ impl Script {
         }
     }
 
+    /// The tool calls the matching rule makes, when the request offers tools.
+    pub fn calls_for(&self, request: &ChatRequest) -> Vec<ToolCall> {
+        if request.sampling.tools.is_empty() {
+            return Vec::new();
+        }
+        let last_user = last_user(request);
+        self.rules
+            .iter()
+            .find(|r| last_user.contains(&r.when))
+            .map(|r| {
+                r.tool_calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| ToolCall {
+                        id: format!("call_{}_{i}", request.messages.len()),
+                        name: c.name.clone(),
+                        arguments: c.arguments.replace("{prompt}", last_user),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The full reply to a request, and whether `max_tokens` cut it short.
     pub fn reply_to(&self, request: &ChatRequest) -> (String, bool) {
-        let last_user = request
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .map(|m| m.content.as_str())
-            .unwrap_or("");
+        let last_user = last_user(request);
         let system = request
             .messages
             .iter()
@@ -73,6 +91,17 @@ impl Script {
         }
         (text, false)
     }
+}
+
+/// The text of the last message on the user's side (a tool result counts).
+fn last_user(request: &ChatRequest) -> &str {
+    request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.content.as_str())
+        .unwrap_or("")
 }
 
 /// Split `text` into chunks: `n` characters each, or one word with its trailing whitespace.
@@ -132,6 +161,7 @@ impl Backend for ScriptedBackend {
 
 async fn run(script: Script, request: ChatRequest, sink: EventSink) {
     let (text, stopped_by_length) = script.reply_to(&request);
+    let calls = script.calls_for(&request);
     let parts = chunks(&text, script.chunk_chars);
     if !script.first_token.is_zero() {
         tokio::select! {
@@ -177,7 +207,13 @@ async fn run(script: Script, request: ChatRequest, sink: EventSink) {
         prompt_tokens: Some(prompt_tokens as u64),
         completion_tokens: Some(parts.len() as u64),
     }));
-    sink.finish(StreamEvent::Finished(if stopped_by_length {
+    let made_calls = !calls.is_empty();
+    for c in calls {
+        sink.send(StreamEvent::ToolCall(c));
+    }
+    sink.finish(StreamEvent::Finished(if made_calls {
+        FinishReason::ToolCalls
+    } else if stopped_by_length {
         FinishReason::Length
     } else {
         FinishReason::Stop
@@ -223,6 +259,7 @@ mod tests {
             rules: vec![ScriptRule {
                 when: "England".into(),
                 reply: "The capital is London.".into(),
+                ..Default::default()
             }],
             repeat: 1,
             ..Default::default()

@@ -14,6 +14,7 @@ pub(crate) mod retrieve;
 pub(crate) mod select;
 pub(crate) mod techniques;
 pub(crate) mod template;
+pub(crate) mod tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -150,6 +151,8 @@ pub(crate) struct PromptFile {
     pub source: String,
     /// Technique prompts and parameters (`[techniques]`), defaults filled in.
     pub techniques: techniques::Techniques,
+    /// The `[[tool]]` tables: what the variants may offer and what answers a call.
+    pub tools: Vec<tools::ToolDef>,
 }
 
 // ---- the file as written -------------------------------------------------------------
@@ -169,6 +172,8 @@ struct RawFile {
     cases_file: Option<Spanned<String>>,
     #[serde(default)]
     techniques: Option<techniques::RawTechniques>,
+    #[serde(default, rename = "tool")]
+    tools: Vec<Spanned<tools::RawTool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +207,7 @@ impl RawSampling {
             max_tokens: self.max_tokens,
             stop: self.stop,
             seed: self.seed,
+            ..Sampling::default()
         }
     }
 }
@@ -227,6 +233,15 @@ struct RawVariant {
     retrieve: Option<Spanned<retrieve::RetrieveSpec>>,
     examples_file: Option<Spanned<String>>,
     select: Option<Spanned<select::SelectSpec>>,
+    /// The `[[tool]]`s this variant offers, by name.
+    #[serde(default)]
+    tools: Vec<Spanned<String>>,
+    /// `auto`, `none`, `required` or a tool's name.
+    tool_choice: Option<Spanned<String>>,
+    /// Per-tool description overrides (to compare descriptions of one tool).
+    #[serde(default)]
+    tool_descriptions: BTreeMap<String, String>,
+    max_tool_steps: Option<Spanned<usize>>,
     // Sampling overrides. Written out rather than flattened: serde cannot combine `flatten`
     // with `deny_unknown_fields`, and a typo here must be an error.
     temperature: Option<f64>,
@@ -290,6 +305,7 @@ pub(crate) fn parse(
         None => techniques::Techniques::default(),
     };
     let base_dir = path.parent().unwrap_or(Path::new("."));
+    let tool_defs = tools::load(path, text, base_dir, &raw.tools)?;
     let RawDefaults {
         system: default_system,
         main_var,
@@ -347,6 +363,18 @@ pub(crate) fn parse(
             Some(r) => Some(load_retrieve(path, text, base_dir, r, models)?),
             None => None,
         };
+        let (tool_specs, tool_choice, max_tool_steps) = tools::for_variant(
+            path,
+            text,
+            &name,
+            &tools::VariantTools {
+                tools: &rv.tools,
+                tool_choice: rv.tool_choice.as_ref(),
+                tool_descriptions: &rv.tool_descriptions,
+                max_tool_steps: rv.max_tool_steps.as_ref(),
+            },
+            &tool_defs,
+        )?;
         let own = Sampling {
             temperature: rv.temperature,
             top_p: rv.top_p,
@@ -354,6 +382,9 @@ pub(crate) fn parse(
             max_tokens: rv.max_tokens,
             stop: rv.stop.clone(),
             seed: rv.seed,
+            tools: tool_specs,
+            tool_choice,
+            max_tool_steps,
         };
         variants.push(Variant {
             name,
@@ -397,6 +428,18 @@ pub(crate) fn parse(
                 e.get_ref().validate().map_err(|msg| {
                     InputError::at(path, text, e.span().start, format!("case {name:?}: {msg}"))
                 })?;
+                if let Some(t) = &e.get_ref().tool {
+                    if !tool_defs.iter().any(|d| &d.spec.name == t) {
+                        return Err(InputError::at(
+                            path,
+                            text,
+                            e.span().start,
+                            format!(
+                                "case {name:?} expects a call to {t:?}, which no [[tool]] defines"
+                            ),
+                        ));
+                    }
+                }
                 e.get_ref().clone()
             }
             None => Expect::default(),
@@ -538,6 +581,7 @@ pub(crate) fn parse(
         main_var,
         source: text.to_string(),
         techniques,
+        tools: tool_defs,
     })
 }
 

@@ -29,6 +29,12 @@ pub(crate) enum NodeKind {
     Value,
     Judge,
     VariantProposal,
+    /// A call the model made in its parent answer: `text` holds the arguments as sent,
+    /// `meta.tool` the tool's name, `meta.call_id` the call's id.
+    ToolCall,
+    /// The answer to its parent call: `text` is the result the model was given, `meta.source`
+    /// says what produced it (mock, command, mcp, edited, not_allowed, error).
+    ToolResult,
 }
 
 impl NodeKind {
@@ -41,6 +47,8 @@ impl NodeKind {
             NodeKind::Value => "value",
             NodeKind::Judge => "judge",
             NodeKind::VariantProposal => "variant-proposal",
+            NodeKind::ToolCall => "tool-call",
+            NodeKind::ToolResult => "tool-result",
         }
     }
 }

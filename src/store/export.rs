@@ -31,6 +31,10 @@ pub(crate) enum Format {
     /// One self-contained page (inline CSS and SVG charts, no scripts, no network): the
     /// leaderboard with its intervals, stars per variant, speed per model.
     Html,
+    /// Every finished conversation as OpenAI chat-format JSONL `{"messages": [...],
+    /// "tools": [...]}`: the request's messages (assistant `tool_calls`, `tool` results) and
+    /// the final answer.
+    Openai,
 }
 
 /// `promptloom export` arguments.
@@ -181,6 +185,16 @@ struct Row<'a> {
     checks: Vec<serde_json::Value>,
     ratings: Vec<RatingOut<'a>>,
     votes: Vec<VoteOut<'a>>,
+    /// `tool-call` and `tool-result` nodes: the tool, the call's id, what answered it and
+    /// how long it took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
 }
 
 /// A rating as exported.
@@ -276,7 +290,43 @@ fn row<'a>(s: &'a Session, n: &'a Node) -> Row<'a> {
             .collect(),
         ratings: ratings_of(s, n.id),
         votes: votes_of(s, n.id),
+        tool: n.meta.get("tool").map(String::as_str),
+        call_id: n.meta.get("call_id").map(String::as_str),
+        source: n.meta.get("source").map(String::as_str),
+        duration_ms: n.duration_ms,
     }
+}
+
+/// The conversations of a session in OpenAI chat format, one JSON line per final answer.
+fn openai_transcripts(s: &Session) -> anyhow::Result<String> {
+    use crate::chat::{FinishReason, Role};
+    use crate::state::session::{NodeKind, NodeStatus};
+    let mut out = String::new();
+    for n in s.nodes.iter().filter(|n| {
+        n.kind == NodeKind::Answer
+            && n.status == NodeStatus::Done
+            && n.finish_reason != Some(FinishReason::ToolCalls)
+    }) {
+        let mut messages: Vec<serde_json::Value> = n
+            .request
+            .messages
+            .iter()
+            .map(crate::llm::openai::wire_message)
+            .collect();
+        messages.push(crate::llm::openai::wire_message(
+            &crate::chat::ChatMessage::new(Role::Assistant, n.text.clone()),
+        ));
+        let mut line = json!({
+            "messages": messages,
+            "metadata": {"node": n.id, "variant": n.variant, "case": n.case, "model": n.model},
+        });
+        if !n.request.sampling.tools.is_empty() {
+            line["tools"] = crate::llm::openai::wire_tools(&n.request.sampling.tools);
+        }
+        out.push_str(&serde_json::to_string(&line)?);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 fn status_str(n: &Node) -> &'static str {
@@ -387,6 +437,7 @@ pub(crate) fn export(session: &Session, format: Format) -> anyhow::Result<String
         }
         Format::Md => Ok(markdown(session)),
         Format::Html => Ok(html::page(session)),
+        Format::Openai => openai_transcripts(session),
         Format::Pairs => sft::to_jsonl(&sft::pair_rows(
             session,
             &sft::Filter::default(),
@@ -526,6 +577,27 @@ fn markdown(s: &Session) -> String {
         );
         if let Some(e) = &n.error {
             let _ = writeln!(out, "\n**Error:** {e}");
+        }
+        if matches!(
+            n.kind,
+            crate::state::session::NodeKind::ToolCall | crate::state::session::NodeKind::ToolResult
+        ) {
+            let tool = n.meta.get("tool").map(String::as_str).unwrap_or("?");
+            let what = match n.kind {
+                crate::state::session::NodeKind::ToolCall => format!("Call to `{tool}`:"),
+                _ => format!(
+                    "Result of `{tool}` ({}, {} ms):",
+                    n.meta.get("source").map(String::as_str).unwrap_or("?"),
+                    n.duration_ms.unwrap_or(0)
+                ),
+            };
+            let fence = if n.text.contains("```") {
+                "````"
+            } else {
+                "```"
+            };
+            let _ = writeln!(out, "\n{what}\n\n{fence}json\n{}\n{fence}", n.text);
+            continue;
         }
         for r in ratings_of(s, n.id) {
             let stars = r

@@ -36,7 +36,9 @@ use serde::{Deserialize, Serialize};
 use toml_writer::{TomlKeyBuilder, TomlStringBuilder, TomlWrite, WriteTomlValue};
 
 use super::SaveError;
-use crate::chat::{ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling};
+use crate::chat::{
+    ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling, ToolCall, ToolResultOf,
+};
 use crate::eval::expect::CheckResult;
 use crate::prompt::{Case, Variant};
 use crate::state::session::{Node, NodeKind, NodeStatus, Rating, Session, Vote, FORMAT};
@@ -71,6 +73,29 @@ pub(crate) fn to_text(s: &Session) -> Result<String, SaveError> {
             "content",
             &TomlStringBuilder::new(&m.content).as_default(),
         );
+        if !m.tool_calls.is_empty() {
+            out.push_str("tool_calls = [");
+            for (i, c) in m.tool_calls.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str("{ id = ");
+                let _ = one_line(&c.id).write_toml_value(&mut out);
+                out.push_str(", name = ");
+                let _ = one_line(&c.name).write_toml_value(&mut out);
+                out.push_str(", arguments = ");
+                let _ = one_line(&c.arguments).write_toml_value(&mut out);
+                out.push_str(" }");
+            }
+            out.push_str("]\n");
+        }
+        if let Some(r) = &m.tool_result {
+            out.push_str("tool_result = { call_id = ");
+            let _ = one_line(&r.call_id).write_toml_value(&mut out);
+            out.push_str(", name = ");
+            let _ = one_line(&r.name).write_toml_value(&mut out);
+            out.push_str(" }\n");
+        }
     }
     let chunks = chunk_count(s.nodes.len());
     let size = s.nodes.len().div_ceil(chunks).max(1);
@@ -155,7 +180,8 @@ struct MessagePool<'a> {
 impl<'a> MessagePool<'a> {
     fn of(nodes: &'a [Node]) -> Self {
         let mut messages = Vec::new();
-        let mut ids: HashMap<(Role, &str), u64> = HashMap::new();
+        type Key<'k> = (Role, &'k str, &'k [ToolCall], Option<&'k ToolResultOf>);
+        let mut ids: HashMap<Key<'a>, u64> = HashMap::new();
         let sent = nodes
             .iter()
             .map(|n| {
@@ -163,7 +189,13 @@ impl<'a> MessagePool<'a> {
                     .messages
                     .iter()
                     .map(|m| {
-                        *ids.entry((m.role, m.content.as_str())).or_insert_with(|| {
+                        let key = (
+                            m.role,
+                            m.content.as_str(),
+                            m.tool_calls.as_slice(),
+                            m.tool_result.as_ref(),
+                        );
+                        *ids.entry(key).or_insert_with(|| {
                             messages.push(m);
                             messages.len() as u64
                         })
@@ -318,6 +350,26 @@ fn write_sampling(out: &mut String, node: u64, s: &Sampling) -> Result<(), SaveE
     if let Some(v) = s.seed {
         fields.push(("seed", int("seed", node, v)?.to_string()));
     }
+    if !s.tools.is_empty() {
+        // JSON Schemas as TOML: a `null` in a schema has no TOML form and is refused.
+        let v = toml::Value::try_from(&s.tools).map_err(|e| {
+            SaveError::Invalid(format!(
+                "node {node}: the tools cannot be written as TOML: {e}"
+            ))
+        })?;
+        fields.push(("tools", v.to_string()));
+    }
+    if let Some(c) = &s.tool_choice {
+        let mut t = String::new();
+        let _ = one_line(c.as_str()).write_toml_value(&mut t);
+        fields.push(("tool_choice", t));
+    }
+    if let Some(v) = s.max_tool_steps {
+        fields.push((
+            "max_tool_steps",
+            int("max_tool_steps", node, v as u64)?.to_string(),
+        ));
+    }
     if fields.is_empty() {
         return Ok(());
     }
@@ -358,6 +410,7 @@ fn finish_name(f: FinishReason) -> &'static str {
         FinishReason::Cancelled => "cancelled",
         FinishReason::Error => "error",
         FinishReason::MaxAnswerBytes => "max_answer_bytes",
+        FinishReason::ToolCalls => "tool_calls",
     }
 }
 
@@ -407,6 +460,10 @@ struct MessageIn {
     id: u64,
     role: Role,
     content: String,
+    #[serde(default)]
+    tool_calls: Vec<ToolCall>,
+    #[serde(default)]
+    tool_result: Option<ToolResultOf>,
 }
 
 #[derive(Deserialize)]
@@ -482,7 +539,14 @@ impl FileIn {
         for m in self.message {
             let id = m.id;
             if pool
-                .insert(id, ChatMessage::new(m.role, m.content))
+                .insert(
+                    id,
+                    ChatMessage {
+                        tool_calls: m.tool_calls,
+                        tool_result: m.tool_result,
+                        ..ChatMessage::new(m.role, m.content)
+                    },
+                )
                 .is_some()
             {
                 return Err(ReadError::Invalid {
@@ -654,6 +718,44 @@ mod tests {
 
     /// Text the writer quotes by hand: every kind of awkward string survives.
     #[test]
+    fn tool_calls_results_and_offered_tools_round_trip() {
+        use crate::chat::{ToolChoice, ToolSpec};
+        let mut s = crate::bench::session::synthetic(2);
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "get_current_weather".into(),
+            arguments: r#"{"location": "Boston, \"MA\""}"#.into(),
+        };
+        let n = &mut s.nodes[1];
+        n.request.sampling.tools = vec![ToolSpec {
+            name: "get_current_weather".into(),
+            description: "Weather 'now'".into(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {"location": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+                "required": ["location"]
+            }),
+        }];
+        n.request.sampling.tool_choice = Some(ToolChoice::Tool("get_current_weather".into()));
+        n.request.sampling.max_tool_steps = Some(3);
+        n.request
+            .messages
+            .push(ChatMessage::assistant_calls("", vec![call.clone()]));
+        n.request
+            .messages
+            .push(ChatMessage::tool_result(&call, "{\"temperature\": 72}"));
+        n.finish_reason = Some(FinishReason::ToolCalls);
+        let text = to_text(&s).unwrap();
+        let back = crate::store::parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(back.nodes, s.nodes, "{text}");
+        // The same text as a plain user message is a different message.
+        assert_eq!(
+            text.matches("[[message]]").count(),
+            s.nodes[0].request.messages.len() + 2
+        );
+    }
+
+    #[test]
     fn awkward_strings_round_trip() {
         let nasty = [
             "",
@@ -813,6 +915,8 @@ mod tests {
             FinishReason::StopSequence,
             FinishReason::Cancelled,
             FinishReason::Error,
+            FinishReason::MaxAnswerBytes,
+            FinishReason::ToolCalls,
         ] {
             assert_eq!(finish_name(f), serde_name(f));
         }
@@ -824,6 +928,8 @@ mod tests {
             NodeKind::Value,
             NodeKind::Judge,
             NodeKind::VariantProposal,
+            NodeKind::ToolCall,
+            NodeKind::ToolResult,
         ] {
             assert_eq!(k.as_str(), serde_name(k));
         }

@@ -100,6 +100,8 @@ fn technique_sampling(base: &Sampling, temperature: f64, max_tokens: usize) -> S
         max_tokens: Some(max_tokens),
         stop: Vec::new(),
         seed: base.seed,
+        // Technique steps write text: no tools (nothing would answer their calls).
+        ..Sampling::default()
     }
 }
 
@@ -211,6 +213,8 @@ pub(crate) fn step_request(
     sampling.seed = Some(seed);
     sampling.max_tokens = Some(sampling.max_tokens.unwrap_or(64).min(96));
     sampling.stop = vec!["\n\n".into()];
+    sampling.tools.clear();
+    sampling.tool_choice = None;
     ChatRequest { messages, sampling }
 }
 

@@ -14,6 +14,7 @@ pub(crate) mod overlays;
 pub(crate) mod panes;
 pub(crate) mod prompt_view;
 pub(crate) mod rating;
+pub(crate) mod tool_block;
 pub(crate) mod tree;
 
 use ratatui::layout::Rect;

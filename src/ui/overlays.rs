@@ -244,6 +244,7 @@ fn input(frame: &mut Frame, area: Rect, purpose: InputPurpose, text: &str, theme
     let title = match purpose {
         InputPurpose::FreeInput => " Input (Enter runs, Esc cancels) ",
         InputPurpose::Rename(_) => " Rename variant ",
+        InputPurpose::ToolResult(_) => " Tool result (Enter re-runs from here, Esc cancels) ",
     };
     let inner = box_at(frame, area, 60, 1, title, theme);
     let shown = visible(text);

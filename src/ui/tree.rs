@@ -65,6 +65,8 @@ fn kind_role(k: NodeKind) -> &'static str {
         NodeKind::Value => "muted",
         NodeKind::Judge => "rating.star",
         NodeKind::VariantProposal => "md.emphasis",
+        NodeKind::ToolCall => "md.code",
+        NodeKind::ToolResult => "muted",
     }
 }
 

@@ -415,6 +415,7 @@ pub(crate) fn prompt_for_session(
         main_var: None,
         source: String::new(),
         techniques: Default::default(),
+        tools: Vec::new(),
     });
     if !session.variants.is_empty() {
         prompt.variants = session.variants.clone();

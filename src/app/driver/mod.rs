@@ -339,6 +339,18 @@ where
         config.model_names(),
         config.default_model.clone(),
     );
+    state.tools.permissions = state
+        .prompt
+        .tools
+        .iter()
+        .map(|d| {
+            (
+                d.spec.name.clone(),
+                crate::tool_run::permission(&config, false, d),
+            )
+        })
+        .collect();
+    let tool_config = Arc::new(config.clone());
     let registry = Arc::new(BackendRegistry::new(config));
     // Load syntect's assets and start loading models off the UI loop.
     tokio::task::spawn_blocking(ui::answer::warm_up);
@@ -460,6 +472,7 @@ where
                         screen,
                         t0,
                         &mut ratings,
+                        &tool_config,
                     )?;
                 }
             }
@@ -549,6 +562,7 @@ fn run_effect<S: Screen>(
     screen: &mut S,
     t0: Instant,
     ratings: &mut RatingDriver,
+    tool_config: &Arc<Config>,
 ) -> anyhow::Result<()> {
     match fx {
         Effect::StartStream {
@@ -613,6 +627,23 @@ fn run_effect<S: Screen>(
             }
         }
         Effect::Rating(fx) => ratings.run(fx, state, &registry.identities(), tx),
+        Effect::Tool(crate::app::model::tools::ToolEffect::Run {
+            answer,
+            index,
+            external,
+        }) => {
+            let tx = tx.clone();
+            let config = tool_config.clone();
+            tokio::spawn(async move {
+                let result = crate::tool_run::run_external(&config, &external).await;
+                let _ = tx.send(Msg::Tool(crate::app::model::tools::ToolMsg::Done {
+                    answer,
+                    index,
+                    result,
+                    at: t0.elapsed(),
+                }));
+            });
+        }
     }
     Ok(())
 }

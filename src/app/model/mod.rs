@@ -10,3 +10,4 @@ pub(crate) mod queries;
 pub(crate) mod rating;
 pub(crate) mod state;
 pub(crate) mod techniques;
+pub(crate) mod tools;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crossterm::event::{KeyEvent, MouseEvent};
 
 use super::rating::{RatingEffect, RatingIo};
+use super::tools::{ToolEffect, ToolMsg};
 use crate::chat::{BackendStatus, ChatRequest, StreamEvent};
 use crate::state::session::Session;
 
@@ -61,6 +62,8 @@ pub(crate) enum Msg {
     },
     /// What the driver did about a rating, vote, session list or session switch.
     Rating(RatingIo),
+    /// A tool the driver ran for the tool loop finished.
+    Tool(ToolMsg),
 }
 
 /// What `update` asks the driver to do.
@@ -95,4 +98,6 @@ pub(crate) enum Effect {
     Preload(String),
     /// Ratings, votes, the session browser (journaled synchronously by the driver).
     Rating(RatingEffect),
+    /// Run a tool for the tool loop.
+    Tool(ToolEffect),
 }

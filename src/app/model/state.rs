@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::edit::TextArea;
 use super::rating::{BoardState, BrowserState, CompareState, RatingState};
 use super::techniques::{DiffView, SearchForm, TechState, TreeView};
+use super::tools::ToolTurns;
 use crate::chat::BackendStatus;
 use crate::config::keymap::{Keymap, Mode};
 use crate::prompt::{Case, PromptFile};
@@ -95,6 +96,8 @@ pub(crate) enum PickerKind {
 pub(crate) enum InputPurpose {
     FreeInput,
     Rename(usize),
+    /// A new result for this `tool-result` node (re-runs from there as a sibling).
+    ToolResult(u64),
 }
 
 /// Overlays, stacked; keys go to the top one.
@@ -212,6 +215,8 @@ pub(crate) struct AppState {
     pub tech: TechState,
     /// The chat each pane sends, and which panes show it in full.
     pub prompt_view: super::prompt_model::PromptViews,
+    /// Tool calls being answered (the tool loop).
+    pub tools: ToolTurns,
 }
 
 impl AppState {
@@ -254,6 +259,7 @@ impl AppState {
             rating: Default::default(),
             tech: Default::default(),
             prompt_view: Default::default(),
+            tools: Default::default(),
         };
         s.show_case_results();
         s

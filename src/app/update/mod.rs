@@ -3,14 +3,15 @@
 //!
 //! This file dispatches messages and keys; the rooms are [`panes`] (a variant's own run),
 //! [`variants`] (editing them), [`streams`] (routing stream events, cancelling),
-//! [`rating`], [`techniques`] and [`write_back`]. They import only the model (and each
-//! other downwards: nothing imports this file).
+//! [`rating`], [`techniques`], [`tools`] (the tool loop) and [`write_back`]. They import only
+//! the model (and each other downwards: nothing imports this file).
 
 pub(crate) mod panes;
 pub(crate) mod prompt_view;
 pub(crate) mod rating;
 pub(crate) mod streams;
 pub(crate) mod techniques;
+pub(crate) mod tools;
 pub(crate) mod variants;
 pub(crate) mod versions;
 pub(crate) mod write_back;
@@ -104,6 +105,7 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
             s.dirty = true;
         }
         Msg::Rating(io) => rating::io(s, io, &mut fx),
+        Msg::Tool(m) => tools::on_msg(s, m, &mut fx),
         Msg::ExternalEditDone { variant, result } => {
             match result {
                 Ok(text) => match text_to_variant(&text, &s.models) {
@@ -302,6 +304,8 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
                     crossterm::event::KeyCode::Backspace => {
                         text.pop();
                     }
+                    // Ctrl-U clears the line (as in a shell).
+                    crossterm::event::KeyCode::Char('u') => text.clear(),
                     _ => {}
                 }
                 Some(Layer::Input { purpose, text })
@@ -553,6 +557,11 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 s.layers.push(Layer::PromptDiff(Box::new(d)));
             }
         }
+        Action::ApproveTool
+        | Action::DenyTool
+        | Action::NextToolCall
+        | Action::PrevToolCall
+        | Action::EditToolResult => tools::normal_action(s, a, fx),
         Action::Close | Action::Accept | Action::Up | Action::Down => {}
         Action::Stars1
         | Action::Stars2
@@ -635,6 +644,7 @@ fn input_accepted(s: &mut AppState, purpose: InputPurpose, text: String, fx: &mu
             select_case(s, s.prompt.cases.len() - 1);
             normal_action(s, Action::RunAll, fx);
         }
+        InputPurpose::ToolResult(node) => tools::edited(s, node, text, fx),
         InputPurpose::Rename(i) => {
             let name = text.trim().to_string();
             if name.is_empty() {

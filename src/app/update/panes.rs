@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::app::model::layout;
 use crate::app::model::msg::Effect;
 use crate::app::model::state::{AppState, Pane, Phase};
+use super::tools;
 use crate::chat::{FinishReason, StreamEvent};
 use crate::prompt::{render, Case};
 use crate::state::session::{Node, NodeKind, NodeStatus};
@@ -61,6 +62,7 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     if s.panes.get(i).is_some_and(|p| p.phase.is_active()) {
         cancel(s, i, fx);
     }
+    tools::forget_pane(s, i);
     let case = s.current_case().cloned().unwrap_or_else(|| Case {
         name: "(no case)".into(),
         vars: Default::default(),
@@ -147,6 +149,7 @@ pub(crate) fn cancel(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         return;
     }
     let Some(id) = p.node else { return };
+    tools::forget_pane(s, i);
     fx.push(Effect::CancelStream { node: id });
     finish(s, i, Ok(FinishReason::Cancelled), s.now);
     save(s, fx);
@@ -203,8 +206,10 @@ pub(crate) fn stream_event(
         }
         StreamEvent::Usage(u) => s.panes[i].meter.on_usage(u),
         StreamEvent::Notice(n) => s.panes[i].notice = Some(n),
+        StreamEvent::ToolCall(c) => tools::on_call(s, node, c),
         StreamEvent::Finished(r) => {
             finish(s, i, Ok(r), at);
+            tools::after_finish(s, i, fx);
             save(s, fx);
         }
         StreamEvent::Failed(e) => {

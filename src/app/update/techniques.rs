@@ -1021,7 +1021,8 @@ pub(crate) fn stream_event(
             }
         }
         StreamEvent::Usage(u) => ts.meter.on_usage(u),
-        StreamEvent::Notice(_) => {}
+        // Technique requests offer no tools (technique::requests drops them).
+        StreamEvent::Notice(_) | StreamEvent::ToolCall(_) => {}
         StreamEvent::Finished(r) => finish_stream(s, node, Ok(r), at, fx),
         StreamEvent::Failed(e) => finish_stream(s, node, Err(e), at, fx),
     }
