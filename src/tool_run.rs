@@ -121,6 +121,10 @@ async fn read_capped(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8>
 
 /// Run `argv` with `stdin` on its standard input: its stdout is the result; a failure to start,
 /// a non-zero exit or a timeout is an error quoting its stderr.
+///
+/// Output past [`MAX_TOOL_OUTPUT_BYTES`] is not read: the pipe is closed, so a program still
+/// writing dies of SIGPIPE (or exits on EPIPE). That end is ours, not the program's failure:
+/// a capped output is the result with its truncation note, whatever the exit status.
 async fn run_command(argv: &[String], stdin: &str) -> Result<String, String> {
     let Some((prog, args)) = argv.split_first() else {
         return Err("the command is empty".into());
@@ -162,6 +166,9 @@ async fn run_command(argv: &[String], stdin: &str) -> Result<String, String> {
             )
         })?;
     let status = status.map_err(|e| format!("{prog:?}: {e}"))?;
+    if out.len() > MAX_TOOL_OUTPUT_BYTES {
+        return Ok(capped_text(&out));
+    }
     if !status.success() {
         let err = capped_text(&err);
         return Err(format!(
@@ -264,5 +271,22 @@ mod tests {
             "{}",
             &big[big.len() - 40..]
         );
+        assert!(big.starts_with("aaaa"), "{}", &big[..40]);
+        // A program that writes forever is stopped by the closed pipe, not by the timeout,
+        // and its output is the capped text, not an error.
+        let started = std::time::Instant::now();
+        let endless = run_command(&["sh".into(), "-c".into(), "yes".into()], "")
+            .await
+            .unwrap();
+        assert!(endless.ends_with("[output cut at 256 KiB]"));
+        assert!(started.elapsed() < COMMAND_TIMEOUT / 2);
+        // A program that fails without filling the cap is still an error.
+        let err = run_command(
+            &["sh".into(), "-c".into(), "echo partial; exit 1".into()],
+            "",
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains("exit status: 1"), "{err}");
     }
 }

@@ -144,11 +144,11 @@ actions! {
     WritePromptFile = "write_prompt_file", "write", "Write the variants back to the prompt file";
     PickModel = "pick_model", "model", "Switch the focused variant's model";
     CopyAnswer = "copy_answer", "copy", "Copy the focused answer to the clipboard (OSC 52)";
-    ApproveTool = "approve_tool", "approve", "Run the tool call waiting for approval (confirm = true)";
+    ApproveTool = "approve_tool", "approve", "Run the tool call waiting for approval";
     DenyTool = "deny_tool", "deny", "Refuse the tool call waiting for approval";
     NextToolCall = "next_tool_call", "next call", "Select the next tool call in the focused pane";
     PrevToolCall = "prev_tool_call", "prev call", "Select the previous tool call in the focused pane";
-    EditToolResult = "edit_tool_result", "edit result", "Edit the selected call's result and re-run from there (a sibling)";
+    EditToolResult = "edit_tool_result", "edit result", "Edit the selected call's result, re-run as a sibling";
     Help = "help", "help", "Show every key binding";
     TogglePrompt = "toggle_prompt", "prompt", "Show the focused pane's full chat as sent, or fold it";
     VersionHistory = "version_history", "history", "The focused variant's versions with their results";

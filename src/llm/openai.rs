@@ -152,13 +152,14 @@ pub(crate) struct OpenAiParser {
 impl OpenAiParser {
     /// Fold one `delta.tool_calls` array in: the first fragment of a call brings its id and
     /// name, later ones more of its arguments. Servers that omit `index` send each call whole,
-    /// in order.
+    /// in order: such a call gets the key after the last one (`calls.len()` when no call had
+    /// an index), so it never lands on a call already streamed.
     fn on_tool_calls(&mut self, deltas: &[Value], out: &mut Vec<Step>) {
-        for (pos, d) in deltas.iter().enumerate() {
+        for d in deltas {
             let index = d
                 .get("index")
                 .and_then(Value::as_u64)
-                .unwrap_or(self.calls.len() as u64 + pos as u64);
+                .unwrap_or_else(|| self.calls.keys().next_back().map_or(0, |last| last + 1));
             let f = d.get("function");
             let entry = self.calls.entry(index).or_insert_with(|| ToolCall {
                 id: String::new(),

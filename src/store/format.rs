@@ -748,10 +748,12 @@ mod tests {
         let text = to_text(&s).unwrap();
         let back = crate::store::parse(Path::new("s.toml"), &text).unwrap();
         assert_eq!(back.nodes, s.nodes, "{text}");
-        // The same text as a plain user message is a different message.
+        // The pool holds the four shared messages once plus the call and its result: six
+        // tables. (Counted as table headers: the file's header comment names [[message]] too.)
         assert_eq!(
-            text.matches("[[message]]").count(),
-            s.nodes[0].request.messages.len() + 2
+            text.matches("\n[[message]]\n").count(),
+            s.nodes[0].request.messages.len() + 2,
+            "{text}"
         );
     }
 

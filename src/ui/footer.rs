@@ -51,6 +51,18 @@ const QUIET: &[Action] = &[
     Action::JudgePair,
 ];
 
+/// The tool keys are hinted only where they do something: stepping and editing when the
+/// prompt file has tools, approve/deny while a call waits for the user.
+fn tool_key_applies(state: &AppState, action: Action) -> bool {
+    match action {
+        Action::ApproveTool | Action::DenyTool => state.tools.confirming.is_some(),
+        Action::NextToolCall | Action::PrevToolCall | Action::EditToolResult => {
+            !state.prompt.tools.is_empty()
+        }
+        _ => true,
+    }
+}
+
 pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     if area.height == 0 {
         return;
@@ -66,7 +78,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
     let normal = mode == crate::config::keymap::Mode::Normal;
     let mut hints: Vec<(String, &str)> = Vec::new();
     for (action, keys) in state.keymap.bindings(mode) {
-        if normal && QUIET.contains(&action) {
+        if normal && (QUIET.contains(&action) || !tool_key_applies(state, action)) {
             continue;
         }
         let k = match action {

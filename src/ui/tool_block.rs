@@ -251,9 +251,36 @@ mod tests {
         let t = text_of(&rows);
         assert_eq!(
             t,
-            "┌ tool get_current_weather\n│ {\n│   \"location\": \"Boston␛[2J\"\n│ }\n├ result (mock, 4 ms)\n│ {\n│   \"temperature\": \"72\"\n│ }\n└"
+            "┌ tool get_current_weather\n│ {\n│   \"location\": \"Boston\\u001b[2J\"\n│ }\n├ result (mock, 4 ms)\n│ {\n│   \"temperature\": \"72\"\n│ }\n└"
         );
+        // The JSON printer escapes the ESC the arguments decode to: no escape reaches the
+        // terminal.
         assert!(!t.contains('\x1b'));
+        // Text that is not JSON goes through `visible`: a raw ESC is shown as a symbol.
+        let raw = ToolCall {
+            id: "c2".into(),
+            name: "get_current_weather\x1b]0;owned\x07".into(),
+            arguments: "Boston\x1b[2J".into(),
+        };
+        let k2 = tool_loop::record_call(&mut s, 1, &raw, "now".into());
+        let r2 = tool_loop::record_result(
+            &mut s,
+            k2,
+            "sunny\x1b[31m",
+            Source::Command,
+            Duration::ZERO,
+            "now".into(),
+        );
+        let t = text_of(&call_block(
+            s.node(k2).unwrap(),
+            s.node(r2),
+            false,
+            40,
+            &theme,
+        ));
+        assert!(!t.contains('\x1b') && !t.contains('\x07'), "{t:?}");
+        assert!(t.contains("│ Boston␛[2J"), "{t}");
+        assert!(t.contains("│ sunny␛[31m"), "{t}");
         let waiting = text_of(&call_block(s.node(k).unwrap(), None, true, 40, &theme));
         assert!(
             waiting.starts_with("▶ tool get_current_weather"),

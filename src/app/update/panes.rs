@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use super::tools;
 use crate::app::model::layout;
 use crate::app::model::msg::Effect;
 use crate::app::model::state::{AppState, Pane, Phase};
-use super::tools;
 use crate::chat::{FinishReason, StreamEvent};
 use crate::prompt::{render, Case};
 use crate::state::session::{Node, NodeKind, NodeStatus};
@@ -149,10 +149,26 @@ pub(crate) fn cancel(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         return;
     }
     let Some(id) = p.node else { return };
-    tools::forget_pane(s, i);
+    if tools::answering(s, i) {
+        // The turn is over (its node says so); what stops is answering its calls. A tool
+        // still running in the driver reports to a round that is gone: dropped.
+        stop_answering(s, i);
+        save(s, fx);
+        return;
+    }
     fx.push(Effect::CancelStream { node: id });
     finish(s, i, Ok(FinishReason::Cancelled), s.now);
     save(s, fx);
+}
+
+/// Stop answering pane `i`'s tool calls: the answer node keeps its finished turn, the pane
+/// shows the loop as cancelled.
+pub(crate) fn stop_answering(s: &mut AppState, i: usize) {
+    tools::forget_pane(s, i);
+    if let Some(p) = s.panes.get_mut(i) {
+        p.phase = Phase::Cancelled;
+        p.notice = None;
+    }
 }
 
 pub(crate) fn save(s: &AppState, fx: &mut Vec<Effect>) {

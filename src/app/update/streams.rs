@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::panes::{self, cancel, finish, save};
 use super::techniques;
+use super::tools;
 use crate::app::model::msg::Effect;
 use crate::app::model::state::AppState;
 use crate::chat::{FinishReason, StreamEvent};
@@ -35,6 +36,10 @@ pub(crate) fn cancel_all(s: &mut AppState, fx: &mut Vec<Effect>) {
 pub(crate) fn quit(s: &mut AppState, fx: &mut Vec<Effect>) {
     techniques::cancel_all(s, fx);
     for i in 0..s.panes.len() {
+        if tools::answering(s, i) {
+            panes::stop_answering(s, i);
+            continue;
+        }
         if let Some(id) = s.panes[i].node.filter(|_| s.panes[i].phase.is_active()) {
             fx.push(Effect::CancelStream { node: id });
             finish(s, i, Ok(FinishReason::Cancelled), s.now);

@@ -443,6 +443,13 @@ fn round_answer(s: &AppState, call_node: u64) -> Option<u64> {
     None
 }
 
+/// Whether pane `i`'s turn has finished and its calls are being answered (a mock, a tool
+/// running in the driver, or a call waiting for approval): there is no stream to cancel then,
+/// only the round.
+pub(crate) fn answering(s: &AppState, i: usize) -> bool {
+    s.tools.rounds.values().any(|r| r.pane == i)
+}
+
 /// Forget the rounds of pane `i` (it was rerun or cancelled).
 pub(crate) fn forget_pane(s: &mut AppState, i: usize) {
     s.tools.rounds.retain(|_, r| r.pane != i);
@@ -453,3 +460,6 @@ pub(crate) fn forget_pane(s: &mut AppState, i: usize) {
         s.tools.confirming = None;
     }
 }
+
+#[cfg(test)]
+mod tests;

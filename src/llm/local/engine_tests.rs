@@ -149,6 +149,8 @@ async fn answer_with_usage(
             }
             StreamEvent::Finished(_) => break,
             StreamEvent::Failed(e) => panic!("{e}"),
+            // The local backend is offered no tools (they ride in Sampling, unread here).
+            StreamEvent::ToolCall(c) => panic!("the local model made a tool call: {c:?}"),
             StreamEvent::Notice(_) => {}
         }
     }
