@@ -3,7 +3,8 @@
 # anything long starts: a missing tool is found in the first second, never after a 20-minute build.
 #
 #   scripts/setup.sh run    # cargo, a C compiler (for -sys crates), python3 with pip (model fetch)
-#   scripts/setup.sh test   # the above, plus cmake and a C++ compiler (llama-server), tmux (TUI tests)
+#   scripts/setup.sh test   # the above, plus cmake and a C++ compiler (llama-server), tmux (TUI tests),
+#                           # python3's venv (the MCP test server)
 #
 # Missing Debian packages are installed with apt-get when we are root (as on CI and on the
 # project's machines); otherwise the script prints the one command that installs them and exits 1.
@@ -29,6 +30,10 @@ for pair in "${need[@]}"; do
 done
 if command -v python3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
   missing_pkgs+=("python3-pip")
+fi
+# The MCP test server's venv (scripts/test.sh): Debian's python3 makes venvs only with python3-venv.
+if [ "$what" = test ] && command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  missing_pkgs+=("python3-venv")
 fi
 
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then

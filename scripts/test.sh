@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, view and end-to-end tests, the real local model, and a real
-# llama.cpp `llama-server` on loopback for the remote backends.
+# The whole test suite: unit, view and end-to-end tests, the real local model, a real
+# llama.cpp `llama-server` on loopback for the remote backends, and a real MCP server over stdio.
 #
 # Builds llama-server once (scripts/llama-server.sh caches it outside the clone), starts it on a
 # free loopback port serving the default SmolLM2 GGUF, waits for /health, exports its URL as
@@ -13,6 +13,16 @@ cd "$(dirname "$0")/.."
 
 # Everything the suite needs besides Rust (cmake, a C++ compiler, tmux, pip), before the long build.
 scripts/setup.sh test
+
+# A real MCP server over stdio for tests/mcp_stdio.rs: the `mcp` PyPI package (its MCPServer)
+# in a venv outside the clone, made once.
+mcp_venv="${PROMPTLOOM_MCP_VENV:-$HOME/.cache/promptloom/mcp-venv}"
+if ! "$mcp_venv/bin/python" -c 'import mcp.server.mcpserver' 2>/dev/null; then
+  echo "test.sh: installing the mcp package into $mcp_venv"
+  python3 -m venv "$mcp_venv"
+  "$mcp_venv/bin/python" -m pip install -q "mcp==2.3.0"
+fi
+export PROMPTLOOM_TEST_MCP_PYTHON="$mcp_venv/bin/python"
 
 # Build every test target first, then fetch the model with the binary the end-to-end tests
 # run: one build of the dependency tree, with the test feature set.

@@ -89,6 +89,11 @@ pub(crate) enum Command {
     /// Check config, model files, CPU features, endpoints, terminal and folders; exit 1 if
     /// anything is wrong.
     Doctor,
+    /// The tools of the configured MCP servers (`[mcp.NAME]`).
+    Tools {
+        #[command(subcommand)]
+        action: crate::cmd::tools::ToolsAction,
+    },
     /// Manage models.
     Model {
         #[command(subcommand)]

@@ -124,6 +124,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             &input, &output, to, force, no_check, check_only,
         )),
         Some(Command::Bench(args)) => bench::run(config, args),
+        Some(Command::Tools { action }) => runtime()?.block_on(cmd::tools::run(config, action)),
         Some(Command::Doctor) => Ok(doctor::run(explicit_config.as_deref())),
         Some(Command::Model { action }) => match action {
             ModelAction::Fetch { force } => {

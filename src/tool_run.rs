@@ -10,6 +10,8 @@
 //! tool only when its server has `allow = true`. Output is untrusted text: the caller shows it
 //! through `sanitize`; configured API keys are removed from it before it is recorded.
 
+pub(crate) mod mcp;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -83,9 +85,9 @@ pub(crate) fn redact(config: &Config, text: &str) -> String {
 pub(crate) async fn run_external(config: &Config, ext: &External) -> Result<String, String> {
     let out = match ext {
         External::Command { argv, stdin } => run_command(argv, stdin).await,
-        External::Mcp { server, tool, .. } => Err(format!(
-            "MCP server {server:?}, tool {tool:?}: this build has no MCP client yet"
-        )),
+        External::Mcp { server, tool, args } => mcp::call(config, server, tool, args)
+            .await
+            .map(|t| capped_text(t.as_bytes())),
     };
     out.map(|t| redact(config, &t))
         .map_err(|e| redact(config, &e))

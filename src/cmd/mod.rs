@@ -8,3 +8,4 @@ pub(crate) mod compare;
 pub(crate) mod rate;
 pub(crate) mod run;
 pub(crate) mod technique;
+pub(crate) mod tools;
