@@ -583,11 +583,14 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-/// The nodes that end a conversation: every answer but the turns that went on to tool calls.
+/// The nodes that end a conversation, the last turn of each job: an answer that did not end in calls the loop went on to
+/// answer. A turn stopped at `max_tool_steps` ended in calls too, but it is the last one (its
+/// status says the error).
 fn finals(s: &Session) -> impl Iterator<Item = &Node> {
-    s.nodes
-        .iter()
-        .filter(|n| n.kind == NodeKind::Answer && n.finish_reason != Some(FinishReason::ToolCalls))
+    s.nodes.iter().filter(|n| {
+        n.kind == NodeKind::Answer
+            && (n.finish_reason != Some(FinishReason::ToolCalls) || n.status != NodeStatus::Done)
+    })
 }
 
 /// The `tool` check of a final node, if its case has one.

@@ -320,7 +320,27 @@ pub(crate) fn calls_to(session: &Session, node: u64) -> Vec<ToolCall> {
 
 /// The calls a turn made, with their results, in call order: read back from the children of
 /// an `answer` node with finish reason `tool_calls` (the chain `call → result → call → …`).
+/// Where a call has several results (an edited result is a sibling of the first), the newest.
 pub(crate) fn round_of(session: &Session, answer: u64) -> Vec<(u64, ToolCall, Option<u64>)> {
+    round_toward(session, answer, None)
+}
+
+/// [`round_of`] along the path to `toward`: where a call has several results, the one that is
+/// `toward` or above it (the conversation a pane shows), else the newest.
+pub(crate) fn round_toward(
+    session: &Session,
+    answer: u64,
+    toward: Option<u64>,
+) -> Vec<(u64, ToolCall, Option<u64>)> {
+    let mut path = Vec::new();
+    let mut cur = toward;
+    while let Some(id) = cur {
+        if path.contains(&id) {
+            break;
+        }
+        path.push(id);
+        cur = session.node(id).and_then(|n| n.parent);
+    }
     let mut out = Vec::new();
     let mut parent = answer;
     loop {
@@ -331,11 +351,17 @@ pub(crate) fn round_of(session: &Session, answer: u64) -> Vec<(u64, ToolCall, Op
         else {
             break;
         };
-        let result = session
+        let results: Vec<u64> = session
             .nodes
             .iter()
-            .find(|n| n.parent == Some(call.id) && n.kind == NodeKind::ToolResult)
-            .map(|r| r.id);
+            .filter(|n| n.parent == Some(call.id) && n.kind == NodeKind::ToolResult)
+            .map(|r| r.id)
+            .collect();
+        let result = results
+            .iter()
+            .copied()
+            .find(|r| path.contains(r))
+            .or_else(|| results.last().copied());
         if let Some(c) = call_of(call) {
             out.push((call.id, c, result));
         }
@@ -569,7 +595,21 @@ mod tests {
         let turn2 = s
             .push_child(r2, NodeKind::Answer, "m", next, "now".into(), &[])
             .id;
-        assert_eq!(calls_to(&s, turn2), vec![c1, c2]);
+        assert_eq!(calls_to(&s, turn2), vec![c1.clone(), c2.clone()]);
         assert_eq!(rounds_above(&s, turn2), 1);
+        // The second result edited: a sibling. The round toward the old turn keeps the old
+        // result; toward the edited one, or with no path, the edit.
+        let edited = record_result(
+            &mut s,
+            k2,
+            "-5",
+            Source::Edited,
+            Duration::ZERO,
+            "now".into(),
+        );
+        assert_eq!(round_toward(&s, 1, Some(turn2))[1].2, Some(r2));
+        assert_eq!(round_toward(&s, 1, Some(edited))[1].2, Some(edited));
+        assert_eq!(round_of(&s, 1)[1].2, Some(edited));
+        assert_eq!(round_toward(&s, 1, Some(turn2))[0].2, Some(r1));
     }
 }

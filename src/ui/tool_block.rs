@@ -120,16 +120,18 @@ pub(crate) fn call_block(
     out
 }
 
-/// The blocks of the calls `answer` made, in order.
+/// The blocks of the calls `answer` made, in order, with the results on the way to the
+/// pane's node `shown` (an edited result replaces the one it was edited from).
 fn round_rows(
     s: &Session,
     answer: u64,
+    shown: u64,
     selected: Option<u64>,
     width: u16,
     theme: &Theme,
 ) -> Vec<Line<'static>> {
     let mut out = Vec::new();
-    for (call_id, _, result) in tool_loop::round_of(s, answer) {
+    for (call_id, _, result) in tool_loop::round_toward(s, answer, Some(shown)) {
         let Some(call) = s.node(call_id) else {
             continue;
         };
@@ -178,7 +180,14 @@ pub(crate) fn rows_above(
                 theme,
             ));
         }
-        out.extend(round_rows(&state.session, turn.id, selected, width, theme));
+        out.extend(round_rows(
+            &state.session,
+            turn.id,
+            node,
+            selected,
+            width,
+            theme,
+        ));
     }
     out
 }
@@ -193,7 +202,14 @@ pub(crate) fn rows_below(
     let Some(node) = state.panes.get(i).and_then(|p| p.node) else {
         return Vec::new();
     };
-    round_rows(&state.session, node, state.tools.selected(i), width, theme)
+    round_rows(
+        &state.session,
+        node,
+        node,
+        state.tools.selected(i),
+        width,
+        theme,
+    )
 }
 
 #[cfg(test)]

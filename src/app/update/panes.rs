@@ -11,6 +11,7 @@ use crate::app::model::state::{AppState, Pane, Phase};
 use crate::chat::{FinishReason, StreamEvent};
 use crate::prompt::{render, Case};
 use crate::state::session::{Node, NodeKind, NodeStatus};
+use crate::state::tool_loop;
 
 pub(crate) fn page(s: &AppState) -> isize {
     s.metrics
@@ -124,6 +125,9 @@ pub(crate) fn finish(
     let elapsed = at.saturating_sub(p.started);
     p.request = 0;
     let expect = s.current_case().map(|c| c.expect.clone());
+    // The calls made on the way to this turn, for the case's `tool`/`args` check (a turn that
+    // goes on to calls has its checks cleared by the tool loop: they belong to the last turn).
+    let calls = tool_loop::calls_to(&s.session, id);
     let Some(node) = s.session.node_mut(id) else {
         return;
     };
@@ -132,7 +136,9 @@ pub(crate) fn finish(
         NodeStatus::Cancelled => Phase::Cancelled,
         NodeStatus::Done => {
             if let Some(e) = expect.filter(|_| node.case != "(no case)") {
-                node.checks = e.check(&node.text);
+                let mut checks = e.check(&node.text);
+                checks.extend(e.check_calls(&calls, &node.request.sampling.tools));
+                node.checks = checks;
             }
             Phase::Done
         }

@@ -358,7 +358,7 @@ fn pane_results(s: &AppState, i: usize) -> Vec<u64> {
     turns.reverse();
     turns
         .into_iter()
-        .flat_map(|t| tool_loop::round_of(&s.session, t))
+        .flat_map(|t| tool_loop::round_toward(&s.session, t, Some(node)))
         .filter_map(|(_, _, r)| r)
         .collect()
 }
@@ -373,7 +373,8 @@ pub(crate) fn edited(s: &mut AppState, node: u64, text: String, fx: &mut Vec<Eff
     let Some(answer) = round_answer(s, call_node) else {
         return;
     };
-    let round = tool_loop::round_of(&s.session, answer);
+    // The round as the edited result's conversation had it (earlier calls' results on its path).
+    let round = tool_loop::round_toward(&s.session, answer, Some(node));
     let Some(k) = round.iter().position(|(c, _, _)| *c == call_node) else {
         return;
     };

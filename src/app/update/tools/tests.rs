@@ -40,6 +40,7 @@ tools = ["get_current_weather", "touch_marker"]
 [[case]]
 name = "boston"
 vars = { q = "Weather in Boston?" }
+expect = { tool = "get_current_weather", args = { location = "Boston" } }
 "#;
 
 fn app() -> AppState {
@@ -161,6 +162,11 @@ fn a_mocked_call_is_recorded_and_the_next_turn_streams_into_the_pane() {
     );
     assert!(started(&fx).is_empty());
     assert_eq!(s.panes[0].phase, Phase::Done);
+    // The case's call check is on the final turn (the turn that called has none).
+    let last = s.session.node(next[0].0).unwrap();
+    let tool: Vec<_> = last.checks.iter().filter(|c| c.kind == "tool").collect();
+    assert!(tool.len() == 1 && tool[0].pass, "{:?}", last.checks);
+    assert!(s.session.node(first.0).unwrap().checks.is_empty());
 }
 
 #[test]
