@@ -90,7 +90,7 @@ fn nodes_of<'a>(s: &'a toml::Table, kind: &str) -> Vec<&'a toml::Table> {
 
 #[test]
 fn two_calls_split_at_every_byte_are_answered_by_the_mock_and_the_answer_follows() {
-    let turn1 = vec![
+    let turn1 = [
         calls_chunk(
             json!([{"index": 0, "id": "call_b", "type": "function", "function": {"name": "get_current_weather", "arguments": ""}}]),
         ),
@@ -181,7 +181,7 @@ fn two_calls_split_at_every_byte_are_answered_by_the_mock_and_the_answer_follows
 
 #[test]
 fn unknown_tools_and_broken_arguments_get_errors_the_model_reads() {
-    let turn1 = vec![
+    let turn1 = [
         calls_chunk(json!([
             {"index": 0, "id": "c0", "function": {"name": "get_weather", "arguments": "{}"}},
             {"index": 1, "id": "c1", "function": {"name": "get_current_weather", "arguments": "{\"location\": \"Bos"}},
@@ -245,7 +245,7 @@ fn unknown_tools_and_broken_arguments_get_errors_the_model_reads() {
 
 #[test]
 fn a_model_that_never_stops_calling_is_stopped_at_max_tool_steps() {
-    let turn = vec![
+    let turn = [
         calls_chunk(
             json!([{"index": 0, "id": "c", "function": {"name": "get_current_weather", "arguments": "{\"location\": \"Boston\"}"}}]),
         ),
@@ -282,7 +282,7 @@ fn a_model_that_never_stops_calling_is_stopped_at_max_tool_steps() {
 
 #[test]
 fn a_command_tool_runs_only_when_allowed() {
-    let call = vec![
+    let call = [
         calls_chunk(
             json!([{"index": 0, "id": "c", "function": {"name": "touch_marker", "arguments": "{\"name\": \"x\"}"}}]),
         ),

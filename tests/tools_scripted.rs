@@ -55,8 +55,7 @@ fn run_prints_the_right_call_rate_per_variant_and_keeps_every_call() {
     for v in ["terse", "article", "detailed"] {
         let line = stdout
             .lines()
-            .filter(|l| l.starts_with(v))
-            .last()
+            .rfind(|l| l.starts_with(v))
             .unwrap_or_else(|| panic!("no summary line for {v}:\n{stdout}"));
         assert!(line.contains("2/2 (100%)"), "{line}");
     }

@@ -374,10 +374,7 @@ async fn run_job(
     let mut current = first.id;
     local.nodes.push(first);
     let mut rounds = 0;
-    loop {
-        let Some(node) = local.node(current) else {
-            break;
-        };
+    while let Some(node) = local.node(current) {
         if node.status != NodeStatus::Done {
             break;
         }

@@ -250,7 +250,7 @@ async fn drive(
         progress.message(format!("{} in flight", runner.in_flight.len()));
         for c in std::mem::take(&mut commands) {
             match c {
-                Command::Spawn(sp) => runner.spawn(sp),
+                Command::Spawn(sp) => runner.spawn(*sp),
                 Command::Cancel { ticket } => runner.cancel(ticket),
             }
         }

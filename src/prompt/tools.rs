@@ -260,6 +260,14 @@ pub(super) struct VariantTools<'a> {
     pub max_tool_steps: Option<&'a Spanned<usize>>,
 }
 
+/// What a variant's tool settings come to: the specs it offers, its tool choice, its step
+/// limit.
+pub(super) type VariantToolSettings = (
+    Vec<ToolSpec>,
+    Option<crate::chat::ToolChoice>,
+    Option<usize>,
+);
+
 /// The specs a variant offers, with its description overrides, checked against the file's
 /// tools; the tool choice; the step limit.
 pub(super) fn for_variant(
@@ -268,14 +276,7 @@ pub(super) fn for_variant(
     variant: &str,
     v: &VariantTools<'_>,
     defs: &[ToolDef],
-) -> Result<
-    (
-        Vec<ToolSpec>,
-        Option<crate::chat::ToolChoice>,
-        Option<usize>,
-    ),
-    InputError,
-> {
+) -> Result<VariantToolSettings, InputError> {
     let known = || {
         if defs.is_empty() {
             "the file has no [[tool]] tables".to_string()

@@ -320,13 +320,8 @@ pub(crate) fn calls_to(session: &Session, node: u64) -> Vec<ToolCall> {
 
 /// The calls a turn made, with their results, in call order: read back from the children of
 /// an `answer` node with finish reason `tool_calls` (the chain `call → result → call → …`).
-/// Where a call has several results (an edited result is a sibling of the first), the newest.
-pub(crate) fn round_of(session: &Session, answer: u64) -> Vec<(u64, ToolCall, Option<u64>)> {
-    round_toward(session, answer, None)
-}
-
-/// [`round_of`] along the path to `toward`: where a call has several results, the one that is
-/// `toward` or above it (the conversation a pane shows), else the newest.
+/// Where a call has several results (an edited result is a sibling of the first): the one
+/// that is `toward` or above it (the conversation a pane shows), else the newest.
 pub(crate) fn round_toward(
     session: &Session,
     answer: u64,
@@ -343,14 +338,11 @@ pub(crate) fn round_toward(
     }
     let mut out = Vec::new();
     let mut parent = answer;
-    loop {
-        let Some(call) = session
-            .nodes
-            .iter()
-            .find(|n| n.parent == Some(parent) && n.kind == NodeKind::ToolCall)
-        else {
-            break;
-        };
+    while let Some(call) = session
+        .nodes
+        .iter()
+        .find(|n| n.parent == Some(parent) && n.kind == NodeKind::ToolCall)
+    {
         let results: Vec<u64> = session
             .nodes
             .iter()
@@ -575,7 +567,7 @@ mod tests {
             Duration::ZERO,
             "now".into(),
         );
-        let round = round_of(&s, 1);
+        let round = round_toward(&s, 1, None);
         assert_eq!(
             round,
             vec![(k1, c1.clone(), Some(r1)), (k2, c2.clone(), Some(r2))]
@@ -609,7 +601,7 @@ mod tests {
         );
         assert_eq!(round_toward(&s, 1, Some(turn2))[1].2, Some(r2));
         assert_eq!(round_toward(&s, 1, Some(edited))[1].2, Some(edited));
-        assert_eq!(round_of(&s, 1)[1].2, Some(edited));
+        assert_eq!(round_toward(&s, 1, None)[1].2, Some(edited));
         assert_eq!(round_toward(&s, 1, Some(turn2))[0].2, Some(r1));
     }
 }

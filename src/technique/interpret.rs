@@ -438,14 +438,14 @@ impl Technique {
         meta: Vec<(&'static str, String)>,
     ) -> Command {
         self.pending.insert(ticket);
-        Command::Spawn(Spawn {
+        Command::Spawn(Box::new(Spawn {
             ticket,
             parent,
             kind,
             model: self.model.clone(),
             request,
             meta,
-        })
+        }))
     }
 
     fn critique_effects(&mut self, ctx: &mut Ctx, effects: Vec<critique::Effect>) -> Vec<Command> {

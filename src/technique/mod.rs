@@ -39,10 +39,9 @@ pub(crate) struct Spawn {
 /// What a technique asks its driver to do.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Command {
-    Spawn(Spawn),
+    /// Boxed: a request (with its offered tools) is large next to a ticket.
+    Spawn(Box<Spawn>),
     /// Stop the stream of `ticket`; its node still comes back through
     /// [`Technique::finished`] (as cancelled).
-    Cancel {
-        ticket: u64,
-    },
+    Cancel { ticket: u64 },
 }

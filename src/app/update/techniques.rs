@@ -185,7 +185,7 @@ fn run_commands(s: &mut AppState, job: u64, commands: Vec<Command>, fx: &mut Vec
     let mut ended = false;
     while let Some(c) = queue.pop_front() {
         match c {
-            Command::Spawn(sp) => start_stream(s, job, sp, fx),
+            Command::Spawn(sp) => start_stream(s, job, *sp, fx),
             Command::Cancel { ticket } => {
                 let Some(node) = node_of_ticket(s, job, ticket) else {
                     continue;

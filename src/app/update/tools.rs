@@ -289,7 +289,8 @@ pub(crate) fn decide(s: &mut AppState, approve: bool, fx: &mut Vec<Effect>) -> b
 pub(crate) fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
     match a {
         Action::ApproveTool | Action::DenyTool => {
-            if !decide(s, a == Action::ApproveTool, fx) {
+            let waited = decide(s, a == Action::ApproveTool, fx);
+            if !waited {
                 s.message = Some("no tool call is waiting for approval".into());
             }
         }

@@ -137,7 +137,7 @@ fn a_mocked_call_is_recorded_and_the_next_turn_streams_into_the_pane() {
     };
     let n = chat.messages.len();
     assert_eq!(chat.messages[n - 2].role, Role::Assistant);
-    assert_eq!(chat.messages[n - 2].tool_calls, [c.clone()]);
+    assert_eq!(chat.messages[n - 2].tool_calls, std::slice::from_ref(&c));
     assert_eq!(chat.messages[n - 1].role, Role::User);
     assert_eq!(
         chat.messages[n - 1]
