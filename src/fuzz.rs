@@ -395,6 +395,7 @@ const PROMPT_SEEDS: &[&[u8]] = &[
     include_bytes!("../prompts/local-vs-remote.toml"),
     include_bytes!("../prompts/one-shot.toml"),
     include_bytes!("../prompts/self-critique.toml"),
+    include_bytes!("../prompts/tools-weather.toml"),
     include_bytes!("../prompts/tree-of-thoughts.toml"),
     include_bytes!("../prompts/zero-shot-cot.toml"),
     include_bytes!("../prompts/zero-shot-role.toml"),

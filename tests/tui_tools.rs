@@ -129,7 +129,7 @@ fn a_confirmed_command_waits_for_approval_and_a_denied_one_never_runs() {
     tm.wait_for("case touch", Duration::from_secs(5));
     tm.keys(&["Enter"]);
     let screen = tm.wait_for("run tool touch_marker?", Duration::from_secs(20));
-    assert!(screen.contains("o: approve, x: deny"), "{screen}");
+    assert!(screen.contains("Y: approve, x: deny"), "{screen}");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!marker.exists(), "the command ran before it was approved");
     tm.keys(&["x"]);
@@ -140,7 +140,7 @@ fn a_confirmed_command_waits_for_approval_and_a_denied_one_never_runs() {
     // Run again and approve: now it runs.
     tm.keys(&["R"]);
     tm.wait_for("run tool touch_marker?", Duration::from_secs(20));
-    tm.keys(&["o"]);
+    tm.keys(&["Y"]);
     tm.wait_for("Final: the command said", Duration::from_secs(20));
     assert!(marker.exists(), "an approved command did not run");
     tm.keys(&["q"]);

@@ -29,8 +29,8 @@ use crate::prompt::{self, render, Case, PromptFile, Variant};
 use crate::sanitize::{one_line, visible};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::state::timing::StreamMeter;
-use crate::state::versions;
 use crate::state::tool_loop::{self, Answer, External, Next, Source};
+use crate::state::versions;
 use crate::store;
 use crate::tool_run;
 

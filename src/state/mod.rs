@@ -8,5 +8,5 @@ pub(crate) mod diff;
 pub(crate) mod search;
 pub(crate) mod session;
 pub(crate) mod timing;
-pub(crate) mod versions;
 pub(crate) mod tool_loop;
+pub(crate) mod versions;

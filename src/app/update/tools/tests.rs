@@ -179,7 +179,7 @@ fn a_denied_command_is_never_run_and_the_model_is_told() {
     );
     assert!(s.tools.confirming.is_some());
     let notice = s.panes[0].notice.clone().unwrap_or_default();
-    assert!(notice.contains("o: approve, x: deny"), "{notice}");
+    assert!(notice.contains("Y: approve, x: deny"), "{notice}");
     let fx = key(&mut s, KeyCode::Char('x'));
     assert!(tool_runs(&fx).is_empty(), "{fx:?}");
     let result = s
@@ -205,7 +205,7 @@ fn a_denied_command_is_never_run_and_the_model_is_told() {
 fn an_approved_command_runs_in_the_driver_and_its_output_is_the_result() {
     let mut s = app();
     let (first, _) = turn_with_calls(&mut s, &[call("touch_marker", "{}")]);
-    let fx = key(&mut s, KeyCode::Char('o'));
+    let fx = key(&mut s, KeyCode::Char('Y'));
     let runs = tool_runs(&fx);
     assert_eq!(
         runs,
@@ -240,7 +240,7 @@ fn an_approved_command_runs_in_the_driver_and_its_output_is_the_result() {
 fn a_late_tool_report_for_a_rerun_pane_is_dropped() {
     let mut s = app();
     let (first, _) = turn_with_calls(&mut s, &[call("touch_marker", "{}")]);
-    key(&mut s, KeyCode::Char('o'));
+    key(&mut s, KeyCode::Char('Y'));
     // Rerun the pane while the tool runs.
     let rerun = started(&key(&mut s, KeyCode::Char('r')));
     assert_eq!(rerun.len(), 1);
@@ -265,7 +265,7 @@ fn a_late_tool_report_for_a_rerun_pane_is_dropped() {
 fn cancelling_while_a_tool_runs_stops_the_round_and_keeps_the_answer() {
     let mut s = app();
     let (first, _) = turn_with_calls(&mut s, &[call("touch_marker", "{}")]);
-    key(&mut s, KeyCode::Char('o'));
+    key(&mut s, KeyCode::Char('Y'));
     let mut fx = Vec::new();
     crate::app::update::panes::cancel(&mut s, 0, &mut fx);
     // No stream to cancel: the answer's stream has ended.
