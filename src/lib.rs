@@ -25,6 +25,7 @@ mod fuzz;
 mod import_promptfoo;
 mod llm;
 mod model_fetch;
+mod price;
 mod prompt;
 #[cfg(feature = "local")]
 mod quantize;

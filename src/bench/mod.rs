@@ -215,7 +215,7 @@ pub(crate) async fn measure(mut handle: StreamHandle) -> Result<(Measure, String
                 text.push_str(&d);
             }
             StreamEvent::Usage(u) => usage = Some(u),
-            StreamEvent::Notice(_) => {}
+            StreamEvent::Notice(_) | StreamEvent::Logprobs(_) => {}
             StreamEvent::Finished(_) => break,
             StreamEvent::Failed(e) => return Err(e),
         }

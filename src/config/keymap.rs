@@ -32,10 +32,11 @@ pub(crate) enum Mode {
     Tree,
     Diff,
     SearchParams,
+    Heat,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 12] = [
+    pub const ALL: [Mode; 13] = [
         Mode::Normal,
         Mode::Help,
         Mode::Picker,
@@ -48,6 +49,7 @@ impl Mode {
         Mode::Tree,
         Mode::Diff,
         Mode::SearchParams,
+        Mode::Heat,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +66,7 @@ impl Mode {
             Mode::Tree => "tree",
             Mode::Diff => "diff",
             Mode::SearchParams => "search_params",
+            Mode::Heat => "heat",
         }
     }
 
@@ -180,6 +183,10 @@ actions! {
     Judge = "judge", "judge", "LLM judge: score the answer 1-10 with a reason";
     JudgeAll = "judge_all", "judge all", "LLM judge: score every answer of the case";
     JudgePair = "judge_pair", "pairwise", "LLM judge: this pane vs the next, both orders";
+    Heat = "heat", "heat", "Heat view: the answer's token probabilities; branch from a token";
+    TokenNext = "token_next", "next token", "Move the token cursor to the next token";
+    TokenPrev = "token_prev", "prev token", "Move the token cursor to the previous token";
+    TokenNextLow = "token_next_low", "next unsure", "Jump to the next token below 50% probability";
     Increase = "increase", "more", "Increase the selected number";
     Decrease = "decrease", "less", "Decrease the selected number";
     Close = "close", "close", "Close this layer";

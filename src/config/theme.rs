@@ -55,6 +55,9 @@ pub(crate) const ROLES: &[&str] = &[
     "overlay.border",
     "overlay.selected",
     "error",
+    "heat.low",
+    "heat.mid",
+    "heat.cursor",
 ];
 
 #[derive(Debug, Deserialize)]

@@ -41,12 +41,20 @@ pub(crate) fn body(model: &str, request: &ChatRequest) -> Value {
     if let Some(v) = http::stop_value(&s.stop) {
         options.insert("stop".into(), v);
     }
-    json!({
+    let mut b = json!({
         "model": model,
         "messages": request.messages,
         "stream": true,
         "options": options,
-    })
+    });
+    // Ollama 0.12.11 and later; older servers ignore these keys.
+    if let (Some(n), Some(o)) = (s.logprobs, b.as_object_mut()) {
+        o.insert("logprobs".into(), true.into());
+        if n > 0 {
+            o.insert("top_logprobs".into(), super::token_probs::top_n(n).into());
+        }
+    }
+    b
 }
 
 impl Backend for OllamaBackend {
@@ -105,6 +113,10 @@ impl WireParser for OllamaParser {
         {
             out.push(Step::Emit(StreamEvent::Delta(text.into())));
         }
+        let probs = super::token_probs::parse_entries(v.get("logprobs"));
+        if !probs.is_empty() {
+            out.push(Step::Emit(StreamEvent::Logprobs(probs)));
+        }
         if v.get("done").and_then(Value::as_bool) == Some(true) {
             let n = |k: &str| v.get(k).and_then(Value::as_u64);
             tracing::debug!(
@@ -148,6 +160,9 @@ mod tests {
                 max_tokens: Some(32),
                 stop: vec!["x".into()],
                 seed: Some(5),
+                logprobs: None,
+                samples: None,
+                stop_on: None,
             },
         };
         assert_eq!(
@@ -157,6 +172,29 @@ mod tests {
                 "messages": [{"role": "user", "content": "hi"}],
                 "options": {"temperature": 0.2, "top_p": 0.8, "top_k": 20, "seed": 5, "num_predict": 32, "stop": ["x"]},
             })
+        );
+    }
+
+    #[test]
+    fn token_probabilities_when_asked() {
+        let r = ChatRequest {
+            messages: vec![],
+            sampling: Sampling {
+                logprobs: Some(3),
+                ..Default::default()
+            },
+        };
+        let b = body("m", &r);
+        assert_eq!((b["logprobs"].clone(), b["top_logprobs"].clone()), (json!(true), json!(3)));
+        let mut out = Vec::new();
+        OllamaParser.on_payload(
+            None,
+            r#"{"message":{"role":"assistant","content":"Hi"},"logprobs":[{"token":"Hi","logprob":-0.1,"top_logprobs":[{"token":"Hi","logprob":-0.1},{"token":"Yo","logprob":-3.0}]}],"done":false}"#,
+            &mut out,
+        );
+        assert!(
+            matches!(&out[1], Step::Emit(StreamEvent::Logprobs(t)) if t[0].top[1].0 == "Yo"),
+            "{out:?}"
         );
     }
 

@@ -47,6 +47,12 @@ pub(crate) fn body(model: &str, request: &ChatRequest) -> Value {
     if let Some(v) = s.seed {
         o.insert("seed".into(), v.into());
     }
+    if let Some(n) = s.logprobs {
+        o.insert("logprobs".into(), true.into());
+        if n > 0 {
+            o.insert("top_logprobs".into(), super::token_probs::top_n(n).into());
+        }
+    }
     b
 }
 
@@ -119,6 +125,12 @@ impl WireParser for OpenAiParser {
             {
                 out.push(Step::Emit(StreamEvent::Delta(text.to_string())));
             }
+            let probs = super::token_probs::parse_entries(
+                c.get("logprobs").and_then(|l| l.get("content")),
+            );
+            if !probs.is_empty() {
+                out.push(Step::Emit(StreamEvent::Logprobs(probs)));
+            }
             if let Some(r) = c.get("finish_reason").and_then(Value::as_str) {
                 self.finish = Some(FinishReason::from_wire(r));
             }
@@ -167,6 +179,9 @@ mod tests {
                 max_tokens: Some(16),
                 stop: vec!["\n\n".into()],
                 seed: Some(7),
+                logprobs: None,
+                samples: None,
+                stop_on: None,
             },
         };
         let b = body("m", &r);
@@ -227,6 +242,41 @@ mod tests {
         );
         assert_eq!(feed(&mut p, r#"{"choices":null,"usage":null}"#), []);
         assert_eq!(feed(&mut p, "[DONE]"), [Step::Finish(FinishReason::Length)]);
+    }
+
+    #[test]
+    fn asks_for_and_reads_token_probabilities() {
+        let mut r = ChatRequest {
+            messages: vec![],
+            sampling: Sampling {
+                logprobs: Some(50),
+                ..Default::default()
+            },
+        };
+        let b = body("m", &r);
+        assert_eq!(b["logprobs"], true);
+        assert_eq!(b["top_logprobs"], 20);
+        r.sampling.logprobs = Some(0);
+        assert!(body("m", &r).get("top_logprobs").is_none());
+        let mut p = OpenAiParser::default();
+        let steps = feed(
+            &mut p,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[{"token":"Hi","logprob":-0.5,"top_logprobs":[{"token":"Hi","logprob":-0.5},{"token":"Hey","logprob":-1.5}]}]}}]}"#,
+        );
+        assert_eq!(steps.len(), 2);
+        match &steps[1] {
+            Step::Emit(StreamEvent::Logprobs(t)) => {
+                assert_eq!(t[0].text, "Hi");
+                assert_eq!(t[0].top.len(), 2);
+            }
+            s => panic!("{s:?}"),
+        }
+        // `"logprobs": null` (logprobs off) is nothing.
+        let steps = feed(
+            &mut p,
+            r#"{"choices":[{"index":0,"delta":{"content":"x"},"logprobs":null}]}"#,
+        );
+        assert_eq!(steps.len(), 1);
     }
 
     #[test]

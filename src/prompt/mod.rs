@@ -168,6 +168,9 @@ struct RawSampling {
     #[serde(default)]
     stop: Vec<String>,
     seed: Option<u64>,
+    logprobs: Option<usize>,
+    samples: Option<usize>,
+    stop_on: Option<crate::chat::StopOn>,
 }
 
 impl RawSampling {
@@ -179,6 +182,9 @@ impl RawSampling {
             max_tokens: self.max_tokens,
             stop: self.stop,
             seed: self.seed,
+            logprobs: self.logprobs,
+            samples: self.samples,
+            stop_on: self.stop_on,
         }
     }
 }
@@ -213,6 +219,12 @@ struct RawVariant {
     #[serde(default)]
     stop: Vec<String>,
     seed: Option<u64>,
+    /// Token probabilities with this many alternatives per token.
+    logprobs: Option<usize>,
+    /// Run each case this many times (self-consistency).
+    samples: Option<usize>,
+    /// End a stream once its checks are decided.
+    stop_on: Option<crate::chat::StopOn>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,6 +343,9 @@ pub(crate) fn parse(
             max_tokens: rv.max_tokens,
             stop: rv.stop.clone(),
             seed: rv.seed,
+            logprobs: rv.logprobs,
+            samples: rv.samples,
+            stop_on: rv.stop_on,
         };
         variants.push(Variant {
             name,

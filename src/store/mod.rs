@@ -11,6 +11,7 @@ pub(crate) mod export;
 mod format;
 pub(crate) mod journal;
 pub(crate) mod lock;
+pub(crate) mod logprobs;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -40,7 +41,19 @@ pub(crate) fn save_atomic(path: &Path, session: &Session) -> Result<(), SaveErro
     if let Some(why) = lock::read_only_reason(path) {
         return Err(SaveError::Invalid(why));
     }
-    let text = to_text(session)?;
+    // The token probabilities go first, in their own file, while the TOML is being built:
+    // a crash between the two leaves probabilities for answers the old file lacks, which a
+    // load ignores.
+    let (text, sidecar) = std::thread::scope(|scope| {
+        let sidecar = scope.spawn(|| logprobs::save(path, &session.nodes));
+        let text = to_text(session);
+        let sidecar = sidecar
+            .join()
+            .unwrap_or_else(|_| Err(SaveError::Invalid("the logprobs writer panicked".into())));
+        (text, sidecar)
+    });
+    sidecar?;
+    let text = text?;
     lock::keep_foreign_version(path);
     write_atomic(path, text.as_bytes())?;
     lock::remember(path);
@@ -86,8 +99,22 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
 
 /// Read and parse a session file.
 pub(crate) fn load(path: &Path) -> Result<Session, InputError> {
-    let text = fs::read_to_string(path).map_err(|e| InputError::io(path, &e))?;
-    let session = parse(path, &text)?;
+    // The token probabilities are read on another thread while the TOML parses.
+    let (session, probs) = std::thread::scope(|scope| {
+        let probs = scope.spawn(|| logprobs::load(path));
+        let session = fs::read_to_string(path)
+            .map_err(|e| InputError::io(path, &e))
+            .and_then(|text| parse(path, &text));
+        let probs = probs.join().unwrap_or_else(|_| {
+            Err(InputError::plain(
+                &logprobs::sidecar_path(path),
+                "the reader panicked",
+            ))
+        });
+        (session, probs)
+    });
+    let mut session = session?;
+    logprobs::attach(&mut session.nodes, probs?);
     lock::remember(path);
     Ok(session)
 }

@@ -56,6 +56,7 @@ pub(crate) fn draw_layer(
             Layer::Tree(t) => super::tree::draw(frame, area, state, t, theme),
             Layer::Diff(d) => super::diff::draw(frame, area, state, d, theme),
             Layer::SearchParams(f) => super::tree::draw_form(frame, area, f, theme),
+            Layer::Heat(h) => super::heat::draw(frame, area, state, h, theme),
         }
     }
 }
@@ -218,6 +219,7 @@ fn input(frame: &mut Frame, area: Rect, purpose: InputPurpose, text: &str, theme
     let title = match purpose {
         InputPurpose::FreeInput => " Input (Enter runs, Esc cancels) ",
         InputPurpose::Rename(_) => " Rename variant ",
+        InputPurpose::BranchToken => " Branch with this token (Enter continues from it) ",
     };
     let inner = box_at(frame, area, 60, 1, title, theme);
     let shown = visible(text);

@@ -95,6 +95,8 @@ pub(crate) enum PickerKind {
 pub(crate) enum InputPurpose {
     FreeInput,
     Rename(usize),
+    /// A token to branch with, typed in the heat view.
+    BranchToken,
 }
 
 /// Overlays, stacked; keys go to the top one.
@@ -134,6 +136,8 @@ pub(crate) enum Layer {
     Diff(Box<DiffView>),
     /// k, b, d before a tree-of-thought search (`s`).
     SearchParams(SearchForm),
+    /// Token probabilities of an answer and branching from a token (`H`).
+    Heat(Box<crate::app::heat::HeatView>),
 }
 
 impl Layer {
@@ -151,6 +155,7 @@ impl Layer {
             Layer::Tree(_) => Mode::Tree,
             Layer::Diff(_) => Mode::Diff,
             Layer::SearchParams(_) => Mode::SearchParams,
+            Layer::Heat(_) => Mode::Heat,
         }
     }
 }

@@ -271,6 +271,7 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             None
         }
         Layer::Diff(d) => techniques::diff_key(d, action),
+        Layer::Heat(h) => crate::app::heat::key(s, h, action, fx),
         Layer::SearchParams(f) => {
             techniques::form_key(s, f, action, key, fx);
             None
@@ -497,6 +498,7 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             _ => s.message = Some("nothing to copy".into()),
         },
         Action::Help => s.layers.push(Layer::Help { scroll: 0 }),
+        Action::Heat => crate::app::heat::open(s),
         Action::Close | Action::Accept | Action::Up | Action::Down => {}
         Action::Stars1
         | Action::Stars2
@@ -553,6 +555,7 @@ fn mouse_event(s: &mut AppState, m: &MouseEvent) {
 
 fn input_accepted(s: &mut AppState, purpose: InputPurpose, text: String, fx: &mut Vec<Effect>) {
     match purpose {
+        InputPurpose::BranchToken => crate::app::heat::typed(s, text, fx),
         InputPurpose::FreeInput => {
             let Some(var) = s.prompt.main_var.clone() else {
                 return;

@@ -192,8 +192,18 @@ pub(crate) fn stream_event(
                 n.status = NodeStatus::Streaming;
                 n.text.push_str(&d);
             }
+            if crate::app::early_stop::decided(s, node) {
+                fx.push(Effect::CancelStream { node });
+                finish(s, i, Ok(FinishReason::ChecksDecided), at);
+                save(s, fx);
+            }
         }
         StreamEvent::Usage(u) => s.panes[i].meter.on_usage(u),
+        StreamEvent::Logprobs(t) => {
+            if let Some(n) = s.session.node_mut(node) {
+                t.iter().for_each(|t| n.logprobs.push(t));
+            }
+        }
         StreamEvent::Notice(n) => s.panes[i].notice = Some(n),
         StreamEvent::Finished(r) => {
             finish(s, i, Ok(r), at);

@@ -149,7 +149,7 @@ async fn answer_with_usage(
             }
             StreamEvent::Finished(_) => break,
             StreamEvent::Failed(e) => panic!("{e}"),
-            StreamEvent::Notice(_) => {}
+            StreamEvent::Notice(_) | StreamEvent::Logprobs(_) => {}
         }
     }
     (out, prompt_tokens, tokens)
