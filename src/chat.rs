@@ -176,7 +176,13 @@ impl TokenLogprob {
     /// A token as a server sent it: a non-finite or positive logprob is clamped into
     /// `(-inf, 0]` (probabilities stay in [0, 1]), alternatives sorted most likely first.
     pub fn new(text: String, logprob: f32, mut top: Vec<(String, f32)>) -> TokenLogprob {
-        let clamp = |lp: f32| if lp.is_nan() { f32::NEG_INFINITY } else { lp.min(0.0) };
+        let clamp = |lp: f32| {
+            if lp.is_nan() {
+                f32::NEG_INFINITY
+            } else {
+                lp.min(0.0)
+            }
+        };
         for t in &mut top {
             t.1 = clamp(t.1);
         }

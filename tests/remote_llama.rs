@@ -291,7 +291,13 @@ fn llama_server_token_probabilities_are_probabilities_with_sorted_alternatives()
     let o = sb
         .command()
         .env("PROMPTLOOM_CANARY_KEY", canary())
-        .args(["run", p.to_str().unwrap(), "--json", "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            p.to_str().unwrap(),
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
@@ -303,7 +309,11 @@ fn llama_server_token_probabilities_are_probabilities_with_sorted_alternatives()
         .unwrap_or_else(|| panic!("llama-server sent no token probabilities: {r}"));
     assert!(!toks.is_empty());
     let joined: String = toks.iter().map(|t| t["token"].as_str().unwrap()).collect();
-    assert_eq!(joined, r["text"].as_str().unwrap(), "the tokens spell the answer");
+    assert_eq!(
+        joined,
+        r["text"].as_str().unwrap(),
+        "the tokens spell the answer"
+    );
     for t in toks {
         let p = t["logprob"].as_f64().unwrap().exp();
         assert!((0.0..=1.0).contains(&p), "{t}");

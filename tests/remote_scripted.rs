@@ -355,7 +355,10 @@ fn token_probabilities_cost_and_approximate_counts_from_an_openai_server() {
         let p = t["logprob"].as_f64().unwrap().exp();
         assert!((0.0..=1.0).contains(&p), "{t}");
         let top = t["top"].as_array().unwrap();
-        assert!(top.iter().any(|a| a[0] == t["token"]), "chosen among the top: {t}");
+        assert!(
+            top.iter().any(|a| a[0] == t["token"]),
+            "chosen among the top: {t}"
+        );
         let lps: Vec<f64> = top.iter().map(|a| a[1].as_f64().unwrap()).collect();
         assert!(lps.windows(2).all(|w| w[0] >= w[1]), "sorted: {t}");
     }
@@ -371,11 +374,10 @@ fn token_probabilities_cost_and_approximate_counts_from_an_openai_server() {
     let side = sb.path("s.toml.logprobs");
     assert!(side.exists());
     let s = parse_toml(&out);
-    assert!(!std::fs::read_to_string(&out).unwrap().contains("top_logprobs"));
+    assert!(!std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("top_logprobs"));
     assert_eq!(s["prices"]["ok"]["output"].as_float(), Some(10.0));
     assert_eq!(s["node"][0]["meta"]["tokens"].as_str(), Some("approx"));
-    assert_eq!(
-        s["node"][0]["sampling"]["logprobs"].as_integer(),
-        Some(2)
-    );
+    assert_eq!(s["node"][0]["sampling"]["logprobs"].as_integer(), Some(2));
 }

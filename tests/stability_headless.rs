@@ -70,7 +70,12 @@ fn samples_cluster_and_the_same_seeds_give_the_same_clusters() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["key"].as_str().unwrap().to_string(), c["count"].as_u64().unwrap()))
+        .map(|c| {
+            (
+                c["key"].as_str().unwrap().to_string(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(by_text, vec![("london".into(), 4), ("paris".into(), 2)]);
     assert!((cell["agreement"].as_f64().unwrap() - 4.0 / 6.0).abs() < 1e-9);
@@ -85,25 +90,43 @@ fn samples_cluster_and_the_same_seeds_give_the_same_clusters() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["key"].as_str().unwrap().to_string(), c["count"].as_u64().unwrap()))
+        .map(|c| {
+            (
+                c["key"].as_str().unwrap().to_string(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(by_checks, vec![("✓".into(), 4), ("✗".into(), 2)]);
 
     // A rerun with the same seeds: the same clusters.
     let b = run(&sb, "b.toml");
-    assert_eq!(b["stability"][0]["by_text"].as_array().map(|c| c.len()), Some(2));
+    assert_eq!(
+        b["stability"][0]["by_text"].as_array().map(|c| c.len()),
+        Some(2)
+    );
     let keys = |v: &serde_json::Value| -> Vec<(String, u64)> {
         v["stability"][0]["by_text"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| (c["key"].as_str().unwrap().to_string(), c["count"].as_u64().unwrap()))
+            .map(|c| {
+                (
+                    c["key"].as_str().unwrap().to_string(),
+                    c["count"].as_u64().unwrap(),
+                )
+            })
             .collect()
     };
     assert_eq!(keys(&a), keys(&b));
 
     // The table says it too.
-    let o = sb.run(&["run", sb.path("p.toml").to_str().unwrap(), "--out", sb.path("c.toml").to_str().unwrap()]);
+    let o = sb.run(&[
+        "run",
+        sb.path("p.toml").to_str().unwrap(),
+        "--out",
+        sb.path("c.toml").to_str().unwrap(),
+    ]);
     let table = text(&o.stdout);
     assert!(
         table.contains("sampled/England: 6 samples, 67% agree; passed 4/6"),
@@ -186,8 +209,13 @@ expect = { any = ["London"] }
         .as_array()
         .unwrap()
         .iter()
-        .find(|n| n["variant"].as_str() == Some("fail_fast") && n["case"].as_str() == Some("England"))
+        .find(|n| {
+            n["variant"].as_str() == Some("fail_fast") && n["case"].as_str() == Some("England")
+        })
         .unwrap();
-    assert_eq!(node["meta"]["stopped_on"].as_str(), Some("first_fail: none"));
+    assert_eq!(
+        node["meta"]["stopped_on"].as_str(),
+        Some("first_fail: none")
+    );
     assert_eq!(node["status"].as_str(), Some("done"));
 }

@@ -80,9 +80,9 @@ pub(crate) fn key(
             h.alt = 0;
         }
         Some(Action::TokenNextLow) => {
-            if let Some(i) = (h.cursor + 1..len).find(|&i| {
-                node.logprobs.get(i).is_some_and(|t| t.prob() < LOW)
-            }) {
+            if let Some(i) =
+                (h.cursor + 1..len).find(|&i| node.logprobs.get(i).is_some_and(|t| t.prob() < LOW))
+            {
                 h.cursor = i;
                 h.alt = 0;
             }
@@ -141,8 +141,14 @@ pub(crate) fn branch(
     let Some(orig) = s.session.node(h.node).cloned() else {
         return;
     };
-    let Some(node) = branch_node(&orig, h.cursor, token, logprob, s.session.next_node_id(), s.stamp())
-    else {
+    let Some(node) = branch_node(
+        &orig,
+        h.cursor,
+        token,
+        logprob,
+        s.session.next_node_id(),
+        s.stamp(),
+    ) else {
         return;
     };
     let (id, chat, model) = (node.id, node.request.clone(), node.model.clone());
@@ -185,12 +191,7 @@ pub(crate) fn branch_node(
     started_at: String,
 ) -> Option<Node> {
     orig.logprobs.get(cursor)?;
-    let prefix: String = orig
-        .logprobs
-        .iter()
-        .take(cursor)
-        .map(|t| t.text)
-        .collect();
+    let prefix: String = orig.logprobs.iter().take(cursor).map(|t| t.text).collect();
     let start = format!("{prefix}{token}");
     let mut request = orig.request.clone();
     request
@@ -222,7 +223,9 @@ pub(crate) fn branch_node(
         n.logprobs.push(&crate::chat::TokenLogprob::new(
             t.text.to_string(),
             t.logprob,
-            t.alternatives().map(|(a, lp)| (a.to_string(), lp)).collect(),
+            t.alternatives()
+                .map(|(a, lp)| (a.to_string(), lp))
+                .collect(),
         ));
     }
     let alts = orig
@@ -302,9 +305,19 @@ pub(crate) mod tests {
                 100 + i as u64,
             );
         }
-        ev(&mut s, st[0], StreamEvent::Finished(FinishReason::Stop), 200);
+        ev(
+            &mut s,
+            st[0],
+            StreamEvent::Finished(FinishReason::Stop),
+            200,
+        );
         ev(&mut s, st[1], StreamEvent::Delta("Rome?".into()), 200);
-        ev(&mut s, st[1], StreamEvent::Finished(FinishReason::Stop), 210);
+        ev(
+            &mut s,
+            st[1],
+            StreamEvent::Finished(FinishReason::Stop),
+            210,
+        );
         (s, st[0].0)
     }
 
@@ -331,13 +344,29 @@ pub(crate) mod tests {
             panic!("{fx:?}")
         };
         let last = chat.messages.last().unwrap();
-        assert_eq!((last.role, last.content.as_str()), (Role::Assistant, "It is Paris"));
+        assert_eq!(
+            (last.role, last.content.as_str()),
+            (Role::Assistant, "It is Paris")
+        );
         let b = st[0].0;
         assert_eq!(s.panes[0].node, Some(b));
-        assert_eq!(s.session.node(b).unwrap().meta["branch_of"], orig.to_string());
+        assert_eq!(
+            s.session.node(b).unwrap().meta["branch_of"],
+            orig.to_string()
+        );
         // It streams in the pane like any answer and is checked on its whole text.
-        ev(&mut s, st[0], StreamEvent::Delta(", no: London.".into()), 300);
-        ev(&mut s, st[0], StreamEvent::Finished(FinishReason::Stop), 310);
+        ev(
+            &mut s,
+            st[0],
+            StreamEvent::Delta(", no: London.".into()),
+            300,
+        );
+        ev(
+            &mut s,
+            st[0],
+            StreamEvent::Finished(FinishReason::Stop),
+            310,
+        );
         let n = s.session.node(b).unwrap();
         assert_eq!(n.text, "It is Paris, no: London.");
         assert_eq!(n.passed(), Some(true));
@@ -369,7 +398,10 @@ pub(crate) mod tests {
         key(&mut s, KeyCode::Char('H'));
         assert!(s.layers.is_empty());
         assert!(
-            s.message.as_deref().unwrap_or("").contains("no token probabilities"),
+            s.message
+                .as_deref()
+                .unwrap_or("")
+                .contains("no token probabilities"),
             "{:?}",
             s.message
         );
@@ -383,7 +415,10 @@ pub(crate) mod tests {
         assert!(b.text.starts_with(&orig.text[..5]));
         assert_eq!(b.request.messages.len(), 2);
         let last = b.request.messages.last().unwrap();
-        assert_eq!((last.role, last.content.as_str()), (Role::Assistant, "It is Paris"));
+        assert_eq!(
+            (last.role, last.content.as_str()),
+            (Role::Assistant, "It is Paris")
+        );
         assert_eq!(b.meta["branch_of"], "4");
         assert_eq!(b.meta["branch_token"], "2");
         assert_eq!(b.meta["shared_prefix_bytes"], "5");

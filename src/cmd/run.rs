@@ -351,9 +351,13 @@ async fn run_job(
     progress: &ProgressBar,
 ) -> Node {
     let model = &job.variant.model;
-    let mut node = stream_into_node(backend, base_node(job), cancel, Some(&job.case.expect), |n| {
-        progress.set_message(format!("{model}: {n}"))
-    })
+    let mut node = stream_into_node(
+        backend,
+        base_node(job),
+        cancel,
+        Some(&job.case.expect),
+        |n| progress.set_message(format!("{model}: {n}")),
+    )
     .await;
     if node.status == NodeStatus::Done {
         node.checks = job.case.expect.check(&node.text);
@@ -535,10 +539,7 @@ fn summaries(s: &Session) -> Vec<VariantSummary> {
                 mean_ttft_ms: mean(nodes.iter().filter_map(|n| n.ttft_ms).map(|x| x as f64)),
                 mean_tok_per_s: mean(nodes.iter().filter_map(|n| n.tok_per_s)),
                 mean_duration_ms: mean(
-                    nodes
-                        .iter()
-                        .filter_map(|n| n.duration_ms)
-                        .map(|x| x as f64),
+                    nodes.iter().filter_map(|n| n.duration_ms).map(|x| x as f64),
                 ),
                 cost: nodes
                     .iter()

@@ -177,7 +177,9 @@ impl Runner {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let node = match backend {
-                Ok(b) => super::run::stream_into_node(b.as_ref(), node, &cancel, None, |_| {}).await,
+                Ok(b) => {
+                    super::run::stream_into_node(b.as_ref(), node, &cancel, None, |_| {}).await
+                }
                 Err(e) => {
                     node.finish(Err(e), &Default::default(), Default::default());
                     node

@@ -55,7 +55,9 @@ pub(crate) struct Stability {
 impl Stability {
     /// The majority answer (a member of the largest text cluster).
     pub fn majority(&self) -> Option<u64> {
-        self.by_text.first().and_then(|c| c.members.first().copied())
+        self.by_text
+            .first()
+            .and_then(|c| c.members.first().copied())
     }
 }
 
@@ -106,8 +108,8 @@ pub(crate) fn stability(samples: &[&Node]) -> Option<Stability> {
     let by_checks = clusters(&done, checks_key);
     let agreement = by_text.first().map_or(0.0, |c| c.members.len() as f64) / done.len() as f64;
     let checked: Vec<bool> = done.iter().filter_map(|n| n.passed()).collect();
-    let pass = (!checked.is_empty())
-        .then(|| (checked.iter().filter(|p| **p).count(), checked.len()));
+    let pass =
+        (!checked.is_empty()).then(|| (checked.iter().filter(|p| **p).count(), checked.len()));
     Some(Stability {
         samples: done.len(),
         by_text,
@@ -157,7 +159,10 @@ mod tests {
     #[test]
     fn normalised_exact_match() {
         assert_eq!(normalise("  London.\n"), "london");
-        assert_eq!(normalise("The  capital\tis London!"), "the capital is london");
+        assert_eq!(
+            normalise("The  capital\tis London!"),
+            "the capital is london"
+        );
         assert_ne!(normalise("London"), normalise("Londres"));
     }
 
@@ -165,7 +170,9 @@ mod tests {
     /// exactly when their keys are equal, and the counts add up.
     #[test]
     fn clusters_equal_a_brute_force_grouping() {
-        let texts = ["London.", "london", "Paris", " LONDON ", "Paris.", "Rome", "london!"];
+        let texts = [
+            "London.", "london", "Paris", " LONDON ", "Paris.", "Rome", "london!",
+        ];
         let nodes: Vec<Node> = texts
             .iter()
             .enumerate()

@@ -194,7 +194,10 @@ mod tests {
             ..e()
         };
         assert_eq!(x.decided("The capital", FirstPass), None);
-        assert_eq!(x.decided("The capital is london", FirstPass), Some("all checks"));
+        assert_eq!(
+            x.decided("The capital is london", FirstPass),
+            Some("all checks")
+        );
         assert_eq!(x.decided("The capital is london", FirstFail), None);
         let forbid = Expect {
             any: vec!["London".into()],

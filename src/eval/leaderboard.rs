@@ -638,7 +638,12 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
 /// The stability cell: mean agreement of its sampled cells, `-` when none was sampled.
 pub(crate) fn stability_cell(e: &Entry) -> String {
     match e.stability {
-        Some(a) => format!("{:.0}% agree ({} cell{})", 100.0 * a, e.stability_cells, if e.stability_cells == 1 { "" } else { "s" }),
+        Some(a) => format!(
+            "{:.0}% agree ({} cell{})",
+            100.0 * a,
+            e.stability_cells,
+            if e.stability_cells == 1 { "" } else { "s" }
+        ),
         None => "-".into(),
     }
 }
@@ -869,6 +874,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn stability_is_the_mean_agreement_of_the_sampled_cells() {
+        let mut s = grid(&["a", "b"], &["c1", "c2", "c3"]);
+        // a: three samples of c1, two agreeing; b: not sampled.
+        for (i, n) in s.nodes.iter_mut().filter(|n| n.variant == "a").enumerate() {
+            n.meta.insert(
+                crate::eval::consistency::GROUP_KEY.into(),
+                "a/c1".into(),
+            );
+            n.text = if i < 2 { "London." } else { "Paris" }.into();
+        }
+        let board = build(&s, GroupBy::Variant);
+        let a = &board.entries[board.index_of("a").unwrap()];
+        assert!((a.stability.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(a.stability_cells, 1);
+        assert_eq!(stability_cell(a), "67% agree (1 cell)");
+        let b = &board.entries[board.index_of("b").unwrap()];
+        assert_eq!(b.stability, None);
+        assert!(to_markdown(&board).contains("| 67% agree (1 cell) |"));
+    }
+
+    #[test]
     fn cost_per_passing_answer_counts_the_failures_too() {
         let mut s = grid(&["a", "b"], &["c1", "c2", "c3", "c4"]);
         s.prices.insert(
@@ -897,7 +923,10 @@ pub(crate) mod tests {
         assert_eq!(b.cost, None);
         assert_eq!(b.cost_per_pass(), None);
         let md = to_markdown(&board);
-        assert!(md.contains("| $0.0080 | $0.0080 |") || md.contains("| $0.008000 | $0.008000 |"), "{md}");
+        assert!(
+            md.contains("| $0.0080 | $0.0080 |") || md.contains("| $0.008000 | $0.008000 |"),
+            "{md}"
+        );
     }
 }
 

@@ -19,19 +19,19 @@ pub(crate) mod ollama;
 pub(crate) mod openai;
 pub(crate) mod registry;
 pub(crate) mod scripted;
-pub(crate) mod token_probs;
 #[cfg(feature = "local")]
 pub(crate) mod seeded;
 pub(crate) mod sse;
+pub(crate) mod token_probs;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use crate::chat::TokenLogprob;
 pub(crate) use crate::chat::{
     BackendStatus, ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling,
     StreamEvent, Usage,
 };
-pub(crate) use crate::chat::TokenLogprob;
 pub(crate) use registry::BackendRegistry;
 
 /// The consumer's end of a running request. Dropping it cancels the request.

@@ -185,7 +185,10 @@ mod tests {
             },
         };
         let b = body("m", &r);
-        assert_eq!((b["logprobs"].clone(), b["top_logprobs"].clone()), (json!(true), json!(3)));
+        assert_eq!(
+            (b["logprobs"].clone(), b["top_logprobs"].clone()),
+            (json!(true), json!(3))
+        );
         let mut out = Vec::new();
         OllamaParser.on_payload(
             None,

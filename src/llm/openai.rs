@@ -125,9 +125,8 @@ impl WireParser for OpenAiParser {
             {
                 out.push(Step::Emit(StreamEvent::Delta(text.to_string())));
             }
-            let probs = super::token_probs::parse_entries(
-                c.get("logprobs").and_then(|l| l.get("content")),
-            );
+            let probs =
+                super::token_probs::parse_entries(c.get("logprobs").and_then(|l| l.get("content")));
             if !probs.is_empty() {
                 out.push(Step::Emit(StreamEvent::Logprobs(probs)));
             }

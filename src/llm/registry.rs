@@ -56,7 +56,11 @@ impl BackendRegistry {
         let all = self.config.prices();
         self.built
             .lock()
-            .map(|b| b.keys().filter_map(|k| all.get(k).map(|p| (k.clone(), p))).collect())
+            .map(|b| {
+                b.keys()
+                    .filter_map(|k| all.get(k).map(|p| (k.clone(), p)))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

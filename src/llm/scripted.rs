@@ -88,7 +88,11 @@ impl Script {
         let mut text = one.repeat(self.repeat);
         // A partial assistant message last (a branch from a token) is continued: what of the
         // reply comes after it, or a fresh reply when the branch left the script's words.
-        if let Some(m) = request.messages.last().filter(|m| m.role == Role::Assistant) {
+        if let Some(m) = request
+            .messages
+            .last()
+            .filter(|m| m.role == Role::Assistant)
+        {
             text = match text.strip_prefix(&m.content) {
                 Some(rest) => rest.to_string(),
                 None if m.content.ends_with(char::is_whitespace) => text,

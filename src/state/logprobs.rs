@@ -79,18 +79,27 @@ impl TokenProbs {
         for (i, s) in spans.iter().enumerate() {
             let end = s.end as usize;
             if end < start || end > text.len() || !text.is_char_boundary(end) {
-                return Err(Corrupt(format!("record {i} ends at byte {end}, outside its text")));
+                return Err(Corrupt(format!(
+                    "record {i} ends at byte {end}, outside its text"
+                )));
             }
             if s.logprob.is_nan() || s.logprob > 0.0 {
-                return Err(Corrupt(format!("record {i} has log-probability {}", s.logprob)));
+                return Err(Corrupt(format!(
+                    "record {i} has log-probability {}",
+                    s.logprob
+                )));
             }
             start = end;
         }
         if tokens.first().is_some_and(|&t| t != 0) || (tokens.is_empty() && !spans.is_empty()) {
             return Err(Corrupt("the first token is not the first record".into()));
         }
-        if tokens.windows(2).any(|w| w[1] <= w[0]) || tokens.last().is_some_and(|&t| t as usize >= spans.len()) {
-            return Err(Corrupt("token indexes are out of order or out of range".into()));
+        if tokens.windows(2).any(|w| w[1] <= w[0])
+            || tokens.last().is_some_and(|&t| t as usize >= spans.len())
+        {
+            return Err(Corrupt(
+                "token indexes are out of order or out of range".into(),
+            ));
         }
         Ok(TokenProbs {
             text,
@@ -122,8 +131,14 @@ impl TokenProbs {
     }
 
     fn record_text(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.spans[i - 1].end as usize };
-        self.text.get(start..self.spans[i].end as usize).unwrap_or("")
+        let start = if i == 0 {
+            0
+        } else {
+            self.spans[i - 1].end as usize
+        };
+        self.text
+            .get(start..self.spans[i].end as usize)
+            .unwrap_or("")
     }
 
     pub fn len(&self) -> usize {
@@ -187,7 +202,10 @@ mod tests {
         assert_eq!(t.text, "Lon");
         assert!((t.prob() - (-0.1f64).exp()).abs() < 1e-3);
         let alts: Vec<_> = t.alternatives().collect();
-        assert_eq!(alts, vec![("Lon", dequantize(quantize(-0.1))), ("Par", -2.5)]);
+        assert_eq!(
+            alts,
+            vec![("Lon", dequantize(quantize(-0.1))), ("Par", -2.5)]
+        );
         assert_eq!(p.get(1).unwrap().alternatives().count(), 0);
         // Alternatives are sorted most likely first whatever the server sent.
         let alts: Vec<_> = p.get(2).unwrap().alternatives().collect();
@@ -201,7 +219,10 @@ mod tests {
     #[test]
     fn quantized_to_a_thousandth_of_a_nat() {
         for lp in [0.0f32, -0.0004, -0.1, -1.0, -10.5, -63.9] {
-            assert!((dequantize(quantize(lp)) - lp).abs() <= 0.5 / 1024.0, "{lp}");
+            assert!(
+                (dequantize(quantize(lp)) - lp).abs() <= 0.5 / 1024.0,
+                "{lp}"
+            );
         }
         assert_eq!(quantize(f32::NEG_INFINITY), u16::MAX);
         assert_eq!(quantize(0.3), 0);

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::chat::{ChatRequest, FinishReason, ModelIdentity};
 use crate::eval::expect::CheckResult;
 use crate::price::Price;
-use crate::state::logprobs::TokenProbs;
 use crate::prompt::{Case, Variant};
+use crate::state::logprobs::TokenProbs;
 use crate::state::timing::{approx_tokens, StreamStats};
 
 /// The session file format version this build writes.

@@ -126,7 +126,10 @@ mod tests {
     fn approximate_token_counts() {
         assert_eq!(approx_tokens(""), 0);
         // 44 characters, 9 words: 11 by characters.
-        assert_eq!(approx_tokens("The quick brown fox jumps over the lazy dog."), 11);
+        assert_eq!(
+            approx_tokens("The quick brown fox jumps over the lazy dog."),
+            11
+        );
         // Short words with punctuation: the pieces win.
         assert_eq!(approx_tokens("a, b, c, d."), 8);
     }

@@ -114,7 +114,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, String> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.bytes.get(self.at).ok_or("the file ends inside a number")?;
+            let b = *self
+                .bytes
+                .get(self.at)
+                .ok_or("the file ends inside a number")?;
             self.at += 1;
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {

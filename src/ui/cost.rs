@@ -17,7 +17,10 @@ pub(crate) fn cost_spans(
 ) -> Vec<Span<'static>> {
     let mut out = Vec::new();
     if let Some(ms) = n.duration_ms {
-        out.push(Span::styled(format!(" · {:.1} s", ms as f64 / 1000.0), style));
+        out.push(Span::styled(
+            format!(" · {:.1} s", ms as f64 / 1000.0),
+            style,
+        ));
     }
     if let Some(c) = n.cost(prices) {
         let approx = if n.tokens_approx() { "~" } else { "" };
@@ -59,10 +62,16 @@ mod tests {
             },
         );
         let n = node();
-        assert_eq!(text(&cost_spans(&n, &prices, Style::default())), " · 1.2 s · $0.0004500");
+        assert_eq!(
+            text(&cost_spans(&n, &prices, Style::default())),
+            " · 1.2 s · $0.0004500"
+        );
         let mut approx = n.clone();
         approx.meta.insert("tokens".into(), "approx".into());
         assert!(text(&cost_spans(&approx, &prices, Style::default())).ends_with("~$0.0004500"));
-        assert_eq!(text(&cost_spans(&n, &BTreeMap::new(), Style::default())), " · 1.2 s");
+        assert_eq!(
+            text(&cost_spans(&n, &BTreeMap::new(), Style::default())),
+            " · 1.2 s"
+        );
     }
 }

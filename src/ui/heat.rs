@@ -237,7 +237,9 @@ mod tests {
         let low = heat_style(0.2, &t);
         let mid = heat_style(0.7, &t);
         let high = heat_style(0.95, &t);
-        assert!(low.add_modifier.contains(Modifier::BOLD | Modifier::UNDERLINED));
+        assert!(low
+            .add_modifier
+            .contains(Modifier::BOLD | Modifier::UNDERLINED));
         assert!(mid.add_modifier.contains(Modifier::UNDERLINED));
         assert!(!mid.add_modifier.contains(Modifier::BOLD));
         assert!(!high.add_modifier.contains(Modifier::UNDERLINED));
@@ -303,7 +305,9 @@ mod snapshots {
                     line.contains("It is London.")
                 })
                 .unwrap_or_else(|| panic!("{name}: no text row"));
-            let syms: Vec<String> = (0..80u16).map(|x| buf[(x, row)].symbol().to_string()).collect();
+            let syms: Vec<String> = (0..80u16)
+                .map(|x| buf[(x, row)].symbol().to_string())
+                .collect();
             let col = |needle: &str| -> u16 {
                 (0..80usize)
                     .find(|&x| {
@@ -322,7 +326,10 @@ mod snapshots {
                 m(london)
             );
             assert!(m(col("is")).contains(Modifier::REVERSED), "{name}: cursor");
-            assert!(!m(col("It")).contains(Modifier::UNDERLINED), "{name}: sure token");
+            assert!(
+                !m(col("It")).contains(Modifier::UNDERLINED),
+                "{name}: sure token"
+            );
             if depth == ColorDepth::None {
                 assert_eq!(buf[(london, row)].fg, ratatui::style::Color::Reset);
             }
