@@ -1,21 +1,14 @@
 //! `stop_on` in the playground: after each delta, whether the case's checks are already
-//! decided (`Node::decided_early`, the same test the headless runner uses).
+//! decided (`Node::decided_early`, the same test the headless runner uses). Plain data in,
+//! so it sits outside the app's state module.
 
-use crate::app::model::state::AppState;
+use crate::eval::expect::Expect;
+use crate::state::session::Session;
 
-/// Whether the pane stream of `node` should end now on its checks.
-pub(crate) fn decided(s: &mut AppState, node: u64) -> bool {
-    let wants = s
-        .session
-        .node(node)
-        .is_some_and(|n| n.request.sampling.stop_on.is_some() && n.case != "(no case)");
-    if !wants {
-        return false;
-    }
-    let Some(expect) = s.current_case().map(|c| c.expect.clone()) else {
+/// Whether the pane stream of `node` should end now on `expect`, its case's checks.
+pub(crate) fn decided(session: &mut Session, node: u64, expect: Option<&Expect>) -> bool {
+    let (Some(expect), Some(n)) = (expect, session.node_mut(node)) else {
         return false;
     };
-    s.session
-        .node_mut(node)
-        .is_some_and(|n| n.decided_early(&expect))
+    n.request.sampling.stop_on.is_some() && n.case != "(no case)" && n.decided_early(expect)
 }

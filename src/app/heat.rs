@@ -4,12 +4,13 @@
 //! chosen token in place of the original one and lets the model continue from there.
 //!
 //! The continuation is asked for by sending the kept text as a partial assistant message at
-//! the end of the request; what each backend does with it is in ARCHITECTURE.md and the
-//! module docs of `llm/`.
+//! the end of the request; what each backend does with it is in ARCHITECTURE.md.
+//!
+//! Plain data in and out (no `AppState`), so the app's state module can name `HeatView`
+//! without an import cycle; `app::update` applies what `key` asks for.
 
-use crate::app::model::state::{AppState, InputPurpose, Layer, Pane, Phase};
-use crate::app::{Action, Effect};
 use crate::chat::{ChatMessage, Role};
+use crate::config::keymap::Action;
 use crate::state::session::{Node, NodeKind, NodeStatus};
 
 /// Probabilities below this are "low" (shaded strongest; `n` jumps between them).
@@ -29,14 +30,27 @@ pub(crate) struct HeatView {
     pub alt: usize,
 }
 
-/// Open the heat view of the focused pane's answer, or say why there is none.
-pub(crate) fn open(s: &mut AppState) {
-    let Some(n) = s.pane_node(s.focus) else {
-        s.message = Some("no answer in this pane yet".into());
-        return;
+/// What a key in the heat layer asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum HeatKey {
+    Stay,
+    Close,
+    /// Branch with this token at the cursor (`None`: a typed token, no probability).
+    Branch {
+        token: String,
+        logprob: Option<f32>,
+    },
+    /// Ask for a token to type.
+    TypeToken,
+}
+
+/// The heat view of `node` (the focused pane's answer), or why there is none.
+pub(crate) fn open(node: Option<&Node>, pane: usize) -> Result<HeatView, String> {
+    let Some(n) = node else {
+        return Err("no answer in this pane yet".into());
     };
     if n.logprobs.is_empty() {
-        s.message = Some(if n.request.sampling.logprobs.is_none() {
+        return Err(if n.request.sampling.logprobs.is_none() {
             "no token probabilities: set logprobs = 5 on the variant (or in [defaults]) and run again".into()
         } else {
             format!(
@@ -44,33 +58,24 @@ pub(crate) fn open(s: &mut AppState) {
                 n.model
             )
         });
-        return;
     }
-    s.layers.push(Layer::Heat(Box::new(HeatView {
+    Ok(HeatView {
         node: n.id,
-        pane: s.focus,
+        pane,
         cursor: 0,
         alt: 0,
-    })));
+    })
 }
 
-/// Keys of the heat layer; the layer that stays (if any).
-pub(crate) fn key(
-    s: &mut AppState,
-    mut h: Box<HeatView>,
-    action: Option<Action>,
-    fx: &mut Vec<Effect>,
-) -> Option<Layer> {
-    let Some(node) = s.session.node(h.node) else {
-        return None;
-    };
+/// Move the cursor or the selection for `action` on `node`'s tokens; what else to do.
+pub(crate) fn key(h: &mut HeatView, node: &Node, action: Option<Action>) -> HeatKey {
     let len = node.logprobs.len();
     let alts = node
         .logprobs
         .get(h.cursor)
         .map_or(0, |t| t.alternatives().count());
     match action {
-        Some(Action::Close) | Some(Action::Heat) => return None,
+        Some(Action::Close) | Some(Action::Heat) => return HeatKey::Close,
         Some(Action::TokenNext) => {
             h.cursor = (h.cursor + 1).min(len.saturating_sub(1));
             h.alt = 0;
@@ -90,91 +95,21 @@ pub(crate) fn key(
         Some(Action::Down) => h.alt = (h.alt + 1).min(alts.saturating_sub(1)),
         Some(Action::Up) => h.alt = h.alt.saturating_sub(1),
         Some(Action::Accept) => {
-            let alt = node
+            if let Some((token, lp)) = node
                 .logprobs
                 .get(h.cursor)
                 .and_then(|t| t.alternatives().nth(h.alt))
-                .map(|(text, lp)| (text.to_string(), Some(lp)));
-            if let Some((text, lp)) = alt {
-                branch(s, &h, &text, lp, fx);
-                return None;
+            {
+                return HeatKey::Branch {
+                    token: token.to_string(),
+                    logprob: Some(lp),
+                };
             }
         }
-        Some(Action::FreeInput) => {
-            s.layers.push(Layer::Heat(h.clone()));
-            s.layers.push(Layer::Input {
-                purpose: InputPurpose::BranchToken,
-                text: String::new(),
-            });
-            return None;
-        }
+        Some(Action::FreeInput) => return HeatKey::TypeToken,
         _ => {}
     }
-    Some(Layer::Heat(h))
-}
-
-/// The token typed in the input opened with `i`: branch with it.
-pub(crate) fn typed(s: &mut AppState, text: String, fx: &mut Vec<Effect>) {
-    let Some(Layer::Heat(h)) = s.layers.last().cloned() else {
-        return;
-    };
-    if text.is_empty() {
-        return;
-    }
-    s.layers.pop();
-    branch(s, &h, &text, None, fx);
-}
-
-/// Start a sibling of `h.node` that keeps the tokens before the cursor, then `token`, and
-/// continues from there in the heat view's pane.
-pub(crate) fn branch(
-    s: &mut AppState,
-    h: &HeatView,
-    token: &str,
-    logprob: Option<f32>,
-    fx: &mut Vec<Effect>,
-) {
-    if s.panes.get(h.pane).is_some_and(|p| p.phase.is_active()) {
-        s.message = Some("this pane is still streaming; cancel it (Esc) before branching".into());
-        return;
-    }
-    let Some(orig) = s.session.node(h.node).cloned() else {
-        return;
-    };
-    let Some(node) = branch_node(
-        &orig,
-        h.cursor,
-        token,
-        logprob,
-        s.session.next_node_id(),
-        s.stamp(),
-    ) else {
-        return;
-    };
-    let (id, chat, model) = (node.id, node.request.clone(), node.model.clone());
-    s.session.nodes.push(node);
-    let request = s.next_request;
-    s.next_request += 1;
-    if let Some(p) = s.panes.get_mut(h.pane) {
-        *p = Pane::idle();
-        p.node = Some(id);
-        p.request = request;
-        p.phase = Phase::Queued;
-        p.started = s.now;
-    }
-    s.focus = h.pane;
-    s.message = Some(format!(
-        "branch of #{} at token {}: continuing after {:?}",
-        orig.id,
-        h.cursor + 1,
-        crate::sanitize::one_line(token, 20)
-    ));
-    fx.push(Effect::StartStream {
-        node: id,
-        request,
-        model,
-        chat,
-    });
+    HeatKey::Stay
 }
 
 /// The sibling node of `orig` for a branch at token `cursor` with `token` in its place: its
@@ -249,6 +184,8 @@ pub(crate) fn branch_node(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::app::model::state::{AppState, Layer, Phase};
+    use crate::app::Effect;
     use crate::chat::{ChatRequest, Sampling, TokenLogprob};
 
     fn answered() -> Node {

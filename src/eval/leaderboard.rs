@@ -878,10 +878,8 @@ pub(crate) mod tests {
         let mut s = grid(&["a", "b"], &["c1", "c2", "c3"]);
         // a: three samples of c1, two agreeing; b: not sampled.
         for (i, n) in s.nodes.iter_mut().filter(|n| n.variant == "a").enumerate() {
-            n.meta.insert(
-                crate::eval::consistency::GROUP_KEY.into(),
-                "a/c1".into(),
-            );
+            n.meta
+                .insert(crate::eval::consistency::GROUP_KEY.into(), "a/c1".into());
             n.text = if i < 2 { "London." } else { "Paris" }.into();
         }
         let board = build(&s, GroupBy::Variant);

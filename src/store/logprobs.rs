@@ -17,15 +17,14 @@
 //! ```
 //!
 //! A missing file means no probabilities. A damaged one is an error naming the file and the
-//! byte where it stops making sense; the TOML session is never affected by it.
+//! byte where it stops making sense; the TOML session is never affected by it. The file I/O
+//! is in `store` (`save_logprobs`, `load_logprobs`); this module only encodes and decodes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::state::session::Node;
 
-use super::SaveError;
-use crate::error::InputError;
 use crate::state::logprobs::{dequantize, quantize, Span, TokenProbs};
 
 const MAGIC: &[u8; 8] = b"PLLOGP1\n";
@@ -76,21 +75,6 @@ pub(crate) fn encode<'a>(probs: impl Iterator<Item = (u64, &'a TokenProbs)>) -> 
         out.extend_from_slice(p.text.as_bytes());
     }
     out
-}
-
-/// Write the sidecar of `session_path` with the nodes' token probabilities (or remove a stale
-/// one when no node has any).
-pub(crate) fn save(session_path: &Path, nodes: &[Node]) -> Result<(), SaveError> {
-    let path = sidecar_path(session_path);
-    if nodes.iter().all(|n| n.logprobs.is_empty()) {
-        return match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(SaveError::Io { path, source: e })
-            }
-            _ => Ok(()),
-        };
-    }
-    super::write_atomic(&path, &encode(nodes.iter().map(|n| (n.id, &n.logprobs))))
 }
 
 /// Give `nodes` the probabilities read for them; those of unknown nodes are dropped.
@@ -209,21 +193,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<BTreeMap<u64, TokenProbs>, (usize, 
     Ok(out)
 }
 
-/// Read the sidecar of `session_path`, if there is one.
-pub(crate) fn load(session_path: &Path) -> Result<BTreeMap<u64, TokenProbs>, InputError> {
-    let path = sidecar_path(session_path);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(InputError::io(&path, &e)),
-    };
-    decode(&bytes).map_err(|(at, why)| {
-        InputError::plain(&path, format!("byte {at}: {why}")).with_hint(
-            "the token probabilities are unreadable; the session itself is fine: move this file away to open it without them",
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,18 +254,20 @@ mod tests {
         let session = dir.path().join("s.toml");
         let mut s = crate::bench::session::synthetic(3);
         s.nodes[1].logprobs = probs(5, 0);
-        save(&session, &s.nodes).unwrap();
+        crate::store::save_logprobs(&session, &s.nodes).unwrap();
         assert!(sidecar_path(&session).exists());
-        let back = load(&session).unwrap();
+        let back = crate::store::load_logprobs(&session).unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(back[&s.nodes[1].id], s.nodes[1].logprobs);
         // Nothing to keep: the stale file goes.
         s.nodes[1].logprobs = TokenProbs::default();
-        save(&session, &s.nodes).unwrap();
+        crate::store::save_logprobs(&session, &s.nodes).unwrap();
         assert!(!sidecar_path(&session).exists());
-        assert!(load(&session).unwrap().is_empty());
+        assert!(crate::store::load_logprobs(&session).unwrap().is_empty());
         std::fs::write(sidecar_path(&session), b"PLLOGP1\n\x05").unwrap();
-        let err = load(&session).unwrap_err().to_string();
+        let err = crate::store::load_logprobs(&session)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("s.toml.logprobs"), "{err}");
         assert!(err.contains("byte 9"), "{err}");
     }

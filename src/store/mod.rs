@@ -45,7 +45,7 @@ pub(crate) fn save_atomic(path: &Path, session: &Session) -> Result<(), SaveErro
     // a crash between the two leaves probabilities for answers the old file lacks, which a
     // load ignores.
     let (text, sidecar) = std::thread::scope(|scope| {
-        let sidecar = scope.spawn(|| logprobs::save(path, &session.nodes));
+        let sidecar = scope.spawn(|| save_logprobs(path, &session.nodes));
         let text = to_text(session);
         let sidecar = sidecar
             .join()
@@ -97,11 +97,49 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
     result.map_err(io)
 }
 
+/// Write the sidecar of `session_path` with the nodes' token probabilities (or remove a stale
+/// one when no node has any).
+pub(crate) fn save_logprobs(
+    session_path: &Path,
+    nodes: &[crate::state::session::Node],
+) -> Result<(), SaveError> {
+    let path = logprobs::sidecar_path(session_path);
+    if nodes.iter().all(|n| n.logprobs.is_empty()) {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(SaveError::Io { path, source: e })
+            }
+            _ => Ok(()),
+        };
+    }
+    write_atomic(
+        &path,
+        &logprobs::encode(nodes.iter().map(|n| (n.id, &n.logprobs))),
+    )
+}
+
+/// Read the sidecar of `session_path`, if there is one.
+pub(crate) fn load_logprobs(
+    session_path: &Path,
+) -> Result<std::collections::BTreeMap<u64, crate::state::logprobs::TokenProbs>, InputError> {
+    let path = logprobs::sidecar_path(session_path);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(InputError::io(&path, &e)),
+    };
+    logprobs::decode(&bytes).map_err(|(at, why)| {
+        InputError::plain(&path, format!("byte {at}: {why}")).with_hint(
+            "the token probabilities are unreadable; the session itself is fine: move this file away to open it without them",
+        )
+    })
+}
+
 /// Read and parse a session file.
 pub(crate) fn load(path: &Path) -> Result<Session, InputError> {
     // The token probabilities are read on another thread while the TOML parses.
     let (session, probs) = std::thread::scope(|scope| {
-        let probs = scope.spawn(|| logprobs::load(path));
+        let probs = scope.spawn(|| load_logprobs(path));
         let session = fs::read_to_string(path)
             .map_err(|e| InputError::io(path, &e))
             .and_then(|text| parse(path, &text));

@@ -192,7 +192,8 @@ pub(crate) fn stream_event(
                 n.status = NodeStatus::Streaming;
                 n.text.push_str(&d);
             }
-            if crate::app::early_stop::decided(s, node) {
+            let expect = s.current_case().map(|c| c.expect.clone());
+            if crate::app::early_stop::decided(&mut s.session, node, expect.as_ref()) {
                 fx.push(Effect::CancelStream { node });
                 finish(s, i, Ok(FinishReason::ChecksDecided), at);
                 save(s, fx);
