@@ -125,7 +125,9 @@ pub(crate) fn load_logprobs(
     let path = logprobs::sidecar_path(session_path);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(std::collections::BTreeMap::new())
+        }
         Err(e) => return Err(InputError::io(&path, &e)),
     };
     logprobs::decode(&bytes).map_err(|(at, why)| {
