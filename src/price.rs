@@ -49,6 +49,7 @@ impl PriceTable {
     }
 
     /// The cost of one answer by `model`, or `None` when its price is unknown.
+    #[cfg(test)]
     pub fn cost(&self, model: &str, prompt: u64, completion: u64) -> Option<f64> {
         self.get(model).map(|p| p.cost(prompt, completion))
     }

@@ -168,11 +168,13 @@ impl TokenProbs {
     }
 
     /// The chosen tokens' texts joined: the answer, when the backend's tokens cover it.
+    #[cfg(test)]
     pub fn joined(&self) -> String {
         self.iter().map(|t| t.text).collect()
     }
 
     /// The byte offset in the joined text where token `i` starts.
+    #[cfg(test)]
     pub fn offset_of(&self, i: usize) -> usize {
         self.iter().take(i).map(|t| t.text.len()).sum()
     }
