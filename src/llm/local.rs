@@ -247,7 +247,10 @@ fn build_request(req: &ChatRequest) -> (RequestBuilder, Option<probs::Steps>) {
         SeededSampler::new(seed, t, s.top_k, s.top_p)
     });
     let mut steps = None;
-    if let Some(n) = s.logprobs {
+    // A continuation always probes (top 1): mistral.rs trims the leading space of a stream's
+    // first text, which a continuation needs back, and the probe names the whole token.
+    let probe = s.logprobs.or(continuation::partial(req).map(|_| 0));
+    if let Some(n) = probe {
         let n = n.min(MAX_TOP_LOGPROBS);
         // The engine's own list names the tokens (its figures are not used, see `probs`).
         params.top_n_logprobs = n + 1;
@@ -367,6 +370,7 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
             return;
         }
     };
+    let mut first_text = true;
     let probs_of = |lp: &Option<mistralrs_core::ResponseLogprob>| {
         if let (Some(lp), Some(steps)) = (lp, &steps) {
             if let Some(t) = probs::pair(lp, steps, top_n) {
@@ -421,10 +425,18 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
             Some(Response::CompletionChunk(chunk)) => {
                 let mut finish = None;
                 for choice in &chunk.choices {
-                    if !choice.text.is_empty() {
-                        sink.send(StreamEvent::Delta(choice.text.clone()));
+                    let text = if first_text {
+                        untrimmed(&choice.text, choice.logprobs.as_ref())
+                    } else {
+                        choice.text.clone()
+                    };
+                    if !text.is_empty() {
+                        first_text = false;
+                        sink.send(StreamEvent::Delta(text));
                     }
-                    probs_of(&choice.logprobs);
+                    if request.sampling.logprobs.is_some() {
+                        probs_of(&choice.logprobs);
+                    }
                     if let Some(r) = &choice.finish_reason {
                         finish = Some(FinishReason::from_wire(r));
                     }
@@ -469,6 +481,20 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
                 return;
             }
         }
+    }
+}
+
+/// The first text of a stream as the token really reads: mistral.rs trims the leading
+/// whitespace of a stream's first text (right for an answer, wrong for a continuation, where
+/// " France" after "The capital of" must keep its space). The probe's top entry is the
+/// chosen token decoded alone.
+fn untrimmed(text: &str, lp: Option<&mistralrs_core::ResponseLogprob>) -> String {
+    let whole = lp
+        .and_then(|lp| lp.top_logprobs.first())
+        .and_then(|t| t.bytes.as_deref());
+    match whole {
+        Some(w) if w != text && w.trim_start() == text => w.to_string(),
+        _ => text.to_string(),
     }
 }
 
