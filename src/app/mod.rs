@@ -14,8 +14,6 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub(crate) mod driver;
-pub(crate) mod early_stop;
-pub(crate) mod heat;
 pub(crate) mod model;
 pub(crate) mod update;
 

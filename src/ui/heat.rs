@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Widget};
 use ratatui::Frame;
 
-use crate::app::heat::{HeatView, LOW, MID};
+use crate::app::model::heat::{HeatView, LOW, MID};
 use crate::app::model::state::AppState;
 use crate::config::theme::Theme;
 use crate::sanitize::{one_line, visible};
@@ -261,7 +261,7 @@ mod snapshots {
     use ratatui::style::Modifier;
     use ratatui::Terminal;
 
-    use crate::app::heat::tests::answered_app;
+    use crate::app::update::heat::tests::answered_app;
     use crate::app::update::tests::key;
     use crate::config::theme::{ColorDepth, Theme};
     use crate::ui::tests::screen;

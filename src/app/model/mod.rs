@@ -2,6 +2,7 @@
 //! effects. Plain data and read-only questions; imports nothing else in `app`.
 
 pub(crate) mod edit;
+pub(crate) mod heat;
 pub(crate) mod layout;
 pub(crate) mod msg;
 pub(crate) mod queries;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::edit::TextArea;
+use super::heat::HeatView;
 use super::rating::{BoardState, BrowserState, CompareState, RatingState};
 use super::techniques::{DiffView, SearchForm, TechState, TreeView};
 use crate::chat::BackendStatus;
@@ -137,7 +138,7 @@ pub(crate) enum Layer {
     /// k, b, d before a tree-of-thought search (`s`).
     SearchParams(SearchForm),
     /// Token probabilities of an answer and branching from a token (`H`).
-    Heat(Box<crate::app::heat::HeatView>),
+    Heat(Box<HeatView>),
 }
 
 impl Layer {

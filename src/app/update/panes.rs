@@ -192,8 +192,14 @@ pub(crate) fn stream_event(
                 n.status = NodeStatus::Streaming;
                 n.text.push_str(&d);
             }
-            let expect = s.current_case().map(|c| c.expect.clone());
-            if crate::app::early_stop::decided(&mut s.session, node, expect.as_ref()) {
+            // `stop_on`: end the stream as soon as the case's checks are decided (the same
+            // test the headless runner makes after every delta).
+            let expect = s.prompt.cases.get(s.case).map(|c| &c.expect);
+            let decided = match (expect, s.session.node_mut(node)) {
+                (Some(e), Some(n)) => n.case != "(no case)" && n.decided_early(e),
+                _ => false,
+            };
+            if decided {
                 fx.push(Effect::CancelStream { node });
                 finish(s, i, Ok(FinishReason::ChecksDecided), at);
                 save(s, fx);
