@@ -1,6 +1,6 @@
 //! The token probabilities of one answer, kept flat so a session with thousands of answers
-//! holds them in three allocations per answer (and `store::logprobs` writes and reads them
-//! as three blocks).
+//! holds them in three allocations per answer (`store::logprobs` writes them beside the
+//! session, each text once).
 //!
 //! Records are kept in order: each chosen token, then its alternatives. `text` holds all their
 //! texts concatenated; each record stores where its text ends and its natural-log probability.
@@ -8,7 +8,7 @@
 use crate::chat::TokenLogprob;
 
 /// Log-probabilities are kept to 1/1024 nat (a probability to 0.1%), down to -64 nats:
-/// what the session's sidecar file stores in two bytes. Anything lower is -64.
+/// what the session's sidecar file stores (as a count of these steps). Anything lower is -64.
 pub(crate) const LOGPROB_STEPS_PER_NAT: f32 = 1024.0;
 
 /// `logprob` as its stored step count (0 = probability 1).
@@ -29,19 +29,19 @@ pub(crate) fn dequantize(q: u16) -> f32 {
 
 /// One record: a chosen token or an alternative.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Span {
+struct Span {
     /// Byte offset in `TokenProbs::text` where this record's text ends.
-    pub end: u32,
-    pub logprob: f32,
+    end: u32,
+    logprob: f32,
 }
 
 /// The probabilities of an answer's tokens.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct TokenProbs {
-    pub(crate) text: String,
-    pub(crate) spans: Vec<Span>,
+    text: String,
+    spans: Vec<Span>,
     /// For each chosen token, the index of its record in `spans`; its alternatives follow it.
-    pub(crate) tokens: Vec<u32>,
+    tokens: Vec<u32>,
 }
 
 /// One token as the views read it.
@@ -59,6 +59,11 @@ impl<'a> TokenView<'a> {
         f64::from(self.logprob).exp()
     }
 
+    /// How many alternatives there are at this position.
+    pub fn alternative_count(&self) -> usize {
+        self.alts.1 - self.alts.0
+    }
+
     /// The alternatives at this position, most likely first (the chosen token may be one).
     pub fn alternatives(&self) -> impl Iterator<Item = (&'a str, f32)> + 'a {
         let p = self.probs;
@@ -66,48 +71,12 @@ impl<'a> TokenView<'a> {
     }
 }
 
-/// Why a block of token probabilities read from disk is not usable.
+/// Why token probabilities read from disk are not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct Corrupt(pub String);
 
 impl TokenProbs {
-    /// Rebuild from stored parts, checking every offset so a damaged file can't make a view
-    /// slice out of bounds or inside a character.
-    pub fn from_parts(text: String, spans: Vec<Span>, tokens: Vec<u32>) -> Result<Self, Corrupt> {
-        let mut start = 0usize;
-        for (i, s) in spans.iter().enumerate() {
-            let end = s.end as usize;
-            if end < start || end > text.len() || !text.is_char_boundary(end) {
-                return Err(Corrupt(format!(
-                    "record {i} ends at byte {end}, outside its text"
-                )));
-            }
-            if s.logprob.is_nan() || s.logprob > 0.0 {
-                return Err(Corrupt(format!(
-                    "record {i} has log-probability {}",
-                    s.logprob
-                )));
-            }
-            start = end;
-        }
-        if tokens.first().is_some_and(|&t| t != 0) || (tokens.is_empty() && !spans.is_empty()) {
-            return Err(Corrupt("the first token is not the first record".into()));
-        }
-        if tokens.windows(2).any(|w| w[1] <= w[0])
-            || tokens.last().is_some_and(|&t| t as usize >= spans.len())
-        {
-            return Err(Corrupt(
-                "token indexes are out of order or out of range".into(),
-            ));
-        }
-        Ok(TokenProbs {
-            text,
-            spans,
-            tokens,
-        })
-    }
-
     /// Append tokens as a stream delivers them. Offsets past 4 GiB of token text are not
     /// kept (no answer is that long: answers end at `max_answer_bytes`).
     pub fn push(&mut self, t: &TokenLogprob) {
@@ -120,6 +89,37 @@ impl TokenProbs {
         for (text, lp) in &t.top {
             self.push_record(text, *lp);
         }
+    }
+
+    /// Append a token as the session's sidecar stores it: its text and quantized
+    /// log-probability, then its alternatives'. Refused (and nothing appended) when the
+    /// answer's token text would pass 4 GiB.
+    pub fn push_stored(&mut self, text: &str, q: u16, alts: &[(&str, u16)]) -> Result<(), Corrupt> {
+        let extra = text.len() + alts.iter().map(|a| a.0.len()).sum::<usize>();
+        if self.text.len() + extra > u32::MAX as usize {
+            return Err(Corrupt("an answer's token text is over 4 GiB".into()));
+        }
+        self.tokens.push(self.spans.len() as u32);
+        for (text, q) in std::iter::once((text, q)).chain(alts.iter().copied()) {
+            self.text.push_str(text);
+            self.spans.push(Span {
+                end: self.text.len() as u32,
+                logprob: dequantize(q),
+            });
+        }
+        Ok(())
+    }
+
+    /// Room for `tokens` tokens of `records` records in all (a sidecar being read).
+    pub fn reserve(&mut self, tokens: usize, records: usize) {
+        self.tokens.reserve(tokens);
+        self.spans.reserve(records);
+        self.text.reserve(records.saturating_mul(4));
+    }
+
+    /// Records: the chosen tokens and their alternatives.
+    pub fn records(&self) -> usize {
+        self.spans.len()
     }
 
     fn push_record(&mut self, text: &str, logprob: f32) {
@@ -214,8 +214,6 @@ mod tests {
         assert_eq!(alts, vec![("e", -0.5), ("é", -3.0)]);
         assert_eq!(p.offset_of(2), 6);
         assert!(p.get(3).is_none());
-        let again = TokenProbs::from_parts(p.text.clone(), p.spans.clone(), p.tokens.clone());
-        assert_eq!(again, Ok(p));
     }
 
     #[test]
@@ -235,24 +233,5 @@ mod tests {
         let t = tok("x", 0.5, &[("y", f32::NAN)]);
         assert_eq!(t.logprob, 0.0);
         assert_eq!(t.top[0].1, f32::NEG_INFINITY);
-    }
-
-    #[test]
-    fn damaged_parts_are_refused() {
-        let spans = vec![Span {
-            end: 2,
-            logprob: -1.0,
-        }];
-        // Ends inside the two-byte "é".
-        let err = TokenProbs::from_parts("aé".into(), spans.clone(), vec![0]);
-        assert!(err.is_err());
-        assert!(TokenProbs::from_parts("ab".into(), spans.clone(), vec![1]).is_err());
-        assert!(TokenProbs::from_parts("ab".into(), spans.clone(), vec![]).is_err());
-        let bad = vec![Span {
-            end: 2,
-            logprob: 1.0,
-        }];
-        assert!(TokenProbs::from_parts("ab".into(), bad, vec![0]).is_err());
-        assert!(TokenProbs::from_parts("ab".into(), spans, vec![0]).is_ok());
     }
 }

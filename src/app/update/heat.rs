@@ -52,19 +52,16 @@ pub(crate) fn typed(s: &mut AppState, text: String, fx: &mut Vec<Effect>) {
     if text.is_empty() {
         return;
     }
+    if !matches!(s.layers.last(), Some(Layer::Heat(_))) {
+        return;
+    }
     if let Some(Layer::Heat(h)) = s.layers.pop() {
         branch(s, &h, &text, None, fx);
     }
 }
 
 /// Start the branch from the heat view's cursor as a sibling answer streaming in its pane.
-fn branch(
-    s: &mut AppState,
-    h: &HeatView,
-    token: &str,
-    logprob: Option<f32>,
-    fx: &mut Vec<Effect>,
-) {
+fn branch(s: &mut AppState, h: &HeatView, token: &str, logprob: Option<f32>, fx: &mut Vec<Effect>) {
     if s.panes.get(h.pane).is_some_and(|p| p.phase.is_active()) {
         s.message = Some("this pane is still streaming; cancel it (Esc) before branching".into());
         return;
