@@ -375,8 +375,7 @@ fn adapter_load_time_beside_the_base() {
         std::fs::read_to_string(sandbox.path("state").join("promptloom.log")).unwrap_or_default();
     let line = log
         .lines()
-        .filter(|l| l.contains("with LoRA"))
-        .last()
+        .rfind(|l| l.contains("with LoRA"))
         .unwrap_or("(no load line in the log)");
     println!(
         "load + 1-token answer, fresh process, ms: base {:?}, base + rank-8 q/k/v/o LoRA {:?}\nlog: {line}",
