@@ -108,9 +108,6 @@ pub(crate) fn status_line(state: &AppState, i: usize, theme: &Theme) -> Line<'st
     if let Some(r) = rate {
         spans.push(Span::styled(format!(" · {r:.1} tok/s"), muted));
     }
-    if let Some(n) = node.filter(|_| !p.phase.is_active()) {
-        spans.extend(super::cost::cost_spans(n, &state.session.prices, muted));
-    }
     if let Some(n) = node.filter(|n| n.passed().is_some() && p.phase == Phase::Done) {
         let pass = n.checks.iter().filter(|c| c.pass).count();
         let (mark, role) = if n.passed() == Some(true) {
@@ -122,6 +119,11 @@ pub(crate) fn status_line(state: &AppState, i: usize, theme: &Theme) -> Line<'st
             format!(" · {mark} {pass}/{}", n.checks.len()),
             theme.style(role),
         ));
+    }
+    // Last: a narrow pane cuts the cost before the verdict (the run table and the
+    // leaderboard show it too).
+    if let Some(n) = node.filter(|_| !p.phase.is_active()) {
+        spans.extend(super::cost::cost_spans(n, &state.session.prices, muted));
     }
     Line::from(spans)
 }
