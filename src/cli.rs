@@ -53,6 +53,9 @@ pub(crate) enum Command {
     /// Export a session as JSONL, CSV, Markdown, fine-tuning data (sft) or DPO preference
     /// pairs.
     Export(crate::store::export::ExportArgs),
+    /// What changed between two runs of one prompt file: per variant and case, pass/fail
+    /// flips and star deltas; per variant, whether its prompt changed.
+    Compare(crate::cmd::compare::CompareArgs),
     /// Rate answers and record blind votes in a session, from flags or stdin.
     Rate(crate::cmd::rate::RateArgs),
     /// Run a technique headlessly: self-critique, branching, tree-of-thought search, LLM

@@ -1,10 +1,11 @@
 //! Fuzz targets: every parser of outside data gets arbitrary bytes and mutated valid files,
 //! and must return (an error is fine) without panicking, hanging or overflowing the stack.
 //!
-//! Runs on stable Rust with proptest. `cargo test` runs a few hundred inputs per target;
-//! `PROMPTLOOM_FUZZ_CASES=N` sets the count per round and `PROMPTLOOM_FUZZ_SECONDS=S` keeps
-//! each target going for S seconds (new seeds every round); `scripts/fuzz.sh SECONDS` does
-//! that for every target. A failure prints the smallest input proptest found.
+//! Runs on stable Rust with proptest. `cargo test` runs a few hundred inputs per target
+//! (`PROMPTLOOM_FUZZ_CASES=N` per round, `PROMPTLOOM_FUZZ_SECONDS=S` keeps each target going
+//! for S seconds with new seeds every round); `promptloom bench --fuzz SECONDS` runs every
+//! target for SECONDS in the shipped binary and prints the inputs each took and the crashes
+//! (`scripts/fuzz.sh` calls it). A failure names the smallest input proptest found.
 //!
 //! Not covered: tool-call JSON (no such parser exists yet).
 
@@ -13,38 +14,80 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 
-/// Inputs per round (`PROMPTLOOM_FUZZ_CASES`, default 256).
-fn cases() -> u32 {
-    std::env::var("PROMPTLOOM_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+/// How much input a target gets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// Inputs per round (a fresh proptest runner, so fresh random seeds, each round).
+    pub cases: u32,
+    /// Keep starting rounds until this much time has passed (`None`: one round).
+    pub time: Option<Duration>,
 }
 
-/// How long each target runs (`PROMPTLOOM_FUZZ_SECONDS`; default: one round).
-fn budget() -> Option<Duration> {
-    std::env::var("PROMPTLOOM_FUZZ_SECONDS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(Duration::from_secs_f64)
+impl Budget {
+    /// `PROMPTLOOM_FUZZ_CASES` (default 256) and `PROMPTLOOM_FUZZ_SECONDS` (default: one round).
+    #[cfg(test)]
+    fn from_env() -> Budget {
+        Budget {
+            cases: std::env::var("PROMPTLOOM_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256),
+            time: std::env::var("PROMPTLOOM_FUZZ_SECONDS")
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(Duration::from_secs_f64),
+        }
+    }
 }
 
-/// Run `check` on inputs from `strategy` until the budget is spent; panic with the smallest
-/// failing input if any input panics. Prints how many inputs were tried.
-fn fuzz<S>(name: &str, strategy: S, check: impl Fn(S::Value))
+/// What one target did.
+#[derive(Debug, Clone)]
+pub(crate) struct Report {
+    pub name: String,
+    /// Inputs tried (that returned, and the failing one if any).
+    pub inputs: u64,
+    pub elapsed: Duration,
+    /// The first crash: proptest's message with the smallest input it shrank to.
+    pub crash: Option<String>,
+}
+
+/// Every fuzz target, by name.
+pub(crate) type Target = (&'static str, fn(&Budget) -> Report);
+
+pub(crate) fn targets() -> Vec<Target> {
+    vec![
+        ("prompt files", prompt_files),
+        ("config", config),
+        ("keymaps", keymaps),
+        ("themes", themes),
+        ("session files (format 1 and 2)", session_files),
+        ("journals", journals),
+        ("rate stdin lines", rate_lines),
+        ("SSE streams (OpenAI, Anthropic)", sse_streams),
+        ("NDJSON streams (Ollama)", ndjson_streams),
+        ("GGUF headers and tensor tables", gguf_headers),
+        ("cases files (csv)", cases_csv),
+        ("cases files (jsonl)", cases_jsonl),
+        ("cases files (yaml)", cases_yaml),
+    ]
+}
+
+/// Run `check` on inputs from `strategy` until the budget is spent or an input panics; a
+/// panic is shrunk to the smallest failing input and reported (not re-raised).
+fn fuzz<S>(budget: &Budget, name: &str, strategy: S, check: impl Fn(S::Value)) -> Report
 where
     S: Strategy,
     S::Value: std::fmt::Debug,
 {
     let start = Instant::now();
-    let deadline = budget().map(|b| start + b);
+    let deadline = budget.time.map(|b| start + b);
     let mut total = 0u64;
+    let mut crash = None;
     loop {
         let mut runner = TestRunner::new(RunnerConfig {
-            cases: cases(),
+            cases: budget.cases,
             failure_persistence: None,
             max_shrink_iters: 2_000,
             ..RunnerConfig::default()
@@ -54,18 +97,154 @@ where
             Ok::<(), TestCaseError>(())
         });
         if let Err(e) = result {
-            panic!("fuzz target {name} failed after {total} inputs: {e}");
+            crash = Some(format!(
+                "fuzz target {name} failed after {total} inputs: {e}"
+            ));
+            total += 1;
+            break;
         }
-        total += u64::from(cases());
+        total += u64::from(budget.cases);
         match deadline {
             Some(d) if Instant::now() < d => continue,
             _ => break,
         }
     }
+    Report {
+        name: name.to_string(),
+        inputs: total,
+        elapsed: start.elapsed(),
+        crash,
+    }
+}
+
+/// Under `cargo test`: run one target with the environment's budget; a crash fails the test.
+#[cfg(test)]
+fn must_not_crash(target: fn(&Budget) -> Report) {
+    let r = target(&Budget::from_env());
+    if let Some(c) = r.crash {
+        panic!("{c}");
+    }
     eprintln!(
-        "fuzz {name}: {total} inputs in {:.1} s, no panic",
-        start.elapsed().as_secs_f64()
+        "fuzz {}: {} inputs in {:.1} s, no panic",
+        r.name,
+        r.inputs,
+        r.elapsed.as_secs_f64()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::ValueTree;
+
+    #[test]
+    fn fuzz_prompt_files() {
+        must_not_crash(prompt_files);
+    }
+    #[test]
+    fn fuzz_config() {
+        must_not_crash(config);
+    }
+    #[test]
+    fn fuzz_keymaps() {
+        must_not_crash(keymaps);
+    }
+    #[test]
+    fn fuzz_themes() {
+        must_not_crash(themes);
+    }
+    #[test]
+    fn fuzz_session_files() {
+        must_not_crash(session_files);
+    }
+    #[test]
+    fn fuzz_journals() {
+        must_not_crash(journals);
+    }
+    #[test]
+    fn fuzz_rate_lines() {
+        must_not_crash(rate_lines);
+    }
+    #[test]
+    fn fuzz_sse_streams() {
+        must_not_crash(sse_streams);
+    }
+    #[test]
+    fn fuzz_ndjson_streams() {
+        must_not_crash(ndjson_streams);
+    }
+    #[test]
+    fn fuzz_gguf_headers() {
+        must_not_crash(gguf_headers);
+    }
+    #[test]
+    fn fuzz_cases_files() {
+        must_not_crash(cases_csv);
+        must_not_crash(cases_jsonl);
+        must_not_crash(cases_yaml);
+    }
+
+    #[test]
+    fn every_target_is_listed_once() {
+        let names: std::collections::BTreeSet<&str> = targets().iter().map(|t| t.0).collect();
+        assert_eq!(names.len(), targets().len());
+        assert_eq!(targets().len(), 13);
+    }
+
+    #[test]
+    fn a_crash_is_reported_with_its_input_not_raised() {
+        // The harness really catches panics: a parser that panics on a 0xFF byte is found.
+        let r = fuzz(
+            &Budget {
+                cases: 256,
+                time: None,
+            },
+            "panics on 0xff",
+            prop::collection::vec(any::<u8>(), 0..64),
+            |b| assert!(!b.contains(&0xff), "found 0xff"),
+        );
+        let c = r.crash.expect("the panic is found");
+        assert!(c.contains("panics on 0xff") && c.contains("255"), "{c}");
+    }
+
+    #[test]
+    fn the_embedded_seeds_are_every_shipped_file() {
+        for (dir, n) in [
+            ("prompts", PROMPT_SEEDS.len()),
+            ("themes", THEME_SEEDS.len()),
+        ] {
+            let on_disk = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+                .count();
+            assert_eq!(
+                n, on_disk,
+                "add the new {dir}/*.toml to the seed list in fuzz.rs"
+            );
+        }
+    }
+
+    #[test]
+    fn mutations_keep_most_of_the_seed() {
+        // The structure-aware half really is structure-aware: one edit leaves a prompt file that
+        // still parses often enough to reach the validation code.
+        let seeds = embedded(PROMPT_SEEDS);
+        let mut runner = TestRunner::deterministic();
+        let strat = (0..seeds.len(), prop::collection::vec(mutation(), 1..2));
+        let mut parsed = 0;
+        for _ in 0..200 {
+            let (i, muts) = strat.new_tree(&mut runner).unwrap().current();
+            let b = apply(&seeds[i], &muts);
+            if crate::prompt::parse(Path::new("p.toml"), &text(&b), &models(), "smollm2").is_ok() {
+                parsed += 1;
+            }
+        }
+        assert!(
+            parsed > 20,
+            "only {parsed} of 200 mutated prompt files parsed"
+        );
+    }
 }
 
 /// One edit to a seed file.
@@ -189,7 +368,10 @@ fn apply(seed: &[u8], muts: &[Mutation]) -> Vec<u8> {
 
 /// Arbitrary bytes, or one of `seeds` mutated a few times (structure-aware: most edits keep
 /// most of the structure, so the parser gets past its first checks).
-fn inputs(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+fn inputs(mut seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+    if seeds.is_empty() {
+        seeds.push(Vec::new());
+    }
     let n = seeds.len();
     prop_oneof![
         1 => prop::collection::vec(any::<u8>(), 0..512),
@@ -202,43 +384,55 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn repo_files(dir: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .filter_map(|p| std::fs::read(p).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(!out.is_empty(), "no seed files in {}", dir.display());
-    out.sort();
-    out
+/// The shipped prompt files and themes, embedded so the shipped binary has its seeds
+/// (a test checks the lists match the folders).
+const PROMPT_SEEDS: &[&[u8]] = &[
+    include_bytes!("../prompts/capitals.toml"),
+    include_bytes!("../prompts/chain-of-thought.toml"),
+    include_bytes!("../prompts/few-shot.toml"),
+    include_bytes!("../prompts/game-of-24.toml"),
+    include_bytes!("../prompts/in-context.toml"),
+    include_bytes!("../prompts/local-vs-remote.toml"),
+    include_bytes!("../prompts/one-shot.toml"),
+    include_bytes!("../prompts/self-critique.toml"),
+    include_bytes!("../prompts/tree-of-thoughts.toml"),
+    include_bytes!("../prompts/zero-shot-cot.toml"),
+    include_bytes!("../prompts/zero-shot-role.toml"),
+];
+const THEME_SEEDS: &[&[u8]] = &[
+    include_bytes!("../themes/dark.toml"),
+    include_bytes!("../themes/high-contrast.toml"),
+    include_bytes!("../themes/light.toml"),
+];
+
+fn embedded(seeds: &[&[u8]]) -> Vec<Vec<u8>> {
+    seeds.iter().map(|s| s.to_vec()).collect()
 }
 
 fn models() -> Vec<String> {
     vec!["smollm2".into(), "scripted".into()]
 }
 
-#[test]
-fn fuzz_prompt_files() {
-    fuzz("prompt files", inputs(repo_files("prompts")), |b| {
-        let t = text(&b);
-        if let Ok(p) = crate::prompt::parse(Path::new("p.toml"), &t, &models(), "smollm2") {
-            // What loads must render.
-            for v in &p.variants {
-                for c in &p.cases {
-                    let _ = crate::prompt::render::request(v, &c.vars);
+fn prompt_files(budget: &Budget) -> Report {
+    fuzz(
+        budget,
+        "prompt files",
+        inputs(embedded(PROMPT_SEEDS)),
+        |b| {
+            let t = text(&b);
+            if let Ok(p) = crate::prompt::parse(Path::new("p.toml"), &t, &models(), "smollm2") {
+                // What loads must render.
+                for v in &p.variants {
+                    for c in &p.cases {
+                        let _ = crate::prompt::render::request(v, &c.vars);
+                    }
                 }
             }
-        }
-    });
+        },
+    )
 }
 
-#[test]
-fn fuzz_config() {
+fn config(budget: &Budget) -> Report {
     let seeds = vec![
         include_bytes!("config/default.toml").to_vec(),
         b"default_model = \"llamacpp\"\ntheme = \"light\"\nmax_answer_bytes = 4096\n[models.llamacpp]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:8080/v1\"\nmodel = \"smollm2\"\napi_key_env = \"OPENAI_API_KEY\"\nheaders = { x = \"y\" }\ndrop_rejected_params = [\"seed\"]\n[models.s]\nbackend = \"scripted\"\nrules = [{ when = \"a\", reply = \"b\" }]\n".to_vec(),
@@ -248,7 +442,7 @@ fn fuzz_config() {
         data_dir: "/nonexistent/data".into(),
         state_dir: "/nonexistent/state".into(),
     };
-    fuzz("config", inputs(seeds), |b| {
+    fuzz(budget, "config", inputs(seeds), |b| {
         let mut c = crate::config::Config::defaults(dirs.clone());
         if c.merge_text(Path::new("c.toml"), &text(&b)).is_ok() {
             let _ = c.validate();
@@ -256,53 +450,71 @@ fn fuzz_config() {
                 let _ = c.gguf_path(m);
             }
         }
-    });
+    })
 }
 
-#[test]
-fn fuzz_keymaps() {
+fn keymaps(budget: &Budget) -> Report {
     let seeds = vec![
         include_bytes!("config/keymap.toml").to_vec(),
         b"[normal]\n\"ctrl-r\" = \"rerun\"\n\"g g\" = \"none\"\n\"alt-shift-F12\" = \"quit\"\n"
             .to_vec(),
     ];
-    fuzz("keymaps", inputs(seeds), |b| {
+    fuzz(budget, "keymaps", inputs(seeds), |b| {
         let mut k = crate::config::keymap::Keymap::defaults();
         let _ = k.merge_text(Path::new("k.toml"), &text(&b));
-    });
+    })
 }
 
-#[test]
-fn fuzz_themes() {
-    let dir = tempfile::tempdir().unwrap();
+fn themes(budget: &Budget) -> Report {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => return no_temp_dir("themes", &e),
+    };
     let path = dir.path().join("t.toml");
     let path_str = path.to_string_lossy().into_owned();
-    fuzz("themes", inputs(repo_files("themes")), |b| {
-        // `inherits` may name other files: keep it to the built-in themes.
-        let t = text(&b).replace("inherits", "inherits_");
-        std::fs::write(&path, t).unwrap();
-        for depth in [
-            crate::config::theme::ColorDepth::TrueColor,
-            crate::config::theme::ColorDepth::None,
-        ] {
-            let _ = crate::config::theme::Theme::load(&path_str, depth);
+    // `inherits` stays in: it may only name built-in themes and siblings in this folder.
+    fuzz(budget, "themes", inputs(embedded(THEME_SEEDS)), |b| {
+        if std::fs::write(&path, &b).is_ok() {
+            for depth in [
+                crate::config::theme::ColorDepth::TrueColor,
+                crate::config::theme::ColorDepth::None,
+            ] {
+                let _ = crate::config::theme::Theme::load(&path_str, depth);
+            }
         }
-    });
+    })
+}
+
+/// A target that can't start (no temporary folder) is reported as a failure.
+fn no_temp_dir(name: &str, e: &std::io::Error) -> Report {
+    Report {
+        name: name.to_string(),
+        inputs: 0,
+        elapsed: Duration::ZERO,
+        crash: Some(format!(
+            "fuzz target {name} could not start: no temporary folder: {e}"
+        )),
+    }
 }
 
 fn session_seeds() -> Vec<Vec<u8>> {
-    let s = crate::store::tests::sample_session();
-    let v2 = crate::store::to_text(&s).unwrap().into_bytes();
+    let s = crate::store::sample::sample_session();
+    let mut seeds = Vec::new();
+    if let Ok(v2) = crate::store::to_text(&s) {
+        seeds.push(v2.into_bytes());
+    }
     let mut s1 = s.clone();
     s1.format = 1;
-    let v1 = toml::to_string(&s1).unwrap().into_bytes();
-    vec![v2, v1]
+    if let Ok(v1) = toml::to_string(&s1) {
+        seeds.push(v1.into_bytes());
+    }
+    seeds
 }
 
-#[test]
-fn fuzz_session_files() {
+fn session_files(budget: &Budget) -> Report {
     let p = Path::new("s.toml");
     fuzz(
+        budget,
         "session files (format 1 and 2)",
         inputs(session_seeds()),
         |b| {
@@ -317,27 +529,25 @@ fn fuzz_session_files() {
                     crate::eval::leaderboard::build(&s, crate::eval::leaderboard::GroupBy::Variant);
             }
         },
-    );
+    )
 }
 
-#[test]
-fn fuzz_journals() {
+fn journals(budget: &Budget) -> Report {
     let seed = b"{\"kind\":\"rating\",\"seq\":1,\"node\":1,\"stars\":4,\"rater\":\"ann\",\"at\":\"t1\"}\n{\"kind\":\"vote\",\"seq\":2,\"left\":1,\"right\":2,\"outcome\":\"tie\",\"rater\":\"ann\",\"at\":\"t2\"}\n{\"kind\":\"rating\",\"seq\":3,\"node\":2,\"note\":\"n\\u00e9\",\"thumb\":-1,\"rater\":\"b\",\"at\":\"t3\"}\n".to_vec();
-    fuzz("journals", inputs(vec![seed]), |b| {
+    fuzz(budget, "journals", inputs(vec![seed]), |b| {
         let _ = crate::store::journal::parse_journal(Path::new("s.toml.journal"), &b);
-    });
+    })
 }
 
-#[test]
-fn fuzz_rate_lines() {
+fn rate_lines(budget: &Budget) -> Report {
     let seeds = vec![
         b"rate node=3 stars=4 thumb=up note=\"short, \\\"quoted\\\"\" rater=ann".to_vec(),
         b"vote left=1 right=2 outcome=both_bad".to_vec(),
         b"compact".to_vec(),
     ];
-    fuzz("rate stdin lines", inputs(seeds), |b| {
+    fuzz(budget, "rate stdin lines", inputs(seeds), |b| {
         let _ = crate::cmd::rate::parse_line(&text(&b));
-    });
+    })
 }
 
 /// Feed `bytes` in pieces cut at `cuts`.
@@ -362,8 +572,7 @@ fn stream_inputs(
     )
 }
 
-#[test]
-fn fuzz_sse_streams() {
+fn sse_streams(budget: &Budget) -> Report {
     use crate::llm::http::WireParser;
     let openai = [
         r#"{"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}"#,
@@ -385,6 +594,7 @@ fn fuzz_sse_streams() {
         .collect();
     let seeds = vec![openai_stream.into_bytes(), anthropic.as_bytes().to_vec()];
     fuzz(
+        budget,
         "SSE streams (OpenAI, Anthropic)",
         stream_inputs(seeds),
         |(b, cuts)| {
@@ -403,11 +613,10 @@ fn fuzz_sse_streams() {
             }
             let _ = (o.on_eof(), a.on_eof());
         },
-    );
+    )
 }
 
-#[test]
-fn fuzz_ndjson_streams() {
+fn ndjson_streams(budget: &Budget) -> Report {
     use crate::llm::http::WireParser;
     let seed = concat!(
         "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"done\":false}\n",
@@ -416,6 +625,7 @@ fn fuzz_ndjson_streams() {
         "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"length\",\"prompt_eval_count\":4,\"eval_count\":2}\n",
     );
     fuzz(
+        budget,
         "NDJSON streams (Ollama)",
         stream_inputs(vec![seed.as_bytes().to_vec()]),
         |(b, cuts)| {
@@ -432,68 +642,65 @@ fn fuzz_ndjson_streams() {
             }
             let _ = o.on_eof();
         },
-    );
+    )
 }
 
-#[test]
-fn fuzz_gguf_headers() {
+fn gguf_headers(budget: &Budget) -> Report {
     let seeds = vec![
-        crate::llm::gguf::tests::sample_model(),
-        crate::llm::gguf::tests::tiny_gguf("llama"),
+        crate::llm::gguf::samples::sample_model(),
+        crate::llm::gguf::samples::tiny_gguf("llama"),
     ];
-    fuzz("GGUF headers and tensor tables", inputs(seeds), |b| {
-        let _ = crate::llm::gguf::read_header_from(&mut Cursor::new(&b));
-        if let Ok(l) = crate::llm::gguf::read_layout_from(&mut Cursor::new(&b), b.len() as u64) {
-            // Every tensor the check accepts lies inside the file.
-            for t in &l.tensors {
-                assert!(l.data_start + t.offset + t.bytes <= b.len() as u64);
+    fuzz(
+        budget,
+        "GGUF headers and tensor tables",
+        inputs(seeds),
+        |b| {
+            let _ = crate::llm::gguf::read_header_from(&mut Cursor::new(&b));
+            if let Ok(l) = crate::llm::gguf::read_layout_from(&mut Cursor::new(&b), b.len() as u64)
+            {
+                // Every tensor the check accepts lies inside the file.
+                for t in &l.tensors {
+                    assert!(l.data_start + t.offset + t.bytes <= b.len() as u64);
+                }
             }
-        }
-    });
+        },
+    )
 }
 
-#[test]
-fn mutations_keep_most_of_the_seed() {
-    // The structure-aware half really is structure-aware: one edit leaves a prompt file that
-    // still parses often enough to reach the validation code.
-    let seeds = repo_files("prompts");
-    let mut runner = TestRunner::deterministic();
-    let strat = (0..seeds.len(), prop::collection::vec(mutation(), 1..2));
-    let mut parsed = 0;
-    for _ in 0..200 {
-        let (i, muts) = strat.new_tree(&mut runner).unwrap().current();
-        let b = apply(&seeds[i], &muts);
-        if crate::prompt::parse(Path::new("p.toml"), &text(&b), &models(), "smollm2").is_ok() {
-            parsed += 1;
-        }
-    }
-    assert!(
-        parsed > 20,
-        "only {parsed} of 200 mutated prompt files parsed"
-    );
-}
-
-#[test]
-fn fuzz_cases_files() {
-    let dir = tempfile::tempdir().unwrap();
-    for (ext, seed) in [
-        (
-            "csv",
-            "name,country,expect_any,expect_regex\nuk,England,London|london,^L\nfr,\"France, \"\"the\"\"\",Paris,\n,Peru,Lima\\|x,\n",
-        ),
-        (
-            "jsonl",
-            "{\"name\":\"uk\",\"country\":\"England\",\"expect_any\":[\"London\"],\"n\":3}\n{\"turns\":[{\"user\":\"hi\"},{\"assistant\":\"yo\"},{\"user\":\"and?\"}],\"expect_case_sensitive\":true}\n",
-        ),
-        (
-            "yaml",
-            "- name: uk\n  country: England\n  expect_any: [London]\n- country: Peru\n  expect_equals: Lima\n  turns:\n    - user: hi\n    - assistant: yo\n    - user: more\n",
-        ),
-    ] {
-        let path = dir.path().join(format!("cases.{ext}"));
-        fuzz(&format!("cases files ({ext})"), inputs(vec![seed.as_bytes().to_vec()]), |b| {
-            std::fs::write(&path, &b).unwrap();
+fn cases_file(budget: &Budget, ext: &str, seed: &str) -> Report {
+    let name = format!("cases files ({ext})");
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => return no_temp_dir(&name, &e),
+    };
+    let path = dir.path().join(format!("cases.{ext}"));
+    fuzz(budget, &name, inputs(vec![seed.as_bytes().to_vec()]), |b| {
+        if std::fs::write(&path, &b).is_ok() {
             let _ = crate::prompt::cases_file::load(&path);
-        });
-    }
+        }
+    })
+}
+
+fn cases_csv(budget: &Budget) -> Report {
+    cases_file(
+        budget,
+        "csv",
+        "name,country,expect_any,expect_regex\nuk,England,London|london,^L\nfr,\"France, \"\"the\"\"\",Paris,\n,Peru,Lima\\|x,\n",
+    )
+}
+
+fn cases_jsonl(budget: &Budget) -> Report {
+    cases_file(
+        budget,
+        "jsonl",
+        "{\"name\":\"uk\",\"country\":\"England\",\"expect_any\":[\"London\"],\"n\":3}\n{\"turns\":[{\"user\":\"hi\"},{\"assistant\":\"yo\"},{\"user\":\"and?\"}],\"expect_case_sensitive\":true}\n",
+    )
+}
+
+fn cases_yaml(budget: &Budget) -> Report {
+    cases_file(
+        budget,
+        "yaml",
+        "- name: uk\n  country: England\n  expect_any: [London]\n- country: Peru\n  expect_equals: Lima\n  turns:\n    - user: hi\n    - assistant: yo\n    - user: more\n",
+    )
 }

@@ -20,12 +20,12 @@ mod error;
 mod eval;
 #[cfg(test)]
 mod front_end_parity;
-#[cfg(test)]
 mod fuzz;
 mod import_promptfoo;
 mod llm;
 mod model_fetch;
 mod price;
+mod progress;
 mod prompt;
 #[cfg(feature = "local")]
 mod quantize;
@@ -103,6 +103,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             store::export::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Compare(args)) => cmd::compare::run(args),
         Some(Command::Rate(args)) => {
             let rater = config.rater_name();
             cmd::rate::run(args, rater)?;

@@ -61,3 +61,64 @@ fn kernel_section_times_every_weight_of_both_files() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
 }
+
+/// The retrieval section: index build time of a 1 MB document (quick) and hit@k, with the CPU.
+#[test]
+fn retrieval_bench_prints_index_build_time_and_hit_at_k() {
+    let sb = Sandbox::new("");
+    let o = sb.run(&["bench", "--quick", "--only", "retrieval"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    for want in [
+        "Retrieval: chunk (300 tokens, overlap 50) + BM25 index",
+        " threads",
+        "BM25 index of 1 MB builds in",
+        "hit@1 10/10, hit@3 10/10",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
+
+/// `bench --fuzz SECONDS` in the shipped binary: every fuzz target runs, and the table names
+/// each with the inputs it took and no crash.
+#[test]
+fn bench_fuzz_runs_every_target_and_counts_inputs_and_crashes() {
+    let sb = Sandbox::new("");
+    let o = sb.run(&["bench", "--fuzz", "0.3"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    for target in [
+        "prompt files",
+        "config",
+        "keymaps",
+        "themes",
+        "session files (format 1 and 2)",
+        "journals",
+        "rate stdin lines",
+        "SSE streams (OpenAI, Anthropic)",
+        "NDJSON streams (Ollama)",
+        "GGUF headers and tensor tables",
+        "cases files (csv)",
+        "cases files (jsonl)",
+        "cases files (yaml)",
+    ] {
+        let line = out
+            .lines()
+            .skip_while(|l| !l.starts_with("fuzz targets"))
+            .find(|l| l.trim_start().starts_with(target) && l.contains("inputs"))
+            .unwrap_or_else(|| panic!("no row for {target:?} in:\n{out}"));
+        assert!(line.ends_with(" 0 crashes"), "{line}");
+        let inputs: u64 = line[target.len() + 2..]
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {line:?}"));
+        assert!(inputs >= 256, "{line}");
+    }
+    assert!(
+        out.contains("fuzz: ") && out.contains(" 0 crashes"),
+        "{out}"
+    );
+    let bad = sb.run(&["bench", "--fuzz", "-1"]);
+    assert!(!bad.status.success());
+}

@@ -337,7 +337,7 @@ fn embedding_server_down_fails_the_request_with_the_reason() {
     let stdout = text(&o.stdout);
     assert!(stdout.contains("ERROR"), "{stdout}");
     assert!(
-        stdout.contains("retrieve_error: embeddings request to"),
+        stdout.contains("retrieval failed: embeddings request to"),
         "{stdout}"
     );
 }

@@ -315,9 +315,13 @@ fn on_a_terminal_the_second_one_is_offered_read_only_and_saves_nothing() {
     // A rating can't be saved here, and says so; quitting writes nothing.
     tm.keys(&["4"]);
     tm.wait_for("NOT saved", std::time::Duration::from_secs(10));
+    tm.remain_on_exit();
     tm.keys(&["q"]);
-    tm.wait_exit(std::time::Duration::from_secs(10));
+    let screen = tm.wait_dead(std::time::Duration::from_secs(10));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    // It says it saved nothing, not "session saved to".
+    assert!(screen.contains("read-only: nothing saved"), "{screen}");
+    assert!(!screen.contains("session saved to"), "{screen}");
     drop(first.stdin.take());
     assert!(first.wait().unwrap().success());
 }

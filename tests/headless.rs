@@ -272,3 +272,238 @@ fn ctrl_c_cancels_and_keeps_what_finished() {
     assert_eq!(nodes[0]["text"].as_str(), Some("done"));
     assert_eq!(nodes[1]["status"].as_str(), Some("cancelled"));
 }
+
+/// Two runs of one prompt file, the second with `plain` edited so France now fails, rated
+/// differently: `compare` reports the flip, the star delta and the prompt change, and with
+/// `--fail-on-regression` exits 1.
+#[test]
+fn compare_reports_flips_star_deltas_and_prompt_changes() {
+    let sb = Sandbox::new(SCRIPTED);
+    let prompt = sb.write("prompts/capitals.toml", PROMPT);
+    let (a, b) = (sb.path("a.toml"), sb.path("b.toml"));
+    let run = |out: &std::path::Path| {
+        let o = sb.run(&[
+            "run",
+            prompt.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        // Piped: the progress is plain lines, one per finished answer.
+        let err = text(&o.stderr);
+        assert!(err.contains("run [4/4] "), "{err}");
+        assert!(!err.contains('\r'), "{err:?}");
+        o
+    };
+    assert!(run(&a).status.success());
+    // B: plain mentions England in every question, so the scripted model answers London.
+    sb.write(
+        "prompts/capitals.toml",
+        &PROMPT.replace(
+            "name = \"plain\"\ntemplate = \"What is the capital of {{country}}?\"",
+            "name = \"plain\"\ntemplate = \"Not England: what is the capital of {{country}}?\"",
+        ),
+    );
+    assert!(!run(&b).status.success());
+    for (file, stars) in [(&a, "5"), (&b, "2")] {
+        // Node 2 is plain × France in both (variants outermost, ids from 1).
+        let o = sb.run(&[
+            "rate",
+            file.to_str().unwrap(),
+            "--node",
+            "2",
+            "--stars",
+            stars,
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let o = sb.run(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    let row = |v: &str, c: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{v} ")) && l.contains(c))
+            .unwrap_or_else(|| panic!("no {v} {c} row in\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        row("plain", "France"),
+        "plain France pass → fail REGRESSED 5.0 → 2.0 -3.0"
+    );
+    assert_eq!(row("teacher", "France"), "teacher France pass → pass — → —");
+    assert!(out.contains("plain: prompt changed (+"), "{out}");
+    assert!(out.contains("teacher: prompt unchanged"), "{out}");
+    assert!(out.contains("0 fixed, 1 regressed"), "{out}");
+    let o = sb.run(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--fail-on-regression",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// `export --format html` writes one self-contained page: Python's own HTML parser reads
+/// it, every section holds exactly one chart (an inline SVG), and nothing points anywhere
+/// (no src/href/url(), no http at all).
+#[test]
+fn html_export_is_one_self_contained_page_with_a_chart_per_section() {
+    let sb = Sandbox::new(SCRIPTED);
+    let prompt = sb.write("prompts/capitals.toml", PROMPT);
+    let s = sb.path("s.toml");
+    let o = sb.run(&[
+        "run",
+        prompt.to_str().unwrap(),
+        "--out",
+        s.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = sb.run(&["rate", s.to_str().unwrap(), "--node", "1", "--stars", "4"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let page = sb.path("page.html");
+    let o = sb.run(&[
+        "export",
+        s.to_str().unwrap(),
+        "--format",
+        "html",
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("http"), "{html}");
+    let checker = r#"
+import sys
+from html.parser import HTMLParser
+class P(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sections = []
+        self.stack = []
+        self.refs = []
+    def handle_starttag(self, tag, attrs):
+        if tag == "section":
+            self.sections.append(0)
+        if tag == "svg" and self.sections:
+            self.sections[-1] += 1
+        for k, v in attrs:
+            if k in ("src", "href", "xlink:href", "action") or (v and "url(" in v):
+                self.refs.append((tag, k, v))
+        if tag in ("script", "link", "img", "iframe"):
+            self.refs.append((tag, "", ""))
+p = P()
+p.feed(open(sys.argv[1], encoding="utf-8").read())
+p.close()
+print("sections", " ".join(str(n) for n in p.sections))
+print("refs", len(p.refs), p.refs)
+"#;
+    let o = match std::process::Command::new("python3")
+        .args(["-c", checker, page.to_str().unwrap()])
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("skipped the HTML parser check: python3 not runnable ({e})");
+            return;
+        }
+    };
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("sections 1 1 1 1\n"), "{out}");
+    assert!(out.contains("refs 0 []"), "{out}");
+    // Markdown gets the same figures as tables.
+    let o = sb.run(&["export", s.to_str().unwrap(), "--format", "md"]);
+    let md = text(&o.stdout);
+    assert!(md.contains("### Stars per variant"), "{md}");
+    assert!(md.contains("| plain | 0 | 0 | 0 | 1 | 0 |"), "{md}");
+}
+
+/// The HTML export opened in headless Chromium (Debian's package) renders to a non-blank
+/// screenshot: the PNG's pixels are not all one colour. Skips, saying so, without Chromium.
+#[test]
+fn html_export_renders_in_headless_chromium() {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let sb = Sandbox::new(SCRIPTED);
+    let prompt = sb.write("prompts/capitals.toml", PROMPT);
+    let s = sb.path("s.toml");
+    let o = sb.run(&[
+        "run",
+        prompt.to_str().unwrap(),
+        "--out",
+        s.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let page = sb.path("page.html");
+    let o = sb.run(&[
+        "export",
+        s.to_str().unwrap(),
+        "--format",
+        "html",
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let shot = sb.path("shot.png");
+    let profile = sb.path("chromium-profile");
+    let o = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=820,1400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        shot.exists(),
+        "no screenshot; chromium said:\n{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    // Decode the PNG with Python's zlib and count the distinct pixel byte values: a blank
+    // page is one colour; a page with tables and charts has many.
+    let decode = r#"
+import sys, zlib, struct
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+pos, idat, width, height = 8, b"", 0, 0
+while pos < len(data):
+    n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + n]
+    if kind == b"IHDR":
+        width, height = struct.unpack(">II", body[:8])
+    if kind == b"IDAT":
+        idat += body
+    pos += 12 + n
+raw = zlib.decompress(idat)
+print(width, height, len(set(raw)))
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", decode, shot.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    let f: Vec<usize> = out
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    assert_eq!(f.len(), 3, "{out}");
+    assert!(f[0] >= 800 && f[1] >= 1000, "{out}");
+    assert!(f[2] > 20, "the screenshot looks blank: {out}");
+}

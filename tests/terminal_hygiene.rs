@@ -1,6 +1,8 @@
 //! Terminal hygiene with the real binary under a job-control shell in tmux: Ctrl-Z stops it
 //! and gives the shell its screen back, `fg` brings the UI back; a storm of resizes while
-//! answers stream doesn't crash it; `q` still saves.
+//! answers stream doesn't crash it; `q` still saves. A panic (made on purpose with
+//! `PROMPTLOOM_PANIC_AFTER_FRAMES`, see `src/app/crash.rs`) and SIGTERM, both mid-stream, give
+//! the shell its screen back and leave the session saved with the answers so far.
 
 mod common;
 
@@ -26,7 +28,12 @@ struct Shell {
 
 impl Shell {
     fn start() -> Shell {
-        let socket = format!("promptloom-hygiene-{}", std::process::id());
+        Shell::named("storm")
+    }
+
+    /// One tmux server per test (the tests of this file run in parallel).
+    fn named(test: &str) -> Shell {
+        let socket = format!("promptloom-hygiene-{}-{test}", std::process::id());
         let st = Command::new("tmux")
             .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
             .args(["-x", "120", "-y", "40", "-s", "t"])
@@ -184,4 +191,106 @@ fn ctrl_z_suspends_fg_restores_and_a_resize_storm_does_not_crash() {
         "Ctrl-Z/fg ok; 80 resizes in {:.2} s survived",
         storm.as_secs_f64()
     );
+}
+
+/// How the app is stopped mid-stream.
+enum Stop {
+    Panic,
+    Sigterm,
+}
+
+/// Start streaming into both panes, stop the app mid-stream, and check that the shell has
+/// its normal screen back (no alternate screen, no mouse capture) and that the session file
+/// holds both answers as far as they got.
+fn stopped_mid_stream_restores_the_terminal_and_saves(stop: Stop) -> String {
+    let sb = Sandbox::new(CONFIG);
+    sb.write("prompts/capitals.toml", PROMPT);
+    let (tag, env) = match stop {
+        Stop::Panic => ("panic", "PROMPTLOOM_PANIC_AFTER_FRAMES=40 "),
+        Stop::Sigterm => ("sigterm", ""),
+    };
+    let sh = Shell::named(tag);
+    let cmd = format!(
+        "cd '{}' && {env}RUST_BACKTRACE=0 PROMPTLOOM_CONFIG=config.toml PROMPTLOOM_DATA_DIR=data PROMPTLOOM_STATE_DIR=state '{BIN}' prompts/capitals.toml; echo \"ex\"\"it=$?\"",
+        sb.dir.path().display()
+    );
+    sh.keys(&[&cmd, "Enter"]);
+    sh.wait_for("to run.", Duration::from_secs(20));
+    let pid = promptloom_pid(&sb);
+    sh.keys(&["Enter"]);
+    if let Stop::Sigterm = stop {
+        sh.wait_for("Line of a long answer", Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(300));
+        let st = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    // The typed command reads `ex""it=`: only the shell's echo, after promptloom ended,
+    // writes `exit=` (a panic leaves the command line on the restored screen).
+    let screen = sh.wait_for("exit=", Duration::from_secs(30));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "promptloom still runs"
+    );
+    for flag in ["#{alternate_on}", "#{mouse_any_flag}"] {
+        let v = sh.tmux(&["display-message", "-p", "-t", "t", flag]);
+        assert_eq!(v.trim(), "0", "{flag} after exit:\n{screen}");
+    }
+    assert!(
+        !screen.contains("to run."),
+        "the UI is still on screen:\n{screen}"
+    );
+    // The answers as far as they got: both nodes, text in them, at least one cut short.
+    let file = common::tmux::session_file(&sb);
+    let nodes = common::tmux::nodes(&file);
+    assert_eq!(
+        nodes.len(),
+        2,
+        "{}",
+        std::fs::read_to_string(&file).unwrap()
+    );
+    for n in &nodes {
+        assert!(
+            common::tmux::field(n, "text").starts_with("Line of a long answer"),
+            "{n:?}"
+        );
+    }
+    assert!(
+        nodes
+            .iter()
+            .any(|n| common::tmux::field(n, "status") != "done"),
+        "both answers finished before the stop; the test proves nothing"
+    );
+    screen
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_leaves_the_session_saved() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let screen = stopped_mid_stream_restores_the_terminal_and_saves(Stop::Panic);
+    assert!(
+        screen.contains("PROMPTLOOM_PANIC_AFTER_FRAMES=40: deliberate panic"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("promptloom crashed; session saved to"),
+        "{screen}"
+    );
+    assert!(screen.contains("exit=101"), "{screen}");
+}
+
+#[test]
+fn sigterm_restores_the_terminal_and_leaves_the_session_saved() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let screen = stopped_mid_stream_restores_the_terminal_and_saves(Stop::Sigterm);
+    assert!(screen.contains("session saved to"), "{screen}");
+    assert!(screen.contains("exit=0"), "{screen}");
 }

@@ -85,10 +85,12 @@ fn run_focus_scroll_cancel_edit_and_quit_in_tmux() {
     tm.keys(&["Escape"]);
     let screen = tm.wait_for("cancelled", Duration::from_secs(5));
     assert!(top.contains("Line of a long answer"), "{top}");
-    // Scrolled to the top: the pane shows its first line right under the status line.
-    let row_after_status = top.lines().nth(4).unwrap_or("");
+    // Scrolled to the top: the pane shows its first line right under the status line and
+    // the compact prompt (which ends with a ┄ rule).
+    let rule = top.lines().position(|l| l.contains("┄┄┄┄")).unwrap_or(3);
+    let row_after_prompt = top.lines().nth(rule + 1).unwrap_or("");
     assert!(
-        row_after_status.contains("│Line of a long answer about Tell me about England."),
+        row_after_prompt.contains("│Line of a long answer about Tell me about England."),
         "{top}"
     );
     // Following resumes at the end with G; j/k move by a line.

@@ -12,13 +12,19 @@
 //!   cache warm;
 //! - `ui`: per-frame draw time of 6 panes at 1 KB / 100 KB / 1 MB, and the rate at which the
 //!   real event loop absorbs a scripted backend streaming into 6 panes;
-//! - `session`: load and save times at 100, 1,000 and 10,000 nodes.
+//! - `session`: load and save times at 100, 1,000 and 10,000 nodes;
+//! - `retrieval`: BM25 chunking + index build time for 1 MB and 10 MB of text, a query's
+//!   time, and hit@k on the retrieval test corpus.
+//!
+//! `--fuzz SECONDS` runs the fuzz targets instead (see [`fuzz`]).
 
 #[cfg(feature = "local")]
 mod engine;
+mod fuzz;
 #[cfg(feature = "local")]
 mod kernel;
 mod llama;
+mod retrieval;
 pub(crate) mod session;
 mod ui;
 
@@ -33,7 +39,8 @@ use crate::llm::{ChatMessage, ChatRequest, Role, Sampling, StreamEvent, StreamHa
 /// `promptloom bench` arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Sections to run (default: all): local, kernel, llama, concurrency, ttft, ui, session.
+    /// Sections to run (default: all): local, kernel, llama, concurrency, ttft, ui, session,
+    /// retrieval.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<Section>,
     /// Runs per measurement.
@@ -59,6 +66,17 @@ pub(crate) struct BenchArgs {
     /// Smaller sizes everywhere (for a smoke test): 1 run, 32 tokens, 1,000-node sessions.
     #[arg(long)]
     pub quick: bool,
+    /// Instead of the figures: run every fuzz target (src/fuzz.rs) for SECONDS each and
+    /// print the inputs each took and the crashes found (exit 1 on a crash).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub fuzz: Option<f64>,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("{s:?}: seconds, more than 0 and at most 86400")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,6 +88,7 @@ pub(crate) enum Section {
     Ttft,
     Ui,
     Session,
+    Retrieval,
 }
 
 /// Settings shared by the sections.
@@ -369,6 +388,9 @@ pub(crate) fn few_shot(nonce: &str, question: &str) -> ChatRequest {
 }
 
 pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(seconds) = args.fuzz {
+        return Ok(fuzz::run(seconds, &Machine::detect().tag()));
+    }
     let plan = Plan {
         runs: if args.quick { 1 } else { args.runs as usize },
         tokens: if args.quick { 32 } else { args.tokens as usize },
@@ -393,6 +415,9 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if want(Section::Ui) {
         outs.push(section("ui", ui::run(&plan)));
+    }
+    if want(Section::Retrieval) {
+        outs.push(section("retrieval", retrieval_section(&plan)));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -513,6 +538,51 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The retrieval figures ([`retrieval::measure`]) as lines and goals.
+fn retrieval_section(plan: &Plan) -> anyhow::Result<Out> {
+    let sizes: &[usize] = if plan.quick { &[1] } else { &[1, 10] };
+    let f = retrieval::measure(sizes, plan.runs).map_err(|e| anyhow::anyhow!(e))?;
+    let mut out = Out::default();
+    out.line(format!(
+        "\nRetrieval: chunk (300 tokens, overlap 50) + BM25 index of one document; median [min–max] of runs · {}",
+        plan.machine.tag()
+    ));
+    out.line(format!(
+        "  {:>6}  {:>8}  {:>22}  {:>16}",
+        "MB", "chunks", "build ms", "query ms"
+    ));
+    for d in &f.documents {
+        let (build, query) = (Sample(d.build_ms.clone()), Sample(d.query_ms.clone()));
+        out.line(format!(
+            "  {:>6}  {:>8}  {:>22}  {:>16}",
+            d.mb,
+            d.chunks,
+            build.show(0),
+            query.show(1)
+        ));
+        out.goal(
+            &format!("BM25 index of {} MB builds in", d.mb),
+            "(figure)",
+            format!("{:.0} ms", build.median().unwrap_or(f64::NAN)),
+            None,
+        );
+    }
+    let n = f.questions;
+    out.line(format!(
+        "  hit@k on the test corpus ({n} questions, {} chunks, BM25): hit@1 {}/{n}, hit@3 {}/{n}",
+        f.corpus_chunks, f.hit1, f.hit3
+    ));
+    for (k, hits) in [(1, f.hit1), (3, f.hit3)] {
+        out.goal(
+            &format!("retrieval test corpus: hit@{k} (BM25)"),
+            &format!("{n}/{n}"),
+            format!("{hits}/{n}"),
+            Some(hits == n),
+        );
+    }
+    Ok(out)
 }
 
 fn cpuinfo_field(cpuinfo: &str, name: &str) -> Option<String> {

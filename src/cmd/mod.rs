@@ -4,6 +4,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod compare;
 pub(crate) mod rate;
 pub(crate) mod run;
 pub(crate) mod technique;

@@ -4,14 +4,13 @@
 //! The session is saved after every finished answer, so an interrupted run keeps what
 //! finished; Ctrl-C cancels the streams in flight, saves, and exits with 130.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -21,10 +20,12 @@ use crate::error::InputError;
 use crate::llm::{
     self, Backend, BackendRegistry, ChatRequest, FinishReason, OnCancel, StreamEvent,
 };
+use crate::progress::Progress;
 use crate::prompt::{self, render, Case, PromptFile, Variant};
 use crate::sanitize::{one_line, visible};
 use crate::state::session::{Node, NodeKind, NodeStatus, Session};
 use crate::state::timing::StreamMeter;
+use crate::state::versions;
 use crate::store;
 
 /// `promptloom run FILE`.
@@ -195,6 +196,13 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
     );
     session.variants = file.variants.clone();
     session.cases = file.cases.clone();
+    // Each answer records the variant version it was made with.
+    let at = now_rfc3339();
+    let tags: BTreeMap<String, String> = file
+        .variants
+        .iter()
+        .map(|v| (v.name.clone(), versions::record(&mut session, v, &at)))
+        .collect();
 
     let registry = Arc::new(BackendRegistry::new(config));
     let models: BTreeSet<&str> = file.variants.iter().map(|v| v.model.as_str()).collect();
@@ -205,7 +213,7 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
         }
     }
 
-    let progress = progress_bar(jobs.len() as u64);
+    let progress = Progress::new("run", Some(jobs.len() as u64));
     let cancel = CancellationToken::new();
     let semaphore = Arc::new(Semaphore::new(usize::from(args.concurrency)));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Node>();
@@ -222,9 +230,7 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
                 p = semaphore.acquire_owned() => p.ok(),
                 _ = cancel.cancelled() => None,
             };
-            let prep_error = ["retrieve_error", "select_error"]
-                .iter()
-                .find_map(|k| job.meta.get(*k).map(|e| format!("{k}: {e}")));
+            let prep_error = crate::prompt::render::prepare_error(&job.meta);
             let node = match (permit, backend) {
                 (None, _) => cancelled_before_start(&job),
                 (Some(_), _) if prep_error.is_some() => {
@@ -244,9 +250,18 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
     loop {
         tokio::select! {
             node = done_rx.recv() => {
-                let Some(node) = node else { break };
+                let Some(mut node) = node else { break };
+                if let Some(t) = tags.get(&node.variant) {
+                    versions::tag_node(&mut node, t.clone());
+                }
                 received += 1;
-                progress.inc(1);
+                progress.step(&format!(
+                    "{} × {} on {}: {}",
+                    visible(&node.variant),
+                    visible(&node.case),
+                    visible(&node.model),
+                    verdict(&node)
+                ));
                 session.nodes.push(node);
                 session.nodes.sort_by_key(|n| n.id);
                 session.models = registry.identities();
@@ -260,12 +275,12 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
             }
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;
-                progress.set_message("cancelling…");
+                progress.message("cancelling…".into());
                 cancel.cancel();
             }
         }
     }
-    progress.finish_and_clear();
+    progress.finish();
     // Save once more: the local model's hash may have arrived after the last node.
     session.models = registry.identities();
     session.prices = registry.prices();
@@ -299,17 +314,6 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn progress_bar(len: u64) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-    {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb.enable_steady_tick(Duration::from_millis(120));
-    pb
 }
 
 fn base_node(job: &Trial) -> Node {
@@ -348,7 +352,7 @@ async fn run_job(
     backend: &dyn Backend,
     job: &Trial,
     cancel: &CancellationToken,
-    progress: &ProgressBar,
+    progress: &Progress,
 ) -> Node {
     let model = &job.variant.model;
     let mut node = stream_into_node(
@@ -356,7 +360,7 @@ async fn run_job(
         base_node(job),
         cancel,
         Some(&job.case.expect),
-        |n| progress.set_message(format!("{model}: {n}")),
+        |n| progress.message(format!("{model}: {n}")),
     )
     .await;
     if node.status == NodeStatus::Done {

@@ -248,7 +248,9 @@ async fn drive(
     cases: &[Case],
 ) -> anyhow::Result<Conclusion> {
     let mut seed = || u64::from(rand::random::<u32>());
+    let progress = crate::progress::Progress::new("technique", None);
     loop {
+        progress.message(format!("{} in flight", runner.in_flight.len()));
         for c in std::mem::take(&mut commands) {
             match c {
                 Command::Spawn(sp) => runner.spawn(sp),
@@ -270,11 +272,22 @@ async fn drive(
             None if stopped => runner.cancel_all(),
             None => commands = technique.cancel(&mut ctx),
             Some((ticket, node)) => {
+                if let Some(n) = ctx.session.node(node) {
+                    progress.step(&format!(
+                        "{} #{} ({} × {}): {:?}",
+                        n.kind.as_str(),
+                        n.id,
+                        n.variant,
+                        n.case,
+                        n.status
+                    ));
+                }
                 commands = technique.finished(&mut ctx, ticket, node);
                 runner.save()?;
             }
         }
     }
+    progress.finish();
     let mut ctx = Ctx {
         session: &mut runner.session,
         techniques,

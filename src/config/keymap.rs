@@ -33,10 +33,13 @@ pub(crate) enum Mode {
     Diff,
     SearchParams,
     Heat,
+    History,
+    Charts,
+    PromptDiff,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 13] = [
+    pub const ALL: [Mode; 16] = [
         Mode::Normal,
         Mode::Help,
         Mode::Picker,
@@ -50,6 +53,9 @@ impl Mode {
         Mode::Diff,
         Mode::SearchParams,
         Mode::Heat,
+        Mode::History,
+        Mode::Charts,
+        Mode::PromptDiff,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +73,9 @@ impl Mode {
             Mode::Diff => "diff",
             Mode::SearchParams => "search_params",
             Mode::Heat => "heat",
+            Mode::History => "history",
+            Mode::Charts => "charts",
+            Mode::PromptDiff => "prompt_diff",
         }
     }
 
@@ -139,6 +148,9 @@ actions! {
     PickModel = "pick_model", "model", "Switch the focused variant's model";
     CopyAnswer = "copy_answer", "copy", "Copy the focused answer to the clipboard (OSC 52)";
     Help = "help", "help", "Show every key binding";
+    TogglePrompt = "toggle_prompt", "prompt", "Show the focused pane's full chat as sent, or fold it";
+    VersionHistory = "version_history", "history", "The focused variant's versions with their results";
+    PromptDiff = "prompt_diff", "prompt diff", "Word diff of the focused prompt against another pane's (again: the next)";
     Stars1 = "stars_1", "1-5 stars", "Rate the focused answer 1 star";
     Stars2 = "stars_2", "2 stars", "Rate the focused answer 2 stars";
     Stars3 = "stars_3", "3 stars", "Rate the focused answer 3 stars";
@@ -156,8 +168,9 @@ actions! {
     VoteTie = "vote_tie", "tie", "Vote: both are equally good";
     VoteBothBad = "vote_both_bad", "both bad", "Vote: both are bad (not a tie)";
     NextPair = "next_pair", "skip", "Skip to the next most informative pair";
-    ToggleGroup = "toggle_group", "variants/models", "Rank variants or models";
+    ToggleGroup = "toggle_group", "variants/versions/models", "Rank variants, variant versions or models";
     CompareSuggested = "compare_suggested", "compare next", "Compare the suggested pair";
+    Charts = "charts", "charts", "The leaderboard as charts: strengths with intervals, stars, speed";
     ExportBoard = "export_board", "export", "Write the leaderboard as Markdown beside the session";
     // Technique keys; in the tree view the footer lists them in this order.
     Prune = "prune", "prune", "Prune or unprune (a running search drops it)";

@@ -2,7 +2,10 @@
 //! mapped to styles, plus the syntect theme used for code blocks.
 //!
 //! Built-in themes (`themes/*.toml`) are embedded; `--theme` or config `theme` names one of
-//! them or a path to a theme file, which may `inherits` another. Views ask for a role, never
+//! them or a path to a theme file, which may `inherits` another by name: a built-in theme or
+//! `NAME.toml` beside the inheriting file (never a path, so a theme can't make promptloom read
+//! `/dev/zero` or a file outside its folder). Theme files are at most [`MAX_THEME_BYTES`] and
+//! must be regular files. Views ask for a role, never
 //! for a colour, so a theme can restyle everything. `NO_COLOR` drops colours (keeping bold
 //! and the like); terminals without truecolor get RGB mapped onto the 256-colour palette.
 
@@ -46,6 +49,11 @@ pub(crate) const ROLES: &[&str] = &[
     "diff.added",
     "diff.removed",
     "rating.star",
+    "prompt.label",
+    "prompt.var",
+    "prompt.technique",
+    "chart.bar",
+    "chart.interval",
     "md.heading",
     "md.emphasis",
     "md.strong",
@@ -60,11 +68,14 @@ pub(crate) const ROLES: &[&str] = &[
     "heat.cursor",
 ];
 
+/// Theme files larger than this are refused (the built-in ones are about 2 KB).
+pub(crate) const MAX_THEME_BYTES: u64 = 256 * 1024;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ThemeFile {
     name: Option<String>,
-    inherits: Option<String>,
+    inherits: Option<toml::Spanned<String>>,
     syntect: Option<String>,
     #[serde(default)]
     roles: BTreeMap<toml::Spanned<String>, StyleSpec>,
@@ -146,16 +157,7 @@ impl Theme {
             ),
             None => {
                 let p = PathBuf::from(name_or_path);
-                let t = std::fs::read_to_string(&p).map_err(|e| {
-                    InputError::io(&p, &e).with_hint(format!(
-                        "built-in themes: {}",
-                        BUILTIN
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
+                let t = read_theme_file(&p)?;
                 (p, t)
             }
         };
@@ -168,7 +170,13 @@ impl Theme {
         let file: ThemeFile =
             toml::from_str(&text).map_err(|e| InputError::toml(&path, &text, &e))?;
         if let Some(parent) = &file.inherits {
-            self.apply(parent, depth + 1)?;
+            let resolved = resolve_inherits(&path, parent.get_ref()).map_err(|why| {
+                InputError::at(&path, &text, parent.span().start, why).with_hint(format!(
+                    "`inherits` names a theme: a built-in one ({}) or NAME for NAME.toml in this theme's folder",
+                    builtin_names()
+                ))
+            })?;
+            self.apply(&resolved, depth + 1)?;
         }
         if let Some(n) = file.name {
             self.name = n;
@@ -200,6 +208,88 @@ impl Theme {
     /// Map a syntect colour to this terminal.
     pub fn rgb(&self, r: u8, g: u8, b: u8) -> Option<Color> {
         adapt(Color::Rgb(r, g, b), self.depth)
+    }
+}
+
+fn builtin_names() -> String {
+    BUILTIN
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A theme file's text: a regular file of at most [`MAX_THEME_BYTES`], in UTF-8.
+fn read_theme_file(p: &Path) -> Result<String, InputError> {
+    use std::io::Read;
+    let hint = || format!("built-in themes: {}", builtin_names());
+    // Metadata first: opening a FIFO would block, and /dev/zero never ends.
+    let meta = std::fs::metadata(p).map_err(|e| InputError::io(p, &e).with_hint(hint()))?;
+    if !meta.is_file() {
+        return Err(
+            InputError::plain(p, "not a theme file (not a regular file)").with_hint(hint()),
+        );
+    }
+    let too_big = || {
+        InputError::plain(
+            p,
+            format!("theme file is larger than {} KiB", MAX_THEME_BYTES / 1024),
+        )
+    };
+    if meta.len() > MAX_THEME_BYTES {
+        return Err(too_big());
+    }
+    let f = std::fs::File::open(p).map_err(|e| InputError::io(p, &e))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_THEME_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| InputError::io(p, &e))?;
+    if bytes.len() as u64 > MAX_THEME_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        InputError::plain(
+            p,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// What `inherits = "NAME"` in the theme at `from` names: a built-in theme, or `NAME.toml` in
+/// `from`'s folder. Paths are refused: no separators, no `..`, nothing hidden.
+fn resolve_inherits(from: &Path, name: &str) -> Result<String, String> {
+    if BUILTIN.iter().any(|(n, _)| *n == name) {
+        return Ok(name.to_string());
+    }
+    let stem = name.strip_suffix(".toml").unwrap_or(name);
+    let ok = !stem.is_empty()
+        && !stem.starts_with('.')
+        && stem
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !stem.contains("..");
+    if !ok {
+        return Err(format!(
+            "`inherits = {name:?}`: not a theme name (letters, digits, `-`, `_`; no paths)"
+        ));
+    }
+    let dir = match from.parent() {
+        // A built-in theme inheriting something that is not built in (can't happen).
+        _ if from.to_string_lossy().starts_with("<built-in") => None,
+        Some(d) if d.as_os_str().is_empty() => Some(Path::new(".")),
+        d => d,
+    };
+    let candidate = dir.map(|d| d.join(format!("{stem}.toml")));
+    match candidate {
+        Some(c) if c.is_file() => Ok(c.to_string_lossy().into_owned()),
+        Some(c) => Err(format!(
+            "`inherits = {name:?}`: no such theme (not built in, and no {})",
+            c.display()
+        )),
+        None => Err(format!("`inherits = {name:?}`: no such built-in theme")),
     }
 }
 
@@ -337,6 +427,69 @@ mod tests {
         assert!(matches!(t.style("md.code").fg, Some(Color::Indexed(_))));
         assert_eq!(rgb_to_256(255, 0, 0), 196);
         assert_eq!(rgb_to_256(128, 128, 128), 244);
+    }
+
+    #[test]
+    fn inherits_names_a_theme_never_a_path() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("themes")).unwrap();
+        let dir = root.path().join("themes");
+        let p = dir.join("t.toml");
+        let load = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Theme::load(p.to_str().unwrap(), ColorDepth::TrueColor).map_err(|e| e.to_string())
+        };
+        for bad in ["/dev/zero", "../x", "sub/x", "..", ".hidden", ""] {
+            let e = load(&format!("name = \"t\"\ninherits = {bad:?}\n")).unwrap_err();
+            assert!(e.contains("t.toml:2:12: `inherits"), "{bad}: {e}");
+            assert!(e.contains("not a theme name"), "{bad}: {e}");
+        }
+        // A file `../x.toml` exists, still refused: only names resolve.
+        std::fs::write(root.path().join("x.toml"), "[roles]\n").unwrap();
+        assert!(load("inherits = \"../x\"\n")
+            .unwrap_err()
+            .contains("not a theme name"));
+        // A missing name says where it looked.
+        let e = load("inherits = \"nope\"\n").unwrap_err();
+        assert!(
+            e.contains("no such theme") && e.contains("nope.toml"),
+            "{e}"
+        );
+        // A sibling theme by name, and a built-in one.
+        std::fs::write(
+            dir.join("base.toml"),
+            "inherits = \"light\"\n[roles]\n\"text\" = { fg = \"magenta\" }\n",
+        )
+        .unwrap();
+        let t = Theme::load(
+            {
+                std::fs::write(&p, "inherits = \"base\"\n").unwrap();
+                p.to_str().unwrap()
+            },
+            ColorDepth::TrueColor,
+        )
+        .unwrap();
+        assert_eq!(t.style("text").fg, Some(Color::Magenta));
+        assert_eq!(t.syntect, "InspiredGitHub");
+    }
+
+    #[test]
+    fn theme_files_are_bounded_regular_files() {
+        let e = Theme::load("/dev/zero", ColorDepth::TrueColor)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/dev/zero: not a theme file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.toml");
+        let mut big = String::from("[roles]\n");
+        while big.len() as u64 <= MAX_THEME_BYTES {
+            big.push_str("# padding padding padding padding padding padding padding\n");
+        }
+        std::fs::write(&p, big).unwrap();
+        let e = Theme::load(p.to_str().unwrap(), ColorDepth::TrueColor)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("larger than 256 KiB"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub(crate) enum GroupBy {
     /// Each variant on each model (`variant @ model`): "base model + best prompt" against
     /// "tuned model + plain prompt" in one table.
     VariantModel,
+    /// Each version of each variant (`variant v2`, see [`crate::state::versions`]); answers
+    /// from before versions were recorded are `variant (unversioned)`.
+    VariantVersion,
 }
 
 impl GroupBy {
@@ -49,6 +52,7 @@ impl GroupBy {
             GroupBy::Variant => "variant",
             GroupBy::Model => "model",
             GroupBy::VariantModel => "variant @ model",
+            GroupBy::VariantVersion => "variant version",
         }
     }
 
@@ -57,6 +61,10 @@ impl GroupBy {
             GroupBy::Variant => n.variant.as_str().into(),
             GroupBy::Model => n.model.as_str().into(),
             GroupBy::VariantModel => format!("{} @ {}", n.variant, n.model).into(),
+            GroupBy::VariantVersion => match crate::state::versions::number_of(n) {
+                Some(v) => format!("{} v{v}", n.variant).into(),
+                None => format!("{} (unversioned)", n.variant).into(),
+            },
         }
     }
 }

@@ -414,10 +414,10 @@ fn value<R: Read + Seek>(r: &mut R, ty: u32, depth: usize) -> Result<MetaValue, 
     })
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use std::io::Cursor;
+/// Small GGUF files built in memory: test inputs and the fuzz targets' seeds
+/// (`promptloom bench --fuzz` runs them, so they are not test-only).
+pub(crate) mod samples {
+    use super::ggml_type_size;
 
     /// A minimal GGUF header with the given architecture and a string array.
     pub(crate) fn tiny_gguf(arch: &str) -> Vec<u8> {
@@ -461,7 +461,7 @@ pub(crate) mod tests {
             }
             b.extend_from_slice(&ty.to_le_bytes());
             b.extend_from_slice(&offset.to_le_bytes());
-            let (bb, be) = ggml_type_size(*ty).unwrap();
+            let (bb, be) = ggml_type_size(*ty).unwrap_or((1, 1));
             let bytes = dims.iter().product::<u64>() / be * bb;
             sizes.push(bytes);
             offset += bytes.div_ceil(32) * 32;
@@ -490,6 +490,14 @@ pub(crate) mod tests {
             ],
         )
     }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    pub(crate) use super::samples::{sample_model, tiny_gguf};
 
     fn layout(bytes: &[u8]) -> Result<GgufLayout, GgufError> {
         read_layout_from(&mut Cursor::new(bytes), bytes.len() as u64)

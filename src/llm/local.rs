@@ -666,7 +666,7 @@ pub(crate) mod tests {
     async fn unsupported_architecture_is_a_clear_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("gemma.gguf");
-        std::fs::write(&p, crate::llm::gguf::tests::tiny_gguf("gemma3")).unwrap();
+        std::fs::write(&p, crate::llm::gguf::samples::tiny_gguf("gemma3")).unwrap();
         let b = LocalBackend::new(p, LocalOptions::default());
         let (_, end) = collect(&mut b.start(ask("hi", Sampling::default()))).await;
         match end {

@@ -573,7 +573,7 @@ pub(crate) mod tests {
             .iter()
             .map(|(n, d)| (n.as_str(), d.as_slice(), 0))
             .collect();
-        crate::llm::gguf::tests::gguf_with_tensors("llama", &refs)
+        crate::llm::gguf::samples::gguf_with_tensors("llama", &refs)
     }
 
     /// PEFT's tensors for `modules` on `layers` layers of [`base_gguf`]: (name, shape), B zero.
@@ -818,7 +818,7 @@ pub(crate) mod tests {
             .unwrap();
         assert!(e.contains("is a file"), "{e}");
         let phi = f.base.with_file_name("phi.gguf");
-        std::fs::write(&phi, crate::llm::gguf::tests::tiny_gguf("phi3")).unwrap();
+        std::fs::write(&phi, crate::llm::gguf::samples::tiny_gguf("phi3")).unwrap();
         let e = read_adapters(&phi, std::slice::from_ref(&f.adapter))
             .err()
             .unwrap();

@@ -8,6 +8,7 @@
 
 pub(crate) mod cases_file;
 pub(crate) mod chunk;
+pub(crate) mod marked;
 pub(crate) mod render;
 pub(crate) mod retrieve;
 pub(crate) mod select;
@@ -68,6 +69,28 @@ pub(crate) struct Variant {
     /// Few-shot examples chosen per case from a pool (`select = { … }`); replaces `examples`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select: Option<select::Select>,
+}
+
+impl Variant {
+    /// A variant with only a name, a model and a task; everything else empty (what a new
+    /// variant in the app and a variant added to a prompt file start from).
+    pub(crate) fn new(name: &str, model: &str, template: &str) -> Variant {
+        Variant {
+            name: name.to_string(),
+            description: None,
+            model: model.to_string(),
+            system: None,
+            template: template.to_string(),
+            examples: vec![],
+            context: vec![],
+            context_instruction: None,
+            step_by_step: false,
+            sampling: Default::default(),
+            generated: None,
+            retrieve: None,
+            select: None,
+        }
+    }
 }
 
 /// A test case: variable values and what a good answer must satisfy.

@@ -7,9 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use super::marked::{Block, MarkedMessage, Piece};
 use super::template;
 use super::{Case, Turn, Variant};
-use crate::chat::{ChatMessage, ChatRequest, Role};
+#[cfg(test)]
+use crate::chat::ChatMessage;
+use crate::chat::{ChatRequest, Role};
 
 /// The cue zero-shot chain of thought appends to the task.
 pub(crate) const STEP_BY_STEP: &str = "Let's think this through step by step.";
@@ -31,6 +34,20 @@ pub(crate) struct Passage {
 pub(crate) struct Prepared {
     pub request: ChatRequest,
     pub meta: BTreeMap<String, String>,
+    /// The request's messages in marked pieces (`request.messages` is built from them).
+    pub marked: Vec<MarkedMessage>,
+}
+
+/// Why a prepared request must not be sent: retrieval or example selection failed (an
+/// unreadable file, an embedding server that is down). Sent anyway, the answer would be
+/// compared as if it had its context; `run` and the panes fail the cell with this instead.
+pub(crate) fn prepare_error(meta: &BTreeMap<String, String>) -> Option<String> {
+    [
+        ("retrieve_error", "retrieval failed"),
+        ("select_error", "example selection failed"),
+    ]
+    .iter()
+    .find_map(|(k, what)| meta.get(*k).map(|e| format!("{what}: {e}")))
 }
 
 /// The messages for `variant` filled with `vars` (a single-turn case).
@@ -66,47 +83,69 @@ fn prepare_turns(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Tu
     let retrieved = super::retrieve::context_for(variant, vars, &q, &mut meta);
     let mut out = Vec::with_capacity(2 + 2 * examples.len() + turns.len());
     if let Some(system) = variant.system.as_deref().filter(|s| !s.trim().is_empty()) {
-        out.push(ChatMessage::new(
-            Role::System,
-            template::render(system, vars),
-        ));
+        let mut m = MarkedMessage::new(Role::System, Block::System);
+        m.push_template(system, vars);
+        out.push(m);
     }
-    for ex in examples.iter() {
-        out.push(ChatMessage::new(
-            Role::User,
-            template::render(&ex.input, vars),
-        ));
-        out.push(ChatMessage::new(Role::Assistant, ex.output.clone()));
+    let of = examples.len();
+    for (index, ex) in examples.iter().enumerate() {
+        let block = Block::Example { index, of };
+        let mut m = MarkedMessage::new(Role::User, block);
+        m.push_template(&ex.input, vars);
+        out.push(m);
+        let mut m = MarkedMessage::new(Role::Assistant, block);
+        m.push(Piece::Text, &ex.output);
+        out.push(m);
     }
-    let context = context_block(variant, &retrieved);
+    let mut context = (!variant.context.is_empty() || !retrieved.is_empty())
+        .then_some((variant, retrieved.as_slice()));
     if turns.is_empty() {
-        let task = template::render(&variant.template, vars);
-        out.push(ChatMessage::new(
-            Role::User,
-            finish_turn(variant, context.as_deref(), &task, true),
-        ));
+        let mut m = MarkedMessage::new(Role::User, Block::Task);
+        finish_turn(
+            &mut m,
+            variant,
+            context,
+            |m| m.push_template(&variant.template, vars),
+            true,
+        );
+        out.push(m);
     } else {
         // The context goes before the conversation (into its first user turn); the
         // step-by-step cue goes on the turn being answered.
         let last = turns.len() - 1;
-        let mut context = context;
         for (i, t) in turns.iter().enumerate() {
-            let text = template::render(t.text(), vars);
+            let block = if i == last {
+                Block::Task
+            } else {
+                Block::History
+            };
             match t {
-                Turn::Assistant(_) => out.push(ChatMessage::new(Role::Assistant, text)),
-                Turn::User(_) => out.push(ChatMessage::new(
-                    Role::User,
-                    finish_turn(variant, context.take().as_deref(), &text, i == last),
-                )),
+                Turn::Assistant(text) => {
+                    let mut m = MarkedMessage::new(Role::Assistant, block);
+                    m.push_template(text, vars);
+                    out.push(m);
+                }
+                Turn::User(text) => {
+                    let mut m = MarkedMessage::new(Role::User, block);
+                    finish_turn(
+                        &mut m,
+                        variant,
+                        context.take(),
+                        |m| m.push_template(text, vars),
+                        i == last,
+                    );
+                    out.push(m);
+                }
             }
         }
     }
     Prepared {
         request: ChatRequest {
-            messages: out,
+            messages: out.iter().map(MarkedMessage::to_chat).collect(),
             sampling: variant.sampling.clone(),
         },
         meta,
+        marked: out,
     }
 }
 
@@ -120,43 +159,52 @@ pub(crate) fn with_seed(mut request: ChatRequest, fresh_seed: u64) -> ChatReques
 }
 
 /// The in-context block: the instruction, then each document (pasted or retrieved).
-fn context_block(variant: &Variant, retrieved: &[Passage]) -> Option<String> {
-    if variant.context.is_empty() && retrieved.is_empty() {
-        return None;
-    }
-    let mut text = String::new();
-    text.push_str(
-        variant
-            .context_instruction
-            .as_deref()
-            .unwrap_or(CONTEXT_INSTRUCTION),
+fn context_block(m: &mut MarkedMessage, variant: &Variant, retrieved: &[Passage]) {
+    m.push(
+        Piece::ContextInstruction,
+        format!(
+            "{}\n\n",
+            variant
+                .context_instruction
+                .as_deref()
+                .unwrap_or(CONTEXT_INSTRUCTION)
+        ),
     );
-    text.push_str("\n\n");
     for doc in &variant.context {
-        text.push_str("<context>\n");
-        text.push_str(doc.trim_end());
-        text.push_str("\n</context>\n\n");
+        m.push(
+            Piece::Passage(None),
+            format!("<context>\n{}\n</context>\n\n", doc.trim_end()),
+        );
     }
     for p in retrieved {
-        text.push_str(&format!("<context source=\"{}\">\n", p.source));
-        text.push_str(p.text.trim_end());
-        text.push_str("\n</context>\n\n");
+        m.push(
+            Piece::Passage(Some(p.source.clone())),
+            format!(
+                "<context source=\"{}\">\n{}\n</context>\n\n",
+                p.source,
+                p.text.trim_end()
+            ),
+        );
     }
-    Some(text)
 }
 
-fn finish_turn(variant: &Variant, context: Option<&str>, task: &str, answered: bool) -> String {
-    let mut text = String::with_capacity(task.len() + 64);
-    if let Some(c) = context {
-        text.push_str(c);
-        text.push_str("Question: ");
+/// A user turn: the context block (if it goes here), the task, and the step-by-step cue on
+/// the turn being answered.
+fn finish_turn(
+    m: &mut MarkedMessage,
+    variant: &Variant,
+    context: Option<(&Variant, &[Passage])>,
+    task: impl FnOnce(&mut MarkedMessage),
+    answered: bool,
+) {
+    if let Some((v, retrieved)) = context {
+        context_block(m, v, retrieved);
+        m.push(Piece::QuestionLabel, "Question: ");
     }
-    text.push_str(task);
+    task(m);
     if answered && variant.step_by_step {
-        text.push_str("\n\n");
-        text.push_str(STEP_BY_STEP);
+        m.push(Piece::StepByStep, format!("\n\n{STEP_BY_STEP}"));
     }
-    text
 }
 
 #[cfg(test)]
@@ -302,6 +350,73 @@ mod tests {
                 (Role::User, last.as_str()),
             ]
         );
+    }
+
+    /// The marked pieces say which technique put each part of the chat there, and the
+    /// messages sent are exactly their concatenation.
+    #[test]
+    fn marked_pieces_name_every_technique_block() {
+        use crate::prompt::marked::{anatomy, task_pieces, Block, Piece};
+        let mut v = variant();
+        v.system = Some("You are a thesaurus for {{word}}.".into());
+        v.examples = vec![
+            Example {
+                input: "Synonym for happy?".into(),
+                output: "joyful".into(),
+            },
+            Example {
+                input: "Synonym for fast?".into(),
+                output: "quick".into(),
+            },
+        ];
+        v.context = vec!["Big means large.".into()];
+        v.step_by_step = true;
+        let case = Case {
+            name: "c".into(),
+            vars: vars(),
+            expect: Default::default(),
+            turns: vec![],
+        };
+        let p = prepare(&v, &case);
+        let blocks: Vec<Block> = p.marked.iter().map(|m| m.block).collect();
+        assert_eq!(
+            blocks,
+            [
+                Block::System,
+                Block::Example { index: 0, of: 2 },
+                Block::Example { index: 0, of: 2 },
+                Block::Example { index: 1, of: 2 },
+                Block::Example { index: 1, of: 2 },
+                Block::Task
+            ]
+        );
+        let sent: Vec<ChatMessage> = p.marked.iter().map(|m| m.to_chat()).collect();
+        assert_eq!(sent, p.request.messages);
+        let task = &p.marked[5].pieces;
+        let kinds: Vec<&Piece> = task.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            kinds,
+            [
+                &Piece::ContextInstruction,
+                &Piece::Passage(None),
+                &Piece::QuestionLabel,
+                &Piece::Text,
+                &Piece::Var("word".into()),
+                &Piece::Text,
+                &Piece::StepByStep
+            ]
+        );
+        assert_eq!(
+            p.marked[0].pieces[1],
+            (Piece::Var("word".into()), "big".into())
+        );
+        let a = anatomy(&p.marked);
+        assert_eq!((a.examples, a.passages, a.step_by_step), (2, 1, true));
+        let t: String = task_pieces(&p.marked)
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect();
+        assert_eq!(t, format!("Synonym for big?\n\n{STEP_BY_STEP}"));
     }
 
     #[test]

@@ -41,16 +41,34 @@ pub(crate) fn variables(template: &str) -> Vec<VarRef> {
 /// variable is visible in the output (validation reports it before anything runs).
 pub(crate) fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::with_capacity(template.len());
+    for (_, text) in segments(template, vars) {
+        out.push_str(text);
+    }
+    out
+}
+
+/// The rendered template in pieces: literal text (`None`) and each filled variable's value
+/// (`Some(name)`), in order. Their concatenation is [`render`]'s output (it is built from
+/// them), so a view that highlights the variables shows exactly what is sent.
+pub(crate) fn segments<'a>(
+    template: &'a str,
+    vars: &'a BTreeMap<String, String>,
+) -> Vec<(Option<&'a str>, &'a str)> {
+    let mut out = Vec::new();
     let mut last = 0;
     for v in variables(template) {
-        out.push_str(&template[last..v.start]);
-        match vars.get(&v.name) {
-            Some(value) => out.push_str(value),
-            None => out.push_str(&template[v.start..v.end]),
+        if v.start > last {
+            out.push((None, &template[last..v.start]));
+        }
+        match vars.get_key_value(&v.name) {
+            Some((name, value)) => out.push((Some(name.as_str()), value.as_str())),
+            None => out.push((None, &template[v.start..v.end])),
         }
         last = v.end;
     }
-    out.push_str(&template[last..]);
+    if last < template.len() {
+        out.push((None, &template[last..]));
+    }
     out
 }
 
@@ -88,6 +106,24 @@ mod tests {
             ["x", "y_2"]
         );
         assert_eq!(&t[v[0].start..v[0].end], "{{x}}");
+    }
+
+    #[test]
+    fn segments_mark_the_filled_values_and_concatenate_to_the_rendering() {
+        let vs = vars(&[("country", "Peru")]);
+        let t = "Capital of {{country}}? {{missing}}!";
+        let seg = segments(t, &vs);
+        assert_eq!(
+            seg,
+            [
+                (None, "Capital of "),
+                (Some("country"), "Peru"),
+                (None, "? "),
+                (None, "{{missing}}"),
+                (None, "!")
+            ]
+        );
+        assert_eq!(seg.iter().map(|s| s.1).collect::<String>(), render(t, &vs));
     }
 
     #[test]

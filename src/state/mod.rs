@@ -9,3 +9,4 @@ pub(crate) mod logprobs;
 pub(crate) mod search;
 pub(crate) mod session;
 pub(crate) mod timing;
+pub(crate) mod versions;

@@ -284,6 +284,33 @@ pub(crate) struct Vote {
     pub seq: Option<u64>,
 }
 
+/// The node meta key that names the variant version an answer was made with.
+pub(crate) const VERSION_META: &str = "variant_version";
+
+/// One version of one variant (recorded and read by [`crate::state::versions`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VariantVersion {
+    pub variant: String,
+    /// 1, 2, … per variant name.
+    pub number: u32,
+    /// The first 12 hex digits of the SHA-256 of the variant's content.
+    pub hash: String,
+    /// What changed from the version before ("template", "model → other", "proposed: …").
+    pub label: String,
+    /// RFC 3339 time it was recorded.
+    pub at: String,
+    /// The variant as it was.
+    pub content: Variant,
+}
+
+impl VariantVersion {
+    /// `v2 3fa1c29b0e41`: what an answer's meta records.
+    pub fn tag(&self) -> String {
+        format!("v{} {}", self.number, self.hash)
+    }
+}
+
 /// The outcomes a [`Vote`] may record.
 pub(crate) const VOTE_OUTCOMES: [&str; 4] = ["left", "right", "tie", "both_bad"];
 
@@ -314,6 +341,10 @@ pub(crate) struct Session {
     pub ratings: Vec<Rating>,
     #[serde(default, rename = "vote", skip_serializing_if = "Vec::is_empty")]
     pub votes: Vec<Vote>,
+    /// Every version of every variant, in the order they were made
+    /// ([`crate::state::versions`]). Files written before versions existed have none.
+    #[serde(default, rename = "version", skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<VariantVersion>,
 }
 
 impl Session {
@@ -330,6 +361,7 @@ impl Session {
             nodes: Vec::new(),
             ratings: Vec::new(),
             votes: Vec::new(),
+            versions: Vec::new(),
         }
     }
 
@@ -358,9 +390,12 @@ impl Session {
         meta: &[(&str, String)],
     ) -> &mut Node {
         let id = self.next_node_id();
-        let (variant, case) = self
+        let (variant, case, version) = self
             .node(parent)
-            .map(|p| (p.variant.clone(), p.case.clone()))
+            .map(|p| {
+                let version = p.meta.get(VERSION_META).cloned();
+                (p.variant.clone(), p.case.clone(), version)
+            })
             .unwrap_or_default();
         let mut node = Node::start(
             id,
@@ -372,6 +407,10 @@ impl Session {
             request,
             started_at,
         );
+        // A rewrite or branch belongs to the version its answer was made with.
+        if let Some(v) = version {
+            node.meta.insert(VERSION_META.into(), v);
+        }
         for (k, v) in meta {
             node.meta.insert((*k).to_string(), v.clone());
         }

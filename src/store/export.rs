@@ -5,6 +5,7 @@
 //! not just the outputs; `sft` and `pairs` ([`sft`]) turn the user's choices into training
 //! files.
 
+mod html;
 pub(crate) mod sft;
 
 use std::fmt::Write as _;
@@ -27,6 +28,9 @@ pub(crate) enum Format {
     /// The chosen answer per case as chat-format JSONL `{"messages": [...]}` (OpenAI
     /// fine-tuning, TRL's SFTTrainer).
     Sft,
+    /// One self-contained page (inline CSS and SVG charts, no scripts, no network): the
+    /// leaderboard with its intervals, stars per variant, speed per model.
+    Html,
 }
 
 /// `promptloom export` arguments.
@@ -382,6 +386,7 @@ pub(crate) fn export(session: &Session, format: Format) -> anyhow::Result<String
             Ok(String::from_utf8(w.into_inner()?)?)
         }
         Format::Md => Ok(markdown(session)),
+        Format::Html => Ok(html::page(session)),
         Format::Pairs => sft::to_jsonl(&sft::pair_rows(
             session,
             &sft::Filter::default(),
@@ -470,6 +475,25 @@ fn markdown(s: &Session) -> String {
         }
         let _ = writeln!(out, "\n### Speed by model\n");
         let _ = write!(out, "{}", speed_table(s));
+        let hist = crate::eval::figures::stars_histograms(s);
+        if hist.iter().any(|h| h.counts.iter().any(|&c| c > 0)) {
+            let _ = writeln!(out, "\n### Stars per variant\n");
+            let _ = writeln!(out, "| variant | 1★ | 2★ | 3★ | 4★ | 5★ |");
+            let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+            for h in &hist {
+                let c = h.counts;
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    md_cell(&h.name),
+                    c[0],
+                    c[1],
+                    c[2],
+                    c[3],
+                    c[4]
+                );
+            }
+        }
     }
     let _ = writeln!(out, "\n## Answers");
     for n in &s.nodes {

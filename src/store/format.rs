@@ -41,6 +41,7 @@ use crate::eval::expect::CheckResult;
 use crate::price::Price;
 use crate::prompt::{Case, Variant};
 use crate::state::session::{Node, NodeKind, NodeStatus, Rating, Session, Vote, FORMAT};
+use crate::state::versions::VariantVersion;
 
 /// Serialise a session to format-2 TOML. Streams still live are written as cancelled and
 /// marked incomplete (see [`Session::for_saving`]).
@@ -54,6 +55,7 @@ pub(crate) fn to_text(s: &Session) -> Result<String, SaveError> {
         prices: &s.prices,
         variant: &s.variants,
         case: &s.cases,
+        version: &s.versions,
     };
     let mut out = format!(
         "# promptloom session (format {FORMAT}). Human-readable and diffable; edit with care.\n\
@@ -134,6 +136,8 @@ struct HeadOut<'a> {
     prices: &'a BTreeMap<String, Price>,
     variant: &'a [Variant],
     case: &'a [Case],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    version: &'a [VariantVersion],
 }
 
 #[derive(Serialize)]
@@ -409,6 +413,8 @@ struct FileIn {
     rating: Vec<Rating>,
     #[serde(default)]
     vote: Vec<Vote>,
+    #[serde(default)]
+    version: Vec<VariantVersion>,
 }
 
 #[derive(Deserialize)]
@@ -553,6 +559,7 @@ impl FileIn {
             nodes,
             ratings: self.rating,
             votes: self.vote,
+            versions: self.version,
         })
     }
 }
@@ -746,6 +753,28 @@ mod tests {
         assert!(again.contains("\nformat = 2\n"), "{again}");
         let reread = crate::store::parse(Path::new("s.toml"), &again).unwrap();
         assert_eq!(reread.nodes, s.nodes);
+    }
+
+    /// Variant versions round-trip; a file written before versions existed has none and
+    /// loads as before.
+    #[test]
+    fn variant_versions_round_trip_and_old_files_have_none() {
+        let mut s = crate::bench::session::synthetic(3);
+        let old = to_text(&s).unwrap();
+        assert!(!old.contains("[[version]]"));
+        assert!(crate::store::parse(Path::new("old.toml"), &old)
+            .unwrap()
+            .versions
+            .is_empty());
+        let mut v = crate::prompt::render::tests_support::variant();
+        crate::state::versions::record(&mut s, &v, "2026-01-01T00:00:00Z");
+        v.template = "Another word for {{word}}?".into();
+        crate::state::versions::record(&mut s, &v, "2026-01-01T00:01:00Z");
+        let text = to_text(&s).unwrap();
+        assert_eq!(text.matches("[[version]]").count(), 2, "{text}");
+        let back = crate::store::parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(back.versions, s.versions);
+        assert_eq!(back.nodes, s.nodes);
     }
 
     #[test]

@@ -66,6 +66,18 @@ pub(crate) fn read_only_reason(path: &Path) -> Option<String> {
     m.get(&key(path)).cloned()
 }
 
+/// What quitting says about `session_path`: where it was saved, or, for a session opened
+/// read-only, that nothing was (saves were refused, so "saved to" would be a lie).
+pub(crate) fn quit_message(session_path: &Path) -> String {
+    match read_only_reason(session_path) {
+        Some(_) => format!(
+            "read-only: nothing saved ({} belongs to the other promptloom)",
+            session_path.display()
+        ),
+        None => format!("session saved to {}", session_path.display()),
+    }
+}
+
 /// A file's identity: device, inode, length and modification time.
 type Identity = (u64, u64, u64, i64, i64);
 
@@ -226,5 +238,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&s).unwrap(), "old");
         // Other files still save.
         crate::store::save_atomic(&dir.path().join("t.toml"), &session).unwrap();
+        // Quitting says so instead of claiming a save.
+        assert!(quit_message(&s).starts_with("read-only: nothing saved ("));
+        assert_eq!(
+            quit_message(&dir.path().join("t.toml")),
+            format!("session saved to {}", dir.path().join("t.toml").display())
+        );
     }
 }

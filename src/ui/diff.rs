@@ -12,7 +12,7 @@ use crate::app::model::state::AppState;
 use crate::app::model::techniques::DiffView;
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
-use crate::state::diff::SpanKind;
+use crate::state::diff::{DiffSpan, SpanKind};
 
 /// The body of the screen: between the header and the footer.
 pub(crate) fn body(area: Rect) -> Rect {
@@ -44,11 +44,6 @@ pub(crate) fn wrap_styled(parts: &[(&str, Style)], width: u16) -> Vec<Line<'stat
 }
 
 pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, d: &DiffView, theme: &Theme) {
-    let r = body(area);
-    if r.width < 4 || r.height < 3 {
-        return;
-    }
-    Clear.render(r, frame.buffer_mut());
     let label = |id: u64| {
         state
             .session
@@ -63,6 +58,33 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, d: &DiffView
         d.added,
         d.removed
     );
+    draw_spans(
+        frame,
+        area,
+        &title,
+        &d.spans,
+        d.scroll,
+        "(both revisions are empty)",
+        theme,
+    );
+}
+
+/// A word diff in a box over the body: removed words in `diff.removed` (crossed out), added
+/// ones in `diff.added` (bold), wrapped to the box and scrolled to `scroll`.
+pub(crate) fn draw_spans(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    spans: &[DiffSpan],
+    scroll: usize,
+    empty: &str,
+    theme: &Theme,
+) {
+    let r = body(area);
+    if r.width < 4 || r.height < 3 {
+        return;
+    }
+    Clear.render(r, frame.buffer_mut());
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.style("overlay.border"))
@@ -74,8 +96,8 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, d: &DiffView
     let removed = theme
         .style("diff.removed")
         .add_modifier(Modifier::CROSSED_OUT);
-    let mut parts: Vec<(&str, Style)> = Vec::with_capacity(d.spans.len() + 4);
-    for (i, sp) in d.spans.iter().enumerate() {
+    let mut parts: Vec<(&str, Style)> = Vec::with_capacity(spans.len() + 4);
+    for (i, sp) in spans.iter().enumerate() {
         let st = match sp.kind {
             SpanKind::Equal => text,
             SpanKind::Added => added,
@@ -83,7 +105,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, d: &DiffView
         };
         parts.push((sp.text.as_str(), st));
         // A replaced word: keep the removed and the added text apart.
-        let next = d.spans.get(i + 1);
+        let next = spans.get(i + 1);
         if sp.kind == SpanKind::Removed
             && next.is_some_and(|n| {
                 n.kind == SpanKind::Added && !n.text.starts_with(char::is_whitespace)
@@ -95,18 +117,15 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, d: &DiffView
     }
     let rows = wrap_styled(&parts, inner.width);
     let h = usize::from(inner.height);
-    let top = d.scroll.min(rows.len().saturating_sub(h));
+    let top = scroll.min(rows.len().saturating_sub(h));
     for (i, line) in rows.iter().skip(top).take(h).enumerate() {
         frame
             .buffer_mut()
             .set_line(inner.x, inner.y + i as u16, line, inner.width);
     }
     if rows.is_empty() {
-        frame.buffer_mut().set_string(
-            inner.x,
-            inner.y,
-            "(both revisions are empty)",
-            theme.style("muted"),
-        );
+        frame
+            .buffer_mut()
+            .set_string(inner.x, inner.y, empty, theme.style("muted"));
     }
 }

@@ -5,13 +5,16 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub(crate) mod answer;
+pub(crate) mod charts;
 pub(crate) mod cost;
 pub(crate) mod diff;
 pub(crate) mod footer;
 pub(crate) mod header;
 pub(crate) mod heat;
+pub(crate) mod history;
 pub(crate) mod overlays;
 pub(crate) mod panes;
+pub(crate) mod prompt_view;
 pub(crate) mod rating;
 pub(crate) mod tree;
 

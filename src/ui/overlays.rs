@@ -29,7 +29,8 @@ pub(crate) fn draw_layer(
                 kind,
                 items,
                 selected,
-            } => picker(frame, area, *kind, items, *selected, theme),
+                filter,
+            } => picker(frame, area, *kind, items, *selected, filter, theme),
             Layer::Editor {
                 variant,
                 area: text,
@@ -55,6 +56,9 @@ pub(crate) fn draw_layer(
             }
             Layer::Tree(t) => super::tree::draw(frame, area, state, t, theme),
             Layer::Diff(d) => super::diff::draw(frame, area, state, d, theme),
+            Layer::PromptDiff(d) => super::prompt_view::draw_diff(frame, area, d, theme),
+            Layer::History(h) => super::history::draw(frame, area, h, theme),
+            Layer::Charts(c) => super::charts::draw(frame, area, c, theme),
             Layer::SearchParams(f) => super::tree::draw_form(frame, area, f, theme),
             Layer::Heat(h) => super::heat::draw(frame, area, state, h, theme),
         }
@@ -123,34 +127,56 @@ fn picker(
     kind: PickerKind,
     items: &[String],
     selected: usize,
+    filter: &str,
     theme: &Theme,
 ) {
     let title = match kind {
-        PickerKind::Case => " Case ",
-        PickerKind::Model => " Model ",
+        PickerKind::Case => " Case (type to filter) ",
+        PickerKind::Model => " Model (type to filter) ",
     };
-    let h = (items.len() as u16).clamp(1, area.height.saturating_sub(4).max(1));
+    let shown = crate::app::model::queries::picker_matches(items, filter);
+    // The filter line, then as many matches as fit.
+    let h = (items.len() as u16)
+        .saturating_add(1)
+        .clamp(2, area.height.saturating_sub(4).max(2));
     let inner = box_at(frame, area, 50, h, title, theme);
-    let rows = usize::from(inner.height);
+    let width = usize::from(inner.width);
+    let count = format!(" {}/{}", shown.len(), items.len());
+    let typed = format!("> {}▏", visible(filter));
+    let line = Line::from(vec![
+        Span::styled(typed.clone(), theme.style("text")),
+        Span::styled(
+            format!("{count:>w$}", w = width.saturating_sub(typed.width())),
+            theme.style("muted"),
+        ),
+    ]);
+    frame
+        .buffer_mut()
+        .set_line(inner.x, inner.y, &line, inner.width);
+    let rows = usize::from(inner.height.saturating_sub(1));
+    if shown.is_empty() {
+        frame.buffer_mut().set_stringn(
+            inner.x,
+            inner.y + 1,
+            "no match",
+            width,
+            theme.style("muted"),
+        );
+        return;
+    }
+    let selected = selected.min(shown.len() - 1);
     let top = selected.saturating_sub(rows.saturating_sub(1));
-    for (row, (i, item)) in items.iter().enumerate().skip(top).take(rows).enumerate() {
-        let style = if i == selected {
+    for (row, (pos, &i)) in shown.iter().enumerate().skip(top).take(rows).enumerate() {
+        let style = if pos == selected {
             theme.style("overlay.selected")
         } else {
             theme.style("text")
         };
-        let text = format!(
-            "{:<width$}",
-            visible(item),
-            width = usize::from(inner.width)
-        );
-        frame.buffer_mut().set_stringn(
-            inner.x,
-            inner.y + row as u16,
-            text,
-            usize::from(inner.width),
-            style,
-        );
+        let item = items.get(i).map(String::as_str).unwrap_or_default();
+        let text = format!("{:<width$}", visible(item));
+        frame
+            .buffer_mut()
+            .set_stringn(inner.x, inner.y + 1 + row as u16, text, width, style);
     }
 }
 

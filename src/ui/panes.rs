@@ -260,21 +260,26 @@ fn draw_pane(
             body.height -= 1;
         }
     }
+    // The prompt: compact above the answer, or its full chat scrolling with it.
+    let body = super::prompt_view::draw_compact(buf, body, state, i, theme);
+    let chat = super::prompt_view::expanded_rows(state, i, body.width, theme);
     let text = state.pane_node(i).map_or("", |n| n.text.as_str());
     let node_id = state.panes[i].node.unwrap_or(0);
     view.sync(node_id, text, body.width, theme);
     let extra = extra_rows(state, i, body.width, theme);
-    let total = view.len() + extra.len();
+    let total = chat.len() + view.len() + extra.len();
     let h = usize::from(body.height);
     let max = total.saturating_sub(h);
     let p = &state.panes[i];
     let top = if p.follow { max } else { p.scroll.min(max) };
     for row in 0..h {
         let idx = top + row;
-        let line = if idx < view.len() {
-            view.row(idx)
+        let line = if idx < chat.len() {
+            chat.get(idx)
+        } else if idx - chat.len() < view.len() {
+            view.row(idx - chat.len())
         } else {
-            extra.get(idx - view.len())
+            extra.get(idx - chat.len() - view.len())
         };
         let Some(line) = line else { break };
         buf.set_line(body.x, body.y + row as u16, line, body.width);

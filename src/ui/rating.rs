@@ -443,7 +443,8 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
     let key = theme.style("header.key");
     let wide = area.width >= 120;
     let other = match board.by {
-        GroupBy::Variant => "models",
+        GroupBy::Variant => "versions",
+        GroupBy::VariantVersion => "models",
         GroupBy::Model | GroupBy::VariantModel => "variants",
     };
     let basis = if board.by_votes {

@@ -239,3 +239,22 @@ fn a_pane_header_names_its_models_lora_adapters() {
         "{top}"
     );
 }
+
+#[test]
+fn the_case_picker_shows_its_filter_and_the_matches_only() {
+    let mut s = app();
+    key(&mut s, KeyCode::Char('p'));
+    for c in "ital".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    let out = screen(&mut s, 80, 24);
+    assert!(out.contains("> ital▏"), "{out}");
+    assert!(out.contains("1/2"), "{out}");
+    assert!(out.contains("Italy  country=Italy"), "{out}");
+    assert!(!out.contains("England  country=England"), "{out}");
+    for c in "xyz".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    let out = screen(&mut s, 80, 24);
+    assert!(out.contains("no match") && out.contains("0/2"), "{out}");
+}

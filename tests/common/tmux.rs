@@ -141,6 +141,47 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Keep the pane after promptloom exits, so what it printed on leaving the alternate
+    /// screen (stderr) can be read with [`Tmux::wait_dead`].
+    pub fn remain_on_exit(&self) {
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "set-option",
+                "-t",
+                "t",
+                "remain-on-exit",
+                "on",
+            ])
+            .status()
+            .expect("tmux set-option");
+        assert!(st.success());
+    }
+
+    /// After [`Tmux::remain_on_exit`]: wait until the process has exited; the pane's text.
+    pub fn wait_dead(&self, timeout: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            let o = Command::new("tmux")
+                .args(["-L", &self.socket, "display-message", "-p", "-t", "t"])
+                .arg("#{pane_dead}")
+                .output()
+                .expect("tmux display-message");
+            if String::from_utf8_lossy(&o.stdout).trim() == "1" {
+                return self.capture();
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "promptloom did not exit:\n{}",
+                self.capture()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")

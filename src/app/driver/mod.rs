@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossterm::event::{Event, EventStream};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) mod crash;
 pub(crate) mod journal;
 pub(crate) mod suspend;
 
@@ -140,6 +141,8 @@ pub(crate) fn prepare(
         rand::random::<u64>(),
     );
     state.adapters = config.adapter_labels();
+    // The prompts show from the first frame; the variants as loaded are their versions.
+    crate::app::update::settle(&mut state);
     Ok((state, theme, journal))
 }
 
@@ -300,10 +303,12 @@ pub(crate) async fn run(config: Config, open: Open) -> anyhow::Result<ExitCode> 
     let events = EventStream::new();
     let (state, close) = event_loop(config, prepared, &mut screen, events, false).await?;
     drop(screen);
-    if let Err(e) = close {
-        eprintln!("error: session not saved: {e} (ratings are kept in its .journal file)");
+    match close {
+        Err(e) => {
+            eprintln!("error: session not saved: {e} (ratings are kept in its .journal file)")
+        }
+        Ok(()) => eprintln!("{}", crate::store::lock::quit_message(&state.session_path)),
     }
-    eprintln!("session saved to {}", state.session_path.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -372,89 +377,111 @@ where
     let mut buf = Vec::with_capacity(256);
     let mut poll_models = true;
 
-    loop {
-        if poll_models {
-            let now = registry.statuses();
-            if now != statuses {
-                statuses = now.clone();
-                let _ = tx.send(Msg::ModelStatus(now.into_iter().collect()));
-            }
-            poll_models =
-                statuses.values().any(|s| *s == BackendStatus::Loading) || state.any_active();
-        }
-        if state.dirty {
-            let wait = FRAME.saturating_sub(last_draw.elapsed());
-            if wait.is_zero() {
-                let metrics = screen.draw(&state, &mut cache, &theme)?;
-                set_metrics(&mut state, metrics);
-                state.dirty = false;
-                last_draw = Instant::now();
-            } else {
-                let at = tokio::time::Instant::now() + wait;
-                next_tick = Some(next_tick.map_or(at, |t| t.min(at)));
-            }
-        }
-        if (state.any_active() || poll_models) && next_tick.is_none() {
-            next_tick = Some(tokio::time::Instant::now() + TICK);
-        }
-        started |= state.any_active();
-        if state.quit || (quit_when_idle && started && !state.any_active()) {
-            break;
-        }
-        let tick = async {
-            match next_tick {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        let mut msgs: Vec<Msg> = Vec::new();
-        tokio::select! {
-            ev = events.next() => match ev {
-                Some(Ok(Event::Key(key))) if suspend::is_suspend_key(&key) => {
-                    screen.suspend()?;
-                    // The terminal may have been resized while we were stopped.
-                    let (width, height) = screen.size()?;
-                    msgs.push(Msg::Resize { width, height });
-                    state.dirty = true;
+    let panic_after = crash::panic_after_frames();
+    let mut frames = 0u64;
+    // A panic in the loop (update, an effect, a view) is caught here so the session is
+    // saved before it goes on; ratatui's panic hook has already restored the terminal.
+    let outcome = std::panic::AssertUnwindSafe(async {
+        loop {
+            if poll_models {
+                let now = registry.statuses();
+                if now != statuses {
+                    statuses = now.clone();
+                    let _ = tx.send(Msg::ModelStatus(now.into_iter().collect()));
                 }
-                Some(Ok(Event::Key(key))) if key.kind != crossterm::event::KeyEventKind::Release => {
-                    msgs.push(Msg::Key { key, at: t0.elapsed() })
+                poll_models =
+                    statuses.values().any(|s| *s == BackendStatus::Loading) || state.any_active();
+            }
+            if state.dirty {
+                let wait = FRAME.saturating_sub(last_draw.elapsed());
+                if wait.is_zero() {
+                    let metrics = screen.draw(&state, &mut cache, &theme)?;
+                    frames += 1;
+                    crash::maybe_panic(panic_after, frames);
+                    set_metrics(&mut state, metrics);
+                    state.dirty = false;
+                    last_draw = Instant::now();
+                } else {
+                    let at = tokio::time::Instant::now() + wait;
+                    next_tick = Some(next_tick.map_or(at, |t| t.min(at)));
                 }
-                Some(Ok(Event::Mouse(mouse))) => msgs.push(Msg::Mouse { mouse, at: t0.elapsed() }),
-                Some(Ok(Event::Resize(width, height))) => msgs.push(Msg::Resize { width, height }),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e).context("reading terminal events"),
-                None => break,
-            },
-            n = rx.recv_many(&mut buf, 256) => {
-                if n == 0 { break; }
-                msgs.append(&mut buf);
             }
-            _ = tick => {
-                next_tick = None;
-                msgs.push(Msg::Tick { at: t0.elapsed() });
-                poll_models = true;
+            if (state.any_active() || poll_models) && next_tick.is_none() {
+                next_tick = Some(tokio::time::Instant::now() + TICK);
             }
-            // Close any layer first: in a layer `q` may only close it.
-            _ = sigterm.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
-            _ = sighup.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
+            started |= state.any_active();
+            if state.quit || (quit_when_idle && started && !state.any_active()) {
+                break;
+            }
+            let tick = async {
+                match next_tick {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut msgs: Vec<Msg> = Vec::new();
+            tokio::select! {
+                ev = events.next() => match ev {
+                    Some(Ok(Event::Key(key))) if suspend::is_suspend_key(&key) => {
+                        screen.suspend()?;
+                        // The terminal may have been resized while we were stopped.
+                        let (width, height) = screen.size()?;
+                        msgs.push(Msg::Resize { width, height });
+                        state.dirty = true;
+                    }
+                    Some(Ok(Event::Key(key))) if key.kind != crossterm::event::KeyEventKind::Release => {
+                        msgs.push(Msg::Key { key, at: t0.elapsed() })
+                    }
+                    Some(Ok(Event::Mouse(mouse))) => msgs.push(Msg::Mouse { mouse, at: t0.elapsed() }),
+                    Some(Ok(Event::Resize(width, height))) => msgs.push(Msg::Resize { width, height }),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e).context("reading terminal events"),
+                    None => break,
+                },
+                n = rx.recv_many(&mut buf, 256) => {
+                    if n == 0 { break; }
+                    msgs.append(&mut buf);
+                }
+                _ = tick => {
+                    next_tick = None;
+                    msgs.push(Msg::Tick { at: t0.elapsed() });
+                    poll_models = true;
+                }
+                // Close any layer first: in a layer `q` may only close it.
+                _ = sigterm.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
+                _ = sighup.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
+            }
+            for msg in msgs {
+                for fx in update(&mut state, msg) {
+                    run_effect(
+                        fx,
+                        &mut state,
+                        &registry,
+                        &tx,
+                        &save_tx,
+                        &mut streams,
+                        screen,
+                        t0,
+                        &mut ratings,
+                    )?;
+                }
+            }
+            streams.retain(|_, t| !t.is_cancelled());
         }
-        for msg in msgs {
-            for fx in update(&mut state, msg) {
-                run_effect(
-                    fx,
-                    &mut state,
-                    &registry,
-                    &tx,
-                    &save_tx,
-                    &mut streams,
-                    screen,
-                    t0,
-                    &mut ratings,
-                )?;
+        Ok::<(), anyhow::Error>(())
+    })
+    .catch_unwind()
+    .await;
+    match outcome {
+        Ok(result) => result?,
+        Err(panic) => {
+            for t in streams.values() {
+                t.cancel();
             }
+            let saved = ratings.close(&state, &registry.identities(), true);
+            crash::report_saved(&state.session_path, &saved);
+            std::panic::resume_unwind(panic);
         }
-        streams.retain(|_, t| !t.is_cancelled());
     }
     for t in streams.values() {
         t.cancel();
@@ -496,7 +523,15 @@ async fn saver(
         let (path, session, generation) = job;
         let p = path.clone();
         let gate = gate.clone();
-        let res = tokio::task::spawn_blocking(move || gate.save(&p, &session, generation)).await;
+        let res = tokio::task::spawn_blocking(move || {
+            let saved = gate.save(&p, &session, generation);
+            drop(session);
+            // The snapshot and its text were megabytes, freed in whichever thread's arena:
+            // give those pages back (see `store::return_freed_memory`).
+            store::return_freed_memory();
+            saved
+        })
+        .await;
         let error = match res {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),

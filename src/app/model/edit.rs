@@ -214,19 +214,8 @@ mod tests {
     #[test]
     fn variants_round_trip_and_errors_have_positions() {
         let v = Variant {
-            name: "plain".into(),
-            description: None,
-            model: "m".into(),
             system: Some("Be brief.".into()),
-            template: "Q: {{q}}".into(),
-            examples: vec![],
-            context: vec![],
-            context_instruction: None,
-            step_by_step: false,
-            sampling: Default::default(),
-            generated: None,
-            retrieve: None,
-            select: None,
+            ..Variant::new("plain", "m", "Q: {{q}}")
         };
         let text = variant_to_text(&v);
         assert_eq!(text_to_variant(&text, &["m".into()]).unwrap(), v);

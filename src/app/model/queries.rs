@@ -2,8 +2,11 @@
 //! pane shows, whose ratings it has, and the lines a pane shows about its techniques. Nothing
 //! here changes the state.
 
+use std::borrow::Cow;
+
 use super::state::AppState;
 use super::techniques::{Job, TechStream, SPINNER};
+use crate::prompt::marked::{self, MarkedMessage};
 use crate::sanitize::{one_line, visible};
 use crate::state::critique;
 use crate::state::session::{Node, NodeKind, NodeStatus, Rating};
@@ -168,4 +171,81 @@ pub(crate) fn pane_badge(s: &AppState, i: usize) -> Option<String> {
         }
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
+/// The rows a picker shows for `filter`: indices into `items`, best match first (all of them,
+/// in order, for an empty filter). Fuzzy, smart case, with nucleo's pattern syntax.
+pub(crate) fn picker_matches(items: &[String], filter: &str) -> Vec<usize> {
+    use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
+    use nucleo_matcher::{Config, Matcher, Utf32Str};
+    if filter.trim().is_empty() {
+        return (0..items.len()).collect();
+    }
+    let pattern = Pattern::parse(filter, CaseMatching::Smart, Normalization::Smart);
+    let mut matcher = Matcher::new(Config::DEFAULT);
+    let mut buf = Vec::new();
+    let mut scored: Vec<(usize, u32)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            pattern
+                .score(Utf32Str::new(item, &mut buf), &mut matcher)
+                .map(|score| (i, score))
+        })
+        .collect();
+    // Best first; equal scores keep the file's order.
+    scored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.into_iter().map(|(i, _)| i).collect()
+}
+
+/// Where the chat a pane shows comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// Not run yet: what the variant will send.
+    WillSend,
+    /// What the pane's answer was made from; the variant still sends the same.
+    Sent,
+    /// What the answer was made from, no longer what the variant sends (it was edited, or
+    /// the answer is a technique's node); the words say which.
+    SentOther(String),
+}
+
+/// The chat a pane shows.
+#[derive(Debug, Clone)]
+pub(crate) struct ShownChat<'a> {
+    pub chat: Cow<'a, [MarkedMessage]>,
+    pub source: Source,
+    pub deferred: Option<&'a str>,
+}
+
+/// The chat pane `i` shows: its answer's request, else its variant's preview.
+pub(crate) fn shown(s: &AppState, i: usize) -> Option<ShownChat<'_>> {
+    let v = s.prompt.variants.get(i)?;
+    let preview = s.prompt_view.previews.get(&v.name);
+    match s.pane_node(i) {
+        Some(n) => {
+            let sent = &n.request.messages;
+            match preview.filter(|p| p.messages == *sent) {
+                Some(p) => Some(ShownChat {
+                    chat: Cow::Borrowed(&p.marked),
+                    source: Source::Sent,
+                    deferred: None,
+                }),
+                None => Some(ShownChat {
+                    chat: Cow::Owned(marked::plain(sent)),
+                    source: Source::SentOther(if n.kind == NodeKind::Answer {
+                        "sent by an earlier version of this variant".into()
+                    } else {
+                        format!("sent for this {}", n.kind.as_str())
+                    }),
+                    deferred: None,
+                }),
+            }
+        }
+        None => preview.map(|p| ShownChat {
+            chat: Cow::Borrowed(&p.marked),
+            source: Source::WillSend,
+            deferred: p.deferred.as_deref(),
+        }),
+    }
 }

@@ -106,10 +106,12 @@ pub(crate) enum Layer {
     Help {
         scroll: usize,
     },
+    /// A list to pick from; typing filters it (`selected` is a row of the filtered list).
     Picker {
         kind: PickerKind,
         items: Vec<String>,
         selected: usize,
+        filter: String,
     },
     Editor {
         variant: usize,
@@ -139,6 +141,12 @@ pub(crate) enum Layer {
     SearchParams(SearchForm),
     /// Token probabilities of an answer and branching from a token (`H`).
     Heat(Box<HeatView>),
+    /// Word diff of the focused variant's prompt against another (`=`).
+    PromptDiff(Box<super::prompt_model::PromptDiff>),
+    /// The focused variant's versions and how each did (`V`).
+    History(Box<super::charts::HistoryView>),
+    /// The leaderboard as charts (`c` on the board).
+    Charts(Box<super::charts::ChartsView>),
 }
 
 impl Layer {
@@ -157,6 +165,9 @@ impl Layer {
             Layer::Diff(_) => Mode::Diff,
             Layer::SearchParams(_) => Mode::SearchParams,
             Layer::Heat(_) => Mode::Heat,
+            Layer::PromptDiff(_) => Mode::PromptDiff,
+            Layer::History(_) => Mode::History,
+            Layer::Charts(_) => Mode::Charts,
         }
     }
 }
@@ -205,6 +216,8 @@ pub(crate) struct AppState {
     pub rating: RatingState,
     /// Technique runs (critique, search, judge...) and their streams.
     pub tech: TechState,
+    /// The chat each pane sends, and which panes show it in full.
+    pub prompt_view: super::prompt_model::PromptViews,
 }
 
 impl AppState {
@@ -246,6 +259,7 @@ impl AppState {
             dirty: true,
             rating: Default::default(),
             tech: Default::default(),
+            prompt_view: Default::default(),
         };
         s.show_case_results();
         s

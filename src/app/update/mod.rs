@@ -9,17 +9,20 @@
 
 pub(crate) mod heat;
 pub(crate) mod panes;
+pub(crate) mod prompt_view;
 pub(crate) mod rating;
 pub(crate) mod streams;
 pub(crate) mod techniques;
 pub(crate) mod variants;
+pub(crate) mod versions;
 pub(crate) mod write_back;
 
-use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use crate::app::model::edit::{text_to_variant, variant_to_text, TextArea};
 use crate::app::model::layout;
 use crate::app::model::msg::{Effect, Msg};
+use crate::app::model::queries::picker_matches;
 use crate::app::model::state::{AppState, InputPurpose, Layer, PaneMetrics, Phase, PickerKind};
 use crate::config::keymap::{Action, Mode};
 use crate::prompt::{Case, Variant};
@@ -121,7 +124,15 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
             s.dirty = true;
         }
     }
+    settle(s);
     fx
+}
+
+/// What follows every message (and a new state): the prompt previews of changed variants or
+/// cases rebuilt, a version recorded for each variant that changed.
+pub(crate) fn settle(s: &mut AppState) {
+    prompt_view::refresh(s);
+    versions::sync(s);
 }
 
 fn key_event(s: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effect>) {
@@ -156,42 +167,85 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             kind,
             items,
             selected,
-        } => match action {
-            Some(Action::Close) => None,
-            Some(Action::Down) => Some(Layer::Picker {
-                kind,
-                selected: (selected + 1).min(items.len().saturating_sub(1)),
-                items,
-            }),
-            Some(Action::Up) => Some(Layer::Picker {
-                kind,
-                selected: selected.saturating_sub(1),
-                items,
-            }),
-            Some(Action::Accept) => {
-                match kind {
-                    PickerKind::Case => select_case(s, selected),
-                    PickerKind::Model => {
-                        if let (Some(m), Some(v)) =
-                            (items.get(selected), s.prompt.variants.get_mut(s.focus))
-                        {
-                            if v.model != *m {
-                                v.model = m.clone();
-                                s.variants_dirty = true;
-                                s.session.variants = s.prompt.variants.clone();
-                                fx.push(Effect::Preload(m.clone()));
+            mut filter,
+        } => {
+            let shown = picker_matches(&items, &filter);
+            match action {
+                Some(Action::Close) => None,
+                Some(Action::Down) => Some(Layer::Picker {
+                    kind,
+                    selected: (selected + 1).min(shown.len().saturating_sub(1)),
+                    items,
+                    filter,
+                }),
+                Some(Action::Up) => Some(Layer::Picker {
+                    kind,
+                    selected: selected.saturating_sub(1),
+                    items,
+                    filter,
+                }),
+                Some(Action::Accept) => match shown.get(selected).copied() {
+                    None => {
+                        s.message = Some(format!("nothing matches \"{filter}\""));
+                        Some(Layer::Picker {
+                            kind,
+                            items,
+                            selected,
+                            filter,
+                        })
+                    }
+                    Some(i) => {
+                        match kind {
+                            PickerKind::Case => select_case(s, i),
+                            PickerKind::Model => {
+                                if let (Some(m), Some(v)) =
+                                    (items.get(i), s.prompt.variants.get_mut(s.focus))
+                                {
+                                    if v.model != *m {
+                                        v.model = m.clone();
+                                        s.variants_dirty = true;
+                                        s.session.variants = s.prompt.variants.clone();
+                                        fx.push(Effect::Preload(m.clone()));
+                                    }
+                                }
                             }
                         }
+                        None
                     }
+                },
+                // Typing filters; Backspace takes the last character back.
+                None => {
+                    let no_mods = key.modifiers.difference(KeyModifiers::SHIFT).is_empty();
+                    match key.code {
+                        KeyCode::Char(c) if no_mods && !c.is_control() => {
+                            filter.push(c);
+                        }
+                        KeyCode::Backspace => {
+                            filter.pop();
+                        }
+                        _ => {}
+                    }
+                    // The filter changed: the best match is selected.
+                    let selected = if picker_matches(&items, &filter) == shown {
+                        selected
+                    } else {
+                        0
+                    };
+                    Some(Layer::Picker {
+                        kind,
+                        items,
+                        selected,
+                        filter,
+                    })
                 }
-                None
+                _ => Some(Layer::Picker {
+                    kind,
+                    items,
+                    selected,
+                    filter,
+                }),
             }
-            _ => Some(Layer::Picker {
-                kind,
-                items,
-                selected,
-            }),
-        },
+        }
         Layer::Editor {
             variant,
             mut area,
@@ -278,6 +332,13 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             techniques::form_key(s, f, action, key, fx);
             None
         }
+        Layer::PromptDiff(d) => prompt_view::diff_key(s, d, action),
+        Layer::History(h) => versions::history_key(h, action),
+        // Any close key goes back to the table.
+        Layer::Charts(c) => match action {
+            Some(Action::Close) | Some(Action::Charts) => None,
+            _ => Some(Layer::Charts(c)),
+        },
     };
     if let Some(l) = keep {
         s.layers.push(l);
@@ -377,6 +438,7 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 kind: PickerKind::Case,
                 items,
                 selected: s.case,
+                filter: String::new(),
             });
         }
         Action::FreeInput => {
@@ -420,21 +482,7 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 .as_ref()
                 .map(|v| format!("{{{{{v}}}}}"))
                 .unwrap_or_default();
-            let v = Variant {
-                name: unique_name(s, "new"),
-                description: None,
-                model,
-                system: None,
-                template,
-                examples: vec![],
-                context: vec![],
-                context_instruction: None,
-                step_by_step: false,
-                sampling: Default::default(),
-                generated: None,
-                retrieve: None,
-                select: None,
-            };
+            let v = Variant::new(&unique_name(s, "new"), &model, &template);
             insert_variant(s, v);
             normal_action(s, Action::EditVariant, fx);
         }
@@ -490,6 +538,7 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 kind: PickerKind::Model,
                 items: s.models.clone(),
                 selected,
+                filter: String::new(),
             });
         }
         Action::CopyAnswer => match s.pane_node(s.focus) {
@@ -501,6 +550,13 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
         },
         Action::Help => s.layers.push(Layer::Help { scroll: 0 }),
         Action::Heat => heat::open(s),
+        Action::TogglePrompt => prompt_view::toggle(s),
+        Action::VersionHistory => versions::open_history(s),
+        Action::PromptDiff => {
+            if let Some(d) = prompt_view::open_diff(s, 0) {
+                s.layers.push(Layer::PromptDiff(Box::new(d)));
+            }
+        }
         Action::Close | Action::Accept | Action::Up | Action::Down => {}
         Action::Stars1
         | Action::Stars2

@@ -83,6 +83,8 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     );
     node.status = NodeStatus::Queued;
     node.meta.extend(prepared.meta);
+    let prep_error = render::prepare_error(&node.meta);
+    super::versions::tag(s, &v, &mut node);
     s.session.nodes.push(node);
     let request = s.next_request;
     s.next_request += 1;
@@ -94,6 +96,12 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         p.started = s.now;
     }
     s.interrupt_armed = false;
+    if let Some(e) = prep_error {
+        // Not sent: the pane says why, the session records it (as `run` does).
+        finish(s, i, Err(e), s.now);
+        save(s, fx);
+        return;
+    }
     fx.push(Effect::StartStream {
         node: id,
         request,

@@ -255,10 +255,17 @@ pub(crate) fn layer_key(
             }
             Some(Action::ToggleGroup) => {
                 let by = match b.board.by {
-                    GroupBy::Variant => GroupBy::Model,
+                    GroupBy::Variant => GroupBy::VariantVersion,
+                    GroupBy::VariantVersion => GroupBy::Model,
                     GroupBy::Model | GroupBy::VariantModel => GroupBy::Variant,
                 };
                 Some(Layer::Leaderboard(board_state(&s.session, by, 0)))
+            }
+            Some(Action::Charts) => {
+                let c = crate::app::model::charts::open(&s.session, &b.board);
+                s.layers.push(Layer::Leaderboard(b));
+                s.layers.push(Layer::Charts(Box::new(c)));
+                None
             }
             Some(Action::CompareSuggested) => {
                 s.layers.push(Layer::Leaderboard(b));

@@ -15,6 +15,12 @@ use crate::state::session::Session;
 pub(crate) const PROMPT: &str = "title = \"Capitals\"\n[defaults]\nmodel = \"fake\"\n\n[[variant]]\nname = \"plain\"\ntemplate = \"What is the capital of {{country}}?\"\n\n[[variant]]\nname = \"teacher\"\nsystem = \"You teach.\"\ntemplate = \"What is the capital of {{country}}?\"\n\n[[case]]\nvars = { country = \"England\" }\nexpect = { any = [\"London\"] }\n\n[[case]]\nvars = { country = \"Italy\" }\nexpect = { any = [\"Rome\"] }\n";
 
 pub(crate) fn app() -> AppState {
+    let mut s = new_app();
+    settle(&mut s);
+    s
+}
+
+fn new_app() -> AppState {
     let models = vec!["fake".to_string(), "other".to_string()];
     let prompt =
         crate::prompt::parse(Path::new("prompts/capitals.toml"), PROMPT, &models, "fake").unwrap();
@@ -371,7 +377,8 @@ fn add_duplicate_rename_delete_and_model_switch() {
     key(&mut s, KeyCode::Enter);
     assert_eq!(s.prompt.variants[1].name, "terse");
     key(&mut s, KeyCode::Char('m'));
-    key(&mut s, KeyCode::Char('j'));
+    // Letters filter a picker; the arrows (and ctrl-n/ctrl-p) move.
+    key(&mut s, KeyCode::Down);
     let fx = key(&mut s, KeyCode::Enter);
     assert_eq!(s.prompt.variants[1].model, "other");
     assert_eq!(fx, vec![Effect::Preload("other".into())]);
@@ -440,4 +447,109 @@ fn stop_on_first_pass_ends_the_pane_stream_once_its_checks_pass() {
     // What the backend still sends is stale.
     ev(&mut s, st[0], StreamEvent::Delta(" more".into()), 30);
     assert_eq!(s.session.node(st[0].0).unwrap().text, "It is London, and");
+}
+
+#[test]
+fn the_case_picker_filters_by_typing_and_picks_the_match() {
+    let mut s = app();
+    // Two thousand cases, as a cases_file brings them.
+    let base = s.prompt.cases[0].clone();
+    for i in 0..2000 {
+        let mut c = base.clone();
+        c.name = format!("row {i}");
+        c.vars.insert("country".into(), format!("Land{i}"));
+        s.prompt.cases.push(c);
+    }
+    key(&mut s, KeyCode::Char('p'));
+    assert!(matches!(s.layers.last(), Some(Layer::Picker { .. })));
+    // Letters filter (j and k are letters here, not moves).
+    for c in "land1999".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    let Some(Layer::Picker {
+        items,
+        selected,
+        filter,
+        ..
+    }) = s.layers.last()
+    else {
+        panic!("picker closed");
+    };
+    assert_eq!(filter, "land1999");
+    let shown = crate::app::model::queries::picker_matches(items, filter);
+    assert_eq!(*selected, 0);
+    assert!(
+        items[shown[0]].contains("Land1999"),
+        "{:?}",
+        items[shown[0]]
+    );
+    // Backspace widens it again; Enter picks the best match of what is typed.
+    key(&mut s, KeyCode::Backspace);
+    let Some(Layer::Picker { items, filter, .. }) = s.layers.last() else {
+        panic!("picker closed");
+    };
+    assert_eq!(filter, "land199");
+    assert!(crate::app::model::queries::picker_matches(items, filter).len() > 1);
+    key(&mut s, KeyCode::Char('9'));
+    key(&mut s, KeyCode::Enter);
+    assert!(s.layers.is_empty());
+    assert_eq!(s.prompt.cases[s.case].name, "row 1999");
+}
+
+#[test]
+fn a_picker_filter_that_matches_nothing_keeps_the_picker_and_says_so() {
+    let mut s = app();
+    let before = s.case;
+    key(&mut s, KeyCode::Char('p'));
+    for c in "zzzz".chars() {
+        key(&mut s, KeyCode::Char(c));
+    }
+    key(&mut s, KeyCode::Enter);
+    assert!(matches!(s.layers.last(), Some(Layer::Picker { .. })));
+    assert_eq!(s.case, before);
+    assert!(s
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("nothing matches"));
+    // Arrows still move, Esc closes without picking.
+    key(&mut s, KeyCode::Esc);
+    assert!(s.layers.is_empty());
+    assert_eq!(s.case, before);
+}
+
+#[test]
+fn a_pane_whose_retrieval_fails_is_not_sent_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("handbook.md"),
+        "# Refunds\nWithin 30 days.\n",
+    )
+    .unwrap();
+    let text = "title = \"T\"\n[defaults]\nmodel = \"fake\"\n\n[[variant]]\nname = \"rag\"\ntemplate = \"How long for refunds?\"\nretrieve = { from = [\"handbook.md\"], k = 1 }\n\n[[case]]\nname = \"one\"\n";
+    let models = vec!["fake".to_string()];
+    let prompt = crate::prompt::parse(&dir.path().join("p.toml"), text, &models, "fake").unwrap();
+    let wall = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut s = AppState::new(
+        prompt,
+        Session::new("T", "2026-01-01T00:00:00.000Z".into(), None),
+        PathBuf::from("sessions/t.toml"),
+        Keymap::defaults(),
+        models,
+        wall,
+        42,
+    );
+    // The file is gone by the time the pane runs.
+    std::fs::remove_file(dir.path().join("handbook.md")).unwrap();
+    let fx = key(&mut s, KeyCode::Char('r'));
+    assert!(started(&fx).is_empty(), "{fx:?}");
+    assert!(fx.iter().any(|e| matches!(e, Effect::SaveSession { .. })));
+    assert_eq!(s.panes[0].phase, Phase::Error);
+    let n = s.pane_node(0).unwrap();
+    assert_eq!(n.status, NodeStatus::Error);
+    let e = n.error.as_deref().unwrap_or("");
+    assert!(e.starts_with("retrieval failed: cannot read"), "{e}");
+    assert!(e.contains("handbook.md"), "{e}");
 }

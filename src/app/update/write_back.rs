@@ -63,21 +63,7 @@ pub(crate) fn rewrite(
             _ => {
                 let mut t = Table::new();
                 t.insert("name", value(v.name.clone()));
-                let blank = Variant {
-                    name: v.name.clone(),
-                    description: None,
-                    model: String::new(),
-                    system: None,
-                    template: String::new(),
-                    examples: vec![],
-                    context: vec![],
-                    context_instruction: None,
-                    step_by_step: false,
-                    sampling: Default::default(),
-                    generated: None,
-                    retrieve: None,
-                    select: None,
-                };
+                let blank = Variant::new(&v.name, "", "");
                 write_changes(&mut t, &blank, v);
                 aot.push(t);
             }

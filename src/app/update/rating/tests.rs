@@ -423,6 +423,10 @@ fn leaderboard_navigates_toggles_and_starts_the_suggested_comparison() {
     key(&mut s, KeyCode::Char('k'));
     assert_eq!(board(&s).selected, 0);
     key(&mut s, KeyCode::Tab);
+    let v = board(&s);
+    assert_eq!(v.board.by, GroupBy::VariantVersion);
+    assert_eq!(v.board.entries.len(), 2);
+    key(&mut s, KeyCode::Tab);
     let m = board(&s);
     assert_eq!(m.board.by, GroupBy::Model);
     assert_eq!(m.board.entries.len(), 1);
