@@ -203,6 +203,36 @@ pub(crate) struct Sampling {
     /// an error (not sent; [`DEFAULT_MAX_TOOL_STEPS`] when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tool_steps: Option<usize>,
+    /// Ask for token probabilities with this many alternatives per token (0: the chosen
+    /// token's own only). Backends that can't give them ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<usize>,
+    /// Self-consistency: run each case this many times, seeded `seed`, `seed + 1`, … (not
+    /// sent to the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+    /// End the stream as soon as the case's checks are decided (not sent to the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_on: Option<StopOn>,
+}
+
+/// When a stream may end early on its checks (streaming assertions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StopOn {
+    /// As soon as one check can no longer pass (a `none` phrase appeared, `equals` diverged).
+    FirstFail,
+    /// As soon as every check already passes (`any`/`all` found, `regex` matched).
+    FirstPass,
+}
+
+impl StopOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopOn::FirstFail => "first_fail",
+            StopOn::FirstPass => "first_pass",
+        }
+    }
 }
 
 /// Rounds of tool calls answered when a variant does not say.
@@ -229,6 +259,9 @@ impl Sampling {
             },
             tool_choice: self.tool_choice.clone().or(base.tool_choice.clone()),
             max_tool_steps: self.max_tool_steps.or(base.max_tool_steps),
+            logprobs: self.logprobs.or(base.logprobs),
+            samples: self.samples.or(base.samples),
+            stop_on: self.stop_on.or(base.stop_on),
         }
     }
 }
@@ -258,6 +291,8 @@ pub(crate) enum FinishReason {
     MaxAnswerBytes,
     /// The model ended its turn with tool calls.
     ToolCalls,
+    /// `stop_on` ended it: its checks were decided before the model finished.
+    ChecksDecided,
 }
 
 impl FinishReason {
@@ -282,6 +317,7 @@ impl FinishReason {
             FinishReason::Error => "error",
             FinishReason::MaxAnswerBytes => "max_answer_bytes",
             FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ChecksDecided => "checks_decided",
         }
     }
 }
@@ -291,6 +327,42 @@ impl FinishReason {
 pub(crate) struct Usage {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+}
+
+/// Most alternatives a backend is asked for per token (OpenAI's `top_logprobs` limit).
+pub(crate) const MAX_TOP_LOGPROBS: usize = 20;
+
+/// One generated token: its text, its natural-log probability, and the most likely tokens
+/// at its position (the chosen one may be among them), most likely first.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TokenLogprob {
+    pub text: String,
+    pub logprob: f32,
+    pub top: Vec<(String, f32)>,
+}
+
+impl TokenLogprob {
+    /// A token as a server sent it: a non-finite or positive logprob is clamped into
+    /// `(-inf, 0]` (probabilities stay in [0, 1]), alternatives sorted most likely first.
+    pub fn new(text: String, logprob: f32, mut top: Vec<(String, f32)>) -> TokenLogprob {
+        let clamp = |lp: f32| {
+            if lp.is_nan() {
+                f32::NEG_INFINITY
+            } else {
+                lp.min(0.0)
+            }
+        };
+        for t in &mut top {
+            t.1 = clamp(t.1);
+        }
+        top.sort_by(|a, b| b.1.total_cmp(&a.1));
+        top.truncate(MAX_TOP_LOGPROBS);
+        TokenLogprob {
+            text,
+            logprob: clamp(logprob),
+            top,
+        }
+    }
 }
 
 /// What a stream delivers, in order: any number of `Delta`/`Usage`/`Notice`, then exactly one
@@ -303,6 +375,9 @@ pub(crate) enum StreamEvent {
     ToolCall(ToolCall),
     /// Token counts (usually once, near the end).
     Usage(Usage),
+    /// The probabilities of tokens just delivered as `Delta` text, in order (only when the
+    /// request asked for `logprobs` and the backend gives them).
+    Logprobs(Vec<TokenLogprob>),
     /// Something the user should see that is not part of the answer, e.g. "rate limited,
     /// retrying in 4 s" or the model still loading.
     Notice(String),

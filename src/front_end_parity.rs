@@ -131,7 +131,9 @@ fn answer_streams(s: &mut AppState, script: &Script, mut fx: Vec<Effect>) {
             {
                 let (text, cut) = script.reply_to(chat);
                 at += 10;
+                let usage = script.usage_of(chat, &text);
                 ev(s, (*node, *request), StreamEvent::Delta(text), at);
+                ev(s, (*node, *request), StreamEvent::Usage(usage), at);
                 let reason = if cut {
                     FinishReason::Length
                 } else {

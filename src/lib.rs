@@ -24,6 +24,7 @@ mod fuzz;
 mod import_promptfoo;
 mod llm;
 mod model_fetch;
+mod price;
 mod progress;
 mod prompt;
 #[cfg(feature = "local")]

@@ -373,3 +373,53 @@ max_tool_steps = 2
     }
     assert_no_key_in(&sb, &[&stdout, &stderr]);
 }
+
+#[test]
+fn llama_server_token_probabilities_are_probabilities_with_sorted_alternatives() {
+    let _one = one_at_a_time();
+    let Some(url) = llama_url() else { return };
+    let sb = Sandbox::new(&config(&url));
+    let p = sb.write(
+        "p.toml",
+        "title = \"logprobs\"\n[defaults]\ntemperature = 0.0\nmax_tokens = 16\nlogprobs = 3\n[[variant]]\nname = \"plain\"\ntemplate = \"What is the capital of England?\"\n",
+    );
+    let out = sb.path("s.toml");
+    let o = sb
+        .command()
+        .env("PROMPTLOOM_CANARY_KEY", canary())
+        .args([
+            "run",
+            p.to_str().unwrap(),
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let r = &j["results"][0];
+    let toks = r["logprobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("llama-server sent no token probabilities: {r}"));
+    assert!(!toks.is_empty());
+    let joined: String = toks.iter().map(|t| t["token"].as_str().unwrap()).collect();
+    assert_eq!(
+        joined,
+        r["text"].as_str().unwrap(),
+        "the tokens spell the answer"
+    );
+    for t in toks {
+        let p = t["logprob"].as_f64().unwrap().exp();
+        assert!((0.0..=1.0).contains(&p), "{t}");
+        let top = t["top"].as_array().unwrap();
+        assert!(!top.is_empty() && top.len() <= 3, "{t}");
+        // Greedy: the chosen token is the most likely one, so it is among the top 3.
+        assert!(top.iter().any(|a| a[0] == t["token"]), "{t}");
+        let lps: Vec<f64> = top.iter().map(|a| a[1].as_f64().unwrap()).collect();
+        assert!(lps.windows(2).all(|w| w[0] >= w[1]), "{t}");
+        assert!(lps.iter().all(|lp| lp.exp() <= 1.0 + 1e-6));
+    }
+    assert!(sb.path("s.toml.logprobs").exists());
+}

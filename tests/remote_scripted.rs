@@ -280,3 +280,104 @@ fn an_unset_key_variable_fails_the_request_saying_which() {
         text(&o.stdout)
     );
 }
+
+/// A chunk with its token probabilities, as OpenAI and llama-server stream them.
+fn chunk_with_logprobs(text: &str, lp: f64, alts: &[(&str, f64)]) -> String {
+    let top: Vec<serde_json::Value> = alts
+        .iter()
+        .map(|(t, l)| serde_json::json!({"token": t, "logprob": l, "bytes": t.as_bytes()}))
+        .collect();
+    serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0,
+        "delta": {"content": text},
+        "logprobs": {"content": [{"token": text, "logprob": lp, "bytes": text.as_bytes(), "top_logprobs": top}]},
+        "finish_reason": null}]})
+    .to_string()
+}
+
+#[test]
+fn token_probabilities_cost_and_approximate_counts_from_an_openai_server() {
+    let srv = Server::start(vec![Reply::sse(
+        &[
+            &chunk_with_logprobs("Lon", -0.1, &[("Lon", -0.1), ("Par", -2.4)]),
+            &chunk_with_logprobs("don", -0.02, &[("don", -0.02), ("g", -4.0)]),
+            &chunk_with_logprobs(".", -0.7, &[("!", -0.6), (".", -0.7)]),
+            // No usage chunk: the counts are estimated and marked.
+            "[DONE]",
+        ],
+        5,
+    )]);
+    let config = [
+        "default_model = \"ok\"\n".to_string(),
+        model(
+            "ok",
+            "openai",
+            &format!("{}/v1", srv.url),
+            "price = { input = 2.0, output = 10.0 }",
+        ),
+    ]
+    .concat();
+    let sb = Sandbox::new(&config);
+    let prompt = [
+        "title = \"logprobs\"\n[defaults]\nlogprobs = 2\n".to_string(),
+        variant("ok", "ok"),
+        "[[case]]\nvars = { country = \"England\" }\nexpect = { any = [\"London\"] }\n".to_string(),
+    ]
+    .concat();
+    let prompt = sb.write("p.toml", &prompt);
+    let out = sb.path("s.toml");
+    let o = sb
+        .command()
+        .env("PROMPTLOOM_CANARY_KEY", canary())
+        .args([
+            "run",
+            prompt.to_str().unwrap(),
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // Asked for, the OpenAI way.
+    let body = srv.seen()[0].json();
+    assert_eq!(body["logprobs"], true);
+    assert_eq!(body["top_logprobs"], 2);
+
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let r = &j["results"][0];
+    assert_eq!(r["text"], "London.");
+    let toks = r["logprobs"].as_array().unwrap();
+    assert_eq!(toks.len(), 3);
+    let joined: String = toks.iter().map(|t| t["token"].as_str().unwrap()).collect();
+    assert_eq!(joined, "London.");
+    for t in toks {
+        let p = t["logprob"].as_f64().unwrap().exp();
+        assert!((0.0..=1.0).contains(&p), "{t}");
+        let top = t["top"].as_array().unwrap();
+        assert!(
+            top.iter().any(|a| a[0] == t["token"]),
+            "chosen among the top: {t}"
+        );
+        let lps: Vec<f64> = top.iter().map(|a| a[1].as_f64().unwrap()).collect();
+        assert!(lps.windows(2).all(|w| w[0] >= w[1]), "sorted: {t}");
+    }
+    // The server sent "!" first with a higher probability: sorted, it stays first.
+    assert_eq!(toks[2]["top"][0][0], "!");
+    // No usage from the server: estimated, marked, and priced.
+    assert_eq!(r["tokens_approx"], true);
+    assert_eq!(r["tokens_out"], 3);
+    assert!(r["cost_usd"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(j["summary"][0]["cost_per_pass_usd"].as_f64().unwrap() > 0.0);
+
+    // Kept beside the session, not in it; the session records the price.
+    let side = sb.path("s.toml.logprobs");
+    assert!(side.exists());
+    let s = parse_toml(&out);
+    assert!(!std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("top_logprobs"));
+    assert_eq!(s["prices"]["ok"]["output"].as_float(), Some(10.0));
+    assert_eq!(s["node"][0]["meta"]["tokens"].as_str(), Some("approx"));
+    assert_eq!(s["node"][0]["sampling"]["logprobs"].as_integer(), Some(2));
+}

@@ -234,7 +234,7 @@ pub(crate) async fn measure(mut handle: StreamHandle) -> Result<(Measure, String
                 text.push_str(&d);
             }
             StreamEvent::Usage(u) => usage = Some(u),
-            StreamEvent::Notice(_) | StreamEvent::ToolCall(_) => {}
+            StreamEvent::Notice(_) | StreamEvent::Logprobs(_) | StreamEvent::ToolCall(_) => {}
             StreamEvent::Finished(_) => break,
             StreamEvent::Failed(e) => return Err(e),
         }

@@ -95,6 +95,36 @@ Londinium\n\n```python\nprint('London')\n```\nIn short, London. "
     s
 }
 
+/// [`synthetic`] with token probabilities on every answer: each word of it a token, with
+/// five alternatives (what `logprobs = 5` asks for).
+pub(crate) fn synthetic_with_logprobs(n: usize) -> Session {
+    let mut s = synthetic(n);
+    let words: Vec<String> = s
+        .nodes
+        .first()
+        .map(|n| n.text.split_inclusive(' ').map(str::to_string).collect())
+        .unwrap_or_default();
+    for node in &mut s.nodes {
+        let mut p = crate::state::logprobs::TokenProbs::default();
+        for (i, w) in words.iter().enumerate() {
+            let k = (i as u64 + node.id) % 11;
+            let lp = -(k as f32) * 0.37;
+            let top = (0..5)
+                .map(|j| {
+                    if j == 0 {
+                        (w.clone(), lp)
+                    } else {
+                        (format!(" alt{j}"), lp - j as f32 * 0.8)
+                    }
+                })
+                .collect();
+            p.push(&crate::chat::TokenLogprob::new(w.clone(), lp, top));
+        }
+        node.logprobs = p;
+    }
+    s
+}
+
 pub(crate) fn run(plan: &Plan) -> anyhow::Result<Out> {
     let mut out = Out::default();
     out.line("\nSession files (TOML, atomic save with fsync; median [min–max] of runs)");
@@ -109,9 +139,18 @@ pub(crate) fn run(plan: &Plan) -> anyhow::Result<Out> {
         &[100, 1_000, 10_000]
     };
     let runs = plan.runs.max(3);
-    for &n in sizes {
-        let session = synthetic(n);
-        let path = dir.path().join(format!("s{n}.toml"));
+    let cases: Vec<(usize, bool)> = sizes
+        .iter()
+        .map(|&n| (n, false))
+        .chain(std::iter::once((*sizes.last().unwrap_or(&100), true)))
+        .collect();
+    for (n, with_logprobs) in cases {
+        let session = if with_logprobs {
+            synthetic_with_logprobs(n)
+        } else {
+            synthetic(n)
+        };
+        let path = dir.path().join(format!("s{n}-{with_logprobs}.toml"));
         let (mut load, mut save) = (Sample::default(), Sample::default());
         for _ in 0..runs {
             let t = Instant::now();
@@ -123,14 +162,46 @@ pub(crate) fn run(plan: &Plan) -> anyhow::Result<Out> {
             if back.nodes.len() != n {
                 anyhow::bail!("session round trip lost nodes: {} of {n}", back.nodes.len());
             }
+            let with = |s: &Session| s.nodes.iter().filter(|n| !n.logprobs.is_empty()).count();
+            if with(&back) != with(&session) {
+                anyhow::bail!(
+                    "session round trip lost token probabilities: {} of {}",
+                    with(&back),
+                    with(&session)
+                );
+            }
         }
+        let side = crate::store::logprobs::sidecar_path(&path);
+        let side_mb = std::fs::metadata(&side).map_or(0.0, |m| m.len() as f64 / 1e6);
         let mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
+        let label = if with_logprobs {
+            format!("{n} + token probabilities, 5 alternatives per token ({side_mb:.1} MB beside)")
+        } else {
+            String::new()
+        };
         out.line(format!(
-            "  {n:>7}  {mb:>8.1}  {:>22}  {:>22}",
+            "  {n:>7}  {mb:>8.1}  {:>22}  {:>22}  {label}",
             load.show(1),
             save.show(1)
         ));
-        if n == 10_000 {
+        if n == 10_000 && with_logprobs {
+            let (l, s) = (
+                load.median().unwrap_or(f64::NAN),
+                save.median().unwrap_or(f64::NAN),
+            );
+            out.goal(
+                "session of 10,000 nodes with token probabilities loads in",
+                "≤ 300 ms",
+                format!("{l:.0} ms"),
+                Some(l <= 300.0),
+            );
+            out.goal(
+                "session of 10,000 nodes with token probabilities saves in",
+                "≤ 300 ms",
+                format!("{s:.0} ms"),
+                Some(s <= 300.0),
+            );
+        } else if n == 10_000 {
             let (l, s) = (
                 load.median().unwrap_or(f64::NAN),
                 save.median().unwrap_or(f64::NAN),

@@ -77,20 +77,40 @@ pub(crate) struct Trial {
 /// Exit code when interrupted by Ctrl-C.
 const EXIT_INTERRUPTED: u8 = 130;
 
-/// The jobs for a prompt file, variants outermost, ids from 1.
+/// The jobs for a prompt file, variants outermost, ids from 1. A variant with `samples = N`
+/// gets N jobs per case, seeded `seed`, `seed + 1`, … (its own `seed`, else a random one)
+/// and tied together by their `sample_group` annotation.
 pub(crate) fn plan(file: &PromptFile) -> Vec<Trial> {
     let mut jobs = Vec::with_capacity(file.variants.len() * file.cases.len());
     for v in &file.variants {
         for c in &file.cases {
             let prepared = render::prepare(v, c);
-            let request = render::with_seed(prepared.request, u64::from(rand::random::<u32>()));
-            jobs.push(Trial {
-                node_id: jobs.len() as u64 + 1,
-                variant: v.clone(),
-                case: c.clone(),
-                request,
-                meta: prepared.meta,
-            });
+            let samples = v.sampling.samples.unwrap_or(1).max(1);
+            let base = v
+                .sampling
+                .seed
+                .unwrap_or_else(|| u64::from(rand::random::<u32>()));
+            for k in 0..samples {
+                let mut request = prepared.request.clone();
+                let mut meta = prepared.meta.clone();
+                if samples > 1 {
+                    request.sampling.seed = Some(base.wrapping_add(k as u64));
+                    meta.insert(
+                        crate::eval::consistency::GROUP_KEY.into(),
+                        format!("{}/{}", v.name, c.name),
+                    );
+                    meta.insert(crate::eval::consistency::INDEX_KEY.into(), k.to_string());
+                } else {
+                    request = render::with_seed(request, base);
+                }
+                jobs.push(Trial {
+                    node_id: jobs.len() as u64 + 1,
+                    variant: v.clone(),
+                    case: c.clone(),
+                    request,
+                    meta,
+                });
+            }
         }
     }
     jobs
@@ -270,6 +290,7 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
                 session.nodes.extend(nodes);
                 session.nodes.sort_by_key(|n| n.id);
                 session.models = registry.identities();
+                session.prices = registry.prices();
                 if let Err(e) = store::save_atomic(&out_path, &session) {
                     save_error = Some(e);
                 }
@@ -287,6 +308,7 @@ pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCod
     progress.finish();
     // Save once more: the local model's hash may have arrived after the last node.
     session.models = registry.identities();
+    session.prices = registry.prices();
     if let Err(e) = store::save_atomic(&out_path, &session) {
         save_error = Some(e);
     }
@@ -367,7 +389,10 @@ async fn run_job(
 ) -> Vec<Node> {
     let model = &job.variant.model;
     let mut local = Session::new("", String::new(), None);
-    let (first, mut calls) = stream_turn(backend, base_node(job), cancel, |n| {
+    // `stop_on` ends a stream on the case's text checks; with tools offered a turn's text is
+    // not the whole answer (the calls are checked too, on the last turn only), so it does not.
+    let expect = Some(&job.case.expect).filter(|_| job.request.sampling.tools.is_empty());
+    let (first, mut calls) = stream_turn(backend, base_node(job), cancel, expect, |n| {
         progress.message(format!("{model}: {n}"))
     })
     .await;
@@ -439,7 +464,7 @@ async fn run_job(
             .push_child(parent, NodeKind::Answer, model, next, now_rfc3339(), &[])
             .clone();
         local.nodes.pop();
-        let (turn, more) = stream_turn(backend, turn, cancel, |n| {
+        let (turn, more) = stream_turn(backend, turn, cancel, expect, |n| {
             progress.message(format!("{model}: {n}"))
         })
         .await;
@@ -456,6 +481,16 @@ async fn run_job(
             ));
             if let Some(n) = local.node_mut(current) {
                 n.checks = checks;
+            }
+        }
+    }
+    // A sampled case's answer is its conversation's last turn (the one the checks ran on).
+    if current != job.node_id {
+        use crate::eval::consistency::{GROUP_KEY, INDEX_KEY};
+        for key in [GROUP_KEY, INDEX_KEY] {
+            let v = local.node_mut(job.node_id).and_then(|n| n.meta.remove(key));
+            if let (Some(v), Some(n)) = (v, local.node_mut(current)) {
+                n.meta.insert(key.into(), v);
             }
         }
     }
@@ -483,28 +518,33 @@ async fn stream_turn(
     backend: &dyn Backend,
     node: Node,
     cancel: &CancellationToken,
+    expect: Option<&crate::eval::expect::Expect>,
     on_notice: impl FnMut(String),
 ) -> (Node, Vec<ToolCall>) {
     let mut calls = Vec::new();
-    let node = stream_with_calls(backend, node, cancel, on_notice, &mut calls).await;
+    let node = stream_with_calls(backend, node, cancel, expect, on_notice, &mut calls).await;
     (node, calls)
 }
 
 /// Stream `node.request` to the end (or until `cancel`), filling in the node's text, figures,
-/// status, finish reason and error ([`Node::finish`]). Notices go to `on_notice`.
+/// status, finish reason and error ([`Node::finish`]). Notices go to `on_notice`. With
+/// `stop_on` in the request and `expect` given, the stream ends as soon as the checks are
+/// decided ([`Node::decided_early`], finish reason `checks_decided`).
 pub(crate) async fn stream_into_node(
     backend: &dyn Backend,
     node: Node,
     cancel: &CancellationToken,
+    expect: Option<&crate::eval::expect::Expect>,
     on_notice: impl FnMut(String),
 ) -> Node {
-    stream_with_calls(backend, node, cancel, on_notice, &mut Vec::new()).await
+    stream_with_calls(backend, node, cancel, expect, on_notice, &mut Vec::new()).await
 }
 
 async fn stream_with_calls(
     backend: &dyn Backend,
     mut node: Node,
     cancel: &CancellationToken,
+    expect: Option<&crate::eval::expect::Expect>,
     mut on_notice: impl FnMut(String),
     calls: &mut Vec<ToolCall>,
 ) -> Node {
@@ -517,8 +557,14 @@ async fn stream_with_calls(
             StreamEvent::Delta(d) => {
                 meter.on_delta(t0.elapsed(), &d);
                 node.text.push_str(&d);
+                if expect.is_some_and(|e| node.decided_early(e)) {
+                    outcome = Ok(FinishReason::ChecksDecided);
+                    // Dropping the stream cancels the request.
+                    return false;
+                }
             }
             StreamEvent::Usage(u) => meter.on_usage(u),
+            StreamEvent::Logprobs(t) => t.iter().for_each(|t| node.logprobs.push(t)),
             StreamEvent::Notice(n) => on_notice(n),
             StreamEvent::ToolCall(c) => calls.push(c),
             StreamEvent::Finished(r) => outcome = Ok(r),
@@ -552,6 +598,58 @@ fn verdict(n: &Node) -> String {
     }
 }
 
+/// One sampled cell: agreement, the pass rate with its interval, the clusters with counts.
+fn stability_line(cell: &str, nodes: &[&Node]) -> String {
+    let Some(st) = crate::eval::consistency::stability(nodes) else {
+        return format!("{}: {} samples, none finished", visible(cell), nodes.len());
+    };
+    let pass = match st
+        .pass
+        .and_then(|(h, n)| crate::eval::leaderboard::share(h, n))
+    {
+        Some(p) => format!(
+            "passed {}/{} ({:.0}% [{:.0}, {:.0}] 95% Wilson)",
+            p.hits,
+            p.n,
+            100.0 * p.interval.estimate,
+            100.0 * p.interval.low,
+            100.0 * p.interval.high
+        ),
+        None => "no checks".into(),
+    };
+    let clusters: Vec<String> = st
+        .by_text
+        .iter()
+        .map(|c| format!("{}× {:?}", c.members.len(), one_line(&c.key, 30)))
+        .collect();
+    let by_checks: Vec<String> = st
+        .by_checks
+        .iter()
+        .map(|c| format!("{}× {}", c.members.len(), c.key))
+        .collect();
+    format!(
+        "{}: {} samples, {:.0}% agree; {pass}; answers {}; checks {}",
+        visible(cell),
+        st.samples,
+        100.0 * st.agreement,
+        clusters.join(", "),
+        by_checks.join(", ")
+    )
+}
+
+/// Output tokens, `~N` when estimated.
+fn tokens_cell(n: &Node) -> String {
+    if n.tokens_approx() {
+        format!("~{}", n.tokens_out)
+    } else {
+        n.tokens_out.to_string()
+    }
+}
+
+fn usd_cell(v: Option<f64>) -> String {
+    crate::eval::leaderboard::usd_cell(v)
+}
+
 fn opt_ms(v: Option<u64>) -> String {
     v.map(|x| format!("{x} ms")).unwrap_or_else(|| "-".into())
 }
@@ -573,6 +671,18 @@ struct VariantSummary {
     tool_right: usize,
     mean_ttft_ms: Option<f64>,
     mean_tok_per_s: Option<f64>,
+    mean_duration_ms: Option<f64>,
+    /// All its answers' cost; `None` when one has an unpriced model.
+    cost: Option<f64>,
+}
+
+impl VariantSummary {
+    /// All the answers' cost over the passing ones.
+    fn cost_per_pass(&self) -> Option<f64> {
+        self.cost
+            .filter(|_| self.passed > 0)
+            .map(|c| c / self.passed as f64)
+    }
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
@@ -588,6 +698,26 @@ fn finals(s: &Session) -> impl Iterator<Item = &Node> {
         n.kind == NodeKind::Answer
             && (n.finish_reason != Some(FinishReason::ToolCalls) || n.status != NodeStatus::Done)
     })
+}
+
+/// Every model turn (the `tool-call`/`tool-result` nodes between them cost nothing).
+fn answers(s: &Session) -> impl Iterator<Item = &Node> {
+    s.nodes.iter().filter(|n| n.kind == NodeKind::Answer)
+}
+
+/// What the conversation ending in `n` cost: its model turns on the way to `n`; `None` when
+/// one has an unpriced model.
+fn conversation_cost(s: &Session, n: &Node) -> Option<f64> {
+    let mut sum = 0.0;
+    let mut cur = Some(n.id);
+    while let Some(id) = cur {
+        let Some(t) = s.node(id) else { break };
+        if t.kind == NodeKind::Answer {
+            sum += t.cost(&s.prices)?;
+        }
+        cur = t.parent;
+    }
+    Some(sum)
 }
 
 /// The `tool` check of a final node, if its case has one.
@@ -635,6 +765,14 @@ fn summaries(s: &Session) -> Vec<VariantSummary> {
                 tool_right: nodes.iter().filter(|n| tool_check(n) == Some(true)).count(),
                 mean_ttft_ms: mean(nodes.iter().filter_map(|n| n.ttft_ms).map(|x| x as f64)),
                 mean_tok_per_s: mean(nodes.iter().filter_map(|n| n.tok_per_s)),
+                mean_duration_ms: mean(
+                    nodes.iter().filter_map(|n| n.duration_ms).map(|x| x as f64),
+                ),
+                // Every turn of its conversations, not only the last.
+                cost: answers(s)
+                    .filter(|n| n.variant == name)
+                    .map(|n| n.cost(&s.prices))
+                    .try_fold(0.0, |sum, c| c.map(|c| sum + c)),
             }
         })
         .collect()
@@ -672,7 +810,8 @@ fn columns(rows: &[Vec<String>]) -> String {
 pub(crate) fn table(s: &Session) -> String {
     let with_tools = s.nodes.iter().any(|n| !n.request.sampling.tools.is_empty());
     let mut head = vec![
-        "VARIANT", "CASE", "MODEL", "RESULT", "TOKENS", "TTFT", "TOK/S", "ANSWER",
+        "VARIANT", "CASE", "MODEL", "RESULT", "TOKENS", "TTFT", "TOK/S", "LATENCY", "COST",
+        "ANSWER",
     ];
     if with_tools {
         head.push("CALLS");
@@ -684,9 +823,11 @@ pub(crate) fn table(s: &Session) -> String {
             n.case.clone(),
             n.model.clone(),
             verdict(n),
-            n.tokens_out.to_string(),
+            tokens_cell(n),
             opt_ms(n.ttft_ms),
             opt_rate(n.tok_per_s),
+            opt_ms(n.duration_ms),
+            usd_cell(conversation_cost(s, n)),
             one_line(&n.text, 60),
         ];
         if with_tools {
@@ -696,12 +837,22 @@ pub(crate) fn table(s: &Session) -> String {
     }
     let mut out = columns(&rows);
     out.push('\n');
-    let mut head = vec!["VARIANT", "PASSED", "ERRORS", "MEAN TTFT", "MEAN TOK/S"];
+    let mut head = vec![
+        "VARIANT",
+        "PASSED",
+        "ERRORS",
+        "MEAN TTFT",
+        "MEAN TOK/S",
+        "MEAN LATENCY",
+        "COST",
+        "COST/PASS",
+    ];
     if with_tools {
         head.push("RIGHT CALLS");
     }
     let mut rows = vec![head.iter().map(|x| x.to_string()).collect::<Vec<_>>()];
     for v in summaries(s) {
+        let per_pass = v.cost_per_pass();
         let mut row = vec![
             v.variant,
             format!("{}/{}", v.passed, v.checked),
@@ -710,6 +861,11 @@ pub(crate) fn table(s: &Session) -> String {
                 .map(|x| format!("{x:.0} ms"))
                 .unwrap_or_else(|| "-".into()),
             opt_rate(v.mean_tok_per_s),
+            v.mean_duration_ms
+                .map(|x| format!("{x:.0} ms"))
+                .unwrap_or_else(|| "-".into()),
+            usd_cell(v.cost),
+            usd_cell(per_pass),
         ];
         if with_tools {
             row.push(if v.tool_expected == 0 {
@@ -726,6 +882,22 @@ pub(crate) fn table(s: &Session) -> String {
         rows.push(row);
     }
     out.push_str(&columns(&rows));
+    let groups = crate::eval::consistency::group_samples(s);
+    if !groups.is_empty() {
+        out.push('\n');
+        for (cell, nodes) in &groups {
+            out.push_str(&stability_line(cell, nodes));
+            out.push('\n');
+        }
+    }
+    if s.nodes.iter().any(Node::tokens_approx) {
+        out.push_str(
+            "~: the backend sent no token count; estimated from the text (about 4 characters a token)\n",
+        );
+    }
+    if answers(s).any(|n| n.cost(&s.prices).is_none()) {
+        out.push_str("COST -: the model has no price; set [models.NAME] price = { input = …, output = … } (dollars per million tokens)\n");
+    }
     let problems: Vec<&Node> = finals(s)
         .filter(|n| n.error.is_some() || n.passed() == Some(false))
         .collect();
@@ -769,6 +941,23 @@ fn tool_results_to(s: &Session, node: u64) -> Vec<&Node> {
     out
 }
 
+/// The answer's token probabilities for `--json`: `null` when the backend gave none.
+fn logprobs_json(n: &Node) -> serde_json::Value {
+    if n.logprobs.is_empty() {
+        return serde_json::Value::Null;
+    }
+    n.logprobs
+        .iter()
+        .map(|t| {
+            json!({
+                "token": t.text,
+                "logprob": t.logprob,
+                "top": t.alternatives().map(|(a, lp)| json!([a, lp])).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 /// The `--json` report.
 pub(crate) fn json_report(s: &Session, session_path: &Path) -> serde_json::Value {
     let results: Vec<serde_json::Value> = finals(s)
@@ -806,6 +995,9 @@ pub(crate) fn json_report(s: &Session, session_path: &Path) -> serde_json::Value
                 "ttft_ms": n.ttft_ms,
                 "tok_per_s": n.tok_per_s,
                 "duration_ms": n.duration_ms,
+                "tokens_approx": n.tokens_approx(),
+                "cost_usd": conversation_cost(s, n),
+                "logprobs": logprobs_json(n),
             })
         })
         .collect();
@@ -823,10 +1015,41 @@ pub(crate) fn json_report(s: &Session, session_path: &Path) -> serde_json::Value
                 "tool_right_rate": (v.tool_expected > 0).then(|| v.tool_right as f64 / v.tool_expected as f64),
                 "mean_ttft_ms": v.mean_ttft_ms,
                 "mean_tok_per_s": v.mean_tok_per_s,
+                "mean_duration_ms": v.mean_duration_ms,
+                "cost_usd": v.cost,
+                "cost_per_pass_usd": v.cost_per_pass(),
             })
         })
         .collect();
+    let stability: Vec<serde_json::Value> = crate::eval::consistency::group_samples(s)
+        .iter()
+        .filter_map(|(cell, nodes)| {
+            let st = crate::eval::consistency::stability(nodes)?;
+            let clusters = |cs: &[crate::eval::consistency::Cluster]| -> Vec<serde_json::Value> {
+                cs.iter()
+                    .map(|c| json!({"key": c.key, "count": c.members.len(), "nodes": c.members}))
+                    .collect()
+            };
+            let pass = st
+                .pass
+                .and_then(|(h, n)| crate::eval::leaderboard::share(h, n))
+                .map(|p| {
+                    json!({"passed": p.hits, "checked": p.n, "rate": p.interval.estimate,
+                           "low": p.interval.low, "high": p.interval.high})
+                });
+            Some(json!({
+                "cell": cell,
+                "samples": st.samples,
+                "agreement": st.agreement,
+                "majority_node": st.majority(),
+                "pass": pass,
+                "by_text": clusters(&st.by_text),
+                "by_checks": clusters(&st.by_checks),
+            }))
+        })
+        .collect();
     json!({
+        "stability": stability,
         "title": s.title,
         "prompt_file": s.prompt_file,
         "session": PathBuf::from(session_path),
@@ -886,9 +1109,60 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("teacher / England: any failed"), "{t}");
+        assert!(t.contains("COST -: the model has no price"), "{t}");
         let j = json_report(&s, Path::new("s.toml"));
         assert_eq!(j["all_passed"], false);
+        assert_eq!(j["results"][0]["cost_usd"], serde_json::Value::Null);
         assert_eq!(j["summary"][0]["passed"], 1);
         assert_eq!(j["summary"][0]["errors"], 1);
+    }
+
+    #[test]
+    fn costs_per_answer_and_per_passing_answer() {
+        let mut s = Session::new("t", "now".into(), None);
+        s.prices.insert(
+            "m".into(),
+            crate::price::Price {
+                input: 1.0,
+                output: 3.0,
+            },
+        );
+        let mut a = Node::start(
+            1,
+            None,
+            NodeKind::Answer,
+            "plain",
+            "England",
+            "m",
+            ChatRequest {
+                messages: vec![],
+                sampling: Sampling::default(),
+            },
+            "now".into(),
+        );
+        a.status = NodeStatus::Done;
+        a.prompt_tokens = Some(2000);
+        a.tokens_out = 1000;
+        a.duration_ms = Some(1500);
+        a.checks = vec![CheckResult {
+            kind: "any".into(),
+            pass: true,
+            detail: String::new(),
+        }];
+        let mut b = a.clone();
+        b.id = 2;
+        b.checks[0].pass = false;
+        b.meta.insert("tokens".into(), "approx".into());
+        s.nodes = vec![a, b];
+        let t = table(&s);
+        // $0.002 + $0.003 each.
+        assert!(t.contains("$0.005000"), "{t}");
+        assert!(t.contains("~1000"), "{t}");
+        assert!(t.contains("1500 ms"), "{t}");
+        assert!(t.contains("~: the backend sent no token count"), "{t}");
+        let j = json_report(&s, Path::new("s.toml"));
+        assert_eq!(j["results"][1]["tokens_approx"], true);
+        let per_pass = j["summary"][0]["cost_per_pass_usd"].as_f64().unwrap();
+        assert!((per_pass - 0.01).abs() < 1e-12, "{per_pass}");
     }
 }

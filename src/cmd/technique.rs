@@ -150,6 +150,7 @@ impl Runner {
         for (k, v) in self.registry.identities() {
             self.session.models.insert(k, v);
         }
+        self.session.prices.extend(self.registry.prices());
         store::save_atomic(&self.path, &self.session)
             .with_context(|| format!("saving {}", self.path.display()))
     }
@@ -176,7 +177,9 @@ impl Runner {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let node = match backend {
-                Ok(b) => super::run::stream_into_node(b.as_ref(), node, &cancel, |_| {}).await,
+                Ok(b) => {
+                    super::run::stream_into_node(b.as_ref(), node, &cancel, None, |_| {}).await
+                }
                 Err(e) => {
                     node.finish(Err(e), &Default::default(), Default::default());
                     node

@@ -32,13 +32,14 @@ pub(crate) enum Mode {
     Tree,
     Diff,
     SearchParams,
+    Heat,
     History,
     Charts,
     PromptDiff,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 15] = [
+    pub const ALL: [Mode; 16] = [
         Mode::Normal,
         Mode::Help,
         Mode::Picker,
@@ -51,6 +52,7 @@ impl Mode {
         Mode::Tree,
         Mode::Diff,
         Mode::SearchParams,
+        Mode::Heat,
         Mode::History,
         Mode::Charts,
         Mode::PromptDiff,
@@ -70,6 +72,7 @@ impl Mode {
             Mode::Tree => "tree",
             Mode::Diff => "diff",
             Mode::SearchParams => "search_params",
+            Mode::Heat => "heat",
             Mode::History => "history",
             Mode::Charts => "charts",
             Mode::PromptDiff => "prompt_diff",
@@ -198,6 +201,10 @@ actions! {
     Judge = "judge", "judge", "LLM judge: score the answer 1-10 with a reason";
     JudgeAll = "judge_all", "judge all", "LLM judge: score every answer of the case";
     JudgePair = "judge_pair", "pairwise", "LLM judge: this pane vs the next, both orders";
+    Heat = "heat", "heat", "Heat view: the answer's token probabilities; branch from a token";
+    TokenNext = "token_next", "next token", "Move the token cursor to the next token";
+    TokenPrev = "token_prev", "prev token", "Move the token cursor to the previous token";
+    TokenNextLow = "token_next_low", "next unsure", "Jump to the next token below 50% probability";
     Increase = "increase", "more", "Increase the selected number";
     Decrease = "decrease", "less", "Decrease the selected number";
     Close = "close", "close", "Close this layer";

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::InputError;
+use crate::price::{Price, PriceTable};
 
 pub(crate) mod keymap;
 pub(crate) mod theme;
@@ -131,6 +132,10 @@ pub(crate) struct ModelConfig {
     pub reply: Option<String>,
     #[serde(default)]
     pub rules: Vec<ScriptRule>,
+    /// Replies picked by the request's seed (`seed % len`), when no rule matches: a
+    /// sampled model's varying answers, reproducible by seed.
+    #[serde(default)]
+    pub replies: Vec<String>,
     /// Pause before the first chunk, in milliseconds.
     pub first_token_ms: Option<u64>,
     /// Pause between chunks, in milliseconds.
@@ -144,6 +149,9 @@ pub(crate) struct ModelConfig {
     pub repeat: Option<usize>,
     /// This model's answers end at this many bytes (default: the top-level setting).
     pub max_answer_bytes: Option<usize>,
+    /// US dollars per million tokens, `{ input = 0.15, output = 0.60 }`. Local and scripted
+    /// models cost 0 unless set; a remote model without a price has an unknown cost.
+    pub price: Option<Price>,
 }
 
 /// The `config.toml` file as written: every key optional.
@@ -352,6 +360,15 @@ impl Config {
                     ))
                 }
             };
+            if let Some(p) = m.price.filter(|p| !p.is_valid()) {
+                return Err(InputError::plain(
+                    &file,
+                    format!(
+                        "[models.{name}] price = {{ input = {}, output = {} }}: prices are US dollars per million tokens and can't be negative or non-finite",
+                        p.input, p.output
+                    ),
+                ));
+            }
             if m.api_key.is_some() {
                 check_key_file_permissions(self.source.as_deref(), name)?;
             }
@@ -374,6 +391,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Every model's price: its `price`, else 0 for local and scripted models; remote models
+    /// without one are left out (unknown cost).
+    pub fn prices(&self) -> PriceTable {
+        PriceTable(
+            self.models
+                .iter()
+                .filter_map(|(name, m)| {
+                    let free = matches!(m.backend, BackendKind::Local | BackendKind::Scripted);
+                    m.price
+                        .or(free.then_some(Price::FREE))
+                        .map(|p| (name.clone(), p))
+                })
+                .collect(),
+        )
     }
 
     pub fn model_names(&self) -> Vec<String> {
@@ -573,6 +606,43 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("unknown field `ggfu`"), "{err}");
+    }
+
+    #[test]
+    fn prices_default_to_free_for_local_and_unknown_for_remote() {
+        let mut c = Config::defaults(dirs());
+        c.merge_text(
+            Path::new("c.toml"),
+            "[models.gpt]\nbackend = \"openai\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\n[models.paid]\nbackend = \"openai\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\nprice = { input = 0.15, output = 0.6 }\n[models.smollm2]\nbackend = \"local\"\ngguf = \"a.gguf\"\nprice = { input = 0.0, output = 0.01 }\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let t = c.prices();
+        assert_eq!(t.get("scripted"), Some(Price::FREE));
+        assert_eq!(t.get("gpt"), None);
+        assert_eq!(
+            t.get("paid"),
+            Some(Price {
+                input: 0.15,
+                output: 0.6
+            })
+        );
+        assert_eq!(t.get("smollm2").map(|p| p.output), Some(0.01));
+        c.merge_text(
+            Path::new("c.toml"),
+            "[models.bad]\nbackend = \"scripted\"\nprice = { input = -1.0, output = 0.0 }\n",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("[models.bad] price"), "{err}");
+        let err = c
+            .merge_text(
+                Path::new("c.toml"),
+                "[models.typo]\nbackend = \"scripted\"\nprice = { inputs = 1.0, output = 0.0 }\n",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml:3:"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub(crate) const ROLES: &[&str] = &[
     "overlay.border",
     "overlay.selected",
     "error",
+    "heat.low",
+    "heat.mid",
+    "heat.cursor",
 ];
 
 /// Theme files larger than this are refused (the built-in ones are about 2 KB).

@@ -165,6 +165,55 @@ impl Expect {
         Ok(())
     }
 
+    /// Whether `partial` (an answer still streaming) has already decided the checks for
+    /// `stop`: with `FirstFail`, some check can no longer pass (a `none` phrase appeared,
+    /// the text left `equals`); with `FirstPass`, every check passes already and no more text
+    /// can undo it (`any`/`all` found, `regex` matched; `none` and `equals` need the end).
+    /// The check kind that decided it.
+    pub fn decided(&self, partial: &str, stop: crate::chat::StopOn) -> Option<&'static str> {
+        use crate::chat::StopOn;
+        if self.is_empty() {
+            return None;
+        }
+        let fold = |s: &str| {
+            if self.case_sensitive {
+                s.to_string()
+            } else {
+                s.to_lowercase()
+            }
+        };
+        let hay = fold(partial);
+        let contains = |needle: &String| hay.contains(&fold(needle));
+        let regex_matches = || {
+            self.regex.as_ref().is_some_and(|r| {
+                RegexBuilder::new(r)
+                    .case_insensitive(!self.case_sensitive)
+                    .build()
+                    .is_ok_and(|re| re.is_match(partial))
+            })
+        };
+        match stop {
+            StopOn::FirstFail => {
+                if self.none.iter().any(contains) {
+                    return Some("none");
+                }
+                if let Some(e) = &self.equals {
+                    if !fold(e.trim()).starts_with(fold(partial.trim_start()).trim_end()) {
+                        return Some("equals");
+                    }
+                }
+                None
+            }
+            StopOn::FirstPass => {
+                let undecidable = !self.none.is_empty() || self.equals.is_some();
+                let any = self.any.is_empty() || self.any.iter().any(contains);
+                let all = self.all.iter().all(contains);
+                let regex = self.regex.is_none() || regex_matches();
+                (!undecidable && any && all && regex).then_some("all checks")
+            }
+        }
+    }
+
     /// Run every check on `answer`.
     pub fn check(&self, answer: &str) -> Vec<CheckResult> {
         let fold = |s: &str| {
@@ -243,6 +292,42 @@ mod tests {
 
     fn e() -> Expect {
         Expect::default()
+    }
+
+    #[test]
+    fn streaming_checks_decide_early_only_when_more_text_cannot_change_them() {
+        use crate::chat::StopOn::{FirstFail, FirstPass};
+        let x = Expect {
+            any: vec!["London".into()],
+            regex: Some(r"\bcapital\b".into()),
+            ..e()
+        };
+        assert_eq!(x.decided("The capital", FirstPass), None);
+        assert_eq!(
+            x.decided("The capital is london", FirstPass),
+            Some("all checks")
+        );
+        assert_eq!(x.decided("The capital is london", FirstFail), None);
+        let forbid = Expect {
+            any: vec!["London".into()],
+            none: vec!["Paris".into()],
+            ..e()
+        };
+        // A `none` check can only be passed at the end.
+        assert_eq!(forbid.decided("London", FirstPass), None);
+        assert_eq!(forbid.decided("It is PARIS", FirstFail), Some("none"));
+        let eq = Expect {
+            equals: Some("London".into()),
+            ..e()
+        };
+        assert_eq!(eq.decided("  Lon", FirstFail), None);
+        assert_eq!(eq.decided("Lon ", FirstFail), None);
+        assert_eq!(eq.decided("Londres", FirstFail), Some("equals"));
+        assert_eq!(eq.decided("London", FirstPass), None);
+        assert_eq!(e().decided("anything", FirstFail), None);
+        // Whatever decided early agrees with the full check of the same text.
+        assert!(!forbid.check("It is PARIS").iter().all(|c| c.pass));
+        assert!(x.check("The capital is london").iter().all(|c| c.pass));
     }
 
     #[test]

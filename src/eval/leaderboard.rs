@@ -105,9 +105,22 @@ pub(crate) struct Entry {
     pub judge_n: usize,
     /// Judge verdicts that could not be read as a score.
     pub judge_unparseable: usize,
+    /// What all its answers cost (dollars), `None` when one of them has an unpriced model.
+    pub cost: Option<f64>,
+    /// Self-consistency: the mean agreement (majority share) over its sampled cells
+    /// (`samples = N`), and how many cells.
+    pub stability: Option<f64>,
+    pub stability_cells: usize,
 }
 
 impl Entry {
+    /// What one passing answer cost: all the answers' cost over the passing ones (the
+    /// failures were paid for too). `None` without a price or without a passing answer.
+    pub fn cost_per_pass(&self) -> Option<f64> {
+        let passed = self.pass_rate.map_or(0, |s| s.hits);
+        self.cost.filter(|_| passed > 0).map(|c| c / passed as f64)
+    }
+
     /// Votes fitted for this entry (wins, losses, ties).
     pub fn votes(&self) -> usize {
         self.wins + self.losses + self.ties
@@ -282,6 +295,19 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
     let mut stars: Vec<Vec<f64>> = vec![Vec::new(); players];
     let mut ups = vec![(0usize, 0usize); players];
     let mut pass = vec![(0usize, 0usize); players];
+    let mut agreements: Vec<Vec<f64>> = vec![Vec::new(); players];
+    for samples in super::consistency::group_samples(session).values() {
+        let group = samples.first().and_then(|n| node_group(n.id));
+        if let (Some(i), Some(st)) = (group, super::consistency::stability(samples)) {
+            agreements[i].push(st.agreement);
+        }
+    }
+    let mut cost: Vec<Option<f64>> = vec![Some(0.0); players];
+    for n in session.nodes.iter().filter(|n| counts(n)) {
+        if let Some(i) = node_group(n.id) {
+            cost[i] = cost[i].zip(n.cost(&session.prices)).map(|(a, b)| a + b);
+        }
+    }
     for r in &session.ratings {
         let Some(i) = node_group(r.node) else {
             continue;
@@ -405,6 +431,10 @@ pub(crate) fn build(session: &Session, by: GroupBy) -> Leaderboard {
                 }),
                 judge_n: judge[i].len(),
                 judge_unparseable: judge_bad[i],
+                cost: cost[i],
+                stability: (!agreements[i].is_empty())
+                    .then(|| agreements[i].iter().sum::<f64>() / agreements[i].len() as f64),
+                stability_cells: agreements[i].len(),
             }
         })
         .collect();
@@ -549,12 +579,12 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| rank | {} | answers | mean stars (95% t) | thumbs up (95% Wilson) | passed (95% Wilson) | BT strength (95% posterior) | W-L-T | both bad | LLM judge 1-10 (95% t) |",
+        "| rank | {} | answers | mean stars (95% t) | thumbs up (95% Wilson) | passed (95% Wilson) | BT strength (95% posterior) | W-L-T | both bad | LLM judge 1-10 (95% t) | cost | cost per passing answer | stability |",
         board.by.as_str()
     );
     let _ = writeln!(
         out,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for e in &board.entries {
         let stars = match e.stars {
@@ -581,7 +611,7 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {}-{}-{} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {}-{}-{} | {} | {} | {} | {} | {} |",
             e.rank_label(board.by_votes),
             e.name.replace('|', "\\|"),
             e.answers,
@@ -593,7 +623,10 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
             e.losses,
             e.ties,
             e.both_bad,
-            judge_cell(e)
+            judge_cell(e),
+            usd_cell(e.cost),
+            usd_cell(e.cost_per_pass()),
+            stability_cell(e)
         );
     }
     let _ =
@@ -608,6 +641,24 @@ pub(crate) fn to_markdown(board: &Leaderboard) -> String {
     );
     let _ = writeln!(out, "\n{}", agreement_text(board.agreement.as_ref()));
     out
+}
+
+/// The stability cell: mean agreement of its sampled cells, `-` when none was sampled.
+pub(crate) fn stability_cell(e: &Entry) -> String {
+    match e.stability {
+        Some(a) => format!(
+            "{:.0}% agree ({} cell{})",
+            100.0 * a,
+            e.stability_cells,
+            if e.stability_cells == 1 { "" } else { "s" }
+        ),
+        None => "-".into(),
+    }
+}
+
+/// A dollar cell: `-` when unknown (an unpriced model, or nothing passed).
+pub(crate) fn usd_cell(usd: Option<f64>) -> String {
+    usd.map_or_else(|| "-".into(), crate::price::format_usd)
 }
 
 /// What the ranking rests on, in words: "no votes yet" only when there are none at all.
@@ -828,6 +879,60 @@ pub(crate) mod tests {
         assert_eq!(board.entries[1].pass_rate.unwrap().hits, 1);
         assert!(board.entries[0].strength.is_none());
         assert_eq!(board.entries[0].rank, Some(1));
+    }
+
+    #[test]
+    fn stability_is_the_mean_agreement_of_the_sampled_cells() {
+        let mut s = grid(&["a", "b"], &["c1", "c2", "c3"]);
+        // a: three samples of c1, two agreeing; b: not sampled.
+        for (i, n) in s.nodes.iter_mut().filter(|n| n.variant == "a").enumerate() {
+            n.meta
+                .insert(crate::eval::consistency::GROUP_KEY.into(), "a/c1".into());
+            n.text = if i < 2 { "London." } else { "Paris" }.into();
+        }
+        let board = build(&s, GroupBy::Variant);
+        let a = &board.entries[board.index_of("a").unwrap()];
+        assert!((a.stability.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(a.stability_cells, 1);
+        assert_eq!(stability_cell(a), "67% agree (1 cell)");
+        let b = &board.entries[board.index_of("b").unwrap()];
+        assert_eq!(b.stability, None);
+        assert!(to_markdown(&board).contains("| 67% agree (1 cell) |"));
+    }
+
+    #[test]
+    fn cost_per_passing_answer_counts_the_failures_too() {
+        let mut s = grid(&["a", "b"], &["c1", "c2", "c3", "c4"]);
+        s.prices.insert(
+            "m-a".into(),
+            crate::price::Price {
+                input: 1.0,
+                output: 2.0,
+            },
+        );
+        for (i, n) in s.nodes.iter_mut().enumerate() {
+            n.prompt_tokens = Some(1000);
+            n.tokens_out = 500;
+            n.checks = vec![crate::eval::expect::CheckResult {
+                kind: "any".into(),
+                pass: i % 4 == 0,
+                detail: String::new(),
+            }];
+        }
+        let board = build(&s, GroupBy::Variant);
+        let a = &board.entries[board.index_of("a").unwrap()];
+        // Four answers at $0.002 each, one passes.
+        assert!((a.cost.unwrap() - 0.008).abs() < 1e-12);
+        assert!((a.cost_per_pass().unwrap() - 0.008).abs() < 1e-12);
+        // b's model has no price: unknown, not free.
+        let b = &board.entries[board.index_of("b").unwrap()];
+        assert_eq!(b.cost, None);
+        assert_eq!(b.cost_per_pass(), None);
+        let md = to_markdown(&board);
+        assert!(
+            md.contains("| $0.0080 | $0.0080 |") || md.contains("| $0.008000 | $0.008000 |"),
+            "{md}"
+        );
     }
 }
 

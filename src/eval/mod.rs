@@ -3,6 +3,7 @@
 
 pub(crate) mod active;
 pub(crate) mod bradley_terry;
+pub(crate) mod consistency;
 pub(crate) mod expect;
 pub(crate) mod figures;
 pub(crate) mod history;

@@ -354,6 +354,9 @@ mod tests {
                 temperature: Some(0.0),
                 stop: vec!["END".into()],
                 seed: Some(3),
+                logprobs: None,
+                samples: None,
+                stop_on: None,
                 ..Default::default()
             },
         };

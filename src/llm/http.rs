@@ -805,6 +805,9 @@ mod loopback_tests {
                 temperature: Some(0.0),
                 max_tokens: Some(32),
                 seed: Some(42),
+                logprobs: None,
+                samples: None,
+                stop_on: None,
                 ..Default::default()
             },
         }

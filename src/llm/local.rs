@@ -17,8 +17,9 @@ use tokio::sync::OnceCell;
 use super::seeded::{mask_all_but, SeededSampler};
 use super::{
     Backend, BackendStatus, ChatRequest, EventSink, FinishReason, ModelIdentity, Role, StreamEvent,
-    StreamHandle, Usage,
+    StreamHandle, TokenLogprob, Usage,
 };
+use crate::chat::MAX_TOP_LOGPROBS;
 
 /// Options for the local engine.
 #[derive(Debug, Clone)]
@@ -218,10 +219,17 @@ impl CustomLogitsProcessor for SeededProcessor {
     }
 }
 
-/// The mistral.rs request for ours.
-fn build_request(req: &ChatRequest) -> RequestBuilder {
+/// The mistral.rs request for ours, and where its token probabilities are recorded when it
+/// asks for them (see [`probs`]).
+fn build_request(req: &ChatRequest) -> (RequestBuilder, Option<probs::Steps>) {
     let mut rb = RequestBuilder::new();
-    for m in &req.messages {
+    let messages = match continuation::partial(req) {
+        // A continuation's messages are sent as tokens (`continuation`); the builder keeps
+        // the rest of the request.
+        Some(_) => &req.messages[..0],
+        None => &req.messages[..],
+    };
+    for m in messages {
         let role = match m.role {
             Role::System => TextMessageRole::System,
             Role::User => TextMessageRole::User,
@@ -234,14 +242,31 @@ fn build_request(req: &ChatRequest) -> RequestBuilder {
     if !s.stop.is_empty() {
         params.stop_toks = Some(StopTokens::Seqs(s.stop.clone()));
     }
-    rb = rb.set_sampling(params);
-    if let Some(t) = s.temperature.filter(|&t| t > 0.0) {
+    let sampler = s.temperature.filter(|&t| t > 0.0).map(|t| {
         let seed = s.seed.unwrap_or_else(rand::random);
-        rb = rb.add_logits_processor(Arc::new(SeededProcessor(SeededSampler::new(
-            seed, t, s.top_k, s.top_p,
-        ))));
+        SeededSampler::new(seed, t, s.top_k, s.top_p)
+    });
+    let mut steps = None;
+    // A continuation always probes (top 1): mistral.rs trims the leading space of a stream's
+    // first text, which a continuation needs back, and the probe names the whole token.
+    let probe = s.logprobs.or(continuation::partial(req).map(|_| 0));
+    if let Some(n) = probe {
+        let n = n.min(MAX_TOP_LOGPROBS);
+        // The engine's own list names the tokens (its figures are not used, see `probs`).
+        params.top_n_logprobs = n + 1;
+        let recorded = probs::Steps::default();
+        rb = rb
+            .return_logprobs(true)
+            .add_logits_processor(Arc::new(probs::ProbeProcessor {
+                sampler,
+                n,
+                steps: recorded.clone(),
+            }));
+        steps = Some(recorded);
+    } else if let Some(sampler) = sampler {
+        rb = rb.add_logits_processor(Arc::new(SeededProcessor(sampler)));
     }
-    rb
+    (rb.set_sampling(params), steps)
 }
 
 impl Backend for LocalBackend {
@@ -317,13 +342,40 @@ impl Backend for LocalBackend {
 }
 
 async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
-    let mut rx = match model.stream_chat_request(build_request(request)).await {
+    let (builder, steps) = build_request(request);
+    let top_n = request.sampling.logprobs.unwrap_or(0).min(MAX_TOP_LOGPROBS);
+    let started = match continuation::partial(request) {
+        Some(_) => match continuation::prompt_tokens(model, request).await {
+            Ok(tokens) => {
+                model
+                    .stream_chat_request(continuation::Continuation {
+                        inner: builder,
+                        tokens,
+                    })
+                    .await
+            }
+            Err(e) => {
+                sink.finish(StreamEvent::Failed(e));
+                return;
+            }
+        },
+        None => model.stream_chat_request(builder).await,
+    };
+    let mut rx = match started {
         Ok(s) => s,
         Err(e) => {
             sink.finish(StreamEvent::Failed(format!(
                 "mistral.rs refused the request: {e}"
             )));
             return;
+        }
+    };
+    let mut first_text = true;
+    let probs_of = |lp: &Option<mistralrs_core::ResponseLogprob>| {
+        if let (Some(lp), Some(steps)) = (lp, &steps) {
+            if let Some(t) = probs::pair(lp, steps, top_n) {
+                sink.send(StreamEvent::Logprobs(vec![t]));
+            }
         }
     };
     loop {
@@ -344,6 +396,7 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
                     if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
                         sink.send(StreamEvent::Delta(text.to_string()));
                     }
+                    probs_of(&choice.logprobs);
                     if let Some(r) = &choice.finish_reason {
                         finish = Some(FinishReason::from_wire(r));
                     }
@@ -366,6 +419,44 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
                     .map(|c| FinishReason::from_wire(&c.finish_reason))
                     .unwrap_or(FinishReason::Stop);
                 sink.finish(StreamEvent::Finished(reason));
+                return;
+            }
+            // A continuation is a completion request: its chunks have text, not deltas.
+            Some(Response::CompletionChunk(chunk)) => {
+                let mut finish = None;
+                for choice in &chunk.choices {
+                    let text = if first_text {
+                        untrimmed(&choice.text, choice.logprobs.as_ref())
+                    } else {
+                        choice.text.clone()
+                    };
+                    if !text.is_empty() {
+                        first_text = false;
+                        sink.send(StreamEvent::Delta(text));
+                    }
+                    if request.sampling.logprobs.is_some() {
+                        probs_of(&choice.logprobs);
+                    }
+                    if let Some(r) = &choice.finish_reason {
+                        finish = Some(FinishReason::from_wire(r));
+                    }
+                }
+                if let Some(f) = finish {
+                    sink.finish(StreamEvent::Finished(f));
+                    return;
+                }
+            }
+            Some(Response::CompletionDone(done)) => {
+                let reason = done
+                    .choices
+                    .first()
+                    .map(|c| FinishReason::from_wire(&c.finish_reason))
+                    .unwrap_or(FinishReason::Stop);
+                sink.finish(StreamEvent::Finished(reason));
+                return;
+            }
+            Some(Response::CompletionModelError(msg, _)) => {
+                sink.finish(StreamEvent::Failed(format!("model error: {msg}")));
                 return;
             }
             Some(Response::ModelError(msg, _)) => {
@@ -393,8 +484,27 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
     }
 }
 
+/// The first text of a stream as the token really reads: mistral.rs trims the leading
+/// whitespace of a stream's first text (right for an answer, wrong for a continuation, where
+/// " France" after "The capital of" must keep its space). The probe's top entry is the
+/// chosen token decoded alone.
+fn untrimmed(text: &str, lp: Option<&mistralrs_core::ResponseLogprob>) -> String {
+    let whole = lp
+        .and_then(|lp| lp.top_logprobs.first())
+        .and_then(|t| t.bytes.as_deref());
+    match whole {
+        Some(w) if w != text && w.trim_start() == text => w.to_string(),
+        _ => text.to_string(),
+    }
+}
+
+mod continuation;
+mod probs;
+
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod probs_tests;
 
 #[cfg(test)]
 pub(crate) mod tests {

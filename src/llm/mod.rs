@@ -22,10 +22,12 @@ pub(crate) mod scripted;
 #[cfg(feature = "local")]
 pub(crate) mod seeded;
 pub(crate) mod sse;
+pub(crate) mod token_probs;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use crate::chat::TokenLogprob;
 pub(crate) use crate::chat::{
     BackendStatus, ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling,
     StreamEvent, Usage,

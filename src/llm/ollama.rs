@@ -55,6 +55,13 @@ pub(crate) fn body(model: &str, request: &ChatRequest) -> Value {
             o.insert("tools".into(), super::openai::wire_tools(&s.tools));
         }
     }
+    // Ollama 0.12.11 and later; older servers ignore these keys.
+    if let (Some(n), Some(o)) = (s.logprobs, b.as_object_mut()) {
+        o.insert("logprobs".into(), true.into());
+        if n > 0 {
+            o.insert("top_logprobs".into(), super::token_probs::top_n(n).into());
+        }
+    }
     b
 }
 
@@ -164,6 +171,10 @@ impl WireParser for OllamaParser {
                 });
             }
         }
+        let probs = super::token_probs::parse_entries(v.get("logprobs"));
+        if !probs.is_empty() {
+            out.push(Step::Emit(StreamEvent::Logprobs(probs)));
+        }
         if v.get("done").and_then(Value::as_bool) == Some(true) {
             let n = |k: &str| v.get(k).and_then(Value::as_u64);
             tracing::debug!(
@@ -236,6 +247,7 @@ mod tests {
                     description: "d".into(),
                     parameters: json!({"type": "object"}),
                 }],
+                logprobs: Some(2),
                 ..Default::default()
             },
         };
@@ -249,6 +261,11 @@ mod tests {
             ])
         );
         assert_eq!(b["tools"][0]["function"]["name"], "get_current_weather");
+        // Tools and token probabilities in one request.
+        assert_eq!(
+            (b["logprobs"].clone(), b["top_logprobs"].clone()),
+            (json!(true), json!(2))
+        );
     }
 
     #[test]
@@ -272,6 +289,32 @@ mod tests {
                 "messages": [{"role": "user", "content": "hi"}],
                 "options": {"temperature": 0.2, "top_p": 0.8, "top_k": 20, "seed": 5, "num_predict": 32, "stop": ["x"]},
             })
+        );
+    }
+
+    #[test]
+    fn token_probabilities_when_asked() {
+        let r = ChatRequest {
+            messages: vec![],
+            sampling: Sampling {
+                logprobs: Some(3),
+                ..Default::default()
+            },
+        };
+        let b = body("m", &r);
+        assert_eq!(
+            (b["logprobs"].clone(), b["top_logprobs"].clone()),
+            (json!(true), json!(3))
+        );
+        let mut out = Vec::new();
+        OllamaParser::default().on_payload(
+            None,
+            r#"{"message":{"role":"assistant","content":"Hi"},"logprobs":[{"token":"Hi","logprob":-0.1,"top_logprobs":[{"token":"Hi","logprob":-0.1},{"token":"Yo","logprob":-3.0}]}],"done":false}"#,
+            &mut out,
+        );
+        assert!(
+            matches!(&out[1], Step::Emit(StreamEvent::Logprobs(t)) if t[0].top[1].0 == "Yo"),
+            "{out:?}"
         );
     }
 

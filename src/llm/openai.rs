@@ -112,6 +112,12 @@ pub(crate) fn body(model: &str, request: &ChatRequest) -> Value {
             o.insert("tool_choice".into(), wire_tool_choice(c));
         }
     }
+    if let Some(n) = s.logprobs {
+        o.insert("logprobs".into(), true.into());
+        if n > 0 {
+            o.insert("top_logprobs".into(), super::token_probs::top_n(n).into());
+        }
+    }
     b
 }
 
@@ -256,6 +262,11 @@ impl WireParser for OpenAiParser {
                 .filter(|t| !t.is_empty())
             {
                 out.push(Step::Emit(StreamEvent::Delta(text.to_string())));
+            }
+            let probs =
+                super::token_probs::parse_entries(c.get("logprobs").and_then(|l| l.get("content")));
+            if !probs.is_empty() {
+                out.push(Step::Emit(StreamEvent::Logprobs(probs)));
             }
             if let Some(calls) = c
                 .get("delta")
@@ -489,6 +500,89 @@ mod tests {
             b["tool_choice"],
             json!({"type": "function", "function": {"name": "get_current_weather"}})
         );
+    }
+
+    #[test]
+    fn asks_for_and_reads_token_probabilities() {
+        let mut r = ChatRequest {
+            messages: vec![],
+            sampling: Sampling {
+                logprobs: Some(50),
+                ..Default::default()
+            },
+        };
+        let b = body("m", &r);
+        assert_eq!(b["logprobs"], true);
+        assert_eq!(b["top_logprobs"], 20);
+        r.sampling.logprobs = Some(0);
+        assert!(body("m", &r).get("top_logprobs").is_none());
+        let mut p = OpenAiParser::default();
+        let steps = feed(
+            &mut p,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[{"token":"Hi","logprob":-0.5,"top_logprobs":[{"token":"Hi","logprob":-0.5},{"token":"Hey","logprob":-1.5}]}]}}]}"#,
+        );
+        assert_eq!(steps.len(), 2);
+        match &steps[1] {
+            Step::Emit(StreamEvent::Logprobs(t)) => {
+                assert_eq!(t[0].text, "Hi");
+                assert_eq!(t[0].top.len(), 2);
+            }
+            s => panic!("{s:?}"),
+        }
+        // `"logprobs": null` (logprobs off) is nothing.
+        let steps = feed(
+            &mut p,
+            r#"{"choices":[{"index":0,"delta":{"content":"x"},"logprobs":null}]}"#,
+        );
+        assert_eq!(steps.len(), 1);
+    }
+
+    #[test]
+    fn tools_and_token_probabilities_together() {
+        let r = ChatRequest {
+            messages: vec![ChatMessage::new(Role::User, "weather?")],
+            sampling: Sampling {
+                tools: vec![ToolSpec {
+                    name: "get_current_weather".into(),
+                    description: "d".into(),
+                    parameters: json!({"type": "object"}),
+                }],
+                logprobs: Some(3),
+                ..Default::default()
+            },
+        };
+        let b = body("m", &r);
+        assert_eq!(b["tools"][0]["function"]["name"], "get_current_weather");
+        assert_eq!(b["logprobs"], true);
+        assert_eq!(b["top_logprobs"], 3);
+        // One chunk with text, its token probabilities and a tool call's first fragment.
+        let mut p = OpenAiParser::default();
+        let mut out = Vec::new();
+        for chunk in [
+            r#"{"choices":[{"index":0,"delta":{"content":"Ok","tool_calls":[{"index":0,"id":"call_a","function":{"name":"get_current_weather","arguments":"{\"location\":"}}]},"logprobs":{"content":[{"token":"Ok","logprob":-0.25,"top_logprobs":[]}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Boston\"}"}}]},"logprobs":null,"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ] {
+            p.on_payload(None, chunk, &mut out);
+        }
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[0], Step::Emit(StreamEvent::Delta("Ok".into())));
+        match &out[1] {
+            Step::Emit(StreamEvent::Logprobs(t)) => {
+                assert_eq!(t.len(), 1);
+                assert_eq!(t[0].text, "Ok");
+            }
+            s => panic!("{s:?}"),
+        }
+        assert_eq!(
+            out[2],
+            Step::Emit(StreamEvent::ToolCall(ToolCall {
+                id: "call_a".into(),
+                name: "get_current_weather".into(),
+                arguments: r#"{"location":"Boston"}"#.into()
+            }))
+        );
+        assert_eq!(out[3], Step::Finish(FinishReason::ToolCalls));
     }
 
     #[test]

@@ -50,6 +50,20 @@ impl BackendRegistry {
             .unwrap_or_default()
     }
 
+    /// The configured price of every model built so far (local and scripted ones cost 0
+    /// unless set; remote ones without a price are left out), for the session file.
+    pub fn prices(&self) -> BTreeMap<String, crate::price::Price> {
+        let all = self.config.prices();
+        self.built
+            .lock()
+            .map(|b| {
+                b.keys()
+                    .filter_map(|k| all.get(k).map(|p| (k.clone(), p)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Load state of every backend built so far.
     pub fn statuses(&self) -> BTreeMap<String, BackendStatus> {
         self.built

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     Backend, ChatRequest, EventSink, FinishReason, ModelIdentity, Role, StreamEvent, StreamHandle,
-    Usage,
+    TokenLogprob, Usage,
 };
 use crate::chat::ToolCall;
 use crate::config::{ModelConfig, ScriptRule};
@@ -15,6 +15,8 @@ use crate::config::{ModelConfig, ScriptRule};
 pub(crate) struct Script {
     pub reply: String,
     pub rules: Vec<ScriptRule>,
+    /// Picked by seed when no rule matches.
+    pub replies: Vec<String>,
     pub first_token: Duration,
     pub delay: Duration,
     pub chunk_chars: Option<usize>,
@@ -31,6 +33,7 @@ impl Script {
                 .clone()
                 .unwrap_or_else(|| "You asked: {prompt}".into()),
             rules: m.rules.clone(),
+            replies: m.replies.clone(),
             first_token: Duration::from_millis(m.first_token_ms.unwrap_or(0)),
             delay: Duration::from_millis(m.delay_ms.unwrap_or(0)),
             chunk_chars: m.chunk_chars.filter(|&n| n > 0),
@@ -63,6 +66,20 @@ impl Script {
             .unwrap_or_default()
     }
 
+    /// The token counts this backend reports for `reply` to `request`: one token per
+    /// chunk of the reply, one per word of the messages sent.
+    pub fn usage_of(&self, request: &ChatRequest, reply: &str) -> Usage {
+        let prompt_tokens: usize = request
+            .messages
+            .iter()
+            .map(|m| chunks(&m.content, None).len())
+            .sum();
+        Usage {
+            prompt_tokens: Some(prompt_tokens as u64),
+            completion_tokens: Some(chunks(reply, self.chunk_chars).len() as u64),
+        }
+    }
+
     /// The full reply to a request, and whether `max_tokens` cut it short.
     pub fn reply_to(&self, request: &ChatRequest) -> (String, bool) {
         let last_user = last_user(request);
@@ -77,11 +94,29 @@ impl Script {
             .iter()
             .find(|r| last_user.contains(&r.when))
             .map(|r| r.reply.as_str())
+            .or_else(|| {
+                let seed = request.sampling.seed.unwrap_or(0);
+                let n = self.replies.len() as u64;
+                (n > 0).then(|| self.replies[(seed % n.max(1)) as usize].as_str())
+            })
             .unwrap_or(&self.reply);
         let one = template
             .replace("{prompt}", last_user)
             .replace("{system}", system);
-        let text = one.repeat(self.repeat);
+        let mut text = one.repeat(self.repeat);
+        // A partial assistant message last (a branch from a token) is continued: what of the
+        // reply comes after it, or a fresh reply when the branch left the script's words.
+        if let Some(m) = request
+            .messages
+            .last()
+            .filter(|m| m.role == Role::Assistant)
+        {
+            text = match text.strip_prefix(&m.content) {
+                Some(rest) => rest.to_string(),
+                None if m.content.ends_with(char::is_whitespace) => text,
+                None => format!(" {text}"),
+            };
+        }
         if let Some(max) = request.sampling.max_tokens {
             // One "token" per word, so max_tokens behaves visibly.
             let words = chunks(&text, None);
@@ -159,6 +194,36 @@ impl Backend for ScriptedBackend {
     }
 }
 
+/// A made-up but fixed probability for chunk `i` of `parts` (each chunk is one "token"), with
+/// `top` alternatives taken from the other chunks: the same reply always gets the same
+/// figures, some tokens confident and some not, so heat views and branching can be tested.
+pub(crate) fn scripted_logprob(parts: &[String], i: usize, top: usize) -> TokenLogprob {
+    let text = parts.get(i).cloned().unwrap_or_default();
+    // FNV-1a over the text and position.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes().chain((i as u64).to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let p = 0.05 + 0.95 * ((h % 1000) as f64 / 999.0);
+    let rest = 1.0 - p;
+    let mut alts = vec![(text.clone(), p.ln() as f32)];
+    for j in 1..super::token_probs::top_n(top) {
+        let other = parts
+            .get((i + j * 7) % parts.len().max(1))
+            .filter(|o| **o != text)
+            .cloned()
+            .unwrap_or_else(|| format!("{}{j}", text.trim_end()));
+        if alts.iter().any(|(t, _)| *t == other) {
+            continue;
+        }
+        alts.push((other, (rest / f64::from(1u32 << j.min(30))).ln() as f32));
+    }
+    if top == 0 {
+        alts.clear();
+    }
+    TokenLogprob::new(text, p.ln() as f32, alts)
+}
+
 async fn run(script: Script, request: ChatRequest, sink: EventSink) {
     let (text, stopped_by_length) = script.reply_to(&request);
     let calls = script.calls_for(&request);
@@ -169,11 +234,7 @@ async fn run(script: Script, request: ChatRequest, sink: EventSink) {
             _ = sink.cancelled() => { sink.finish(StreamEvent::Finished(FinishReason::Cancelled)); return; }
         }
     }
-    let prompt_tokens: usize = request
-        .messages
-        .iter()
-        .map(|m| chunks(&m.content, None).len())
-        .sum();
+    let usage = script.usage_of(&request, &text);
     for (i, part) in parts.iter().enumerate() {
         if script.fail_after_chunks == Some(i) {
             sink.finish(StreamEvent::Failed(
@@ -196,6 +257,9 @@ async fn run(script: Script, request: ChatRequest, sink: EventSink) {
             sink.finish(StreamEvent::Finished(FinishReason::Cancelled));
             return;
         }
+        if let Some(n) = request.sampling.logprobs {
+            sink.send(StreamEvent::Logprobs(vec![scripted_logprob(&parts, i, n)]));
+        }
     }
     if script.fail_after_chunks.is_some_and(|n| n >= parts.len()) {
         sink.finish(StreamEvent::Failed(
@@ -203,10 +267,7 @@ async fn run(script: Script, request: ChatRequest, sink: EventSink) {
         ));
         return;
     }
-    sink.send(StreamEvent::Usage(Usage {
-        prompt_tokens: Some(prompt_tokens as u64),
-        completion_tokens: Some(parts.len() as u64),
-    }));
+    sink.send(StreamEvent::Usage(usage));
     let made_calls = !calls.is_empty();
     for c in calls {
         sink.send(StreamEvent::ToolCall(c));
@@ -242,6 +303,46 @@ mod tests {
             }
         }
         out
+    }
+
+    #[tokio::test]
+    async fn token_probabilities_when_asked_and_the_same_every_time() {
+        let b = ScriptedBackend::new(Script {
+            reply: "The capital of England is London, on the Thames.".into(),
+            repeat: 1,
+            ..Default::default()
+        });
+        let mut r = req("x");
+        r.sampling.logprobs = Some(3);
+        let run = |r: ChatRequest| {
+            let mut h = b.start(r);
+            async move {
+                collect(&mut h)
+                    .await
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        StreamEvent::Logprobs(t) => Some(t),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect::<Vec<_>>()
+            }
+        };
+        let toks = run(r.clone()).await;
+        assert_eq!(toks.len(), 9);
+        let joined: String = toks.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(joined, "The capital of England is London, on the Thames.");
+        for t in &toks {
+            assert!(t.logprob <= 0.0 && t.logprob.exp() >= 0.0);
+            assert!(t.top.len() <= 3 && !t.top.is_empty());
+            assert!(t.top.iter().any(|(a, _)| *a == t.text), "{t:?}");
+            assert!(t.top.windows(2).all(|w| w[0].1 >= w[1].1), "{t:?}");
+            let mass: f32 = t.top.iter().map(|(_, lp)| lp.exp()).sum();
+            assert!(mass <= 1.0 + 1e-4, "{mass}");
+        }
+        assert!(toks.iter().any(|t| t.logprob.exp() < 0.5));
+        assert_eq!(run(r).await, toks);
+        assert!(run(req("x")).await.is_empty());
     }
 
     #[test]

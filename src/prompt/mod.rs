@@ -196,6 +196,9 @@ struct RawSampling {
     #[serde(default)]
     stop: Vec<String>,
     seed: Option<u64>,
+    logprobs: Option<usize>,
+    samples: Option<usize>,
+    stop_on: Option<crate::chat::StopOn>,
 }
 
 impl RawSampling {
@@ -207,6 +210,9 @@ impl RawSampling {
             max_tokens: self.max_tokens,
             stop: self.stop,
             seed: self.seed,
+            logprobs: self.logprobs,
+            samples: self.samples,
+            stop_on: self.stop_on,
             ..Sampling::default()
         }
     }
@@ -251,6 +257,12 @@ struct RawVariant {
     #[serde(default)]
     stop: Vec<String>,
     seed: Option<u64>,
+    /// Token probabilities with this many alternatives per token.
+    logprobs: Option<usize>,
+    /// Run each case this many times (self-consistency).
+    samples: Option<usize>,
+    /// End a stream once its checks are decided.
+    stop_on: Option<crate::chat::StopOn>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -385,6 +397,9 @@ pub(crate) fn parse(
             tools: tool_specs,
             tool_choice,
             max_tool_steps,
+            logprobs: rv.logprobs,
+            samples: rv.samples,
+            stop_on: rv.stop_on,
         };
         variants.push(Variant {
             name,

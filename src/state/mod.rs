@@ -5,6 +5,7 @@
 
 pub(crate) mod critique;
 pub(crate) mod diff;
+pub(crate) mod logprobs;
 pub(crate) mod search;
 pub(crate) mod session;
 pub(crate) mod timing;

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::{ChatRequest, FinishReason, ModelIdentity};
 use crate::eval::expect::CheckResult;
+use crate::price::Price;
 use crate::prompt::{Case, Variant};
-use crate::state::timing::StreamStats;
+use crate::state::logprobs::TokenProbs;
+use crate::state::timing::{approx_tokens, StreamStats};
 
 /// The session file format version this build writes.
 pub(crate) const FORMAT: u32 = 2;
@@ -105,6 +107,10 @@ pub(crate) struct Node {
     pub text: String,
     /// The exact messages and sampling sent.
     pub request: ChatRequest,
+    /// The probabilities of the answer's tokens, when the backend gave them. Not in the
+    /// TOML: `store::logprobs` keeps them in a binary file beside it.
+    #[serde(skip)]
+    pub logprobs: TokenProbs,
 }
 
 impl Node {
@@ -141,15 +147,44 @@ impl Node {
             meta: BTreeMap::new(),
             text: String::new(),
             request,
+            logprobs: TokenProbs::default(),
         }
     }
 
-    /// Record the stream's figures.
+    /// Record the stream's figures. Counts the backend did not send are approximated from
+    /// the text ([`approx_tokens`]) and the node is marked `tokens = "approx"`.
     pub fn apply_stats(&mut self, stats: &StreamStats) {
         self.prompt_tokens = stats.prompt_tokens;
         self.tokens_out = stats.tokens_out;
         self.ttft_ms = stats.ttft_ms;
         self.tok_per_s = stats.tok_per_s.map(|r| (r * 100.0).round() / 100.0);
+        let mut approx = stats.tokens_counted;
+        if self.prompt_tokens.is_none() {
+            let sent: u64 = self
+                .request
+                .messages
+                .iter()
+                .map(|m| approx_tokens(&m.content))
+                .sum();
+            self.prompt_tokens = Some(sent);
+            approx = true;
+        }
+        if approx {
+            self.meta.insert("tokens".into(), "approx".into());
+        }
+    }
+
+    /// What this answer cost by `prices` (dollars), or `None` when its model's price is
+    /// unknown.
+    pub fn cost(&self, prices: &BTreeMap<String, Price>) -> Option<f64> {
+        prices
+            .get(&self.model)
+            .map(|p| p.cost(self.prompt_tokens.unwrap_or(0), self.tokens_out))
+    }
+
+    /// The token counts are approximations, not the backend's own.
+    pub fn tokens_approx(&self) -> bool {
+        self.meta.get("tokens").is_some_and(|v| v == "approx")
     }
 
     /// Close the node from its stream's outcome: the figures, the elapsed time, the status and
@@ -181,6 +216,24 @@ impl Node {
                     self.meta.insert("incomplete".into(), "true".into());
                 }
             }
+        }
+    }
+
+    /// With `stop_on` in its sampling: whether the text so far already decides `expect`, in
+    /// which case the node is marked (`stopped_on = "first_fail: none"`) and its stream
+    /// should end with [`FinishReason::ChecksDecided`]. Both front ends ask this after every
+    /// delta, so they stop at the same text.
+    pub fn decided_early(&mut self, expect: &crate::eval::expect::Expect) -> bool {
+        let Some(stop) = self.request.sampling.stop_on else {
+            return false;
+        };
+        match expect.decided(&self.text, stop) {
+            Some(by) => {
+                self.meta
+                    .insert("stopped_on".into(), format!("{}: {by}", stop.as_str()));
+                true
+            }
+            None => false,
         }
     }
 
@@ -284,6 +337,10 @@ pub(crate) struct Session {
     /// The variants as they were last defined in this session.
     #[serde(default, rename = "variant")]
     pub variants: Vec<Variant>,
+    /// The price of each model (by configured name) when the session ran; a model missing
+    /// here has an unknown cost.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<String, Price>,
     #[serde(default, rename = "case")]
     pub cases: Vec<Case>,
     #[serde(default, rename = "node", skip_serializing_if = "Vec::is_empty")]
@@ -306,6 +363,7 @@ impl Session {
             created,
             prompt_file,
             models: BTreeMap::new(),
+            prices: BTreeMap::new(),
             variants: Vec::new(),
             cases: Vec::new(),
             nodes: Vec::new(),

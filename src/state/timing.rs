@@ -23,6 +23,8 @@ pub(crate) struct StreamStats {
     pub ttft_ms: Option<u64>,
     /// Decode rate: tokens after the first over the time between the first and the last.
     pub tok_per_s: Option<f64>,
+    /// `tokens_out` is the number of text deltas, not a count the server or engine sent.
+    pub tokens_counted: bool,
 }
 
 impl StreamMeter {
@@ -64,8 +66,22 @@ impl StreamMeter {
             tokens_out: tokens,
             ttft_ms: self.first_token.map(|d| d.as_millis() as u64),
             tok_per_s,
+            tokens_counted: self.usage.completion_tokens.is_none() && self.deltas > 0,
         }
     }
+}
+
+/// Roughly how many tokens `text` is, for a backend that reports no count: about four
+/// characters a token for English prose with the BPE tokenizers in use, and never fewer
+/// than the words and punctuation marks in it. Recorded as approximate (`tokens = "approx"`).
+pub(crate) fn approx_tokens(text: &str) -> u64 {
+    let chars = text.chars().count() as u64;
+    let pieces = text
+        .split(|c: char| c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(|w| 1 + w.chars().filter(|c| c.is_ascii_punctuation()).count() as u64)
+        .sum::<u64>();
+    chars.div_ceil(4).max(pieces)
 }
 
 #[cfg(test)]
@@ -86,6 +102,7 @@ mod tests {
         let s = m.stats();
         assert_eq!(s.ttft_ms, Some(200));
         assert_eq!(s.tokens_out, 3);
+        assert!(s.tokens_counted);
         assert!((s.tok_per_s.unwrap() - 10.0).abs() < 1e-9);
     }
 
@@ -100,8 +117,21 @@ mod tests {
         });
         let s = m.stats();
         assert_eq!(s.tokens_out, 11);
+        assert!(!s.tokens_counted);
         assert_eq!(s.prompt_tokens, Some(12));
         assert!((s.tok_per_s.unwrap() - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn approximate_token_counts() {
+        assert_eq!(approx_tokens(""), 0);
+        // 44 characters, 9 words: 11 by characters.
+        assert_eq!(
+            approx_tokens("The quick brown fox jumps over the lazy dog."),
+            11
+        );
+        // Short words with punctuation: the pieces win.
+        assert_eq!(approx_tokens("a, b, c, d."), 8);
     }
 
     #[test]

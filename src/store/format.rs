@@ -40,6 +40,7 @@ use crate::chat::{
     ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling, ToolCall, ToolResultOf,
 };
 use crate::eval::expect::CheckResult;
+use crate::price::Price;
 use crate::prompt::{Case, Variant};
 use crate::state::session::{Node, NodeKind, NodeStatus, Rating, Session, Vote, FORMAT};
 use crate::state::versions::VariantVersion;
@@ -53,6 +54,7 @@ pub(crate) fn to_text(s: &Session) -> Result<String, SaveError> {
         created: &s.created,
         prompt_file: s.prompt_file.as_deref(),
         models: &s.models,
+        prices: &s.prices,
         variant: &s.variants,
         case: &s.cases,
         version: &s.versions,
@@ -155,6 +157,8 @@ struct HeadOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt_file: Option<&'a str>,
     models: &'a BTreeMap<String, ModelIdentity>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    prices: &'a BTreeMap<String, Price>,
     variant: &'a [Variant],
     case: &'a [Case],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -370,6 +374,15 @@ fn write_sampling(out: &mut String, node: u64, s: &Sampling) -> Result<(), SaveE
             int("max_tool_steps", node, v as u64)?.to_string(),
         ));
     }
+    if let Some(v) = s.logprobs {
+        fields.push(("logprobs", int("logprobs", node, v as u64)?.to_string()));
+    }
+    if let Some(v) = s.samples {
+        fields.push(("samples", int("samples", node, v as u64)?.to_string()));
+    }
+    if let Some(v) = s.stop_on {
+        fields.push(("stop_on", format!("\"{}\"", v.as_str())));
+    }
     if fields.is_empty() {
         return Ok(());
     }
@@ -411,6 +424,7 @@ fn finish_name(f: FinishReason) -> &'static str {
         FinishReason::Error => "error",
         FinishReason::MaxAnswerBytes => "max_answer_bytes",
         FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ChecksDecided => "checks_decided",
     }
 }
 
@@ -438,6 +452,8 @@ struct FileIn {
     prompt_file: Option<String>,
     #[serde(default)]
     models: BTreeMap<String, ModelIdentity>,
+    #[serde(default)]
+    prices: BTreeMap<String, Price>,
     #[serde(default)]
     variant: Vec<Variant>,
     #[serde(default)]
@@ -592,6 +608,7 @@ impl FileIn {
                     messages,
                     sampling: n.sampling,
                 },
+                logprobs: Default::default(),
             });
         }
         Ok(Session {
@@ -600,6 +617,7 @@ impl FileIn {
             created: self.created,
             prompt_file: self.prompt_file,
             models: self.models,
+            prices: self.prices,
             variants: self.variant,
             cases: self.case,
             nodes,

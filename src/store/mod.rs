@@ -11,6 +11,7 @@ pub(crate) mod export;
 mod format;
 pub(crate) mod journal;
 pub(crate) mod lock;
+pub(crate) mod logprobs;
 pub(crate) mod sample;
 
 use std::fs::{self, File, OpenOptions};
@@ -41,7 +42,19 @@ pub(crate) fn save_atomic(path: &Path, session: &Session) -> Result<(), SaveErro
     if let Some(why) = lock::read_only_reason(path) {
         return Err(SaveError::Invalid(why));
     }
-    let text = to_text(session)?;
+    // The token probabilities go first, in their own file, while the TOML is being built:
+    // a crash between the two leaves probabilities for answers the old file lacks, which a
+    // load ignores.
+    let (text, sidecar) = std::thread::scope(|scope| {
+        let sidecar = scope.spawn(|| save_logprobs(path, &session.nodes));
+        let text = to_text(session);
+        let sidecar = sidecar
+            .join()
+            .unwrap_or_else(|_| Err(SaveError::Invalid("the logprobs writer panicked".into())));
+        (text, sidecar)
+    });
+    sidecar?;
+    let text = text?;
     lock::keep_foreign_version(path);
     write_atomic(path, text.as_bytes())?;
     lock::remember(path);
@@ -85,10 +98,64 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
     result.map_err(io)
 }
 
+/// Write the sidecar of `session_path` with the nodes' token probabilities (or remove a stale
+/// one when no node has any).
+pub(crate) fn save_logprobs(
+    session_path: &Path,
+    nodes: &[crate::state::session::Node],
+) -> Result<(), SaveError> {
+    let path = logprobs::sidecar_path(session_path);
+    if nodes.iter().all(|n| n.logprobs.is_empty()) {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(SaveError::Io { path, source: e })
+            }
+            _ => Ok(()),
+        };
+    }
+    write_atomic(
+        &path,
+        &logprobs::encode(nodes.iter().map(|n| (n.id, &n.logprobs))),
+    )
+}
+
+/// Read the sidecar of `session_path`, if there is one.
+pub(crate) fn load_logprobs(
+    session_path: &Path,
+) -> Result<std::collections::BTreeMap<u64, crate::state::logprobs::TokenProbs>, InputError> {
+    let path = logprobs::sidecar_path(session_path);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(std::collections::BTreeMap::new())
+        }
+        Err(e) => return Err(InputError::io(&path, &e)),
+    };
+    logprobs::decode(&bytes).map_err(|(at, why)| {
+        InputError::plain(&path, format!("byte {at}: {why}")).with_hint(
+            "the token probabilities are unreadable; the session itself is fine: move this file away to open it without them",
+        )
+    })
+}
+
 /// Read and parse a session file.
 pub(crate) fn load(path: &Path) -> Result<Session, InputError> {
-    let text = fs::read_to_string(path).map_err(|e| InputError::io(path, &e))?;
-    let session = parse(path, &text)?;
+    // The token probabilities are read on another thread while the TOML parses.
+    let (session, probs) = std::thread::scope(|scope| {
+        let probs = scope.spawn(|| load_logprobs(path));
+        let session = fs::read_to_string(path)
+            .map_err(|e| InputError::io(path, &e))
+            .and_then(|text| parse(path, &text));
+        let probs = probs.join().unwrap_or_else(|_| {
+            Err(InputError::plain(
+                &logprobs::sidecar_path(path),
+                "the reader panicked",
+            ))
+        });
+        (session, probs)
+    });
+    let mut session = session?;
+    logprobs::attach(&mut session.nodes, probs?);
     lock::remember(path);
     Ok(session)
 }

@@ -37,6 +37,9 @@ pub(crate) struct Spawn {
 }
 
 /// What a technique asks its driver to do.
+// A spawn carries its request (sampling included); commands are few and short-lived, so
+// boxing it would only add an allocation per step.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Command {
     /// Boxed: a request (with its offered tools) is large next to a ticket.

@@ -100,6 +100,7 @@ fn technique_sampling(base: &Sampling, temperature: f64, max_tokens: usize) -> S
         max_tokens: Some(max_tokens),
         stop: Vec::new(),
         seed: base.seed,
+        logprobs: base.logprobs,
         // Technique steps write text: no tools (nothing would answer their calls).
         ..Sampling::default()
     }

@@ -6,9 +6,11 @@
 
 pub(crate) mod answer;
 pub(crate) mod charts;
+pub(crate) mod cost;
 pub(crate) mod diff;
 pub(crate) mod footer;
 pub(crate) mod header;
+pub(crate) mod heat;
 pub(crate) mod history;
 pub(crate) mod overlays;
 pub(crate) mod panes;

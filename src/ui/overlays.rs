@@ -60,6 +60,7 @@ pub(crate) fn draw_layer(
             Layer::History(h) => super::history::draw(frame, area, h, theme),
             Layer::Charts(c) => super::charts::draw(frame, area, c, theme),
             Layer::SearchParams(f) => super::tree::draw_form(frame, area, f, theme),
+            Layer::Heat(h) => super::heat::draw(frame, area, state, h, theme),
         }
     }
 }
@@ -245,6 +246,7 @@ fn input(frame: &mut Frame, area: Rect, purpose: InputPurpose, text: &str, theme
         InputPurpose::FreeInput => " Input (Enter runs, Esc cancels) ",
         InputPurpose::Rename(_) => " Rename variant ",
         InputPurpose::ToolResult(_) => " Tool result (Enter re-runs from here, Esc cancels) ",
+        InputPurpose::BranchToken => " Branch with this token (Enter continues from it) ",
     };
     let inner = box_at(frame, area, 60, 1, title, theme);
     let shown = visible(text);

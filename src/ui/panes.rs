@@ -100,7 +100,10 @@ pub(crate) fn status_line(state: &AppState, i: usize, theme: &Theme) -> Line<'st
         spans.push(Span::styled(format!(" · ttft {t} ms"), muted));
     }
     if tokens > 0 {
-        spans.push(Span::styled(format!(" · {tokens} tok"), muted));
+        // `~`: counted or estimated here, the backend sent no count.
+        let approx = node.filter(|n| !p.phase.is_active() && n.tokens_approx());
+        let mark = if approx.is_some() { "~" } else { "" };
+        spans.push(Span::styled(format!(" · {mark}{tokens} tok"), muted));
     }
     if let Some(r) = rate {
         spans.push(Span::styled(format!(" · {r:.1} tok/s"), muted));
@@ -116,6 +119,11 @@ pub(crate) fn status_line(state: &AppState, i: usize, theme: &Theme) -> Line<'st
             format!(" · {mark} {pass}/{}", n.checks.len()),
             theme.style(role),
         ));
+    }
+    // Last: a narrow pane cuts the cost before the verdict (the run table and the
+    // leaderboard show it too).
+    if let Some(n) = node.filter(|_| !p.phase.is_active()) {
+        spans.extend(super::cost::cost_spans(n, &state.session.prices, muted));
     }
     Line::from(spans)
 }
@@ -159,6 +167,15 @@ fn extra_rows(state: &AppState, i: usize, width: u16, theme: &Theme) -> Vec<Line
         if let Some(e) = &n.error {
             push(String::new(), Style::default());
             push(format!("error: {e}"), theme.style("error"));
+        }
+        if let Some(line) = super::heat::branch_note(n) {
+            push(line, theme.style("muted"));
+        }
+        if let Some(by) = n.meta.get("stopped_on") {
+            push(
+                format!("stopped early, checks decided ({})", visible(by)),
+                theme.style("muted"),
+            );
         }
         // What retrieval and example selection put in the prompt (file:lines score).
         for (key, label) in [("retrieved", "context"), ("examples_selected", "examples")] {

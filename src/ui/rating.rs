@@ -20,7 +20,9 @@ use crate::app::model::rating::{
 use crate::app::model::state::{AppState, Layer};
 use crate::config::theme::Theme;
 use crate::eval::bradley_terry::Interval;
-use crate::eval::leaderboard::{agreement_text, judge_cell, Entry, GroupBy, Share, MIN_SAMPLE};
+use crate::eval::leaderboard::{
+    agreement_text, judge_cell, usd_cell, Entry, GroupBy, Share, MIN_SAMPLE,
+};
 use crate::sanitize::visible;
 use crate::state::session::NodeStatus;
 
@@ -486,7 +488,7 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
         notes.extend(wrapped(
             &format!("{}: ", visible(&e.name)),
             &format!(
-                "{} answer(s); stars n={}; 👍 {}; passed {}; W-L-T {}-{}-{}, both bad {}; judge {}.{small}",
+                "{} answer(s); stars n={}; 👍 {}; passed {}; W-L-T {}-{}-{}, both bad {}; judge {}; cost {}, per passing answer {}.{small}",
                 e.answers,
                 e.stars_n,
                 share_detail(&e.thumbs_up),
@@ -495,7 +497,9 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
                 e.losses,
                 e.ties,
                 e.both_bad,
-                judge_cell(e)
+                judge_cell(e),
+                usd_cell(e.cost),
+                usd_cell(e.cost_per_pass())
             ),
             area.width,
             key,
@@ -551,6 +555,7 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
         cols.insert(2, ("answers", 7));
         cols.push(("W-L-T", 8));
         cols.push(("both bad", 8));
+        cols.push(("$/pass", 10));
     }
     let header: String = cols.iter().map(|(h, w)| cell(h, *w)).collect();
     put(buf, area, 1, &Line::styled(header, key));
@@ -590,6 +595,7 @@ fn leaderboard(buf: &mut Buffer, area: Rect, b: &BoardState, theme: &Theme) {
             cells.insert(2, e.answers.to_string());
             cells.push(format!("{}-{}-{}", e.wins, e.losses, e.ties));
             cells.push(e.both_bad.to_string());
+            cells.push(usd_cell(e.cost_per_pass()));
         }
         let line: String = cells
             .iter()

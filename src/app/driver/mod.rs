@@ -128,6 +128,9 @@ pub(crate) fn prepare(
             (prompt, session, path)
         }
     };
+    let mut session = session;
+    // The panes and the leaderboard show costs from these; the session file records them.
+    session.prices.extend(config.prices().0);
     let mut state = AppState::new(
         prompt,
         session,

@@ -3,6 +3,7 @@
 
 pub(crate) mod charts;
 pub(crate) mod edit;
+pub(crate) mod heat;
 pub(crate) mod layout;
 pub(crate) mod msg;
 pub(crate) mod prompt_model;

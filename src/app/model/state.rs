@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::edit::TextArea;
+use super::heat::HeatView;
 use super::rating::{BoardState, BrowserState, CompareState, RatingState};
 use super::techniques::{DiffView, SearchForm, TechState, TreeView};
 use super::tools::ToolTurns;
@@ -98,6 +99,8 @@ pub(crate) enum InputPurpose {
     Rename(usize),
     /// A new result for this `tool-result` node (re-runs from there as a sibling).
     ToolResult(u64),
+    /// A token to branch with, typed in the heat view.
+    BranchToken,
 }
 
 /// Overlays, stacked; keys go to the top one.
@@ -139,6 +142,8 @@ pub(crate) enum Layer {
     Diff(Box<DiffView>),
     /// k, b, d before a tree-of-thought search (`s`).
     SearchParams(SearchForm),
+    /// Token probabilities of an answer and branching from a token (`H`).
+    Heat(Box<HeatView>),
     /// Word diff of the focused variant's prompt against another (`=`).
     PromptDiff(Box<super::prompt_model::PromptDiff>),
     /// The focused variant's versions and how each did (`V`).
@@ -162,6 +167,7 @@ impl Layer {
             Layer::Tree(_) => Mode::Tree,
             Layer::Diff(_) => Mode::Diff,
             Layer::SearchParams(_) => Mode::SearchParams,
+            Layer::Heat(_) => Mode::Heat,
             Layer::PromptDiff(_) => Mode::PromptDiff,
             Layer::History(_) => Mode::History,
             Layer::Charts(_) => Mode::Charts,

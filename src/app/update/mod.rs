@@ -2,10 +2,12 @@
 //! I/O, no clocks (times arrive in messages), so every behaviour is a plain unit test.
 //!
 //! This file dispatches messages and keys; the rooms are [`panes`] (a variant's own run),
-//! [`variants`] (editing them), [`streams`] (routing stream events, cancelling),
-//! [`rating`], [`techniques`], [`tools`] (the tool loop) and [`write_back`]. They import only
-//! the model (and each other downwards: nothing imports this file).
+//! [`variants`] (editing them), [`streams`] (routing stream events, cancelling), [`heat`]
+//! (the token view and branching from a token), [`rating`], [`techniques`], [`tools`] (the
+//! tool loop) and [`write_back`]. They import only the model (and each other downwards:
+//! nothing imports this file).
 
+pub(crate) mod heat;
 pub(crate) mod panes;
 pub(crate) mod prompt_view;
 pub(crate) mod rating;
@@ -329,6 +331,7 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             None
         }
         Layer::Diff(d) => techniques::diff_key(d, action),
+        Layer::Heat(h) => heat::key(s, h, action, fx),
         Layer::SearchParams(f) => {
             techniques::form_key(s, f, action, key, fx);
             None
@@ -550,6 +553,7 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             _ => s.message = Some("nothing to copy".into()),
         },
         Action::Help => s.layers.push(Layer::Help { scroll: 0 }),
+        Action::Heat => heat::open(s),
         Action::TogglePrompt => prompt_view::toggle(s),
         Action::VersionHistory => versions::open_history(s),
         Action::PromptDiff => {
@@ -618,6 +622,7 @@ fn mouse_event(s: &mut AppState, m: &MouseEvent) {
 
 fn input_accepted(s: &mut AppState, purpose: InputPurpose, text: String, fx: &mut Vec<Effect>) {
     match purpose {
+        InputPurpose::BranchToken => heat::typed(s, text, fx),
         InputPurpose::FreeInput => {
             let Some(var) = s.prompt.main_var.clone() else {
                 return;

@@ -225,8 +225,30 @@ pub(crate) fn stream_event(
                 n.status = NodeStatus::Streaming;
                 n.text.push_str(&d);
             }
+            // `stop_on`: end the stream as soon as the case's checks are decided (the same
+            // test the headless runner makes after every delta). Not with tools offered: a
+            // turn's text is not the whole answer (the calls are checked on the last turn).
+            let expect = s.prompt.cases.get(s.case).map(|c| &c.expect);
+            let decided = match (expect, s.session.node_mut(node)) {
+                (Some(e), Some(n)) => {
+                    n.case != "(no case)"
+                        && n.request.sampling.tools.is_empty()
+                        && n.decided_early(e)
+                }
+                _ => false,
+            };
+            if decided {
+                fx.push(Effect::CancelStream { node });
+                finish(s, i, Ok(FinishReason::ChecksDecided), at);
+                save(s, fx);
+            }
         }
         StreamEvent::Usage(u) => s.panes[i].meter.on_usage(u),
+        StreamEvent::Logprobs(t) => {
+            if let Some(n) = s.session.node_mut(node) {
+                t.iter().for_each(|t| n.logprobs.push(t));
+            }
+        }
         StreamEvent::Notice(n) => s.panes[i].notice = Some(n),
         StreamEvent::ToolCall(c) => tools::on_call(s, node, c),
         StreamEvent::Finished(r) => {

@@ -1021,6 +1021,11 @@ pub(crate) fn stream_event(
             }
         }
         StreamEvent::Usage(u) => ts.meter.on_usage(u),
+        StreamEvent::Logprobs(t) => {
+            if let Some(n) = s.session.node_mut(node) {
+                t.iter().for_each(|t| n.logprobs.push(t));
+            }
+        }
         // Technique requests offer no tools (technique::requests drops them).
         StreamEvent::Notice(_) | StreamEvent::ToolCall(_) => {}
         StreamEvent::Finished(r) => finish_stream(s, node, Ok(r), at, fx),

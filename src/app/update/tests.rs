@@ -426,6 +426,30 @@ fn help_layer_takes_keys_first() {
 }
 
 #[test]
+fn stop_on_first_pass_ends_the_pane_stream_once_its_checks_pass() {
+    let mut s = app();
+    s.prompt.variants[0].sampling.stop_on = Some(crate::chat::StopOn::FirstPass);
+    let st = started(&key(&mut s, KeyCode::Char('r')));
+    assert_eq!(s.panes[0].node, Some(st[0].0));
+    let fx = ev(&mut s, st[0], StreamEvent::Delta("It is Lon".into()), 10);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::CancelStream { .. })));
+    let fx = ev(&mut s, st[0], StreamEvent::Delta("don, and".into()), 20);
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::CancelStream { node } if *node == st[0].0)),
+        "{fx:?}"
+    );
+    let n = s.session.node(st[0].0).unwrap();
+    assert_eq!(n.finish_reason, Some(FinishReason::ChecksDecided));
+    assert_eq!(n.meta["stopped_on"], "first_pass: all checks");
+    assert_eq!(n.passed(), Some(true));
+    assert_eq!(s.panes[0].phase, Phase::Done);
+    // What the backend still sends is stale.
+    ev(&mut s, st[0], StreamEvent::Delta(" more".into()), 30);
+    assert_eq!(s.session.node(st[0].0).unwrap().text, "It is London, and");
+}
+
+#[test]
 fn the_case_picker_filters_by_typing_and_picks_the_match() {
     let mut s = app();
     // Two thousand cases, as a cases_file brings them.

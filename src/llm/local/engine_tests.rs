@@ -151,7 +151,7 @@ async fn answer_with_usage(
             StreamEvent::Failed(e) => panic!("{e}"),
             // The local backend is offered no tools (they ride in Sampling, unread here).
             StreamEvent::ToolCall(c) => panic!("the local model made a tool call: {c:?}"),
-            StreamEvent::Notice(_) => {}
+            StreamEvent::Notice(_) | StreamEvent::Logprobs(_) => {}
         }
     }
     (out, prompt_tokens, tokens)
