@@ -139,3 +139,75 @@ fn run_prints_the_right_call_rate_per_variant_and_keeps_every_call() {
         text(&o.stdout)
     );
 }
+
+/// `stop_on` and `samples` with tools: a turn that ends in calls is not cut on its text (the
+/// first turn here says "check", which the case's `none` refuses), and the stability line
+/// groups each sample's last turn, the one its checks ran on.
+#[test]
+fn stop_on_waits_for_the_last_turn_and_samples_group_the_final_answers() {
+    let sb = Sandbox::new(
+        r#"
+default_model = "fake"
+[models.fake]
+backend = "scripted"
+reply = "No idea."
+rules = [
+  { when = "temperature", reply = "It is 72 degrees, sunny and windy." },
+  { when = "Boston", reply = "Let me check.", tool_calls = [ { name = "get_current_weather", arguments = '{"location": "Boston"}' } ] },
+]
+"#,
+    );
+    let p = sb.write(
+        "p.toml",
+        r#"title = "stop_on with tools"
+[defaults]
+stop_on = "first_fail"
+samples = 2
+
+[[tool]]
+name = "get_current_weather"
+description = "Get the current weather in a given location"
+parameters = { type = "object", properties = { location = { type = "string" } }, required = ["location"] }
+mock = '{"location": "{{location}}", "temperature": "72"}'
+
+[[variant]]
+name = "weather"
+template = "What's the weather like in Boston?"
+tools = ["get_current_weather"]
+
+[[case]]
+name = "boston"
+expect = { tool = "get_current_weather", none = ["check"], any = ["72"] }
+"#,
+    );
+    let out = sb.path("s.toml");
+    let o = sb.run(&[
+        "run",
+        p.to_str().unwrap(),
+        "--model",
+        "fake",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+    let s = parse_toml(&out);
+    let nodes = s["node"].as_array().unwrap();
+    let calls = nodes
+        .iter()
+        .filter(|n| n["kind"].as_str() == Some("tool-call"))
+        .count();
+    assert_eq!(calls, 2, "{stdout}");
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.get("finish_reason").and_then(|r| r.as_str()) != Some("checks_decided")),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("2 samples"))
+        .unwrap_or_else(|| panic!("no stability line:\n{stdout}"));
+    assert!(line.contains("passed 2/2"), "{line}");
+    assert!(line.contains("72 degrees"), "{line}");
+}

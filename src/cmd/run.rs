@@ -1165,4 +1165,60 @@ mod tests {
         let per_pass = j["summary"][0]["cost_per_pass_usd"].as_f64().unwrap();
         assert!((per_pass - 0.01).abs() < 1e-12, "{per_pass}");
     }
+
+    #[test]
+    fn a_tool_conversation_costs_every_model_turn() {
+        let mut s = Session::new("t", "now".into(), None);
+        s.prices.insert(
+            "m".into(),
+            crate::price::Price {
+                input: 1.0,
+                output: 3.0,
+            },
+        );
+        let turn = |id: u64, parent: Option<u64>, kind: NodeKind, reason: FinishReason| {
+            let mut n = Node::start(
+                id,
+                parent,
+                kind,
+                "tools",
+                "weather",
+                "m",
+                ChatRequest {
+                    messages: vec![],
+                    sampling: Sampling::default(),
+                },
+                "now".into(),
+            );
+            n.status = NodeStatus::Done;
+            n.finish_reason = Some(reason);
+            if kind == NodeKind::Answer {
+                n.prompt_tokens = Some(2000);
+                n.tokens_out = 1000;
+            }
+            n
+        };
+        s.nodes = vec![
+            turn(1, None, NodeKind::Answer, FinishReason::ToolCalls),
+            turn(2, Some(1), NodeKind::ToolCall, FinishReason::Stop),
+            turn(3, Some(2), NodeKind::ToolResult, FinishReason::Stop),
+            turn(4, Some(3), NodeKind::Answer, FinishReason::Stop),
+        ];
+        // Two model turns at $0.002 + $0.003 each: the conversation's row and the variant's
+        // total count both, not only the last turn's $0.005.
+        let j = json_report(&s, Path::new("s.toml"));
+        assert_eq!(j["results"].as_array().map(Vec::len), Some(1), "{j}");
+        let cost = j["results"][0]["cost_usd"].as_f64().unwrap();
+        assert!((cost - 0.01).abs() < 1e-12, "{cost}");
+        let total = j["summary"][0]["cost_usd"].as_f64().unwrap();
+        assert!((total - 0.01).abs() < 1e-12, "{total}");
+        let t = table(&s);
+        assert!(t.contains("$0.01 "), "{t}");
+        assert!(!t.contains("$0.005"), "{t}");
+        // An unpriced model on one turn leaves the conversation's cost unknown.
+        s.nodes[0].model = "unpriced".into();
+        let j = json_report(&s, Path::new("s.toml"));
+        assert!(j["results"][0]["cost_usd"].is_null(), "{j}");
+        assert!(j["summary"][0]["cost_usd"].is_null(), "{j}");
+    }
 }
