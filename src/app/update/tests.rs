@@ -21,10 +21,21 @@ pub(crate) fn app() -> AppState {
 }
 
 fn new_app() -> AppState {
-    let models = vec!["fake".to_string(), "other".to_string()];
-    let prompt =
-        crate::prompt::parse(Path::new("prompts/capitals.toml"), PROMPT, &models, "fake").unwrap();
-    let session = Session::new("Capitals", "2026-01-01T00:00:00.000Z".into(), None);
+    state_for(
+        Path::new("prompts/capitals.toml"),
+        PROMPT,
+        &["fake", "other"],
+        "Capitals",
+    )
+}
+
+/// The app state for prompt file `text` (read as if at `path`, for relative files), these
+/// models (the first is the default), a new session titled `title`, the default keymap, a
+/// fixed clock and seed. Not settled (see `settle`).
+pub(crate) fn state_for(path: &Path, text: &str, models: &[&str], title: &str) -> AppState {
+    let models: Vec<String> = models.iter().map(|m| m.to_string()).collect();
+    let prompt = crate::prompt::parse(path, text, &models, &models[0]).unwrap();
+    let session = Session::new(title, "2026-01-01T00:00:00.000Z".into(), None);
     let wall = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
@@ -527,20 +538,7 @@ fn a_pane_whose_retrieval_fails_is_not_sent_and_says_why() {
     )
     .unwrap();
     let text = "title = \"T\"\n[defaults]\nmodel = \"fake\"\n\n[[variant]]\nname = \"rag\"\ntemplate = \"How long for refunds?\"\nretrieve = { from = [\"handbook.md\"], k = 1 }\n\n[[case]]\nname = \"one\"\n";
-    let models = vec!["fake".to_string()];
-    let prompt = crate::prompt::parse(&dir.path().join("p.toml"), text, &models, "fake").unwrap();
-    let wall = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let mut s = AppState::new(
-        prompt,
-        Session::new("T", "2026-01-01T00:00:00.000Z".into(), None),
-        PathBuf::from("sessions/t.toml"),
-        Keymap::defaults(),
-        models,
-        wall,
-        42,
-    );
+    let mut s = state_for(&dir.path().join("p.toml"), text, &["fake"], "T");
     // The file is gone by the time the pane runs.
     std::fs::remove_file(dir.path().join("handbook.md")).unwrap();
     let fx = key(&mut s, KeyCode::Char('r'));

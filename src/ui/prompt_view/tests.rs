@@ -1,15 +1,13 @@
 //! The prompt in the pane through `TestBackend`: compact and expanded, few-shot and
 //! in-context variants, at 80×24 and 160×48.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crossterm::event::KeyCode;
 
 use crate::app::model::state::AppState;
-use crate::app::update::tests::{ev, key, started};
+use crate::app::update::tests::{ev, key, started, state_for};
 use crate::chat::{FinishReason, StreamEvent};
-use crate::config::keymap::Keymap;
-use crate::state::session::Session;
 use crate::ui::tests::screen;
 
 /// A few-shot variant (role + two worked examples) and an in-context one (two pasted
@@ -40,21 +38,11 @@ expect = { any = ["10"] }
 "#;
 
 fn app() -> AppState {
-    let models = vec!["fake".to_string()];
-    let prompt =
-        crate::prompt::parse(Path::new("prompts/policies.toml"), PROMPT, &models, "fake").unwrap();
-    let session = Session::new("Policies", "2026-01-01T00:00:00.000Z".into(), None);
-    let wall = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let mut s = AppState::new(
-        prompt,
-        session,
-        PathBuf::from("sessions/s.toml"),
-        Keymap::defaults(),
-        models,
-        wall,
-        42,
+    let mut s = state_for(
+        Path::new("prompts/policies.toml"),
+        PROMPT,
+        &["fake"],
+        "Policies",
     );
     crate::app::update::settle(&mut s);
     s

@@ -3,7 +3,7 @@
 //! waits for approve/deny (denied: no run is ever asked of the driver), and a late report for
 //! a pane that was rerun is dropped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crossterm::event::KeyCode;
@@ -11,11 +11,10 @@ use crossterm::event::KeyCode;
 use crate::app::model::msg::{Effect, Msg};
 use crate::app::model::state::{AppState, Phase};
 use crate::app::model::tools::{ToolEffect, ToolMsg};
-use crate::app::update::tests::{ev, key, started};
+use crate::app::update::tests::{ev, key, started, state_for};
 use crate::app::update::update;
 use crate::chat::{FinishReason, Role, StreamEvent, ToolCall};
-use crate::config::keymap::Keymap;
-use crate::state::session::{NodeKind, NodeStatus, Session};
+use crate::state::session::{NodeKind, NodeStatus};
 use crate::state::tool_loop::{External, Permission};
 
 const PROMPT: &str = r#"title = "Tools"
@@ -44,21 +43,7 @@ expect = { tool = "get_current_weather", args = { location = "Boston" } }
 "#;
 
 fn app() -> AppState {
-    let models = vec!["fake".to_string()];
-    let prompt = crate::prompt::parse(Path::new("p.toml"), PROMPT, &models, "fake").unwrap();
-    let session = Session::new("Tools", "2026-01-01T00:00:00.000Z".into(), None);
-    let wall = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let mut s = AppState::new(
-        prompt,
-        session,
-        PathBuf::from("sessions/s.toml"),
-        Keymap::defaults(),
-        models,
-        wall,
-        42,
-    );
+    let mut s = state_for(Path::new("p.toml"), PROMPT, &["fake"], "Tools");
     s.tools
         .permissions
         .insert("touch_marker".into(), Permission::Confirm);
