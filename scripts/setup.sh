@@ -4,7 +4,8 @@
 #
 #   scripts/setup.sh run    # cargo, a C compiler (for -sys crates), python3 with pip (model fetch)
 #   scripts/setup.sh test   # the above, plus cmake and a C++ compiler (llama-server), tmux (TUI tests),
-#                           # python3's venv (the MCP test server)
+#                           # python3's venv (the MCP test server); as root also chromium (the HTML
+#                           # export's screenshot test, which skips, saying so, without it)
 #
 # Missing Debian packages are installed with apt-get when we are root (as on CI and on the
 # project's machines); otherwise the script prints the one command that installs them and exits 1.
@@ -14,8 +15,10 @@ set -euo pipefail
 what="${1:-run}"
 need=()        # "command:debian-package"
 need+=("cc:gcc" "make:make" "python3:python3")
+optional=()    # installed when we can install; without them a test says "skipped: ..."
 if [ "$what" = test ]; then
   need+=("cmake:cmake" "c++:g++" "tmux:tmux")
+  optional+=("chromium:chromium")
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -36,12 +39,27 @@ if [ "$what" = test ] && command -v python3 >/dev/null 2>&1 && ! python3 -c 'imp
   missing_pkgs+=("python3-venv")
 fi
 
+can_install=0
+if [ "${PROMPTLOOM_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  can_install=1
+fi
+for pair in ${optional[@]+"${optional[@]}"}; do
+  cmd="${pair%%:*}"; pkg="${pair##*:}"
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    if [ "$can_install" = 1 ]; then
+      missing_pkgs+=("$pkg")
+    else
+      echo "setup: optional $pkg is not installed: the tests that need it will say skipped (apt-get install $pkg)" >&2
+    fi
+  fi
+done
+
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then
   exit 0
 fi
 
 cmd="apt-get update && apt-get install -y ${missing_pkgs[*]}"
-if [ "${PROMPTLOOM_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+if [ "$can_install" = 1 ]; then
   echo "setup: installing ${missing_pkgs[*]} (needed by make $what)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2

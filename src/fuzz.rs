@@ -7,7 +7,10 @@
 //! target for SECONDS in the shipped binary and prints the inputs each took and the crashes
 //! (`scripts/fuzz.sh` calls it). A failure names the smallest input proptest found.
 //!
-//! Not covered: tool-call JSON (no such parser exists yet).
+//! Tool calls are covered twice: streamed `tool_calls` / `tool_use` chunks in the SSE and
+//! NDJSON targets' seeds, and a target of their own for what happens to a call once it is
+//! whole (its arguments parsed, checked against the tool's JSON Schema, a mock filled in,
+//! and the case's `expect.tool` check), with the arguments and the schema as the input.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -71,6 +74,8 @@ pub(crate) fn targets() -> Vec<Target> {
         ("cases files (csv)", cases_csv),
         ("cases files (jsonl)", cases_jsonl),
         ("cases files (yaml)", cases_yaml),
+        ("tool calls (arguments, schemas)", tool_calls),
+        ("token-probability sidecars", logprob_sidecars),
     ]
 }
 
@@ -183,12 +188,20 @@ mod tests {
         must_not_crash(cases_jsonl);
         must_not_crash(cases_yaml);
     }
+    #[test]
+    fn fuzz_tool_calls() {
+        must_not_crash(tool_calls);
+    }
+    #[test]
+    fn fuzz_logprob_sidecars() {
+        must_not_crash(logprob_sidecars);
+    }
 
     #[test]
     fn every_target_is_listed_once() {
         let names: std::collections::BTreeSet<&str> = targets().iter().map(|t| t.0).collect();
         assert_eq!(names.len(), targets().len());
-        assert_eq!(targets().len(), 13);
+        assert_eq!(targets().len(), 15);
     }
 
     #[test]
@@ -593,7 +606,31 @@ fn sse_streams(budget: &Budget) -> Report {
         .iter()
         .map(|p| format!("data: {p}\r\n\r\n"))
         .collect();
-    let seeds = vec![openai_stream.into_bytes(), anthropic.as_bytes().to_vec()];
+    // Tool calls as both wire formats stream them: OpenAI's argument deltas split across
+    // chunks (two calls, the second by index only), Anthropic's tool_use with input_json_delta.
+    let openai_tools: String = [
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_current_weather","arguments":""}}]}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"location\": \"Bos"}}]}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ton\"}"}},{"index":1,"id":"call_2","function":{"name":"x","arguments":"{}"}}]}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+        "[DONE]",
+    ]
+    .iter()
+    .map(|p| format!("data: {p}\n\n"))
+    .collect();
+    let anthropic_tools = concat!(
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"get_current_weather\",\"input\":{}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"location\\\": \\\"Bo\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"ston\\\"}\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"}}\n\n",
+    );
+    let seeds = vec![
+        openai_stream.into_bytes(),
+        anthropic.as_bytes().to_vec(),
+        openai_tools.into_bytes(),
+        anthropic_tools.as_bytes().to_vec(),
+    ];
     fuzz(
         budget,
         "SSE streams (OpenAI, Anthropic)",
@@ -625,10 +662,14 @@ fn ndjson_streams(budget: &Budget) -> Report {
         "{\"error\":\"boom\"}\n",
         "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"length\",\"prompt_eval_count\":4,\"eval_count\":2}\n",
     );
+    let tools = concat!(
+        "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"get_current_weather\",\"arguments\":{\"location\":\"Boston\",\"unit\":\"f\"}}}]},\"done\":false}\n",
+        "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\"}\n",
+    );
     fuzz(
         budget,
         "NDJSON streams (Ollama)",
-        stream_inputs(vec![seed.as_bytes().to_vec()]),
+        stream_inputs(vec![seed.as_bytes().to_vec(), tools.as_bytes().to_vec()]),
         |(b, cuts)| {
             let mut d = crate::llm::sse::LineDecoder::default();
             let mut lines = Vec::new();
@@ -703,5 +744,119 @@ fn cases_yaml(budget: &Budget) -> Report {
         budget,
         "yaml",
         "- name: uk\n  country: England\n  expect_any: [London]\n- country: Peru\n  expect_equals: Lima\n  turns:\n    - user: hi\n    - assistant: yo\n    - user: more\n",
+    )
+}
+
+/// A whole tool call from an untrusted model: its arguments text and (for half the inputs)
+/// the tool's parameters schema come from the input. The call is answered as the tool loop
+/// answers it (parse, schema check, mock template), and checked as a case's `expect.tool`
+/// checks it.
+fn tool_calls(budget: &Budget) -> Report {
+    use crate::chat::{ToolCall, ToolSpec};
+    use crate::prompt::tools::{ToolAnswer, ToolDef};
+    use crate::state::tool_loop::{answer_call, Permission};
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "location": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z ,]+$"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": true}
+        },
+        "required": ["location"],
+        "additionalProperties": false
+    });
+    let seeds = vec![
+        br#"{"location": "Boston, MA", "unit": "fahrenheit"}"#.to_vec(),
+        br#"{"location": "Z\u00fcrich \ud83d\ude00", "days": 3, "tags": ["a", "b"]}"#.to_vec(),
+        br#"{"location": {"nested": [1, 2, {"deep": null}]}, "unit": 1e999}"#.to_vec(),
+        schema.to_string().into_bytes(),
+        br##"{"type": "object", "properties": {"q": {"$ref": "#/definitions/x"}}, "definitions": {"x": {"type": "string", "format": "date-time"}}}"##.to_vec(),
+    ];
+    let template = ToolAnswer::Template(
+        r#"{"location": "{{location}}", "temperature": 72, "unit": "{{unit}}", "forecast": ["sunny", "windy"]}"#.into(),
+    );
+    fuzz(
+        budget,
+        "tool calls (arguments, schemas)",
+        (inputs(seeds), any::<bool>()),
+        |(b, as_schema)| {
+            let input = text(&b);
+            let (arguments, parameters) = if as_schema {
+                let parameters = serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
+                (r#"{"location": "Boston"}"#.to_string(), parameters)
+            } else {
+                (input, schema.clone())
+            };
+            let spec = ToolSpec {
+                name: "get_current_weather".into(),
+                description: String::new(),
+                parameters,
+            };
+            let def = ToolDef {
+                spec: spec.clone(),
+                answer: template.clone(),
+            };
+            for name in ["get_current_weather", "unknown_tool"] {
+                let call = ToolCall {
+                    id: "call_1".into(),
+                    name: name.into(),
+                    arguments: arguments.clone(),
+                };
+                let _ = answer_call(
+                    &call,
+                    std::slice::from_ref(&spec),
+                    std::slice::from_ref(&def),
+                    |_| Permission::Allowed,
+                );
+                let expect = crate::eval::expect::Expect {
+                    tool: Some("get_current_weather".into()),
+                    args: Some(serde_json::json!({"location": "Boston"})),
+                    ..Default::default()
+                };
+                let _ = expect.check_calls(&[call], std::slice::from_ref(&spec));
+            }
+        },
+    )
+}
+
+/// The token-probability sidecar (`NAME.toml.logprobs`): a real file of two answers as the
+/// seed, decoded and every token and alternative read back.
+fn logprob_sidecars(budget: &Budget) -> Report {
+    use crate::chat::TokenLogprob;
+    use crate::state::logprobs::TokenProbs;
+    let answers: Vec<(u64, TokenProbs)> = (0..2u64)
+        .map(|seed| {
+            let mut p = TokenProbs::default();
+            for i in 0..12u64 {
+                let k = (i + seed) % 5;
+                p.push(&TokenLogprob::new(
+                    format!("t{k}é "),
+                    -(k as f32) / 3.0,
+                    (0..k % 3)
+                        .map(|j| (format!("a{j}😀"), -(j as f32) - 0.5))
+                        .collect(),
+                ));
+            }
+            (seed + 1, p)
+        })
+        .collect();
+    let seed = crate::store::logprobs::encode(answers.iter().map(|(id, p)| (*id, p)));
+    fuzz(
+        budget,
+        "token-probability sidecars",
+        inputs(vec![seed]),
+        |b| {
+            if let Ok(all) = crate::store::logprobs::decode(&b) {
+                for p in all.values() {
+                    for t in p.iter() {
+                        let _ = (t.prob(), t.text.len(), t.alternative_count());
+                        for (alt, lp) in t.alternatives() {
+                            let _ = (alt.len(), lp.is_finite());
+                        }
+                    }
+                }
+            }
+        },
     )
 }

@@ -236,6 +236,44 @@ mod tests {
         );
     }
 
+    /// A command dropped mid-run (its pane cancelled: the driver aborts the task) is killed,
+    /// not left to run to its timeout.
+    #[tokio::test]
+    async fn a_dropped_command_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+        let argv = vec!["sh".to_string(), "-c".to_string(), script];
+        let task = tokio::spawn(async move { run_command(&argv, "{}").await });
+        let mut pid = None;
+        for _ in 0..200 {
+            if let Some(p) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                pid = Some(p);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let pid = pid.expect("the command started");
+        let alive = |p: i32| unsafe { libc::kill(p, 0) } == 0;
+        assert!(alive(pid));
+        task.abort();
+        let _ = task.await;
+        let mut gone = false;
+        for _ in 0..200 {
+            // Reaped by tokio's orphan reaper, or at least no longer running.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if !alive(pid) || state.split_whitespace().nth(2) == Some("Z") {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(gone, "sleep {pid} still runs after its call was dropped");
+    }
+
     #[tokio::test]
     async fn a_command_reads_the_arguments_on_stdin() {
         let out = run_command(

@@ -159,6 +159,10 @@ fn a_good_setup_passes_with_every_finding_right() {
     );
     assert!(r.contains("avx2"), "{r}");
     assert_eq!(lines(&r, "ok", "dirs").len(), 3, "{r}");
+    // Each folder says how much room it has ("…, 79.61 GiB free").
+    for l in lines(&r, "ok", "dirs") {
+        assert!(l.contains("B free"), "{l}\n{r}");
+    }
     assert!(
         r.ends_with(" warnings)\n") && r.contains("all checks passed"),
         "{r}"

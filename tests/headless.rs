@@ -410,7 +410,7 @@ print("refs", len(p.refs), p.refs)
     };
     let out = text(&o.stdout);
     assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
-    assert!(out.contains("sections 1 1 1 1\n"), "{out}");
+    assert!(out.contains("sections 1 1 1 1 1 1\n"), "{out}");
     assert!(out.contains("refs 0 []"), "{out}");
     // Markdown gets the same figures as tables.
     let o = sb.run(&["export", s.to_str().unwrap(), "--format", "md"]);

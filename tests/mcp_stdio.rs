@@ -2,7 +2,8 @@
 //! (scripts/test.sh installs it in a venv and exports PROMPTLOOM_TEST_MCP_PYTHON). The binary
 //! lists the server's tools (`promptloom tools list`) and a prompt file calls one through the
 //! tool loop (`promptloom run`, the scripted model making the call); without `allow` the call is
-//! refused and the server never runs the tool.
+//! refused and the server never runs the tool. The same server over streamable HTTP
+//! (`[mcp.NAME] url = …`) on a loopback port is listed and called too.
 
 mod common;
 
@@ -214,3 +215,93 @@ fn a_prompt_file_calls_an_mcp_tool_only_when_the_config_allows_it() {
         [r#"{"location": "Boston, MA", "unit": "fahrenheit"}"#]
     );
 }
+
+/// The weather server over streamable HTTP on a free loopback port, stopped when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn start(python: &Path, call_log: &Path) -> HttpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let child = std::process::Command::new(python)
+            .arg(server_script())
+            .args(["--http", &port.to_string()])
+            .env("WEATHER_CALL_LOG", call_log)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the HTTP MCP server did not listen on {port} within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        HttpServer {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_mcp_server_over_streamable_http_is_listed_and_called() {
+    let Some(python) = mcp_python() else { return };
+    let sb = Sandbox::new("");
+    let log = sb.path("calls.jsonl");
+    let server = HttpServer::start(&python, &log);
+    // The stdio config with the server swapped for its URL.
+    let stdio = config(&python, &log, true);
+    let head = stdio
+        .split("[mcp.weather]")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let cfg = format!("{head}[mcp.weather]\nurl = {:?}\nallow = true\n", server.url);
+    std::fs::write(sb.path("config.toml"), cfg).unwrap();
+    let o = sb.run(&["tools", "list", "weather"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("# MCP server weather: 2 tools"), "{out}");
+    assert!(out.contains("mcp = \"weather/get_current_weather\""), "{out}");
+
+    let prompt = sb.write("p.toml", PROMPT);
+    let session = sb.path("http.toml");
+    let o = sb.run(&[
+        "run",
+        prompt.to_str().unwrap(),
+        "--case",
+        "boston",
+        "--out",
+        session.to_str().unwrap(),
+    ]);
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+    assert!(stdout.contains("It is 72 degrees in Boston."), "{stdout}");
+    let r = results(&session);
+    assert!(
+        r.iter()
+            .any(|(tool, source, t)| tool == "get_current_weather" && source == "mcp" && t.contains("72")),
+        "{r:?}"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [r#"{"location": "Boston, MA", "unit": "fahrenheit"}"#]
+    );
+}
+

@@ -182,6 +182,46 @@ fn branch_adds_k_children_with_raised_temperature() {
     }
 }
 
+/// `technique samples` takes N seeded samples of a node (children, one sample group,
+/// consecutive seeds, the branching temperature since the node's own is 0) and prints how
+/// they cluster; the scripted model answers the same each time, so they all agree.
+#[test]
+fn samples_cluster_n_seeded_answers_of_a_node() {
+    let sb = Sandbox::new(SCRIPTED);
+    let session = answered(&sb);
+    let o = sb.run(&[
+        "technique",
+        "samples",
+        session.to_str().unwrap(),
+        "--node",
+        "1",
+        "-n",
+        "4",
+    ]);
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+    assert!(
+        stdout.contains("samples of #1: 4 samples, 100% agree; no checks; answers 4× \"paris\""),
+        "{stdout}"
+    );
+    let ns = nodes(&session);
+    assert_eq!(ns.len(), 5);
+    let mut seeds = Vec::new();
+    for (k, n) in ns[1..].iter().enumerate() {
+        assert_eq!(s(n, "kind"), "answer");
+        assert_eq!(n["parent"].as_integer(), Some(1));
+        assert_eq!(n["sampling"]["temperature"].as_float(), Some(0.9));
+        seeds.push(n["sampling"]["seed"].as_integer().unwrap());
+        let meta = n["meta"].as_table().expect("meta");
+        assert_eq!(meta["sample_group"].as_str(), Some("plain/England/#1"));
+        assert_eq!(meta["sample"].as_str(), Some(k.to_string().as_str()));
+    }
+    assert_eq!(seeds, (0..4).map(|k| seeds[0] + k).collect::<Vec<_>>());
+    // The run table's stability line reads the same group.
+    let o = sb.run(&["export", session.to_str().unwrap(), "--format", "md"]);
+    assert!(text(&o.stdout).contains("100% agree (1 cell)"), "{}", text(&o.stdout));
+}
+
 #[test]
 fn search_saves_the_whole_tree_with_scores() {
     let sb = Sandbox::new(SCRIPTED);

@@ -600,41 +600,14 @@ fn verdict(n: &Node) -> String {
 
 /// One sampled cell: agreement, the pass rate with its interval, the clusters with counts.
 fn stability_line(cell: &str, nodes: &[&Node]) -> String {
-    let Some(st) = crate::eval::consistency::stability(nodes) else {
-        return format!("{}: {} samples, none finished", visible(cell), nodes.len());
-    };
-    let pass = match st
-        .pass
-        .and_then(|(h, n)| crate::eval::leaderboard::share(h, n))
-    {
-        Some(p) => format!(
-            "passed {}/{} ({:.0}% [{:.0}, {:.0}] 95% Wilson)",
-            p.hits,
-            p.n,
-            100.0 * p.interval.estimate,
-            100.0 * p.interval.low,
-            100.0 * p.interval.high
+    match crate::eval::consistency::stability(nodes) {
+        Some(st) => format!(
+            "{}: {}",
+            visible(cell),
+            crate::eval::figures::describe_stability(&st)
         ),
-        None => "no checks".into(),
-    };
-    let clusters: Vec<String> = st
-        .by_text
-        .iter()
-        .map(|c| format!("{}× {:?}", c.members.len(), one_line(&c.key, 30)))
-        .collect();
-    let by_checks: Vec<String> = st
-        .by_checks
-        .iter()
-        .map(|c| format!("{}× {}", c.members.len(), c.key))
-        .collect();
-    format!(
-        "{}: {} samples, {:.0}% agree; {pass}; answers {}; checks {}",
-        visible(cell),
-        st.samples,
-        100.0 * st.agreement,
-        clusters.join(", "),
-        by_checks.join(", ")
-    )
+        None => format!("{}: {} samples, none finished", visible(cell), nodes.len()),
+    }
 }
 
 /// Output tokens, `~N` when estimated.

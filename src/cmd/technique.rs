@@ -56,6 +56,18 @@ pub(crate) enum TechniqueCommand {
         #[arg(long)]
         model: Option<String>,
     },
+    /// Self-consistency: N seeded samples of a node's request (at the branching temperature
+    /// when the node's own is greedy), clustered: agreement, pass rate, answers and counts.
+    Samples {
+        session: PathBuf,
+        #[arg(long)]
+        node: u64,
+        /// Samples (default: the variant's `samples`, else 5; at most 64).
+        #[arg(short, long)]
+        n: Option<usize>,
+        #[arg(long)]
+        model: Option<String>,
+    },
     /// Breadth-first tree-of-thought search on one case of a prompt file.
     Search {
         file: PathBuf,
@@ -439,6 +451,12 @@ pub(crate) async fn run(config: Config, cmd: TechniqueCommand) -> anyhow::Result
             step,
             model,
         } => branch(config, &session, node, k, step, model).await,
+        TechniqueCommand::Samples {
+            session,
+            node,
+            n,
+            model,
+        } => samples(config, &session, node, n, model).await,
         TechniqueCommand::Search {
             file,
             case,
@@ -559,6 +577,51 @@ async fn branch(
     };
     print!("{}", tree(&runner.session, node));
     println!("branched #{node} into {k}: {status}");
+    Ok(finish(&runner))
+}
+
+async fn samples(
+    config: Config,
+    path: &Path,
+    node: u64,
+    n: Option<usize>,
+    model: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let session = load_session(path)?;
+    let tech = session_techniques(&session, &config);
+    let root = finished_node(&session, node, path)?.clone();
+    let model = model.unwrap_or(root.model.clone());
+    check_model(&config, &model, path)?;
+    let k = n
+        .or_else(|| {
+            session
+                .variants
+                .iter()
+                .find(|v| v.name == root.variant)
+                .and_then(|v| v.sampling.samples)
+        })
+        .unwrap_or(5)
+        .clamp(1, 64);
+    let cases = session.cases.clone();
+    let mut runner = Runner::new(config, session, path.to_path_buf());
+    let temperature = tech.branch_temperature;
+    let (t, cmds) = runner.start(&tech, &cases, |ctx| {
+        Technique::samples(ctx, &root, k, temperature, model)
+    });
+    match drive(&mut runner, t, cmds, &tech, &cases).await? {
+        Conclusion::Samples {
+            stability: Some(st),
+            ..
+        } => println!(
+            "samples of #{node}: {}",
+            crate::eval::figures::describe_stability(&st)
+        ),
+        Conclusion::Samples { nodes, .. } => {
+            println!("samples of #{node}: none of {} finished", nodes.len())
+        }
+        _ => bail!("sampling ended as another technique"),
+    }
+    print!("{}", tree(&runner.session, node));
     Ok(finish(&runner))
 }
 

@@ -36,10 +36,11 @@ pub(crate) enum Mode {
     History,
     Charts,
     PromptDiff,
+    Passages,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 16] = [
+    pub const ALL: [Mode; 17] = [
         Mode::Normal,
         Mode::Help,
         Mode::Picker,
@@ -56,6 +57,7 @@ impl Mode {
         Mode::History,
         Mode::Charts,
         Mode::PromptDiff,
+        Mode::Passages,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +78,7 @@ impl Mode {
             Mode::History => "history",
             Mode::Charts => "charts",
             Mode::PromptDiff => "prompt_diff",
+            Mode::Passages => "passages",
         }
     }
 
@@ -156,6 +159,7 @@ actions! {
     TogglePrompt = "toggle_prompt", "prompt", "Show the focused pane's full chat as sent, or fold it";
     VersionHistory = "version_history", "history", "The focused variant's versions with their results";
     PromptDiff = "prompt_diff", "prompt diff", "Word diff of the focused prompt against another pane's (again: the next)";
+    Passages = "passages", "context", "The focused pane's context passages (file, lines, score, text) and selected examples";
     Stars1 = "stars_1", "1-5 stars", "Rate the focused answer 1 star";
     Stars2 = "stars_2", "2 stars", "Rate the focused answer 2 stars";
     Stars3 = "stars_3", "3 stars", "Rate the focused answer 3 stars";
@@ -194,6 +198,7 @@ actions! {
     NextRevision = "next_revision", "newer rev", "Show the next revision of the answer";
     Diff = "diff", "diff", "Word diff against the revision it rewrote";
     Branch = "branch", "branch", "Sample k alternative answers (tree of thought)";
+    Samples = "samples", "samples", "Self-consistency: N seeded samples of the answer, clustered with agreement and pass rate";
     BranchSteps = "branch_steps", "branch steps", "Sample k alternative next reasoning steps";
     Tree = "tree", "tree", "Show the answer tree of this case";
     Search = "search", "search", "Tree-of-thought search from the answer (k, b, d)";

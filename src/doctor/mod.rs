@@ -485,21 +485,29 @@ fn check_clipboard() -> Finding {
     )
 }
 
-/// Sessions, state (logs) and models folders exist or can be made, and take a file.
+/// Sessions, state (logs) and models folders exist or can be made, take a file, and have
+/// room: a session save writes a new file beside the old one before it replaces it, and a
+/// model fetch writes the download and its re-quantized copy (about 250 MB for the default).
 fn check_dirs(dirs: &Dirs) -> Vec<Finding> {
     let sessions = crate::store::default_sessions_dir(&dirs.sessions_dir());
     [
-        ("sessions", sessions, Level::Fail),
-        ("state", dirs.state_dir.clone(), Level::Fail),
-        ("models", dirs.models_dir(), Level::Warn),
+        ("sessions", sessions, Level::Fail, SAVE_ROOM),
+        ("state", dirs.state_dir.clone(), Level::Fail, SAVE_ROOM),
+        ("models", dirs.models_dir(), Level::Warn, MODEL_ROOM),
     ]
     .into_iter()
-    .map(|(what, dir, level)| match writable(&dir) {
-        Ok(()) => finding(
-            "dirs",
-            Level::Ok,
-            format!("{what}: {} writable", dir.display()),
-        ),
+    .map(|(what, dir, level, room)| match writable(&dir) {
+        Ok(()) => match free_bytes(&dir) {
+            Ok(free) => space_finding(what, &dir, free, room, level),
+            Err(e) => finding(
+                "dirs",
+                Level::Warn,
+                format!(
+                    "{what}: {} writable; free space unknown: {e}",
+                    dir.display()
+                ),
+            ),
+        },
         Err(e) => finding(
             "dirs",
             level,
@@ -507,6 +515,62 @@ fn check_dirs(dirs: &Dirs) -> Vec<Finding> {
         ),
     })
     .collect()
+}
+
+/// Free space wanted in the sessions and state folders: (warn below, fail below).
+const SAVE_ROOM: (u64, u64) = (256 << 20, 16 << 20);
+/// In the models folder: a fetch of the default model wants about 250 MB.
+const MODEL_ROOM: (u64, u64) = (512 << 20, 256 << 20);
+
+/// The finding for a writable folder with `free` bytes: ok with the figure, a warning when
+/// it is low, and `worst` (fail for the folders a save needs) when it is nearly full.
+fn space_finding(what: &str, dir: &Path, free: u64, room: (u64, u64), worst: Level) -> Finding {
+    let (warn, fail) = room;
+    let shown = indicatif::HumanBytes(free).to_string();
+    if free < fail {
+        finding(
+            "dirs",
+            worst,
+            format!(
+                "{what}: {} writable but only {shown} free (needs at least {}): free some space",
+                dir.display(),
+                indicatif::HumanBytes(fail).to_string()
+            ),
+        )
+    } else if free < warn {
+        finding(
+            "dirs",
+            Level::Warn,
+            format!(
+                "{what}: {} writable, {shown} free: low (under {})",
+                dir.display(),
+                indicatif::HumanBytes(warn).to_string()
+            ),
+        )
+    } else {
+        finding(
+            "dirs",
+            Level::Ok,
+            format!("{what}: {} writable, {shown} free", dir.display()),
+        )
+    }
+}
+
+/// Bytes an unprivileged user may still write on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `st` a buffer of the right type, which
+    // statvfs fills on success (checked before it is read).
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it wrote the whole struct.
+    let st = unsafe { st.assume_init() };
+    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
 /// Create `dir` if needed and write (then remove) a file in it.
@@ -524,6 +588,33 @@ fn writable(dir: &PathBuf) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Plenty of room is ok with the figure; under the warning line a warning; under the
+    /// failing line the folder's worst level (fail for sessions, a warning for models).
+    #[test]
+    fn free_space_levels() {
+        let d = Path::new("/x");
+        let ok = space_finding("sessions", d, 10 << 30, SAVE_ROOM, Level::Fail);
+        assert_eq!(ok.level, Level::Ok);
+        assert!(ok.text.contains("10.00 GiB free"), "{}", ok.text);
+        let low = space_finding("sessions", d, 100 << 20, SAVE_ROOM, Level::Fail);
+        assert_eq!(low.level, Level::Warn);
+        assert!(low.text.contains("low"), "{}", low.text);
+        let full = space_finding("sessions", d, 1 << 20, SAVE_ROOM, Level::Fail);
+        assert_eq!(full.level, Level::Fail);
+        assert!(full.text.contains("only 1.00 MiB free"), "{}", full.text);
+        let models = space_finding("models", d, 1 << 20, MODEL_ROOM, Level::Warn);
+        assert_eq!(models.level, Level::Warn);
+    }
+
+    /// statvfs on a real folder gives a figure a little under the file system's size, and a
+    /// missing folder an error, not a panic.
+    #[test]
+    fn free_bytes_reads_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_bytes(dir.path()).unwrap() > 0);
+        assert!(free_bytes(&dir.path().join("missing")).is_err());
+    }
 
     #[test]
     fn report_counts_failures_and_indents_continuations() {

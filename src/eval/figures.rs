@@ -97,6 +97,44 @@ pub(crate) fn model_speeds(s: &Session) -> Vec<ModelSpeed> {
         .collect()
 }
 
+/// One sampled cell in words: `5 samples, 60% agree; passed 3/5 (60% [23, 88] 95% Wilson);
+/// answers 3× "Paris", 2× "Lyon"; checks 3× ✓, 2× ✗`. Answer texts are shortened and made
+/// visible (they are a model's output).
+pub(crate) fn describe_stability(st: &crate::eval::consistency::Stability) -> String {
+    use crate::sanitize::one_line;
+    let pass = match st
+        .pass
+        .and_then(|(h, n)| crate::eval::leaderboard::share(h, n))
+    {
+        Some(p) => format!(
+            "passed {}/{} ({:.0}% [{:.0}, {:.0}] 95% Wilson)",
+            p.hits,
+            p.n,
+            100.0 * p.interval.estimate,
+            100.0 * p.interval.low,
+            100.0 * p.interval.high
+        ),
+        None => "no checks".into(),
+    };
+    let clusters: Vec<String> = st
+        .by_text
+        .iter()
+        .map(|c| format!("{}× {:?}", c.members.len(), one_line(&c.key, 30)))
+        .collect();
+    let by_checks: Vec<String> = st
+        .by_checks
+        .iter()
+        .map(|c| format!("{}× {}", c.members.len(), c.key))
+        .collect();
+    format!(
+        "{} samples, {:.0}% agree; {pass}; answers {}; checks {}",
+        st.samples,
+        100.0 * st.agreement,
+        clusters.join(", "),
+        by_checks.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use mistralrs::{
     CustomLogitsProcessor, GgufModelBuilder, Model, RequestBuilder, Response, SamplingParams,
-    StopTokens, Tensor, TextMessageRole, TokenSource,
+    StopTokens, Tensor, TokenSource,
 };
 use tokio::sync::OnceCell;
 
@@ -230,14 +230,15 @@ fn build_request(req: &ChatRequest) -> (RequestBuilder, Option<probs::Steps>) {
         None => &req.messages[..],
     };
     for m in messages {
-        let role = match m.role {
-            Role::System => TextMessageRole::System,
-            Role::User => TextMessageRole::User,
-            Role::Assistant => TextMessageRole::Assistant,
-        };
-        rb = rb.add_message(role, &m.content);
+        rb = tools::add_message(rb, m);
     }
     let s = &req.sampling;
+    if !s.tools.is_empty() {
+        rb = rb.set_tools(s.tools.iter().map(tools::engine_tool).collect());
+        if let Some(c) = &s.tool_choice {
+            rb = rb.set_tool_choice(tools::engine_choice(c, &s.tools));
+        }
+    }
     let mut params = engine_sampling(s.max_tokens);
     if !s.stop.is_empty() {
         params.stop_toks = Some(StopTokens::Seqs(s.stop.clone()));
@@ -396,6 +397,9 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
                     if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
                         sink.send(StreamEvent::Delta(text.to_string()));
                     }
+                    for call in choice.delta.tool_calls.iter().flatten() {
+                        sink.send(StreamEvent::ToolCall(tools::call_of(call)));
+                    }
                     probs_of(&choice.logprobs);
                     if let Some(r) = &choice.finish_reason {
                         finish = Some(FinishReason::from_wire(r));
@@ -500,6 +504,7 @@ fn untrimmed(text: &str, lp: Option<&mistralrs_core::ResponseLogprob>) -> String
 
 mod continuation;
 mod probs;
+mod tools;
 
 #[cfg(test)]
 mod engine_tests;

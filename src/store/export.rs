@@ -632,8 +632,8 @@ fn markdown(s: &Session) -> String {
     out
 }
 
-/// Per model: answers, mean time to first token, mean decode rate and mean tokens out. No
-/// session records prices, so there is no cost column.
+/// Per model: answers, mean time to first token, mean decode rate and mean tokens out
+/// (cost is a leaderboard column: per variant, in all and per passing answer).
 fn speed_table(s: &Session) -> String {
     let mut out = String::new();
     let _ = writeln!(

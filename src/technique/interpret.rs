@@ -49,6 +49,14 @@ pub(crate) enum Machine {
         /// The proposer's node, once it has ended.
         answer: Option<u64>,
     },
+    /// Self-consistency: `n` seeded samples of an answer's request, children of the answer,
+    /// tied together by their `sample_group` (`#`, `technique samples`).
+    Samples {
+        root: u64,
+        group: String,
+        /// The samples that have ended, in the order they did.
+        nodes: Vec<u64>,
+    },
 }
 
 /// One use of a technique: its machine, the model it asks, and the tickets still streaming.
@@ -91,6 +99,13 @@ pub(crate) enum Conclusion {
         variant: String,
         /// The proposer's node (`None` if it never came back).
         answer: Option<u64>,
+    },
+    Samples {
+        root: u64,
+        /// Every sample node, finished or not.
+        nodes: Vec<u64>,
+        /// Their clusters (`None` when none finished).
+        stability: Option<crate::eval::consistency::Stability>,
     },
 }
 
@@ -227,6 +242,47 @@ impl Technique {
         (t, vec![cmd])
     }
 
+    /// `n` samples of `answer`'s request with seeds `seed`, `seed + 1`, … (the request's own
+    /// seed, else a fresh one). A request at temperature 0 (or unset: greedy) would give `n`
+    /// copies of one answer, so it samples at `temperature` instead.
+    pub fn samples(
+        ctx: &mut Ctx,
+        answer: &Node,
+        n: usize,
+        temperature: f64,
+        model: String,
+    ) -> (Technique, Vec<Command>) {
+        use crate::eval::consistency::{GROUP_KEY, INDEX_KEY};
+        let group = format!("{}/{}/#{}", answer.variant, answer.case, answer.id);
+        let mut t = Technique::new(
+            model,
+            Machine::Samples {
+                root: answer.id,
+                group: group.clone(),
+                nodes: Vec::new(),
+            },
+        );
+        let mut request = answer.request.clone();
+        if request.sampling.temperature.is_none_or(|x| x <= 0.0) {
+            request.sampling.temperature = Some(temperature);
+        }
+        let base = request.sampling.seed.unwrap_or_else(|| (ctx.seed)());
+        let cmds = (0..n)
+            .map(|k| {
+                let mut req = request.clone();
+                req.sampling.seed = Some(base.wrapping_add(k as u64));
+                t.spawn(
+                    k as u64 + 1,
+                    answer.id,
+                    NodeKind::Answer,
+                    req,
+                    vec![(GROUP_KEY, group.clone()), (INDEX_KEY, k.to_string())],
+                )
+            })
+            .collect();
+        (t, cmds)
+    }
+
     /// Whether the machine has stopped asking (streams it cancelled may still be ending).
     pub fn stopped(&self) -> bool {
         match &self.machine {
@@ -314,6 +370,10 @@ impl Technique {
             }
             Machine::Propose { answer, .. } => {
                 *answer = Some(n.id);
+                Vec::new()
+            }
+            Machine::Samples { nodes, .. } => {
+                nodes.push(n.id);
                 Vec::new()
             }
         }
@@ -426,6 +486,14 @@ impl Technique {
                 variant: variant.clone(),
                 answer: *answer,
             },
+            Machine::Samples { root, group, .. } => {
+                let members = sample_nodes(ctx.session, *root, group);
+                Conclusion::Samples {
+                    root: *root,
+                    nodes: members.iter().map(|n| n.id).collect(),
+                    stability: crate::eval::consistency::stability(&members),
+                }
+            }
         })
     }
 
@@ -634,7 +702,9 @@ fn annotate_finished(ctx: &mut Ctx, id: u64) {
     if n.status != NodeStatus::Done {
         return;
     }
-    if n.kind == NodeKind::Rewrite && !expect.is_empty() {
+    let sample = n.kind == NodeKind::Answer
+        && n.meta.contains_key(crate::eval::consistency::GROUP_KEY);
+    if (n.kind == NodeKind::Rewrite || sample) && !expect.is_empty() {
         n.checks = expect.check(&n.text);
     }
     if n.kind == NodeKind::Value {
@@ -645,6 +715,18 @@ fn annotate_finished(ctx: &mut Ctx, id: u64) {
         );
         n.score = label.map(|l| l.score());
     }
+}
+
+/// The samples of `root` in `group`, in session order.
+pub(crate) fn sample_nodes<'a>(session: &'a Session, root: u64, group: &str) -> Vec<&'a Node> {
+    session
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.parent == Some(root)
+                && n.meta.get(crate::eval::consistency::GROUP_KEY).map(String::as_str) == Some(group)
+        })
+        .collect()
 }
 
 /// The 1–10 verdict a judge node gave, written onto it (`score`, `verdict`, `reason`).

@@ -2,7 +2,9 @@
 //! point with its 95% interval on one shared axis (Bradley–Terry from blind votes, else mean
 //! stars), entries that can't be told apart marked `~` and a zero-width interval drawn as a
 //! lone point labelled "no spread"; the stars histogram of each variant; median time to
-//! first token and tokens per second of each model as bars (ratatui's `BarChart`).
+//! first token and tokens per second of each model as bars (ratatui's `BarChart`); each
+//! entry's self-consistency (agreement over its `samples = N` cells) and what one passing
+//! answer cost, as bars.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Direction, Rect};
@@ -41,8 +43,9 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, c: &ChartsView, theme: &Theme)
     let n = c.board.entries.len().max(1) as u16;
     let strength_h = (n + 2).min(inner.height / 2);
     let rest = inner.height - strength_h;
-    let stars_h = rest.saturating_mul(3) / 5;
-    let speed_h = rest - stars_h;
+    let stars_h = rest.saturating_mul(2) / 5;
+    let speed_h = (rest - stars_h) / 2;
+    let stable_h = rest - stars_h - speed_h;
     let mut y = inner.y;
     strength(
         buf,
@@ -54,6 +57,8 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, c: &ChartsView, theme: &Theme)
     stars(buf, Rect::new(inner.x, y, inner.width, stars_h), c, theme);
     y += stars_h;
     speed(buf, Rect::new(inner.x, y, inner.width, speed_h), c, theme);
+    y += speed_h;
+    stability_and_cost(buf, Rect::new(inner.x, y, inner.width, stable_h), c, theme);
 }
 
 fn heading(buf: &mut Buffer, area: Rect, text: &str, note: &str, theme: &Theme) {
@@ -234,48 +239,9 @@ fn speed(buf: &mut Buffer, area: Rect, c: &ChartsView, theme: &Theme) {
     if area.height < 3 {
         return;
     }
-    let half = area.width / 2;
-    let left = Rect::new(area.x, area.y + 1, half, area.height - 1);
-    let right = Rect::new(
-        area.x + half,
-        area.y + 1,
-        area.width - half,
-        area.height - 1,
-    );
-    let name_w = 12usize;
-    let chart =
-        |title: &str, values: Vec<(String, Option<f64>, String)>, r: Rect, buf: &mut Buffer| {
-            buf.set_string(r.x, r.y, title, theme.style("header.key"));
-            let body = Rect::new(
-                r.x,
-                r.y + 1,
-                r.width.saturating_sub(1),
-                r.height.saturating_sub(1),
-            );
-            if values.iter().all(|v| v.1.is_none()) {
-                buf.set_string(body.x, body.y, "no figures yet", theme.style("muted"));
-                return;
-            }
-            let bars: Vec<Bar> = values
-                .iter()
-                .map(|(name, v, text)| {
-                    Bar::default()
-                        .value(v.map_or(0, |x| x.round().max(0.0) as u64))
-                        .text_value(text.clone())
-                        .label(Line::from(format!("{:<name_w$}", one_line(name, name_w))))
-                        .style(theme.style("chart.bar"))
-                })
-                .collect();
-            BarChart::default()
-                .direction(Direction::Horizontal)
-                .bar_width(1)
-                .bar_gap(0)
-                .value_style(theme.style("text"))
-                .label_style(theme.style("muted"))
-                .data(BarGroup::default().bars(&bars))
-                .render(body, buf);
-        };
-    chart(
+    let (left, right) = halves(area);
+    hbars(
+        buf,
         "time to first token (ms)",
         c.speeds
             .iter()
@@ -288,9 +254,10 @@ fn speed(buf: &mut Buffer, area: Rect, c: &ChartsView, theme: &Theme) {
             })
             .collect(),
         left,
-        buf,
+        theme,
     );
-    chart(
+    hbars(
+        buf,
         "tokens per second",
         c.speeds
             .iter()
@@ -303,8 +270,136 @@ fn speed(buf: &mut Buffer, area: Rect, c: &ChartsView, theme: &Theme) {
             })
             .collect(),
         right,
-        buf,
+        theme,
     );
+}
+
+/// The left and right halves of a section below its heading line.
+fn halves(area: Rect) -> (Rect, Rect) {
+    let half = area.width / 2;
+    (
+        Rect::new(area.x, area.y + 1, half, area.height - 1),
+        Rect::new(
+            area.x + half,
+            area.y + 1,
+            area.width - half,
+            area.height - 1,
+        ),
+    )
+}
+
+/// Per entry: how often its samples agree (the majority's share, mean over its sampled
+/// cells) and what one passing answer cost (every answer paid for over the passing ones).
+fn stability_and_cost(buf: &mut Buffer, area: Rect, c: &ChartsView, theme: &Theme) {
+    heading(
+        buf,
+        area,
+        &format!("Stability and cost by {}", c.board.by.as_str()),
+        "samples = N agreement · $ per passing answer",
+        theme,
+    );
+    if area.height < 3 {
+        return;
+    }
+    let (left, right) = halves(area);
+    let entries = &c.board.entries;
+    if entries.iter().all(|e| e.stability.is_none()) {
+        buf.set_string(left.x, left.y, "agreement of samples", theme.style("header.key"));
+        buf.set_string(
+            left.x,
+            left.y + 1,
+            "no sampled cells yet (samples = N on a variant)",
+            theme.style("muted"),
+        );
+    } else {
+        hbars(
+            buf,
+            "agreement of samples (%)",
+            entries
+                .iter()
+                .map(|e| {
+                    (
+                        visible(&e.name),
+                        e.stability.map(|a| 100.0 * a),
+                        e.stability.map_or("—".into(), |a| {
+                            format!("{:.0}% · {} cells", 100.0 * a, e.stability_cells)
+                        }),
+                    )
+                })
+                .collect(),
+            left,
+            theme,
+        );
+    }
+    if entries.iter().all(|e| e.cost_per_pass().is_none()) {
+        buf.set_string(right.x, right.y, "cost per passing answer", theme.style("header.key"));
+        let why = if entries.iter().all(|e| e.cost.is_none()) {
+            "no prices set ([price] in the config)"
+        } else {
+            "nothing passed its checks yet"
+        };
+        buf.set_string(right.x, right.y + 1, why, theme.style("muted"));
+    } else {
+        hbars(
+            buf,
+            "cost per passing answer ($)",
+            entries
+                .iter()
+                .map(|e| {
+                    let per = e.cost_per_pass();
+                    (
+                        visible(&e.name),
+                        // Bars are whole numbers: micro-dollars keep small prices apart.
+                        per.map(|d| d * 1e6),
+                        per.map_or("—".into(), crate::price::format_usd),
+                    )
+                })
+                .collect(),
+            right,
+            theme,
+        );
+    }
+}
+
+/// A titled horizontal bar chart: one bar per (name, value, text); `None` draws an empty
+/// bar with its text ("—").
+fn hbars(
+    buf: &mut Buffer,
+    title: &str,
+    values: Vec<(String, Option<f64>, String)>,
+    r: Rect,
+    theme: &Theme,
+) {
+    const NAME_W: usize = 12;
+    buf.set_string(r.x, r.y, title, theme.style("header.key"));
+    let body = Rect::new(
+        r.x,
+        r.y + 1,
+        r.width.saturating_sub(1),
+        r.height.saturating_sub(1),
+    );
+    if values.iter().all(|v| v.1.is_none()) {
+        buf.set_string(body.x, body.y, "no figures yet", theme.style("muted"));
+        return;
+    }
+    let bars: Vec<Bar> = values
+        .iter()
+        .map(|(name, v, text)| {
+            Bar::default()
+                .value(v.map_or(0, |x| x.round().max(0.0) as u64))
+                .text_value(text.clone())
+                .label(Line::from(format!("{:<NAME_W$}", one_line(name, NAME_W))))
+                .style(theme.style("chart.bar"))
+        })
+        .collect();
+    BarChart::default()
+        .direction(Direction::Horizontal)
+        .bar_width(1)
+        .bar_gap(0)
+        .value_style(theme.style("text"))
+        .label_style(theme.style("muted"))
+        .data(BarGroup::default().bars(&bars))
+        .render(body, buf);
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub(crate) mod heat;
 pub(crate) mod history;
 pub(crate) mod overlays;
 pub(crate) mod panes;
+pub(crate) mod passages;
 pub(crate) mod prompt_view;
 pub(crate) mod rating;
 pub(crate) mod tool_block;
@@ -90,4 +91,4 @@ pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -61,6 +61,7 @@ pub(crate) fn draw_layer(
             Layer::Charts(c) => super::charts::draw(frame, area, c, theme),
             Layer::SearchParams(f) => super::tree::draw_form(frame, area, f, theme),
             Layer::Heat(h) => super::heat::draw(frame, area, state, h, theme),
+            Layer::Passages(v) => super::passages::draw(frame, area, v, theme),
         }
     }
 }

@@ -13,7 +13,7 @@ use super::ViewCache;
 use crate::app::model::layout::ScreenLayout;
 use crate::app::model::state::{AppState, PaneMetrics, Phase};
 use crate::config::theme::Theme;
-use crate::sanitize::visible;
+use crate::sanitize::{one_line, visible};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -176,6 +176,37 @@ fn extra_rows(state: &AppState, i: usize, width: u16, theme: &Theme) -> Vec<Line
                 format!("stopped early, checks decided ({})", visible(by)),
                 theme.style("muted"),
             );
+        }
+        // Self-consistency (`#`): the samples of this answer as clusters, or which sample
+        // this is.
+        if let Some((total, ended, st)) = crate::app::model::queries::samples_of(state, n.id) {
+            push(String::new(), Style::default());
+            let head = match &st {
+                Some(st) => format!(
+                    "samples {ended}/{total} ended · {}",
+                    crate::eval::figures::describe_stability(st)
+                ),
+                None => format!("samples {ended}/{total} ended"),
+            };
+            push(head, theme.style("prompt.label"));
+            for c in st.iter().flat_map(|st| st.by_text.iter()).take(5) {
+                let ids: Vec<String> = c.members.iter().map(|m| format!("#{m}")).collect();
+                push(
+                    format!(
+                        "  {}× {} · {}",
+                        c.members.len(),
+                        one_line(&visible(&c.key), 48),
+                        ids.join(" ")
+                    ),
+                    theme.style("muted"),
+                );
+            }
+        }
+        if let (Some(k), Some(parent)) = (n.meta.get(crate::eval::consistency::INDEX_KEY), n.parent) {
+            if n.meta.contains_key(crate::eval::consistency::GROUP_KEY) {
+                let k = k.parse::<usize>().map_or(k.clone(), |k| (k + 1).to_string());
+                push(format!("sample {} of #{parent}", visible(&k)), theme.style("muted"));
+            }
         }
         // What retrieval and example selection put in the prompt (file:lines score).
         for (key, label) in [("retrieved", "context"), ("examples_selected", "examples")] {

@@ -202,6 +202,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, t: &TreeView
             Machine::Critique(_) => "refining".into(),
             Machine::Judge { .. } | Machine::Pair { .. } => "judging".into(),
             Machine::Propose { .. } => "proposing".into(),
+            Machine::Samples { .. } => "sampling".into(),
         })
         .collect();
     let mut title = format!(" Tree · case {} · {} nodes", visible(&t.case), t.total);

@@ -1,4 +1,5 @@
-"""A tiny MCP server over stdio for promptloom's tests (the `mcp` PyPI package, MCPServer).
+"""A tiny MCP server for promptloom's tests (the `mcp` PyPI package, MCPServer): over stdio,
+or with `--http PORT` over streamable HTTP on 127.0.0.1:PORT/mcp.
 
 Tools:
 - get_current_weather(location, unit): the article's function, always 72 degrees, sunny and
@@ -8,6 +9,7 @@ Tools:
 
 import json
 import os
+import sys
 
 from mcp.server.mcpserver import MCPServer
 
@@ -33,4 +35,7 @@ def fail() -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if len(sys.argv) == 3 and sys.argv[1] == "--http":
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run("stdio")

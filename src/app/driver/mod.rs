@@ -378,6 +378,8 @@ where
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let save_slot = Arc::new(SaveSlot::default());
     let saver = tokio::spawn(saver(save_slot.clone(), tx.clone(), ratings.gate.clone()));
+    let mut save_pull = SavePull::default();
+    let mut tool_tasks: BTreeMap<u64, Vec<tokio::task::AbortHandle>> = BTreeMap::new();
     let mut streams: BTreeMap<u64, CancellationToken> = BTreeMap::new();
     let mut started = false;
     let mut cache = ViewCache::default();
@@ -464,6 +466,9 @@ where
                 _ = sighup.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
             }
             for msg in msgs {
+                if matches!(msg, Msg::Saved { .. }) {
+                    save_pull.saved();
+                }
                 for fx in update(&mut state, msg) {
                     run_effect(
                         fx,
@@ -471,6 +476,8 @@ where
                         &registry,
                         &tx,
                         &save_slot,
+                        &mut save_pull,
+                        &mut tool_tasks,
                         &mut streams,
                         screen,
                         t0,
@@ -478,6 +485,9 @@ where
                         &tool_config,
                     )?;
                 }
+            }
+            if let Some(path) = save_pull.due(&state.session_path) {
+                put_snapshot(&state, path, &registry, &ratings, &save_slot);
             }
             streams.retain(|_, t| !t.is_cancelled());
         }
@@ -498,6 +508,10 @@ where
     }
     for t in streams.values() {
         t.cancel();
+    }
+    // A save still waiting for the saver: its snapshot goes after the one being written.
+    if let Some(path) = save_pull.pending.take().filter(|p| *p == state.session_path) {
+        put_snapshot(&state, path, &registry, &ratings, &save_slot);
     }
     save_slot.close();
     let _ = saver.await;
@@ -557,6 +571,62 @@ impl SaveSlot {
     }
 }
 
+/// When to take the session's snapshot. A save asked for while the saver is busy is only
+/// noted; the snapshot is taken when the saver reports back, so it holds everything asked
+/// for meanwhile, and the loop never copies the session more often than the saver writes it.
+/// (Copying on every request, 6 panes at full speed made ~100 copies of a growing session a
+/// second, nearly all dropped unwritten: the allocator kept their pages.)
+#[derive(Debug, Default)]
+struct SavePull {
+    /// Snapshots handed to the saver and not yet reported as written.
+    in_flight: usize,
+    /// A save asked for while one was in flight: the session file it is for.
+    pending: Option<PathBuf>,
+}
+
+impl SavePull {
+    /// A save of `path` is wanted: `true` to snapshot now, else it waits for the saver.
+    fn request(&mut self, path: PathBuf) -> bool {
+        if self.in_flight == 0 {
+            self.in_flight += 1;
+            true
+        } else {
+            self.pending = Some(path);
+            false
+        }
+    }
+
+    /// The saver wrote (or failed to write) one snapshot.
+    fn saved(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// The waiting save, if it is due now (the saver is free) and still for `current` (a
+    /// save for a session since switched away from is dropped: that one was written whole
+    /// when it was left).
+    fn due(&mut self, current: &Path) -> Option<PathBuf> {
+        if self.in_flight > 0 {
+            return None;
+        }
+        let path = self.pending.take().filter(|p| p == current)?;
+        self.in_flight += 1;
+        Some(path)
+    }
+}
+
+/// Hand `state`'s snapshot for `path` to the saver.
+fn put_snapshot(
+    state: &AppState,
+    path: PathBuf,
+    registry: &BackendRegistry,
+    ratings: &RatingDriver,
+    slot: &SaveSlot,
+) {
+    let mut session = state.snapshot();
+    session.models = registry.identities();
+    slot.put((path, Box::new(session), ratings.gate.next_generation()));
+}
+
 /// Saves sessions off the UI loop: the latest snapshot only, and never over a newer one (see
 /// [`SaveGate`]).
 async fn saver(slot: Arc<SaveSlot>, tx: mpsc::UnboundedSender<Msg>, gate: Arc<SaveGate>) {
@@ -601,6 +671,8 @@ fn run_effect<S: Screen>(
     registry: &Arc<BackendRegistry>,
     tx: &mpsc::UnboundedSender<Msg>,
     save_slot: &SaveSlot,
+    save_pull: &mut SavePull,
+    tool_tasks: &mut BTreeMap<u64, Vec<tokio::task::AbortHandle>>,
     streams: &mut BTreeMap<u64, CancellationToken>,
     screen: &mut S,
     t0: Instant,
@@ -644,10 +716,10 @@ fn run_effect<S: Screen>(
                 t.cancel();
             }
         }
-        Effect::SaveSession { path, mut session } => {
-            session.models = registry.identities();
-            let generation = ratings.gate.next_generation();
-            save_slot.put((path, session, generation));
+        Effect::SaveSession { path } => {
+            if save_pull.request(path.clone()) {
+                put_snapshot(state, path, registry, ratings, save_slot);
+            }
         }
         Effect::Copy(text) => screen.copy(&text),
         Effect::OpenEditor { variant, text } => {
@@ -677,7 +749,11 @@ fn run_effect<S: Screen>(
         }) => {
             let tx = tx.clone();
             let config = tool_config.clone();
-            tokio::spawn(async move {
+            tool_tasks.retain(|_, hs| {
+                hs.retain(|h| !h.is_finished());
+                !hs.is_empty()
+            });
+            let task = tokio::spawn(async move {
                 let result = crate::tool_run::run_external(&config, &external).await;
                 let _ = tx.send(Msg::Tool(crate::app::model::tools::ToolMsg::Done {
                     answer,
@@ -686,6 +762,19 @@ fn run_effect<S: Screen>(
                     at: t0.elapsed(),
                 }));
             });
+            tool_tasks
+                .entry(answer)
+                .or_default()
+                .push(task.abort_handle());
+        }
+        Effect::Tool(crate::app::model::tools::ToolEffect::Cancel { answers }) => {
+            // Aborting drops the call: a command's child is killed (kill_on_drop), an MCP
+            // call's server connection closed. Nothing reports back; update forgot the round.
+            for a in answers {
+                for h in tool_tasks.remove(&a).unwrap_or_default() {
+                    h.abort();
+                }
+            }
         }
     }
     Ok(())
@@ -757,5 +846,29 @@ mod save_slot_tests {
         assert_eq!(saved, 1, "only the latest snapshot is written");
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("v3"), "{text}");
+    }
+
+    /// A burst of saves while one is being written makes one more snapshot, taken when the
+    /// saver is free; a save waiting for a session switched away from is dropped.
+    #[test]
+    fn saves_asked_for_while_the_saver_is_busy_make_one_snapshot_later() {
+        let a = PathBuf::from("a.toml");
+        let mut pull = SavePull::default();
+        assert!(pull.request(a.clone()), "idle: snapshot now");
+        for _ in 0..100 {
+            assert!(!pull.request(a.clone()), "busy: wait");
+        }
+        assert_eq!(pull.due(&a), None, "still writing the first");
+        pull.saved();
+        assert_eq!(pull.due(&a), Some(a.clone()), "one snapshot for the hundred");
+        assert_eq!(pull.due(&a), None);
+        pull.saved();
+        assert_eq!(pull.due(&a), None, "nothing waiting");
+        // Busy, a save for a; then the app switched to b: a's waiting save is dropped.
+        assert!(pull.request(a.clone()));
+        assert!(!pull.request(a.clone()));
+        pull.saved();
+        assert_eq!(pull.due(Path::new("b.toml")), None);
+        assert!(pull.request(PathBuf::from("b.toml")), "idle again");
     }
 }

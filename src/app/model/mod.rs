@@ -6,6 +6,7 @@ pub(crate) mod edit;
 pub(crate) mod heat;
 pub(crate) mod layout;
 pub(crate) mod msg;
+pub(crate) mod passages;
 pub(crate) mod prompt_model;
 pub(crate) mod queries;
 pub(crate) mod rating;

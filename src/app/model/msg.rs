@@ -9,7 +9,6 @@ use crossterm::event::{KeyEvent, MouseEvent};
 use super::rating::{RatingEffect, RatingIo};
 use super::tools::{ToolEffect, ToolMsg};
 use crate::chat::{BackendStatus, ChatRequest, StreamEvent};
-use crate::state::session::Session;
 
 /// Everything that can happen to the app. `at` is the time since the app started, read by
 /// the driver, so `update` never reads a clock.
@@ -78,9 +77,10 @@ pub(crate) enum Effect {
     CancelStream {
         node: u64,
     },
+    /// Save the session (with the prompt's variants and cases) to `path`. The driver takes
+    /// the snapshot when the saver is free, so a burst of saves costs one copy, not one each.
     SaveSession {
         path: PathBuf,
-        session: Box<Session>,
     },
     /// Copy text to the system clipboard with OSC 52.
     Copy(String),

@@ -28,6 +28,9 @@ pub(crate) struct Preview {
     pub(crate) messages: Vec<ChatMessage>,
     /// Parts left out of the preview, in words ("context chosen by embedding when run").
     pub(crate) deferred: Option<String>,
+    /// What retrieval and example selection chose, as a node records it (`retrieved`,
+    /// `examples_selected`): the context layer's scores.
+    pub(crate) meta: std::collections::BTreeMap<String, String>,
 }
 
 impl PromptViews {

@@ -108,6 +108,11 @@ fn running_line(s: &AppState, j: &Job) -> String {
         Machine::Judge { nodes } => format!("{spin} judging {} answer(s)", nodes.len()),
         Machine::Pair { a, b, .. } => format!("{spin} pairwise #{a} vs #{b}, both orders"),
         Machine::Propose { n, .. } => format!("{spin} proposing {n} variants ({tokens} tok)"),
+        Machine::Samples { root, nodes, .. } => format!(
+            "{spin} sampling #{root}: {} ended, {} running ({tokens} tok)",
+            nodes.len(),
+            in_flight.len()
+        ),
     }
 }
 
@@ -249,3 +254,35 @@ pub(crate) fn shown(s: &AppState, i: usize) -> Option<ShownChat<'_>> {
         }),
     }
 }
+
+/// The newest round of samples taken of `node` (`#`): how many were asked, how many ended,
+/// and their clusters once one has finished.
+pub(crate) fn samples_of(
+    s: &AppState,
+    node: u64,
+) -> Option<(usize, usize, Option<crate::eval::consistency::Stability>)> {
+    use crate::eval::consistency::GROUP_KEY;
+    let group = s
+        .session
+        .nodes
+        .iter()
+        .rev()
+        .filter(|n| n.parent == Some(node))
+        .find_map(|n| n.meta.get(GROUP_KEY))?;
+    let members: Vec<&Node> = s
+        .session
+        .nodes
+        .iter()
+        .filter(|n| n.parent == Some(node) && n.meta.get(GROUP_KEY) == Some(group))
+        .collect();
+    let ended = members
+        .iter()
+        .filter(|n| !matches!(n.status, NodeStatus::Queued | NodeStatus::Streaming))
+        .count();
+    Some((
+        members.len(),
+        ended,
+        crate::eval::consistency::stability(&members),
+    ))
+}
+

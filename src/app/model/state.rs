@@ -150,6 +150,8 @@ pub(crate) enum Layer {
     History(Box<super::charts::HistoryView>),
     /// The leaderboard as charts (`c` on the board).
     Charts(Box<super::charts::ChartsView>),
+    /// The focused pane's context passages and selected examples (`O`).
+    Passages(Box<super::passages::PassagesView>),
 }
 
 impl Layer {
@@ -171,6 +173,7 @@ impl Layer {
             Layer::PromptDiff(_) => Mode::PromptDiff,
             Layer::History(_) => Mode::History,
             Layer::Charts(_) => Mode::Charts,
+            Layer::Passages(_) => Mode::Passages,
         }
     }
 }
@@ -226,6 +229,14 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
+    /// What a save writes: the session with the prompt's variants and cases.
+    pub fn snapshot(&self) -> Session {
+        let mut session = self.session.clone();
+        session.variants = self.prompt.variants.clone();
+        session.cases = self.prompt.cases.clone();
+        session
+    }
+
     pub fn new(
         prompt: PromptFile,
         session: Session,

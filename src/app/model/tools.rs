@@ -60,6 +60,9 @@ pub(crate) enum ToolEffect {
         index: usize,
         external: External,
     },
+    /// Stop the external tools still running for these answers' rounds (the pane was
+    /// cancelled, rerun or quit): a command is killed, an MCP call dropped.
+    Cancel { answers: Vec<u64> },
 }
 
 /// What the driver reports back.

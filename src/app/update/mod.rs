@@ -9,6 +9,7 @@
 
 pub(crate) mod heat;
 pub(crate) mod panes;
+pub(crate) mod passages;
 pub(crate) mod prompt_view;
 pub(crate) mod rating;
 pub(crate) mod streams;
@@ -343,6 +344,7 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             Some(Action::Close) | Some(Action::Charts) => None,
             _ => Some(Layer::Charts(c)),
         },
+        Layer::Passages(v) => passages::key(v, action, page(s).max(1) as usize),
     };
     if let Some(l) = keep {
         s.layers.push(l);
@@ -555,6 +557,7 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
         Action::Help => s.layers.push(Layer::Help { scroll: 0 }),
         Action::Heat => heat::open(s),
         Action::TogglePrompt => prompt_view::toggle(s),
+        Action::Passages => passages::open(s),
         Action::VersionHistory => versions::open_history(s),
         Action::PromptDiff => {
             if let Some(d) = prompt_view::open_diff(s, 0) {

@@ -63,7 +63,7 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     if s.panes.get(i).is_some_and(|p| p.phase.is_active()) {
         cancel(s, i, fx);
     }
-    tools::forget_pane(s, i);
+    tools::forget_pane(s, i, fx);
     let case = s.current_case().cloned().unwrap_or_else(|| Case {
         name: "(no case)".into(),
         vars: Default::default(),
@@ -158,7 +158,7 @@ pub(crate) fn cancel(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     if tools::answering(s, i) {
         // The turn is over (its node says so); what stops is answering its calls. A tool
         // still running in the driver reports to a round that is gone: dropped.
-        stop_answering(s, i);
+        stop_answering(s, i, fx);
         save(s, fx);
         return;
     }
@@ -168,9 +168,9 @@ pub(crate) fn cancel(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
 }
 
 /// Stop answering pane `i`'s tool calls: the answer node keeps its finished turn, the pane
-/// shows the loop as cancelled.
-pub(crate) fn stop_answering(s: &mut AppState, i: usize) {
-    tools::forget_pane(s, i);
+/// shows the loop as cancelled, and a tool still running for it is stopped.
+pub(crate) fn stop_answering(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
+    tools::forget_pane(s, i, fx);
     if let Some(p) = s.panes.get_mut(i) {
         p.phase = Phase::Cancelled;
         p.notice = None;
@@ -178,12 +178,8 @@ pub(crate) fn stop_answering(s: &mut AppState, i: usize) {
 }
 
 pub(crate) fn save(s: &AppState, fx: &mut Vec<Effect>) {
-    let mut session = s.session.clone();
-    session.variants = s.prompt.variants.clone();
-    session.cases = s.prompt.cases.clone();
     fx.push(Effect::SaveSession {
         path: s.session_path.clone(),
-        session: Box::new(session),
     });
 }
 

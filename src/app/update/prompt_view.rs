@@ -69,6 +69,7 @@ fn preview(v: &Variant, case: Option<&Case>) -> Preview {
         case: (case.name != "(no case)").then_some(case),
         messages: prepared.request.messages,
         marked: prepared.marked,
+        meta: prepared.meta,
         deferred: (!deferred.is_empty()).then(|| {
             format!(
                 "{} chosen by embedding when it runs",

@@ -37,7 +37,7 @@ pub(crate) fn quit(s: &mut AppState, fx: &mut Vec<Effect>) {
     techniques::cancel_all(s, fx);
     for i in 0..s.panes.len() {
         if tools::answering(s, i) {
-            panes::stop_answering(s, i);
+            panes::stop_answering(s, i, fx);
             continue;
         }
         if let Some(id) = s.panes[i].node.filter(|_| s.panes[i].phase.is_active()) {

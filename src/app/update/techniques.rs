@@ -272,6 +272,7 @@ pub(crate) fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
         Action::NextRevision => step_revision(s, 1),
         Action::Diff => open_diff(s, target(s)),
         Action::Branch => start_branch(s, target(s), false, fx),
+        Action::Samples => start_samples(s, target(s), fx),
         Action::BranchSteps => start_branch(s, target(s), true, fx),
         Action::Tree => open_tree(s),
         Action::Search => open_search_form(s, target(s)),
@@ -488,6 +489,7 @@ pub(crate) fn tree_key(
         }
         Some(
             a @ (Action::Branch
+            | Action::Samples
             | Action::BranchSteps
             | Action::Search
             | Action::Critique
@@ -672,6 +674,36 @@ fn start_branch(s: &mut AppState, node: Option<u64>, steps: bool, fx: &mut Vec<E
     let (t, cmds) = in_ctx(s, |ctx| {
         Technique::search(ctx, Search::branch(n.id, k, mode), temperature, true, model)
     });
+    add_job(s, &n.variant, &n.case, t, cmds, fx);
+}
+
+/// Samples when the variant doesn't say `samples = N`.
+const DEFAULT_SAMPLES: usize = 5;
+
+/// Self-consistency of the answer: N seeded samples of its request (the variant's `samples`,
+/// else 5), streamed at once as its children and clustered when they end.
+fn start_samples(s: &mut AppState, node: Option<u64>, fx: &mut Vec<Effect>) {
+    let Some(n) = finished(s, node, "sample") else {
+        return;
+    };
+    let k = s
+        .prompt
+        .variants
+        .iter()
+        .find(|v| v.name == n.variant)
+        .and_then(|v| v.sampling.samples)
+        .filter(|&k| k > 1)
+        .unwrap_or(DEFAULT_SAMPLES)
+        .min(64);
+    let temperature = s.prompt.techniques.branch_temperature;
+    let greedy = n.request.sampling.temperature.is_none_or(|t| t <= 0.0);
+    s.message = Some(if greedy {
+        format!("sampling #{} {k} times at temperature {temperature} (its own is greedy)", n.id)
+    } else {
+        format!("sampling #{} {k} times", n.id)
+    });
+    let model = n.model.clone();
+    let (t, cmds) = in_ctx(s, |ctx| Technique::samples(ctx, &n, k, temperature, model));
     add_job(s, &n.variant, &n.case, t, cmds, fx);
 }
 
@@ -905,6 +937,18 @@ fn conclude_job(s: &mut AppState, job: u64) {
             format!("pairwise #{a} vs #{b}: {verdict}")
         }
         Conclusion::Propose { variant, answer } => propose_summary(s, &variant, answer),
+        Conclusion::Samples {
+            root,
+            nodes,
+            stability: Some(st),
+        } => format!(
+            "samples of #{root} ({} asked): {} (t: tree)",
+            nodes.len(),
+            crate::eval::figures::describe_stability(&st)
+        ),
+        Conclusion::Samples { root, nodes, .. } => {
+            format!("samples of #{root}: none of {} finished", nodes.len())
+        }
     };
     finish_job(s, job, summary);
 }

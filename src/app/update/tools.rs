@@ -409,7 +409,7 @@ pub(crate) fn edited(s: &mut AppState, node: u64, text: String, fx: &mut Vec<Eff
     );
     results.push((calls[k].clone(), text));
     s.tools.selected.insert(pane, new_result);
-    forget_pane(s, pane);
+    forget_pane(s, pane, fx);
     s.tools.rounds.insert(
         answer,
         Round {
@@ -453,7 +453,17 @@ pub(crate) fn answering(s: &AppState, i: usize) -> bool {
 }
 
 /// Forget the rounds of pane `i` (it was rerun or cancelled).
-pub(crate) fn forget_pane(s: &mut AppState, i: usize) {
+pub(crate) fn forget_pane(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
+    let answers: Vec<u64> = s
+        .tools
+        .rounds
+        .iter()
+        .filter(|(_, r)| r.pane == i)
+        .map(|(&a, _)| a)
+        .collect();
+    if !answers.is_empty() {
+        fx.push(Effect::Tool(ToolEffect::Cancel { answers }));
+    }
     s.tools.rounds.retain(|_, r| r.pane != i);
     if s.tools
         .confirming

@@ -5,7 +5,8 @@
 //!
 //! Sections, each with its table and one chart: the leaderboard (strength or mean stars as a
 //! point with its 95% interval, entries that can't be told apart marked `~`), stars per
-//! variant, time to first token per model, tokens per second per model.
+//! variant, time to first token per model, tokens per second per model, self-consistency
+//! per variant (`samples = N` agreement) and cost per passing answer per variant.
 
 use std::fmt::Write as _;
 
@@ -13,7 +14,7 @@ use plotters::prelude::*;
 
 use crate::eval::bradley_terry::Interval;
 use crate::eval::figures::{model_speeds, stars_histograms, ModelSpeed};
-use crate::eval::leaderboard::{build, GroupBy, Leaderboard};
+use crate::eval::leaderboard::{build, usd_cell, GroupBy, Leaderboard};
 use crate::sanitize::visible;
 use crate::state::session::Session;
 
@@ -338,8 +339,62 @@ pub(crate) fn page(s: &Session) -> String {
             bar_chart(heading, unit, &rows)
         );
     }
+    stability_and_cost(&mut out, &board);
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// Two sections from the leaderboard's columns: each variant's self-consistency (the mean
+/// agreement of its `samples = N` cells) and what its answers cost, in all and per passing
+/// answer. A variant without samples or without a price has a row with "—" and no bar.
+fn stability_and_cost(out: &mut String, board: &Leaderboard) {
+    let _ = write!(
+        out,
+        "<section id=\"stability\">\n<h2>Self-consistency per variant</h2>\n<table><tr><th>variant</th><th>sampled cells</th><th>agreement</th></tr>\n"
+    );
+    let mut rows = Vec::new();
+    for e in &board.entries {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.name),
+            e.stability_cells,
+            e.stability
+                .map_or("—".into(), |a| format!("{:.0}%", 100.0 * a))
+        );
+        if let Some(a) = e.stability {
+            rows.push((e.name.clone(), 100.0 * a));
+        }
+    }
+    let _ = write!(
+        out,
+        "</table>\n{}\n</section>\n",
+        bar_chart("Agreement of samples per variant", "% of samples in the majority", &rows)
+    );
+
+    let _ = write!(
+        out,
+        "<section id=\"cost\">\n<h2>Cost per variant</h2>\n<table><tr><th>variant</th><th>answers</th><th>cost</th><th>cost per passing answer</th></tr>\n"
+    );
+    let mut rows = Vec::new();
+    for e in &board.entries {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.name),
+            e.answers,
+            esc(&usd_cell(e.cost)),
+            esc(&usd_cell(e.cost_per_pass()))
+        );
+        if let Some(c) = e.cost_per_pass() {
+            rows.push((e.name.clone(), c));
+        }
+    }
+    let _ = write!(
+        out,
+        "</table>\n{}\n</section>\n",
+        bar_chart("Cost per passing answer per variant", "dollars", &rows)
+    );
 }
 
 #[cfg(test)]
@@ -347,15 +402,77 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_page_has_four_sections_each_with_one_chart_and_no_urls() {
+    fn a_page_has_six_sections_each_with_one_chart_and_no_urls() {
         let mut s = crate::store::tests::sample_session();
         s.title = "Caps <&> \"quoted\"".into();
         let html = page(&s);
-        assert_eq!(html.matches("<section").count(), 4, "{html}");
+        assert_eq!(html.matches("<section").count(), 6, "{html}");
         for part in html.split("<section").skip(1) {
             assert_eq!(part.matches("<svg").count(), 1, "{part}");
         }
         assert!(!html.contains("http"), "{html}");
         assert!(html.contains("Caps &lt;&amp;&gt; &quot;quoted&quot;"));
+    }
+
+    /// A variant sampled three times (two agree) on a priced model: the stability section
+    /// shows 67% with a bar, the cost section its cost per passing answer with a bar.
+    #[test]
+    fn stability_and_cost_sections_carry_the_leaderboard_figures() {
+        use crate::eval::consistency::GROUP_KEY;
+        use crate::eval::expect::CheckResult;
+        let mut s = crate::store::tests::sample_session();
+        let model = s.nodes[0].model.clone();
+        s.prices.insert(
+            model,
+            crate::price::Price {
+                input: 0.0,
+                output: 1000.0,
+            },
+        );
+        let base = s.nodes[0].clone();
+        s.nodes.clear();
+        s.ratings.clear();
+        s.votes.clear();
+        for (k, text) in ["Paris", "Paris", "Lyon"].into_iter().enumerate() {
+            let mut n = base.clone();
+            n.id = k as u64 + 1;
+            n.text = text.into();
+            n.tokens_out = 10;
+            n.prompt_tokens = Some(5);
+            n.meta.insert(GROUP_KEY.into(), "cell".into());
+            n.checks = vec![CheckResult {
+                kind: "any".into(),
+                pass: k < 2,
+                detail: String::new(),
+            }];
+            s.nodes.push(n);
+        }
+        let section = |html: &str, id: &str| {
+            let start = html.find(&format!("<section id=\"{id}\">")).unwrap();
+            let end = start + html[start..].find("</section>").unwrap();
+            html[start..end].to_string()
+        };
+        let html = page(&s);
+        let st = section(&html, "stability");
+        assert!(st.contains("<td>1</td><td>67%</td>"), "{st}");
+        // The same answers unsampled: a row with "—" and one rectangle fewer (no bar).
+        let mut unsampled = s.clone();
+        for n in &mut unsampled.nodes {
+            n.meta.remove(GROUP_KEY);
+        }
+        let bare = section(&page(&unsampled), "stability");
+        assert!(bare.contains("<td>0</td><td>—</td>"), "{bare}");
+        assert_eq!(
+            st.matches("<rect").count(),
+            bare.matches("<rect").count() + 1,
+            "{st}\n{bare}"
+        );
+        let cost = section(&html, "cost");
+        // 3 answers × 10 tokens at $1000 per million out = $0.03; two passed: $0.015 each.
+        assert!(
+            cost.contains(&esc(&crate::price::format_usd(0.015))),
+            "{cost}"
+        );
+        assert!(cost.contains(&esc(&crate::price::format_usd(0.03))), "{cost}");
     }
 }

@@ -113,3 +113,62 @@ fn many_clear_votes_separate_and_lose_the_tie_mark() {
         "{text}"
     );
 }
+
+/// With `samples = 3` cells (plain: 2 of 3 agree; teacher: all 3) and a price on `fake`
+/// only, the stability bars show each entry's agreement and the cost bars plain's cost per
+/// passing answer; teacher's model is unpriced, so its cost is unknown ("—").
+#[test]
+fn stability_and_cost_are_charted() {
+    use crate::eval::consistency::GROUP_KEY;
+    use crate::eval::expect::CheckResult;
+    let mut s = charted(0);
+    s.layers.clear();
+    s.session.prices.insert(
+        "fake".into(),
+        crate::price::Price {
+            input: 1.0,
+            output: 2.0,
+        },
+    );
+    let texts = [("plain", ["Paris", "Paris", "Lyon"]), ("teacher", ["Rome"; 3])];
+    for (variant, answers) in texts {
+        let model = if variant == "plain" { "fake" } else { "other" };
+        for (k, text) in answers.iter().enumerate() {
+            let id = answer(&mut s, variant, model, 100, 20.0);
+            let n = s.session.nodes.iter_mut().find(|n| n.id == id).unwrap();
+            n.text = (*text).into();
+            n.prompt_tokens = Some(1000);
+            n.meta
+                .insert(GROUP_KEY.into(), format!("{variant}-cell"));
+            n.checks.push(CheckResult {
+                kind: "any".into(),
+                pass: k == 0,
+                detail: String::new(),
+            });
+        }
+    }
+    let board = build(&s.session, GroupBy::Variant);
+    let c = crate::app::model::charts::open(&s.session, &board);
+    s.layers.push(Layer::Charts(Box::new(c)));
+    let text = screen(&mut s, 160, 48);
+    assert!(text.contains("Stability and cost by variant"), "{text}");
+    assert!(text.contains("67% · 1 cells"), "{text}");
+    assert!(text.contains("100% · 1 cells"), "{text}");
+    // plain on $1/$2 per million: six earlier answers of 20 tokens out (no usage in), three
+    // sampled ones of 1000 in + 20 out; one of them passed.
+    let per = (6.0 * 40.0 + 3.0 * 1040.0) / 1e6;
+    let plain = &board.entries[board.index_of("plain").unwrap()];
+    assert!((plain.cost_per_pass().unwrap() - per).abs() < 1e-12);
+    assert!(
+        text.contains(&crate::price::format_usd(per)),
+        "{} in {text}",
+        crate::price::format_usd(per)
+    );
+    insta::assert_snapshot!("charts_stability_cost_160x48", text);
+
+    // Without samples or prices the section says what would fill it.
+    let mut s = charted(5);
+    let text = screen(&mut s, 160, 48);
+    assert!(text.contains("no sampled cells yet"), "{text}");
+    assert!(text.contains("no prices set"), "{text}");
+}

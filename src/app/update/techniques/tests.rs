@@ -569,3 +569,69 @@ fn a_failed_critique_stops_the_loop_with_the_error() {
     );
     assert_eq!(node(&s, st[0].0).status, NodeStatus::Error);
 }
+
+/// `#` on an answer streams 5 seeded samples of its request at once (children of the answer,
+/// one sample group, seeds base…base+4, at the branching temperature since the variant's is
+/// greedy); each is checked against the case; when they end the job says how they cluster
+/// and the pane lists the clusters with their nodes.
+#[test]
+fn hash_samples_the_answer_and_the_pane_shows_its_clusters() {
+    use crate::eval::consistency::{GROUP_KEY, INDEX_KEY};
+    let mut s = answered();
+    let fx = key(&mut s, KeyCode::Char('#'));
+    let st = started(&fx);
+    assert_eq!(st.len(), 5, "{fx:?}");
+    let seeds: Vec<Option<u64>> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::StartStream { chat, .. } => Some(chat.sampling.seed),
+            _ => None,
+        })
+        .collect();
+    let base = seeds[0].expect("seeded");
+    assert_eq!(
+        seeds,
+        (0..5).map(|k| Some(base + k)).collect::<Vec<_>>(),
+        "consecutive seeds"
+    );
+    for (k, (id, _)) in st.iter().enumerate() {
+        let n = node(&s, *id);
+        assert_eq!((n.kind, n.parent), (NodeKind::Answer, Some(1)));
+        assert_eq!(n.meta.get(GROUP_KEY).map(String::as_str), Some("plain/England/#1"));
+        assert_eq!(n.meta.get(INDEX_KEY), Some(&k.to_string()));
+        assert_eq!(
+            n.request.sampling.temperature,
+            Some(s.prompt.techniques.branch_temperature)
+        );
+    }
+    // The pane's answer stays; the samples stream beside it.
+    assert_eq!(s.panes[0].node, Some(1));
+    for (pair, text) in st.iter().zip(["London.", "Paris", "london", "London.", "Paris"]) {
+        reply(&mut s, *pair, text);
+    }
+    assert!(!s.tech.busy());
+    let msg = s.message.clone().unwrap_or_default();
+    assert!(
+        msg.contains("samples of #1 (5 asked): 5 samples, 60% agree; passed 3/5"),
+        "{msg}"
+    );
+    // Each sample was checked against the case's expectation (London).
+    let passed: Vec<Option<bool>> = st.iter().map(|(id, _)| node(&s, *id).passed()).collect();
+    assert_eq!(
+        passed,
+        vec![Some(true), Some(false), Some(true), Some(true), Some(false)]
+    );
+    let text = crate::ui::tests::screen(&mut s, 160, 48);
+    assert!(text.contains("samples 5/5 ended"), "{text}");
+    let ids: Vec<String> = st.iter().map(|(id, _)| format!("#{id}")).collect();
+    assert!(
+        text.contains(&format!("3× london · {} {} {}", ids[0], ids[2], ids[3])),
+        "{text}"
+    );
+    assert!(text.contains(&format!("2× paris · {} {}", ids[1], ids[4])), "{text}");
+    // The leaderboard's stability column counts the cell.
+    let board = crate::eval::leaderboard::build(&s.session, crate::eval::leaderboard::GroupBy::Variant);
+    let plain = &board.entries[board.index_of("plain").unwrap()];
+    assert_eq!(plain.stability_cells, 1);
+    assert!((plain.stability.unwrap() - 0.6).abs() < 1e-9);
+}

@@ -253,9 +253,13 @@ fn cancelling_while_a_tool_runs_stops_the_round_and_keeps_the_answer() {
     key(&mut s, KeyCode::Char('Y'));
     let mut fx = Vec::new();
     crate::app::update::panes::cancel(&mut s, 0, &mut fx);
-    // No stream to cancel: the answer's stream has ended.
+    // No stream to cancel: the answer's stream has ended. The running tool is stopped.
     assert!(
         fx.iter().all(|e| !matches!(e, Effect::CancelStream { .. })),
+        "{fx:?}"
+    );
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::Tool(ToolEffect::Cancel { answers }) if *answers == vec![first.0])),
         "{fx:?}"
     );
     assert_eq!(s.panes[0].phase, Phase::Cancelled);
