@@ -215,7 +215,11 @@ mod tests {
         let path = dir.path().join("p.toml");
         let models = ["fake".to_string()];
         let p = crate::prompt::parse(&path, text, &models, &models[0]).unwrap();
-        let prepared = crate::prompt::render::prepare(&p.variants[0], &p.cases[0]);
+        let prepared = crate::prompt::render::prepare(
+            &p.variants[0],
+            &p.cases[0],
+            &crate::prompt::vectors::Vectors::default(),
+        );
         let v = build(
             "rag",
             "one",
