@@ -425,7 +425,7 @@ fn prompt_files(budget: &Budget) -> Report {
                 // What loads must render.
                 for v in &p.variants {
                     for c in &p.cases {
-                        let _ = crate::prompt::render::request(v, &c.vars);
+                        let _ = crate::prompt::render::request(v, &c.vars, &Default::default());
                     }
                 }
             }

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use rand::{Rng, SeedableRng};
 
-use crate::app::driver::{event_loop, prepare, MemoryScreen, Open};
-use crate::config::{Config, Dirs};
+use crate::app::driver::in_memory::{load_in, Prepared};
+use crate::app::driver::{event_loop, MemoryScreen};
+use crate::config::Config;
 use crate::state::session::NodeStatus;
 
 /// Keys the monkey presses: every normal-mode binding except quitting and interrupting,
@@ -124,12 +125,9 @@ fn heap_in_use() -> u64 {
     (m.uordblks + m.hblkhd) as u64
 }
 
-fn setup(dir: &Path) -> (Config, Open) {
-    std::fs::write(
-        dir.join("config.toml"),
-        "default_model = \"fast\"\nrater = \"monkey\"\n[models.fast]\nbackend = \"scripted\"\nreply = \"Answer line about {prompt} with `code` and **bold**\\n\"\nrepeat = 30\ndelay_ms = 0\nchunk_chars = 7\n",
-    )
-    .unwrap();
+/// Six variants on two cases, a scripted model streaming 30 lines at full speed.
+fn setup(dir: &Path) -> (Config, Prepared) {
+    let config = "default_model = \"fast\"\nrater = \"monkey\"\n[models.fast]\nbackend = \"scripted\"\nreply = \"Answer line about {prompt} with `code` and **bold**\\n\"\nrepeat = 30\ndelay_ms = 0\nchunk_chars = 7\n";
     let mut text = String::from("title = \"soak\"\n");
     for i in 0..6 {
         text.push_str(&format!(
@@ -137,20 +135,15 @@ fn setup(dir: &Path) -> (Config, Open) {
         ));
     }
     text.push_str("[[case]]\nname = \"a\"\nvars = { q = \"one\" }\n[[case]]\nname = \"b\"\nvars = { q = \"two\" }\n");
-    std::fs::write(dir.join("soak.toml"), text).unwrap();
-    let dirs = Dirs {
-        config_file: dir.join("config.toml"),
-        data_dir: dir.join("data"),
-        state_dir: dir.join("state"),
-    };
-    (
-        Config::load(dirs, true).unwrap(),
-        Open {
-            prompt_file: Some(dir.join("soak.toml")),
-            session: None,
-            theme: None,
-        },
+    std::fs::create_dir_all(dir.join("data/sessions")).unwrap();
+    load_in(
+        dir,
+        config,
+        "soak.toml",
+        &text,
+        &dir.join("data/sessions/soak.toml"),
     )
+    .unwrap()
 }
 
 #[test]
@@ -160,10 +153,7 @@ fn a_monkey_on_the_real_event_loop_loses_nothing_and_memory_stays_flat() {
         .and_then(|v| v.parse().ok());
     let seconds = long.unwrap_or(4.0);
     let dir = tempfile::tempdir().unwrap();
-    let (config, open) = setup(dir.path());
-    let mut prepared = prepare(&config, &open).unwrap();
-    std::fs::create_dir_all(dir.path().join("data/sessions")).unwrap();
-    prepared.0.session_path = dir.path().join("data/sessions/soak.toml");
+    let (config, prepared) = setup(dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

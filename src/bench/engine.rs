@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use mistralrs::{RequestBuilder, Response, TextMessageRole};
 
-use super::{decode_prompt, few_shot, file_label, file_name, measure, Measure, Out, Plan, Sample};
+use super::figures::{
+    decode_prompt, few_shot, file_label, file_name, measure, Measure, Out, Plan, Sample,
+};
 use crate::llm::local::{LocalBackend, LocalOptions};
 use crate::llm::{Backend, ChatMessage, ChatRequest, Role, Sampling};
 

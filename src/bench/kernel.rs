@@ -14,7 +14,7 @@ use std::time::Instant;
 use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{Device, Module, Tensor};
 
-use super::{Out, Plan, Sample};
+use super::figures::{Out, Plan, Sample};
 
 /// The weights one token is multiplied by, as candle loads them.
 struct Weights {
@@ -133,7 +133,7 @@ pub(crate) fn run(
         out.line(format!(
             "  memory read bandwidth, a buffer of {:.0} MB (the weights of {}): {} GB/s on {} threads, {} GB/s on 1",
             w.bytes as f64 / 1e6,
-            super::file_name(path),
+            super::figures::file_name(path),
             bw.show(1),
             plan.machine.threads,
             bw_one.show(1)
@@ -159,7 +159,7 @@ pub(crate) fn run(
             .map_or("-".to_string(), |(_, tps)| {
                 format!("{:.0}%", ms / (1e3 / tps) * 100.0)
             });
-        let name = super::file_label(path, label);
+        let name = super::figures::file_label(path, label);
         out.line(format!(
             "  {name:<34} {:>6.0}MB {:>20} {:>20} {:>20} {:>8.1} {:>9.2} ms {:>10}",
             w.bytes as f64 / 1e6,

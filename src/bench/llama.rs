@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{decode_prompt, few_shot, measure, Out, Plan, Sample};
+use super::figures::{decode_prompt, few_shot, measure, Out, Plan, Sample};
 use crate::config::ModelConfig;
 use crate::llm::http::Remote;
 use crate::llm::openai::OpenAiBackend;
@@ -207,7 +207,7 @@ pub(crate) async fn run(
             .map(|(_, r)| *r)
             .unwrap_or(f64::NAN);
         let lm = d.median().unwrap_or(f64::NAN);
-        let name = super::file_label(path, label);
+        let name = super::figures::file_label(path, label);
         out.line(format!(
             "  {name:<36} {:>22} {:>22} {:>16}",
             p.show(1),

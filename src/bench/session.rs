@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{Out, Plan, Sample};
+use super::figures::{Out, Plan, Sample};
 use crate::eval::expect::CheckResult;
 use crate::llm::{ChatMessage, ChatRequest, FinishReason, Role, Sampling};
 use crate::state::session::{Node, NodeKind, NodeStatus, Rating, Session, Vote};

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use futures::StreamExt;
 
-use super::{Out, Plan, Sample};
+use super::figures::{Out, Plan, Sample};
 use crate::bench_api::DrawBench;
 
 /// Median microseconds per frame over `frames` frames, in `runs` batches.
@@ -66,18 +66,12 @@ pub(crate) fn ingest(
     tokens: usize,
     endless: bool,
 ) -> anyhow::Result<Ingest> {
-    use crate::app::driver::{event_loop, prepare, MemoryScreen, Open};
-    use crate::config::{Config, Dirs};
-    let config_file = dir.join("config.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "default_model = \"fast\"\n[models.fast]\nbackend = \"scripted\"\nreply = \"{}\"\nrepeat = {}\ndelay_ms = 0\n",
-            if endless { ENDLESS } else { LINE },
-            tokens.div_ceil(LINE_WORDS)
-        ),
-    )?;
-    let prompt = dir.join("ingest.toml");
+    use crate::app::driver::{event_loop, in_memory, MemoryScreen};
+    let config = format!(
+        "default_model = \"fast\"\n[models.fast]\nbackend = \"scripted\"\nreply = \"{}\"\nrepeat = {}\ndelay_ms = 0\n",
+        if endless { ENDLESS } else { LINE },
+        tokens.div_ceil(LINE_WORDS)
+    );
     let mut text = String::from("title = \"ingest\"\n");
     for i in 0..panes {
         text.push_str(&format!(
@@ -85,21 +79,13 @@ pub(crate) fn ingest(
         ));
     }
     text.push_str("[[case]]\nname = \"c\"\nvars = { q = \"go\" }\n");
-    std::fs::write(&prompt, text)?;
-    let dirs = Dirs {
-        config_file,
-        data_dir: dir.join("data"),
-        state_dir: dir.join("state"),
-    };
-    let config = Config::load(dirs, true)?;
-    let open = Open {
-        prompt_file: Some(prompt),
-        session: None,
-        theme: None,
-    };
-    let mut prepared = prepare(&config, &open)?;
-    // Never write into the working directory's sessions/.
-    prepared.0.session_path = dir.join("session.toml");
+    let (config, prepared) = in_memory::load_in(
+        dir,
+        &config,
+        "ingest.toml",
+        &text,
+        &dir.join("session.toml"),
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

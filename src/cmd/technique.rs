@@ -116,6 +116,12 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The vectors `v`'s request with `vars` needs (retrieval or example selection by embedding),
+/// fetched now: the task a search or a proposal starts from is what a run would send.
+fn embedded(v: &prompt::Variant, vars: &BTreeMap<String, String>) -> prompt::vectors::Vectors {
+    crate::llm::embed::fetch(&render::embeddings_needed_for(v, vars))
+}
+
 /// Streams a technique's requests as session nodes and saves the session after each one
 /// finishes.
 struct Runner {
@@ -606,7 +612,7 @@ async fn search_cmd(
         &v.name,
         &c.name,
         &model,
-        render::request(v, &c.vars),
+        render::request(v, &c.vars, &embedded(v, &c.vars)),
         now_rfc3339(),
     );
     root.status = NodeStatus::Done;
@@ -819,7 +825,7 @@ async fn propose(
         &v.name,
         case.as_ref().map_or("", |c| c.name.as_str()),
         &v.model,
-        render::request(&v, &vars),
+        render::request(&v, &vars, &embedded(&v, &vars)),
         now_rfc3339(),
     );
     anchor.status = NodeStatus::Done;

@@ -6,8 +6,11 @@
 //! the prompt file's `embed_model`. Vectors are cached on disk by (served model, text hash) in
 //! `<data dir>/embeddings/`, one JSONL file per model, so a rerun embeds nothing it has seen.
 //!
-//! Callers are synchronous (prompt rendering): each request runs on a thread of its own with
-//! a small runtime, so it can be called from inside or outside an async context.
+//! Rendering never calls this: it says which texts need vectors
+//! (`prompt::render::embeddings_needed`) and takes them as data. The playground's driver runs
+//! [`fetch`] as an effect off the UI loop, `promptloom run` and `technique` before they render.
+//! Each request runs on a thread of its own with a small runtime, so [`fetch`] can be called
+//! from inside or outside an async context (it blocks: async callers use `spawn_blocking`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -17,6 +20,7 @@ use std::sync::{Mutex, OnceLock};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, ModelConfig};
+use crate::prompt::vectors::{EmbedWants, Vectors};
 
 struct Settings {
     models: HashMap<String, ModelConfig>,
@@ -46,6 +50,38 @@ const BATCH: usize = 64;
 
 fn text_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Vectors for everything `wants` asks for, per model; a model whose request fails carries
+/// the error (each ranking by it then records it).
+pub(crate) fn fetch(wants: &EmbedWants) -> Vectors {
+    let mut out = Vectors::default();
+    for (model, texts) in wants.iter() {
+        out.insert(model, &texts, embed(model, &texts));
+    }
+    out
+}
+
+/// [`fetch`] on a blocking thread, one fetch at a time (panes asking for the same texts then
+/// find them in the cache the first one filled).
+pub(crate) async fn fetch_off_thread(wants: EmbedWants) -> Vectors {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let asked = wants.clone();
+    match tokio::task::spawn_blocking(move || fetch(&wants)).await {
+        Ok(vectors) => vectors,
+        Err(e) => {
+            let mut failed = Vectors::default();
+            for (model, texts) in asked.iter() {
+                failed.insert(
+                    model,
+                    &texts,
+                    Err(format!("the embeddings fetch failed: {e}")),
+                );
+            }
+            failed
+        }
+    }
 }
 
 /// The vectors for `texts` from configured model `name`, from the cache where it has them.
@@ -234,24 +270,6 @@ fn parse_response(text: &str, n: usize) -> Result<Vec<Vec<f32>>, String> {
         .collect()
 }
 
-/// Cosine similarity; 0 for a zero vector or mismatched lengths.
-pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,12 +284,5 @@ mod tests {
         assert_eq!(v, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
         assert!(parse_response(r#"{"data":[]}"#, 1).is_err());
         assert!(parse_response("<html>", 1).is_err());
-    }
-
-    #[test]
-    fn cosine_of_parallel_and_orthogonal() {
-        assert!((cosine(&[1.0, 2.0], &[2.0, 4.0]) - 1.0).abs() < 1e-6);
-        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 1.0]), 0.0);
-        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
     }
 }

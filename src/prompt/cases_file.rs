@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Case, Turn};
+use super::variant::{validate_turns, Case, Turn};
 use crate::error::InputError;
 use crate::eval::expect::Expect;
 
@@ -181,7 +181,7 @@ fn row_to_case(
             valid_regexes.insert(key);
         }
     }
-    super::validate_turns(&turns).map_err(|m| err_at(path, line, 1, m))?;
+    validate_turns(&turns).map_err(|m| err_at(path, line, 1, m))?;
     Ok(Case {
         name: name.unwrap_or_else(|| format!("{file_name}:{line}")),
         vars,

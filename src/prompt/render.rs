@@ -4,12 +4,20 @@
 //! worked examples (one-shot, few-shot, chain-of-thought) are prior user/assistant turns,
 //! in-context documents precede the task with an instruction to answer only from them, and
 //! zero-shot chain of thought appends a step-by-step cue.
+//!
+//! Rendering does no network I/O: a variant that retrieves or selects examples by embedding
+//! first says which texts need vectors ([`embeddings_needed`]); whoever runs it fetches them
+//! and passes them in ([`Vectors`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::marked::{Block, MarkedMessage, Piece};
+use super::retrieve::{self, Passage};
+use super::select;
 use super::template;
-use super::{Case, Turn, Variant};
+use super::variant::{Case, Example, Turn, Variant};
+use super::vectors::{EmbedWants, Vectors};
 #[cfg(test)]
 use crate::chat::ChatMessage;
 use crate::chat::{ChatRequest, Role};
@@ -19,14 +27,6 @@ pub(crate) const STEP_BY_STEP: &str = "Let's think this through step by step.";
 
 /// The instruction that goes with in-context documents unless a variant overrides it.
 pub(crate) const CONTEXT_INSTRUCTION: &str = "Answer using only the context below. If the answer is not in the context, say \"I don't know\".";
-
-/// A retrieved passage placed in the context block.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Passage {
-    /// `file:first-last` lines.
-    pub source: String,
-    pub text: String,
-}
 
 /// A request ready to send, with what was chosen for it (retrieved chunks, selected
 /// examples) as node metadata, so the session records it with the request.
@@ -53,18 +53,79 @@ pub(crate) fn prepare_error(meta: &BTreeMap<String, String>) -> Option<String> {
 /// The messages for `variant` filled with `vars` (a single-turn case).
 #[cfg(test)]
 pub(crate) fn messages(variant: &Variant, vars: &BTreeMap<String, String>) -> Vec<ChatMessage> {
-    prepare_turns(variant, vars, &[]).request.messages
+    prepare_turns(variant, vars, &[], &Vectors::default())
+        .request
+        .messages
 }
 
-/// The request for `variant` filled with `vars`, with the variant's sampling.
-pub(crate) fn request(variant: &Variant, vars: &BTreeMap<String, String>) -> ChatRequest {
-    prepare_turns(variant, vars, &[]).request
+/// The request for `variant` filled with `vars`, with the variant's sampling (and `vectors`
+/// for what it ranks by embedding, see [`embeddings_needed_for`]).
+pub(crate) fn request(
+    variant: &Variant,
+    vars: &BTreeMap<String, String>,
+    vectors: &Vectors,
+) -> ChatRequest {
+    prepare_turns(variant, vars, &[], vectors).request
 }
 
 /// The request for `variant` on `case`: a single-turn case fills the template; a
 /// conversation sends its earlier turns as history and the variant answers the last one.
-pub(crate) fn prepare(variant: &Variant, case: &Case) -> Prepared {
-    prepare_turns(variant, &case.vars, &case.turns)
+/// `vectors` holds what [`embeddings_needed`] asked for; without them, ranking by embedding
+/// fails and [`prepare_error`] says so.
+pub(crate) fn prepare(variant: &Variant, case: &Case, vectors: &Vectors) -> Prepared {
+    prepare_turns(variant, &case.vars, &case.turns, vectors)
+}
+
+/// The texts [`prepare`] of `variant` on `case` needs embedded: empty unless its retrieval or
+/// example selection ranks by embedding. Pure apart from reading (and caching) the retrieval
+/// index, which names the chunks.
+pub(crate) fn embeddings_needed(variant: &Variant, case: &Case) -> EmbedWants {
+    wants(variant, &case.vars, &case.turns)
+}
+
+/// The texts [`request`] of `variant` with `vars` needs embedded.
+pub(crate) fn embeddings_needed_for(
+    variant: &Variant,
+    vars: &BTreeMap<String, String>,
+) -> EmbedWants {
+    wants(variant, vars, &[])
+}
+
+fn wants(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Turn]) -> EmbedWants {
+    let mut out = EmbedWants::default();
+    if variant.retrieve.is_none() && variant.select.is_none() {
+        return out;
+    }
+    let q = question(variant, vars, turns);
+    if let Some(sel) = &variant.select {
+        select::embed_texts(sel, &q, &mut out);
+    }
+    if let Some(r) = &variant.retrieve {
+        retrieve::embed_texts(r, &retrieve::query_for(r, vars, &q), &mut out);
+    }
+    out
+}
+
+/// The examples to send for `question`: the selection when the variant has one (recorded in
+/// `meta`), else the fixed examples.
+pub(crate) fn examples_for<'a>(
+    variant: &'a Variant,
+    question: &str,
+    vectors: &Vectors,
+    meta: &mut BTreeMap<String, String>,
+) -> Cow<'a, [Example]> {
+    let Some(sel) = &variant.select else {
+        return Cow::Borrowed(&variant.examples);
+    };
+    Cow::Owned(
+        select::choose(sel, question, vectors, meta)
+            .into_iter()
+            .map(|p| Example {
+                input: p.input.clone(),
+                output: p.output.clone(),
+            })
+            .collect(),
+    )
 }
 
 /// What chunks and examples are chosen for: the last user turn of a conversation, else the
@@ -76,11 +137,19 @@ fn question(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Turn]) 
     }
 }
 
-fn prepare_turns(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Turn]) -> Prepared {
+fn prepare_turns(
+    variant: &Variant,
+    vars: &BTreeMap<String, String>,
+    turns: &[Turn],
+    vectors: &Vectors,
+) -> Prepared {
     let mut meta = BTreeMap::new();
     let q = question(variant, vars, turns);
-    let examples = super::select::examples_for(variant, &q, &mut meta);
-    let retrieved = super::retrieve::context_for(variant, vars, &q, &mut meta);
+    let examples = examples_for(variant, &q, vectors, &mut meta);
+    let retrieved = match &variant.retrieve {
+        Some(r) => retrieve::context_for(r, &retrieve::query_for(r, vars, &q), vectors, &mut meta),
+        None => Vec::new(),
+    };
     let mut out = Vec::with_capacity(2 + 2 * examples.len() + turns.len());
     if let Some(system) = variant.system.as_deref().filter(|s| !s.trim().is_empty()) {
         let mut m = MarkedMessage::new(Role::System, Block::System);
@@ -333,7 +402,7 @@ mod tests {
                 Turn::User("Synonym for {{word}}?".into()),
             ],
         };
-        let m = prepare(&v, &case).request.messages;
+        let m = prepare(&v, &case, &Vectors::default()).request.messages;
         let got: Vec<(Role, &str)> = m.iter().map(|m| (m.role, m.content.as_str())).collect();
         let first = format!(
             "{CONTEXT_INSTRUCTION}\n\n<context>\nBig means large.\n</context>\n\nQuestion: Hi, I need a word."
@@ -377,7 +446,7 @@ mod tests {
             expect: Default::default(),
             turns: vec![],
         };
-        let p = prepare(&v, &case);
+        let p = prepare(&v, &case, &Vectors::default());
         let blocks: Vec<Block> = p.marked.iter().map(|m| m.block).collect();
         assert_eq!(
             blocks,
@@ -424,5 +493,61 @@ mod tests {
         let mut v = variant();
         v.system = Some("Answer about {{word}} only.".into());
         assert_eq!(messages(&v, &vars())[0].content, "Answer about big only.");
+    }
+
+    #[test]
+    fn ranking_by_embedding_asks_for_vectors_and_fails_the_request_without_them() {
+        use crate::prompt::retrieve::{RankBy, Retrieve, RetrieveSpec};
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join("h.md");
+        std::fs::write(&doc, "# Refunds\nWithin 30 days.\n").unwrap();
+        let mut v = variant();
+        v.retrieve = Some(Retrieve {
+            spec: RetrieveSpec {
+                from: vec!["h.md".into()],
+                k: 1,
+                chunk_tokens: 300,
+                overlap: 0,
+                by: RankBy::Hybrid,
+                query: None,
+                embed_model: Some("e".into()),
+            },
+            files: vec![(doc, "h.md".into())],
+        });
+        let case = Case {
+            name: "c".into(),
+            vars: vars(),
+            expect: Default::default(),
+            turns: vec![],
+        };
+        let wants = embeddings_needed(&v, &case);
+        let asked: Vec<(&str, Vec<&str>)> = wants.iter().collect();
+        assert_eq!(
+            asked,
+            vec![("e", vec!["# Refunds\nWithin 30 days.", "Synonym for big?"])]
+        );
+        // The fetch failed: the request must not be sent, and says why.
+        let mut down = Vectors::default();
+        let texts = &asked[0].1;
+        down.insert("e", texts, Err("embeddings request to x failed".into()));
+        let p = prepare(&v, &case, &down);
+        assert_eq!(
+            prepare_error(&p.meta).as_deref(),
+            Some("retrieval failed: embeddings request to x failed")
+        );
+        // With the vectors, the chunk is retrieved (hybrid: BM25 and embedding agree).
+        let mut up = Vectors::default();
+        up.insert("e", texts, Ok(vec![vec![1.0, 0.0], vec![1.0, 0.1]]));
+        let p = prepare(&v, &case, &up);
+        assert_eq!(prepare_error(&p.meta), None);
+        assert!(
+            p.meta["retrieved"].starts_with("1 by hybrid: h.md:1-2"),
+            "{:?}",
+            p.meta
+        );
+        assert!(p.request.messages[0].content.contains("Within 30 days."));
+        // BM25 alone needs nothing.
+        v.retrieve.as_mut().unwrap().spec.by = RankBy::Bm25;
+        assert!(embeddings_needed(&v, &case).is_empty());
     }
 }

@@ -9,8 +9,9 @@
 //!
 //! `by = "bm25"` ranks with the `bm25` crate (English stemming and stop words);
 //! `"embedding"` by cosine similarity of vectors from an OpenAI-compatible endpoint
-//! (`embed_model`, see [`crate::llm::embed`]); `"hybrid"` fuses both rankings by reciprocal
-//! rank (RRF, k = 60).
+//! (`embed_model`); `"hybrid"` fuses both rankings by reciprocal rank (RRF, k = 60). The
+//! vectors come in as data ([`super::vectors`]): [`embed_texts`] says which texts need them,
+//! and the caller fetches them before rendering.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -19,8 +20,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::render::Passage;
-use super::{template, Variant};
+use super::template;
+use super::vectors::{cosine, EmbedWants, Vectors};
+
+/// A retrieved passage placed in the context block.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Passage {
+    /// `file:first-last` lines.
+    pub source: String,
+    pub text: String,
+}
 
 /// How chunks (or examples) are ranked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,12 +99,10 @@ impl Chunk {
     }
 }
 
-/// The chunks of a set of files and their BM25 engine (and vectors, once embedded).
+/// The chunks of a set of files and their BM25 engine.
 pub(crate) struct Index {
     pub chunks: Vec<Chunk>,
     engine: bm25::SearchEngine<u32>,
-    /// Vectors per embedding model name.
-    vectors: Mutex<HashMap<String, Arc<Vec<Vec<f32>>>>>,
 }
 
 static INDEXES: OnceLock<Mutex<HashMap<String, Arc<Index>>>> = OnceLock::new();
@@ -192,11 +199,7 @@ pub(crate) fn build(files: &[(String, String)], chunk_tokens: usize, overlap: us
         .collect();
     let engine =
         bm25::SearchEngineBuilder::<u32>::with_documents(bm25::Language::English, docs).build();
-    Index {
-        chunks,
-        engine,
-        vectors: Mutex::new(HashMap::new()),
-    }
+    Index { chunks, engine }
 }
 
 impl Index {
@@ -213,33 +216,26 @@ impl Index {
         hits
     }
 
-    fn vectors(&self, model: &str) -> Result<Arc<Vec<Vec<f32>>>, String> {
-        if let Some(v) = self.vectors.lock().ok().and_then(|m| m.get(model).cloned()) {
-            return Ok(v);
-        }
-        let texts: Vec<&str> = self.chunks.iter().map(|c| c.text.as_str()).collect();
-        let v = Arc::new(crate::llm::embed::embed(model, &texts)?);
-        if let Ok(mut m) = self.vectors.lock() {
-            m.insert(model.to_string(), v.clone());
-        }
-        Ok(v)
-    }
-
-    /// Embedding ranking by cosine similarity.
+    /// Embedding ranking by cosine similarity, with `model`'s vectors from `vectors`.
     pub fn embedding(
         &self,
+        vectors: &Vectors,
         model: &str,
         query: &str,
         k: usize,
     ) -> Result<Vec<(usize, f32)>, String> {
-        let vectors = self.vectors(model)?;
-        let q = crate::llm::embed::embed(model, &[query])?;
-        let q = q.first().ok_or("no query vector")?;
-        Ok(rank_by_vectors(&vectors, q, k))
+        let chunks = vectors.all(model, self.chunks.iter().map(|c| c.text.as_str()))?;
+        let q = vectors.of(model, query)?;
+        Ok(rank_by_vectors(&chunks, q, k))
     }
 
     /// The top `k` chunks for `query`.
-    pub fn search(&self, spec: &RetrieveSpec, query: &str) -> Result<Vec<(usize, f32)>, String> {
+    pub fn search(
+        &self,
+        spec: &RetrieveSpec,
+        query: &str,
+        vectors: &Vectors,
+    ) -> Result<Vec<(usize, f32)>, String> {
         let model = || {
             spec.embed_model
                 .as_deref()
@@ -247,22 +243,23 @@ impl Index {
         };
         match spec.by {
             RankBy::Bm25 => Ok(self.bm25(query, spec.k)),
-            RankBy::Embedding => self.embedding(model()?, query, spec.k),
+            RankBy::Embedding => self.embedding(vectors, model()?, query, spec.k),
             RankBy::Hybrid => {
                 let all = self.chunks.len();
                 let a = self.bm25(query, all);
-                let b = self.embedding(model()?, query, all)?;
+                let b = self.embedding(vectors, model()?, query, all)?;
                 Ok(fuse(&[a, b], spec.k))
             }
         }
     }
 }
 
-pub(crate) fn rank_by_vectors(vectors: &[Vec<f32>], q: &[f32], k: usize) -> Vec<(usize, f32)> {
+/// Rank `vectors` by cosine similarity to `q`: (index, similarity), best first.
+pub(crate) fn rank_by_vectors(vectors: &[&[f32]], q: &[f32], k: usize) -> Vec<(usize, f32)> {
     let mut hits: Vec<(usize, f32)> = vectors
         .iter()
         .enumerate()
-        .map(|(i, v)| (i, crate::llm::embed::cosine(v, q)))
+        .map(|(i, v)| (i, cosine(v, q)))
         .collect();
     sort_hits(&mut hits);
     hits.truncate(k);
@@ -287,23 +284,39 @@ pub(crate) fn fuse(rankings: &[Vec<(usize, f32)>], k: usize) -> Vec<(usize, f32)
     hits
 }
 
-/// The retrieved passages for `variant` and `question`, recording the choice in `meta`
-/// (`retrieved`: one `file:first-last score` per chunk, `; `-separated). A failure is recorded
-/// as `retrieve_error` and leaves the passages out.
-pub(crate) fn context_for(
-    variant: &Variant,
-    vars: &BTreeMap<String, String>,
-    question: &str,
-    meta: &mut BTreeMap<String, String>,
-) -> Vec<Passage> {
-    let Some(r) = &variant.retrieve else {
-        return Vec::new();
-    };
-    let query = match &r.spec.query {
+/// What `r` searches for: its `query` template filled from `vars`, else the case's question.
+pub(crate) fn query_for(r: &Retrieve, vars: &BTreeMap<String, String>, question: &str) -> String {
+    match &r.spec.query {
         Some(q) => template::render(q, vars),
         None => question.to_string(),
+    }
+}
+
+/// The texts ranking `query` by embedding needs vectors for (the chunks and the query), added
+/// to `wants`. Nothing for BM25; nothing either when the index can't be built or no model is
+/// named: [`context_for`] then records that error.
+pub(crate) fn embed_texts(r: &Retrieve, query: &str, wants: &mut EmbedWants) {
+    if r.spec.by == RankBy::Bm25 {
+        return;
+    }
+    let (Some(model), Ok(ix)) = (r.spec.embed_model.as_deref(), index(r)) else {
+        return;
     };
-    let found = index(r).and_then(|ix| Ok((ix.search(&r.spec, &query)?, ix)));
+    wants.add(model, ix.chunks.iter().map(|c| c.text.as_str()));
+    wants.add(model, [query]);
+}
+
+/// The retrieved passages for `query`, recording the choice in `meta` (`retrieved`: one
+/// `file:first-last score` per chunk, `; `-separated). A failure (an unreadable file, no
+/// vectors from the embedding model) is recorded as `retrieve_error` and leaves the passages
+/// out.
+pub(crate) fn context_for(
+    r: &Retrieve,
+    query: &str,
+    vectors: &Vectors,
+    meta: &mut BTreeMap<String, String>,
+) -> Vec<Passage> {
+    let found = index(r).and_then(|ix| Ok((ix.search(&r.spec, query, vectors)?, ix)));
     match found {
         Ok((hits, ix)) => {
             let mut out = Vec::with_capacity(hits.len());
@@ -346,7 +359,7 @@ fn by_name(by: RankBy) -> &'static str {
 /// answers it. The unit tests check the ranking on it; `promptloom bench --only retrieval`
 /// prints its hit@k beside the index build times.
 pub(crate) mod test_corpus {
-    use super::Index;
+    use crate::prompt::retrieve::Index;
 
     /// A small handbook: each question has one section that answers it.
     pub(crate) fn corpus() -> Vec<(String, String)> {

@@ -5,9 +5,9 @@
 //! them are picked for the case's question: the most similar inputs (BM25 or embeddings), a
 //! random sample seeded by the question (so reruns pick the same), or the first `k`. The
 //! choice is recorded in the node's metadata (`examples_selected`) like retrieved chunks.
-//! Without `select`, the file's rows are all used, as fixed examples.
+//! Without `select`, the file's rows are all used, as fixed examples. Ranking by embedding
+//! takes its vectors as data ([`super::vectors`]): [`embed_texts`] says which texts need them.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::retrieve::rank_by_vectors;
-use super::{Example, Variant};
+use super::vectors::{EmbedWants, Vectors};
 use crate::error::InputError;
 
 /// How examples are picked.
@@ -76,6 +76,14 @@ pub(crate) struct Select {
     pub pool: Vec<PoolExample>,
 }
 
+/// A line of a JSONL examples file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row {
+    input: String,
+    output: String,
+}
+
 /// Read an examples file: JSONL lines `{"input": …, "output": …}` or a CSV with `input` and
 /// `output` columns.
 pub(crate) fn load_examples(path: &Path) -> Result<Vec<PoolExample>, InputError> {
@@ -101,7 +109,7 @@ pub(crate) fn load_examples(path: &Path) -> Result<Vec<PoolExample>, InputError>
                 if line.trim().is_empty() {
                     continue;
                 }
-                let ex: Example = serde_json::from_str(line.trim())
+                let ex: Row = serde_json::from_str(line.trim())
                     .map_err(|e| at(i + 1, e.column().max(1), format!("bad example: {e}")))?;
                 out.push(PoolExample {
                     source: format!("{name}:{}", i + 1),
@@ -179,6 +187,7 @@ fn pick(
     spec: &SelectSpec,
     pool: &[PoolExample],
     question: &str,
+    vectors: &Vectors,
 ) -> Result<Vec<(usize, Option<f32>)>, String> {
     let k = spec.k.min(pool.len());
     Ok(match spec.by {
@@ -223,11 +232,9 @@ fn pick(
                 .embed_model
                 .as_deref()
                 .ok_or("by = \"embedding\" needs embed_model")?;
-            let texts: Vec<&str> = pool.iter().map(|p| p.input.as_str()).collect();
-            let vectors = crate::llm::embed::embed(model, &texts)?;
-            let q = crate::llm::embed::embed(model, &[question])?;
-            let q = q.first().ok_or("no query vector")?;
-            rank_by_vectors(&vectors, q, k)
+            let inputs = vectors.all(model, pool.iter().map(|p| p.input.as_str()))?;
+            let q = vectors.of(model, question)?;
+            rank_by_vectors(&inputs, q, k)
                 .into_iter()
                 .map(|(i, s)| (i, Some(s)))
                 .collect()
@@ -235,17 +242,28 @@ fn pick(
     })
 }
 
-/// The examples to send for `question`: the selection when the variant has one (recorded in
-/// `meta`), else the fixed examples.
-pub(crate) fn examples_for<'a>(
-    variant: &'a Variant,
-    question: &str,
-    meta: &mut BTreeMap<String, String>,
-) -> Cow<'a, [Example]> {
-    let Some(sel) = &variant.select else {
-        return Cow::Borrowed(&variant.examples);
+/// The texts picking examples for `question` by embedding needs vectors for (the pool's
+/// inputs and the question), added to `wants`.
+pub(crate) fn embed_texts(sel: &Select, question: &str, wants: &mut EmbedWants) {
+    if sel.spec.by != SelectBy::Embedding {
+        return;
+    }
+    let Some(model) = sel.spec.embed_model.as_deref() else {
+        return;
     };
-    match pick(&sel.spec, &sel.pool, question) {
+    wants.add(model, sel.pool.iter().map(|p| p.input.as_str()));
+    wants.add(model, [question]);
+}
+
+/// The pool's examples to send for `question`, in the order sent, recorded in `meta`
+/// (`examples_selected`); a failure is recorded as `select_error` and picks none.
+pub(crate) fn choose<'a>(
+    sel: &'a Select,
+    question: &str,
+    vectors: &Vectors,
+    meta: &mut BTreeMap<String, String>,
+) -> Vec<&'a PoolExample> {
+    match pick(&sel.spec, &sel.pool, question, vectors) {
         Ok(mut picked) => {
             let similar = matches!(sel.spec.by, SelectBy::Bm25 | SelectBy::Embedding);
             if similar && sel.spec.order == Order::SimilarLast {
@@ -276,20 +294,14 @@ pub(crate) fn examples_for<'a>(
                     record.join("; ")
                 ),
             );
-            Cow::Owned(
-                picked
-                    .iter()
-                    .filter_map(|(i, _)| sel.pool.get(*i))
-                    .map(|p| Example {
-                        input: p.input.clone(),
-                        output: p.output.clone(),
-                    })
-                    .collect(),
-            )
+            picked
+                .iter()
+                .filter_map(|(i, _)| sel.pool.get(*i))
+                .collect()
         }
         Err(e) => {
             meta.insert("select_error".into(), e);
-            Cow::Owned(Vec::new())
+            Vec::new()
         }
     }
 }
@@ -331,6 +343,7 @@ mod tests {
             &spec(SelectBy::Bm25, Order::SimilarLast),
             &pool(),
             "Translate 'bird' to French",
+            &Vectors::default(),
         )
         .unwrap();
         let ids: Vec<usize> = picked.iter().map(|p| p.0).collect();
@@ -340,18 +353,26 @@ mod tests {
     #[test]
     fn first_and_random_are_reproducible() {
         let p = pool();
-        let first = pick(&spec(SelectBy::First, Order::SimilarLast), &p, "q").unwrap();
+        let first = pick(
+            &spec(SelectBy::First, Order::SimilarLast),
+            &p,
+            "q",
+            &Vectors::default(),
+        )
+        .unwrap();
         assert_eq!(first, vec![(0, None), (1, None)]);
         let a = pick(
             &spec(SelectBy::Random, Order::SimilarLast),
             &p,
             "some question",
+            &Vectors::default(),
         )
         .unwrap();
         let b = pick(
             &spec(SelectBy::Random, Order::SimilarLast),
             &p,
             "some question",
+            &Vectors::default(),
         )
         .unwrap();
         assert_eq!(a, b);
@@ -366,7 +387,12 @@ mod tests {
             pool: pool(),
         });
         let mut meta = BTreeMap::new();
-        let ex = examples_for(&v, "What is 7 times 6?", &mut meta);
+        let ex = crate::prompt::render::examples_for(
+            &v,
+            "What is 7 times 6?",
+            &Vectors::default(),
+            &mut meta,
+        );
         assert_eq!(ex.len(), 2);
         // Most similar last: "What is 10 times 3?".
         assert_eq!(ex[1].output, "30");
@@ -375,13 +401,54 @@ mod tests {
         assert!(m.contains("ex.jsonl:5"), "{m}");
         let mut v = v.clone();
         v.select = None;
-        v.examples = vec![Example {
+        v.examples = vec![crate::prompt::Example {
             input: "a".into(),
             output: "b".into(),
         }];
         let mut meta = BTreeMap::new();
-        assert_eq!(examples_for(&v, "x", &mut meta).len(), 1);
+        assert_eq!(
+            crate::prompt::render::examples_for(&v, "x", &Vectors::default(), &mut meta).len(),
+            1
+        );
         assert!(meta.is_empty());
+    }
+
+    #[test]
+    fn embedding_picks_by_the_vectors_it_is_given_and_says_when_it_has_none() {
+        let p = pool();
+        let mut spec = spec(SelectBy::Embedding, Order::SimilarFirst);
+        spec.embed_model = Some("e".into());
+        let sel = Select { spec, pool: p };
+        let mut wants = EmbedWants::default();
+        embed_texts(&sel, "What is 7 times 6?", &mut wants);
+        let (model, texts) = wants.iter().next().unwrap();
+        assert_eq!(
+            (model, texts.len()),
+            ("e", 6),
+            "the 5 inputs and the question"
+        );
+        // Arithmetic questions point one way, translations the other.
+        let vector = |t: &str| {
+            if t.contains("Translate") {
+                vec![0.0, 1.0]
+            } else if t.contains("times") {
+                vec![1.0, 0.1]
+            } else {
+                vec![1.0, 0.6]
+            }
+        };
+        let mut vectors = Vectors::default();
+        vectors.insert("e", &texts, Ok(texts.iter().map(|t| vector(t)).collect()));
+        let mut meta = BTreeMap::new();
+        let got = choose(&sel, "What is 7 times 6?", &vectors, &mut meta);
+        assert_eq!(got[0].output, "30", "{got:?}");
+        assert!(meta["examples_selected"].starts_with("2 of 5 by embedding: ex.jsonl:5 "));
+        let mut meta = BTreeMap::new();
+        assert!(choose(&sel, "What is 7 times 6?", &Vectors::default(), &mut meta).is_empty());
+        assert!(
+            meta["select_error"].contains("no vectors were fetched"),
+            "{meta:?}"
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use toml_writer::{TomlKeyBuilder, TomlStringBuilder, TomlWrite, WriteTomlValue};
 
-use super::SaveError;
+use super::error::SaveError;
 use crate::chat::{
     ChatMessage, ChatRequest, FinishReason, ModelIdentity, Role, Sampling, ToolCall, ToolResultOf,
 };

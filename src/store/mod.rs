@@ -7,6 +7,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod error;
 pub(crate) mod export;
 mod format;
 pub(crate) mod journal;
@@ -21,20 +22,7 @@ use std::path::{Path, PathBuf};
 use crate::error::InputError;
 use crate::state::session::{Session, FORMAT};
 
-/// Errors saving a session.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SaveError {
-    #[error("cannot serialise session: {0}")]
-    Serialise(#[from] toml::ser::Error),
-    #[error("cannot serialise session: {0}")]
-    Invalid(String),
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
+pub(crate) use error::SaveError;
 pub(crate) use format::to_text;
 
 /// Write `session` to `path` atomically.

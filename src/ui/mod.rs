@@ -5,6 +5,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub(crate) mod answer;
+mod cache;
 pub(crate) mod charts;
 pub(crate) mod cost;
 pub(crate) mod diff;
@@ -26,15 +27,7 @@ use crate::app::model::layout;
 
 use crate::app::model::state::{AppState, Layer, PaneMetrics};
 use crate::config::theme::Theme;
-
-/// Caches the views keep between frames.
-#[derive(Default)]
-pub(crate) struct ViewCache {
-    /// Per pane, same order as the variants.
-    pub answers: Vec<answer::AnswerView>,
-    /// The two sides of a blind comparison.
-    pub compare: [answer::AnswerView; 2],
-}
+pub(crate) use cache::ViewCache;
 
 /// Draw the whole screen.
 pub(crate) fn draw(
@@ -75,18 +68,6 @@ fn draw_layers(
             _ => overlays::draw_layer(frame, area, state, layer, theme),
         }
     }
-}
-
-/// A rectangle of `w`×`h` centred in `area`, clipped to it.
-pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
-    Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Widget};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
-use super::centered;
+use crate::app::model::layout::centered;
 use crate::app::model::state::{AppState, InputPurpose, Layer, PickerKind};
 use crate::config::keymap::Mode;
 use crate::config::theme::Theme;

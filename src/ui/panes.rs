@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Widget};
 use ratatui::Frame;
 
 use super::answer::AnswerView;
-use super::ViewCache;
+use super::cache::ViewCache;
 use crate::app::model::layout::ScreenLayout;
 use crate::app::model::state::{AppState, PaneMetrics, Phase};
 use crate::config::theme::Theme;

@@ -11,7 +11,7 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::answer::AnswerView;
-use super::ViewCache;
+use super::cache::ViewCache;
 use crate::app::model::edit::TextArea;
 use crate::app::model::queries::{my_rating, other_raters, shown_node};
 use crate::app::model::rating::{
@@ -148,7 +148,7 @@ fn note(
         .node(node)
         .map(|n| format!("#{node} · {}", visible(&n.variant)))
         .unwrap_or_else(|| format!("#{node}"));
-    let r = super::centered(area, area.width.saturating_sub(8).max(20), 12);
+    let r = crate::app::model::layout::centered(area, area.width.saturating_sub(8).max(20), 12);
     clear(frame.buffer_mut(), r);
     let b = Block::default()
         .borders(Borders::ALL)

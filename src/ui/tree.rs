@@ -301,7 +301,7 @@ fn draw_node(frame: &mut Frame, area: Rect, n: &Node, theme: &Theme) {
 
 /// The `s` form: k, b, d and value samples, the selected one highlighted.
 pub(crate) fn draw_form(frame: &mut Frame, area: Rect, f: &SearchForm, theme: &Theme) {
-    let r = super::centered(area, 46, 9);
+    let r = crate::app::model::layout::centered(area, 46, 9);
     if r.width < 10 || r.height < 4 {
         return;
     }

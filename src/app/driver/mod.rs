@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) mod crash;
+pub(crate) mod in_memory;
 pub(crate) mod journal;
 pub(crate) mod suspend;
 
@@ -270,6 +271,20 @@ impl MemoryScreen {
             terminal: ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))?,
             frames: 0,
         })
+    }
+
+    /// What the last frame shows, one line per row.
+    #[cfg(test)]
+    pub fn text(&self) -> String {
+        let buf = self.terminal.backend().buffer();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                out.push_str(buf[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
     }
 }
 
@@ -670,6 +685,24 @@ fn run_effect<S: Screen>(
             }
         }
         Effect::Rating(fx) => ratings.run(fx, state, &registry.identities(), tx),
+        Effect::Embed {
+            node,
+            request,
+            wants,
+            run,
+        } => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let vectors = llm::embed::fetch_off_thread(wants).await;
+                let _ = tx.send(Msg::Embedded {
+                    node,
+                    request,
+                    run,
+                    vectors,
+                    at: t0.elapsed(),
+                });
+            });
+        }
         Effect::Tool(crate::app::model::tools::ToolEffect::Run {
             answer,
             index,
@@ -759,3 +792,6 @@ mod save_slot_tests {
         assert!(text.contains("v3"), "{text}");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,6 +23,18 @@ pub(crate) struct ScreenLayout {
     pub panes: Vec<(usize, Rect)>,
 }
 
+/// A rectangle of `w`×`h` centred in `area`, clipped to it.
+pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
 pub(crate) fn screen(
     area: Rect,
     n: usize,

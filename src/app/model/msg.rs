@@ -9,6 +9,8 @@ use crossterm::event::{KeyEvent, MouseEvent};
 use super::rating::{RatingEffect, RatingIo};
 use super::tools::{ToolEffect, ToolMsg};
 use crate::chat::{BackendStatus, ChatRequest, StreamEvent};
+use crate::prompt::vectors::{EmbedWants, Vectors};
+use crate::prompt::{Case, Variant};
 use crate::state::session::Session;
 
 /// Everything that can happen to the app. `at` is the time since the app started, read by
@@ -64,6 +66,23 @@ pub(crate) enum Msg {
     Rating(RatingIo),
     /// A tool the driver ran for the tool loop finished.
     Tool(ToolMsg),
+    /// The vectors asked for by [`Effect::Embed`] for `(node, request)` (a model that failed
+    /// carries its error); stale pairs are dropped.
+    Embedded {
+        node: u64,
+        request: u64,
+        run: Box<WaitingRun>,
+        vectors: Vectors,
+        at: Duration,
+    },
+}
+
+/// A pane's run waiting for embedding vectors: what to render once they are here (as it was
+/// when the run started, whatever is edited meanwhile).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WaitingRun {
+    pub variant: Variant,
+    pub case: Case,
 }
 
 /// What `update` asks the driver to do.
@@ -100,4 +119,12 @@ pub(crate) enum Effect {
     Rating(RatingEffect),
     /// Run a tool for the tool loop.
     Tool(ToolEffect),
+    /// Fetch embedding vectors for a pane's run (retrieval or example selection by
+    /// embedding), off the loop; they come back as [`Msg::Embedded`] with `run`.
+    Embed {
+        node: u64,
+        request: u64,
+        wants: EmbedWants,
+        run: Box<WaitingRun>,
+    },
 }

@@ -108,6 +108,17 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Rating(io) => rating::io(s, io, &mut fx),
         Msg::Tool(m) => tools::on_msg(s, m, &mut fx),
+        Msg::Embedded {
+            node,
+            request,
+            run,
+            vectors,
+            at,
+        } => {
+            s.now = at;
+            panes::embedded(s, node, request, *run, &vectors, &mut fx);
+            s.dirty = true;
+        }
         Msg::ExternalEditDone { variant, result } => {
             match result {
                 Ok(text) => match text_to_variant(&text, &s.models) {

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use super::tools;
 use crate::app::model::layout;
-use crate::app::model::msg::Effect;
+use crate::app::model::msg::{Effect, WaitingRun};
 use crate::app::model::state::{AppState, Pane, Phase};
 use crate::chat::{FinishReason, StreamEvent};
+use crate::prompt::vectors::Vectors;
 use crate::prompt::{render, Case};
 use crate::state::session::{Node, NodeKind, NodeStatus};
 use crate::state::tool_loop;
@@ -71,7 +72,10 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         turns: Vec::new(),
     });
     let seed = s.next_seed();
-    let prepared = render::prepare(&v, &case);
+    // Ranking by embedding needs vectors the driver fetches: until they come, the node holds
+    // the request without the ranked parts, and the pane waits queued.
+    let wants = render::embeddings_needed(&v, &case);
+    let prepared = render::prepare(&v, &case, &Vectors::default());
     let chat = render::with_seed(prepared.request, seed);
     let id = s.session.next_node_id();
     let mut node = Node::start(
@@ -85,7 +89,10 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         s.stamp(),
     );
     node.status = NodeStatus::Queued;
-    node.meta.extend(prepared.meta);
+    let waiting = !wants.is_empty();
+    if !waiting {
+        node.meta.extend(prepared.meta);
+    }
     let prep_error = render::prepare_error(&node.meta);
     super::versions::tag(s, &v, &mut node);
     s.session.nodes.push(node);
@@ -99,6 +106,15 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         p.started = s.now;
     }
     s.interrupt_armed = false;
+    if waiting {
+        fx.push(Effect::Embed {
+            node: id,
+            request,
+            wants,
+            run: Box::new(WaitingRun { variant: v, case }),
+        });
+        return;
+    }
     if let Some(e) = prep_error {
         // Not sent: the pane says why, the session records it (as `run` does).
         finish(s, i, Err(e), s.now);
@@ -109,6 +125,45 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         node: id,
         request,
         model: v.model.clone(),
+        chat,
+    });
+}
+
+/// The vectors a waiting run asked for: render its request with them and send it, or, when
+/// ranking failed (the embeddings server is down), fail the pane with the reason, unsent.
+pub(crate) fn embedded(
+    s: &mut AppState,
+    node: u64,
+    request: u64,
+    run: WaitingRun,
+    vectors: &Vectors,
+    fx: &mut Vec<Effect>,
+) {
+    let Some(i) = s
+        .panes
+        .iter()
+        .position(|p| p.node == Some(node) && p.request == request && p.phase == Phase::Queued)
+    else {
+        return; // rerun or cancelled meanwhile
+    };
+    let prepared = render::prepare(&run.variant, &run.case, vectors);
+    let Some(n) = s.session.node_mut(node) else {
+        return;
+    };
+    // The seed drawn when the run started (`with_seed` only fills one where it did then).
+    let seed = n.request.sampling.seed.unwrap_or_default();
+    let chat = render::with_seed(prepared.request, seed);
+    n.request = chat.clone();
+    n.meta.extend(prepared.meta);
+    if let Some(e) = render::prepare_error(&n.meta) {
+        finish(s, i, Err(e), s.now);
+        save(s, fx);
+        return;
+    }
+    fx.push(Effect::StartStream {
+        node,
+        request,
+        model: run.variant.model,
         chat,
     });
 }

@@ -63,7 +63,7 @@ fn preview(v: &Variant, case: Option<&Case>) -> Preview {
         expect: Default::default(),
         turns: Vec::new(),
     });
-    let prepared = render::prepare(&offline, &case);
+    let prepared = render::prepare(&offline, &case, &Default::default());
     Preview {
         variant: v.clone(),
         case: (case.name != "(no case)").then_some(case),

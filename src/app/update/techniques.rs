@@ -838,7 +838,9 @@ fn start_propose(s: &mut AppState, fx: &mut Vec<Effect>) {
                 &v.name,
                 &case_name,
                 &v.model,
-                render::request(&v, &vars),
+                // A record, never sent: context ranked by embedding is left out of it (the
+                // driver fetches vectors for runs only).
+                render::request(&v, &vars, &Default::default()),
                 s.stamp(),
             );
             anchor.status = NodeStatus::Done;

@@ -551,3 +551,86 @@ fn a_pane_whose_retrieval_fails_is_not_sent_and_says_why() {
     assert!(e.starts_with("retrieval failed: cannot read"), "{e}");
     assert!(e.contains("handbook.md"), "{e}");
 }
+
+#[test]
+fn a_pane_ranking_by_embedding_waits_for_the_vectors_then_sends_what_they_chose() {
+    use crate::app::model::msg::WaitingRun;
+    use crate::prompt::vectors::{EmbedWants, Vectors};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.md"), "# Refunds\nWithin 30 days.\n").unwrap();
+    std::fs::write(dir.path().join("b.md"), "# Shipping\nTwo working days.\n").unwrap();
+    let text = "title = \"T\"\n[defaults]\nmodel = \"fake\"\n\n[[variant]]\nname = \"rag\"\ntemplate = \"How long does shipping take?\"\nretrieve = { from = [\"a.md\", \"b.md\"], k = 1, by = \"embedding\", embed_model = \"fake\" }\n\n[[case]]\nname = \"one\"\n";
+    let mut s = state_for(&dir.path().join("p.toml"), text, &["fake"], "T");
+    let fx = key(&mut s, KeyCode::Char('r'));
+    // Nothing is sent yet: the driver is asked for the vectors first.
+    assert!(started(&fx).is_empty(), "{fx:?}");
+    let embeds: Vec<(u64, u64, EmbedWants, Box<WaitingRun>)> = fx
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Embed {
+                node,
+                request,
+                wants,
+                run,
+            } => Some((node, request, wants, run)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(embeds.len(), 1);
+    let (node, request, wants, run) = embeds.into_iter().next().unwrap();
+    assert_eq!(s.panes[0].phase, Phase::Queued);
+    assert_eq!(s.panes[0].node, Some(node));
+    let asked: Vec<(&str, Vec<&str>)> = wants.iter().collect();
+    assert_eq!(asked.len(), 1);
+    let (model, texts) = &asked[0];
+    assert_eq!(*model, "fake");
+    assert_eq!(texts.len(), 3, "two chunks and the query: {texts:?}");
+    // Shipping texts point one way, everything else the other.
+    let mut vectors = Vectors::default();
+    let v = |t: &str| {
+        if t.to_lowercase().contains("shipping") {
+            vec![0.0, 1.0]
+        } else {
+            vec![1.0, 0.0]
+        }
+    };
+    vectors.insert(model, texts, Ok(texts.iter().map(|t| v(t)).collect()));
+    // An answer for another request is stale: dropped.
+    let fx = update(
+        &mut s,
+        Msg::Embedded {
+            node,
+            request: request + 1,
+            run: run.clone(),
+            vectors: vectors.clone(),
+            at: ms(5),
+        },
+    );
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(s.panes[0].phase, Phase::Queued);
+    let fx = update(
+        &mut s,
+        Msg::Embedded {
+            node,
+            request,
+            run,
+            vectors,
+            at: ms(5),
+        },
+    );
+    assert_eq!(started(&fx), vec![(node, request)]);
+    let chat = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::StartStream { chat, .. } => Some(chat.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let sent = &chat.messages.last().unwrap().content;
+    assert!(sent.contains("Two working days."), "{sent}");
+    assert!(!sent.contains("Within 30 days."), "{sent}");
+    let n = s.pane_node(0).unwrap();
+    assert_eq!(n.request, chat, "the node records what is sent");
+    let got = n.meta.get("retrieved").map(String::as_str).unwrap_or("");
+    assert!(got.starts_with("1 by embedding: b.md:"), "{got}");
+}
