@@ -271,13 +271,19 @@ fn an_mcp_server_over_streamable_http_is_listed_and_called() {
         .next()
         .unwrap_or_default()
         .to_string();
-    let cfg = format!("{head}[mcp.weather]\nurl = {:?}\nallow = true\n", server.url);
+    let cfg = format!(
+        "{head}[mcp.weather]\nurl = {:?}\nallow = true\n",
+        server.url
+    );
     std::fs::write(sb.path("config.toml"), cfg).unwrap();
     let o = sb.run(&["tools", "list", "weather"]);
     let out = text(&o.stdout);
     assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
     assert!(out.contains("# MCP server weather: 2 tools"), "{out}");
-    assert!(out.contains("mcp = \"weather/get_current_weather\""), "{out}");
+    assert!(
+        out.contains("mcp = \"weather/get_current_weather\""),
+        "{out}"
+    );
 
     let prompt = sb.write("p.toml", PROMPT);
     let session = sb.path("http.toml");
@@ -295,7 +301,9 @@ fn an_mcp_server_over_streamable_http_is_listed_and_called() {
     let r = results(&session);
     assert!(
         r.iter()
-            .any(|(tool, source, t)| tool == "get_current_weather" && source == "mcp" && t.contains("72")),
+            .any(|(tool, source, t)| tool == "get_current_weather"
+                && source == "mcp"
+                && t.contains("72")),
         "{r:?}"
     );
     let calls = std::fs::read_to_string(&log).unwrap();
@@ -304,4 +312,3 @@ fn an_mcp_server_over_streamable_http_is_listed_and_called() {
         [r#"{"location": "Boston, MA", "unit": "fahrenheit"}"#]
     );
 }
-

@@ -219,7 +219,11 @@ fn samples_cluster_n_seeded_answers_of_a_node() {
     assert_eq!(seeds, (0..4).map(|k| seeds[0] + k).collect::<Vec<_>>());
     // The run table's stability line reads the same group.
     let o = sb.run(&["export", session.to_str().unwrap(), "--format", "md"]);
-    assert!(text(&o.stdout).contains("100% agree (1 cell)"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("100% agree (1 cell)"),
+        "{}",
+        text(&o.stdout)
+    );
 }
 
 #[test]

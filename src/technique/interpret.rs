@@ -702,8 +702,8 @@ fn annotate_finished(ctx: &mut Ctx, id: u64) {
     if n.status != NodeStatus::Done {
         return;
     }
-    let sample = n.kind == NodeKind::Answer
-        && n.meta.contains_key(crate::eval::consistency::GROUP_KEY);
+    let sample =
+        n.kind == NodeKind::Answer && n.meta.contains_key(crate::eval::consistency::GROUP_KEY);
     if (n.kind == NodeKind::Rewrite || sample) && !expect.is_empty() {
         n.checks = expect.check(&n.text);
     }
@@ -724,7 +724,10 @@ pub(crate) fn sample_nodes<'a>(session: &'a Session, root: u64, group: &str) -> 
         .iter()
         .filter(|n| {
             n.parent == Some(root)
-                && n.meta.get(crate::eval::consistency::GROUP_KEY).map(String::as_str) == Some(group)
+                && n.meta
+                    .get(crate::eval::consistency::GROUP_KEY)
+                    .map(String::as_str)
+                    == Some(group)
         })
         .collect()
 }

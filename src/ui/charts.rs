@@ -304,7 +304,12 @@ fn stability_and_cost(buf: &mut Buffer, area: Rect, c: &ChartsView, theme: &Them
     let (left, right) = halves(area);
     let entries = &c.board.entries;
     if entries.iter().all(|e| e.stability.is_none()) {
-        buf.set_string(left.x, left.y, "agreement of samples", theme.style("header.key"));
+        buf.set_string(
+            left.x,
+            left.y,
+            "agreement of samples",
+            theme.style("header.key"),
+        );
         buf.set_string(
             left.x,
             left.y + 1,
@@ -332,7 +337,12 @@ fn stability_and_cost(buf: &mut Buffer, area: Rect, c: &ChartsView, theme: &Them
         );
     }
     if entries.iter().all(|e| e.cost_per_pass().is_none()) {
-        buf.set_string(right.x, right.y, "cost per passing answer", theme.style("header.key"));
+        buf.set_string(
+            right.x,
+            right.y,
+            "cost per passing answer",
+            theme.style("header.key"),
+        );
         let why = if entries.iter().all(|e| e.cost.is_none()) {
             "no prices set ([price] in the config)"
         } else {

@@ -202,10 +202,16 @@ fn extra_rows(state: &AppState, i: usize, width: u16, theme: &Theme) -> Vec<Line
                 );
             }
         }
-        if let (Some(k), Some(parent)) = (n.meta.get(crate::eval::consistency::INDEX_KEY), n.parent) {
+        if let (Some(k), Some(parent)) = (n.meta.get(crate::eval::consistency::INDEX_KEY), n.parent)
+        {
             if n.meta.contains_key(crate::eval::consistency::GROUP_KEY) {
-                let k = k.parse::<usize>().map_or(k.clone(), |k| (k + 1).to_string());
-                push(format!("sample {} of #{parent}", visible(&k)), theme.style("muted"));
+                let k = k
+                    .parse::<usize>()
+                    .map_or(k.clone(), |k| (k + 1).to_string());
+                push(
+                    format!("sample {} of #{parent}", visible(&k)),
+                    theme.style("muted"),
+                );
             }
         }
         // What retrieval and example selection put in the prompt (file:lines score).

@@ -525,7 +525,11 @@ where
         t.cancel();
     }
     // A save still waiting for the saver: its snapshot goes after the one being written.
-    if let Some(path) = save_pull.pending.take().filter(|p| *p == state.session_path) {
+    if let Some(path) = save_pull
+        .pending
+        .take()
+        .filter(|p| *p == state.session_path)
+    {
         put_snapshot(&state, path, &registry, &ratings, &save_slot);
     }
     save_slot.close();
@@ -893,7 +897,11 @@ mod save_slot_tests {
         }
         assert_eq!(pull.due(&a), None, "still writing the first");
         pull.saved();
-        assert_eq!(pull.due(&a), Some(a.clone()), "one snapshot for the hundred");
+        assert_eq!(
+            pull.due(&a),
+            Some(a.clone()),
+            "one snapshot for the hundred"
+        );
         assert_eq!(pull.due(&a), None);
         pull.saved();
         assert_eq!(pull.due(&a), None, "nothing waiting");

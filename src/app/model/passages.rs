@@ -187,7 +187,13 @@ mod tests {
                    <context source=\"h.md:9-12\">\nCall us, é😀.\n</context>\n\n\
                    Question: How long?";
         let scores = BTreeMap::from([("h.md:3-7".to_string(), 4.5)]);
-        let got = passages_of(&[ChatMessage::new(Role::System, "<context>\nno\n</context>"), user(msg)], &scores);
+        let got = passages_of(
+            &[
+                ChatMessage::new(Role::System, "<context>\nno\n</context>"),
+                user(msg),
+            ],
+            &scores,
+        );
         assert_eq!(got.len(), 3, "{got:?}");
         assert_eq!(got[0].source, None);
         assert_eq!(got[0].text, "Whole file.\nTwo lines.");
@@ -229,12 +235,15 @@ mod tests {
             &prepared.meta,
         );
         assert_eq!(v.ranked_by.as_deref(), Some("bm25"));
-        assert_eq!(v.passages.len(), 3, "{v:?}");
+        assert_eq!(v.passages.len(), 2, "{v:?}");
         assert_eq!(v.passages[0].source, None);
         assert_eq!(v.passages[0].text, "Pasted whole.");
         let first = &v.passages[1];
         assert!(first.text.contains("Refunds take 14 days."), "{first:?}");
-        assert!(first.source.as_deref().is_some_and(|s| s.starts_with("h.md:")));
+        assert!(first
+            .source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("h.md:")));
         assert!(first.score.is_some_and(|s| s > 0.0), "{first:?}");
         assert!(v.examples.is_empty() && v.examples_note.is_none());
     }

@@ -285,4 +285,3 @@ pub(crate) fn samples_of(
         crate::eval::consistency::stability(&members),
     ))
 }
-

@@ -40,14 +40,7 @@ pub(crate) fn open(s: &mut AppState) {
                 Some(d) => format!("will send; {d}"),
                 None => "will send".to_string(),
             };
-            build(
-                &v.name,
-                &case,
-                note,
-                &p.messages,
-                Some(&p.marked),
-                &p.meta,
-            )
+            build(&v.name, &case, note, &p.messages, Some(&p.marked), &p.meta)
         }
     };
     s.layers.push(Layer::Passages(Box::new(view)));

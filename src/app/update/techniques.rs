@@ -698,7 +698,10 @@ fn start_samples(s: &mut AppState, node: Option<u64>, fx: &mut Vec<Effect>) {
     let temperature = s.prompt.techniques.branch_temperature;
     let greedy = n.request.sampling.temperature.is_none_or(|t| t <= 0.0);
     s.message = Some(if greedy {
-        format!("sampling #{} {k} times at temperature {temperature} (its own is greedy)", n.id)
+        format!(
+            "sampling #{} {k} times at temperature {temperature} (its own is greedy)",
+            n.id
+        )
     } else {
         format!("sampling #{} {k} times", n.id)
     });

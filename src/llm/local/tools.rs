@@ -170,7 +170,10 @@ mod tests {
             messages: vec![
                 ChatMessage::new(Role::User, "What is the weather in Boston?"),
                 ChatMessage::assistant_calls("", vec![call.clone()]),
-                ChatMessage::tool_result(&call, "{\"temperature\": 72, \"forecast\": [\"sunny\", \"windy\"]}"),
+                ChatMessage::tool_result(
+                    &call,
+                    "{\"temperature\": 72, \"forecast\": [\"sunny\", \"windy\"]}",
+                ),
             ],
             sampling: Sampling {
                 max_tokens: Some(24),

@@ -369,7 +369,11 @@ fn stability_and_cost(out: &mut String, board: &Leaderboard) {
     let _ = write!(
         out,
         "</table>\n{}\n</section>\n",
-        bar_chart("Agreement of samples per variant", "% of samples in the majority", &rows)
+        bar_chart(
+            "Agreement of samples per variant",
+            "% of samples in the majority",
+            &rows
+        )
     );
 
     let _ = write!(
@@ -473,6 +477,9 @@ mod tests {
             cost.contains(&esc(&crate::price::format_usd(0.015))),
             "{cost}"
         );
-        assert!(cost.contains(&esc(&crate::price::format_usd(0.03))), "{cost}");
+        assert!(
+            cost.contains(&esc(&crate::price::format_usd(0.03))),
+            "{cost}"
+        );
     }
 }

@@ -130,7 +130,10 @@ fn stability_and_cost_are_charted() {
             output: 2.0,
         },
     );
-    let texts = [("plain", ["Paris", "Paris", "Lyon"]), ("teacher", ["Rome"; 3])];
+    let texts = [
+        ("plain", ["Paris", "Paris", "Lyon"]),
+        ("teacher", ["Rome"; 3]),
+    ];
     for (variant, answers) in texts {
         let model = if variant == "plain" { "fake" } else { "other" };
         for (k, text) in answers.iter().enumerate() {
@@ -138,8 +141,7 @@ fn stability_and_cost_are_charted() {
             let n = s.session.nodes.iter_mut().find(|n| n.id == id).unwrap();
             n.text = (*text).into();
             n.prompt_tokens = Some(1000);
-            n.meta
-                .insert(GROUP_KEY.into(), format!("{variant}-cell"));
+            n.meta.insert(GROUP_KEY.into(), format!("{variant}-cell"));
             n.checks.push(CheckResult {
                 kind: "any".into(),
                 pass: k == 0,

@@ -26,7 +26,7 @@ fn the_context_layer_shows_each_passage_with_its_source_score_and_text() {
         panic!("no context layer: {:?}", s.layers);
     };
     assert_eq!(v.source_note, "will send");
-    assert_eq!(v.passages.len(), 3, "{v:?}");
+    assert_eq!(v.passages.len(), 2, "{v:?}");
     // The refunds chunk ranks first and carries its score before any run.
     assert!(v.passages[1].text.contains("14 days"), "{v:?}");
     assert!(v.passages[1].score.is_some(), "{v:?}");
@@ -37,7 +37,12 @@ fn the_context_layer_shows_each_passage_with_its_source_score_and_text() {
         assert!(text.contains("handbook.md:"), "{text}");
         assert!(text.contains("score "), "{text}");
         assert!(text.contains("Refunds are paid within 14 days"), "{text}");
-        insta::assert_snapshot!(format!("passages_will_send_{w}x{h}"), text);
+        // The header names the prompt file, in a temporary folder: not part of the snapshot.
+        let dir_name = dir.path().display().to_string();
+        insta::assert_snapshot!(
+            format!("passages_will_send_{w}x{h}"),
+            text.replace(&dir_name, "DIR")
+        );
     }
     // Esc closes; after a run the layer shows the request as sent, with the same passages.
     key(&mut s, KeyCode::Esc);
@@ -48,7 +53,7 @@ fn the_context_layer_shows_each_passage_with_its_source_score_and_text() {
         panic!("no context layer: {:?}", s.layers);
     };
     assert_eq!(after.source_note, "as sent");
-    assert_eq!(after.passages.len(), 3);
+    assert_eq!(after.passages.len(), 2);
     assert_eq!(after.passages[1].score, v_score(&s, 1));
     // `O` again closes it.
     key(&mut s, KeyCode::Char('O'));
@@ -87,5 +92,5 @@ fn a_plain_variant_says_it_has_no_context_and_scrolling_is_bounded() {
     assert!(v.scroll < 100, "{}", v.scroll);
     let text = screen(&mut s, 80, 24);
     // Scrolled to the end: the last passage's text is still on screen.
-    assert!(text.contains("weekdays") || text.contains("Monday"), "{text}");
+    assert!(text.contains("14 days"), "{text}");
 }

@@ -597,7 +597,10 @@ fn hash_samples_the_answer_and_the_pane_shows_its_clusters() {
     for (k, (id, _)) in st.iter().enumerate() {
         let n = node(&s, *id);
         assert_eq!((n.kind, n.parent), (NodeKind::Answer, Some(1)));
-        assert_eq!(n.meta.get(GROUP_KEY).map(String::as_str), Some("plain/England/#1"));
+        assert_eq!(
+            n.meta.get(GROUP_KEY).map(String::as_str),
+            Some("plain/England/#1")
+        );
         assert_eq!(n.meta.get(INDEX_KEY), Some(&k.to_string()));
         assert_eq!(
             n.request.sampling.temperature,
@@ -606,7 +609,10 @@ fn hash_samples_the_answer_and_the_pane_shows_its_clusters() {
     }
     // The pane's answer stays; the samples stream beside it.
     assert_eq!(s.panes[0].node, Some(1));
-    for (pair, text) in st.iter().zip(["London.", "Paris", "london", "London.", "Paris"]) {
+    for (pair, text) in st
+        .iter()
+        .zip(["London.", "Paris", "london", "London.", "Paris"])
+    {
         reply(&mut s, *pair, text);
     }
     assert!(!s.tech.busy());
@@ -628,9 +634,13 @@ fn hash_samples_the_answer_and_the_pane_shows_its_clusters() {
         text.contains(&format!("3× london · {} {} {}", ids[0], ids[2], ids[3])),
         "{text}"
     );
-    assert!(text.contains(&format!("2× paris · {} {}", ids[1], ids[4])), "{text}");
+    assert!(
+        text.contains(&format!("2× paris · {} {}", ids[1], ids[4])),
+        "{text}"
+    );
     // The leaderboard's stability column counts the cell.
-    let board = crate::eval::leaderboard::build(&s.session, crate::eval::leaderboard::GroupBy::Variant);
+    let board =
+        crate::eval::leaderboard::build(&s.session, crate::eval::leaderboard::GroupBy::Variant);
     let plain = &board.entries[board.index_of("plain").unwrap()];
     assert_eq!(plain.stability_cells, 1);
     assert!((plain.stability.unwrap() - 0.6).abs() < 1e-9);
