@@ -534,7 +534,7 @@ fn space_finding(what: &str, dir: &Path, free: u64, room: (u64, u64), worst: Lev
             format!(
                 "{what}: {} writable but only {shown} free (needs at least {}): free some space",
                 dir.display(),
-                indicatif::HumanBytes(fail).to_string()
+                indicatif::HumanBytes(fail)
             ),
         )
     } else if free < warn {
@@ -544,7 +544,7 @@ fn space_finding(what: &str, dir: &Path, free: u64, room: (u64, u64), worst: Lev
             format!(
                 "{what}: {} writable, {shown} free: low (under {})",
                 dir.display(),
-                indicatif::HumanBytes(warn).to_string()
+                indicatif::HumanBytes(warn)
             ),
         )
     } else {
@@ -570,7 +570,7 @@ fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     }
     // SAFETY: statvfs returned 0, so it wrote the whole struct.
     let st = unsafe { st.assume_init() };
-    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// Create `dir` if needed and write (then remove) a file in it.
