@@ -180,6 +180,38 @@ fn q8_kernel_matches_candle_bit_for_bit() {
     }
 }
 
+/// The llama model's Q8_0 layers (`QLinear`) hand one activation row (a decoded token) to
+/// candle's kernel, which decodes faster here, and two rows or more (prompts, batched
+/// decodes) to ours; either way the product is candle's, bit for bit.
+#[test]
+fn q8_layers_use_the_kernel_from_two_rows_and_candle_for_one() {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::Module;
+    assert!(!promptloom::q8_kernel_for_rows(0));
+    assert!(!promptloom::q8_kernel_for_rows(1));
+    assert!(promptloom::q8_kernel_for_rows(2));
+    assert!(promptloom::q8_kernel_for_rows(1_800));
+    let kernel = promptloom::q8_kernel_available();
+    let (n, k) = (192, 576);
+    let w = Tensor::from_vec(values(n * k, 77), (n, k), &Device::Cpu).unwrap();
+    let w = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap());
+    // (shape of x, activation rows): one decode row as the model passes it (batch 1,
+    // position 1), a bare row, two sequences decoding together, a prompt.
+    let cases: [(&[usize], usize); 4] = [(&[1, 1, k], 1), (&[1, k], 1), (&[2, 1, k], 2), (&[1, 9, k], 9)];
+    for (i, (dims, rows)) in cases.into_iter().enumerate() {
+        let x = Tensor::from_vec(values(rows * k, 300 + i as u64), dims, &Device::Cpu).unwrap();
+        let (ours, used_kernel) = promptloom::q8_linear_forward(w.clone(), &x).unwrap();
+        assert_eq!(
+            used_kernel,
+            kernel && rows >= 2,
+            "{dims:?}: kernel on this CPU: {kernel}"
+        );
+        let candle = QMatMul::from_arc(w.clone()).unwrap().forward(&x).unwrap();
+        assert_eq!(ours.dims(), candle.dims(), "{dims:?}");
+        assert_eq!(bits(&ours), bits(&candle), "{dims:?}");
+    }
+}
+
 /// The prompt-attention kernel gives 0.8.1's result bit for bit: causal prompts from
 /// scratch and after a cached prefix, with and without a mask, f32 and f16.
 #[test]

@@ -255,7 +255,18 @@ pub(crate) fn engine_pool() -> Option<rayon::ThreadPool> {
 /// product itself (None where it does not apply).
 pub use crate::promptloom_q8::{
     available as q8_kernel_available, matmul as q8_matmul, set_enabled as set_q8_kernel,
+    set_min_rows as set_q8_kernel_min_rows, use_for_rows as q8_kernel_for_rows,
+    DEFAULT_MIN_ROWS as Q8_KERNEL_DEFAULT_MIN_ROWS,
 };
+
+/// A Q8_0 weight as the llama model builds it (`promptloom_q8::QLinear`) applied to `x`:
+/// the product, and whether the kernel (true) or candle's path (false) computed it.
+pub fn q8_linear_forward(
+    w: Arc<candle_core::quantized::QTensor>,
+    x: &Tensor,
+) -> Result<(Tensor, bool)> {
+    crate::promptloom_q8::QLinear::gguf_arc(w)?.forward_path(x)
+}
 
 /// A GGUF weight with LoRA adapters as the GGUF llama LoRA model builds it (`QLoraLinear`,
 /// `xlora_models/quantized_llama.rs`), merged as that model merges a plain LoRA (no X-LoRA
