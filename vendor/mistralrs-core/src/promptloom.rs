@@ -326,3 +326,36 @@ pub fn gguf_lora_layer_forward(
     layer.merge_weights()?;
     layer.lora_forward(x, None, 1.0, None)
 }
+
+/// A model's tokenizer, to count the tokens of text a server sent without counts: read from
+/// a GGUF file's metadata (converted as mistral.rs converts it when it loads that file) or
+/// from a Hugging Face `tokenizer.json`.
+pub struct TokenCounter(tokenizers::Tokenizer);
+
+impl TokenCounter {
+    /// The tokenizer of `path`: a `.gguf` file's, else `path` read as a `tokenizer.json`.
+    pub fn from_file(path: &std::path::Path) -> Result<TokenCounter> {
+        let is_gguf = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        let tokenizer = if is_gguf {
+            let mut file = std::fs::File::open(path)?;
+            let mut readers = [&mut file];
+            let content = crate::gguf::Content::from_readers(&mut readers)?;
+            crate::gguf::convert_gguf_to_hf_tokenizer(&content)
+                .map_err(candle_core::Error::msg)?
+                .tokenizer
+        } else {
+            tokenizers::Tokenizer::from_file(path).map_err(candle_core::Error::msg)?
+        };
+        Ok(TokenCounter(tokenizer))
+    }
+
+    /// How many tokens `text` is, special tokens written in it (`<|im_end|>`) counted as one.
+    pub fn count(&self, text: &str) -> Result<usize> {
+        self.0
+            .encode_fast(text, false)
+            .map(|e| e.len())
+            .map_err(candle_core::Error::msg)
+    }
+}
