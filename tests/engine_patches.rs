@@ -197,7 +197,12 @@ fn q8_layers_use_the_kernel_from_two_rows_and_candle_for_one() {
     let w = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap());
     // (shape of x, activation rows): one decode row as the model passes it (batch 1,
     // position 1), a bare row, two sequences decoding together, a prompt.
-    let cases: [(&[usize], usize); 4] = [(&[1, 1, k], 1), (&[1, k], 1), (&[2, 1, k], 2), (&[1, 9, k], 9)];
+    let cases: [(&[usize], usize); 4] = [
+        (&[1, 1, k], 1),
+        (&[1, k], 1),
+        (&[2, 1, k], 2),
+        (&[1, 9, k], 9),
+    ];
     for (i, (dims, rows)) in cases.into_iter().enumerate() {
         let x = Tensor::from_vec(values(rows * k, 300 + i as u64), dims, &Device::Cpu).unwrap();
         let (ours, used_kernel) = promptloom::q8_linear_forward(w.clone(), &x).unwrap();
