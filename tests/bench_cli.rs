@@ -122,3 +122,54 @@ fn bench_fuzz_runs_every_target_and_counts_inputs_and_crashes() {
     let bad = sb.run(&["bench", "--fuzz", "-1"]);
     assert!(!bad.status.success());
 }
+
+/// The branch section on the real model (issue 16): a branch from a token of an answer and a
+/// sampled alternative each time their first token after the parent read the whole prompt.
+#[cfg(feature = "local")]
+#[test]
+fn branch_section_times_a_branch_and_a_sample_against_the_parent() {
+    let sb = Sandbox::new("");
+    let default = common::require_default_model();
+    let o = sb.run(&[
+        "bench",
+        "--quick",
+        "--only",
+        "branch",
+        "--model",
+        default.to_str().unwrap(),
+        "--requantized",
+        default.to_str().unwrap(),
+    ]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    for want in [
+        "Branch start: time to first token after the parent answered",
+        " threads",
+        "parent (new prefix, whole prompt read)",
+        "branch from a token (continuation)",
+        "sample / tree-of-thought alternative (seeded)",
+        "branch from a token starts",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // Three timings in ms, each a number.
+    let times: Vec<f64> = out
+        .lines()
+        .filter(|l| {
+            l.contains("(new prefix, whole")
+                || l.contains("(continuation)")
+                || l.contains("(seeded)")
+        })
+        .filter_map(|l| {
+            l.trim_end()
+                .strip_suffix(" ms")?
+                .split_whitespace()
+                .last()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(times.len(), 3, "{out}");
+    // The branch reads only its partial answer: faster than the parent, which read ~1,800.
+    assert!(times[1] < times[0], "{times:?}\n{out}");
+}

@@ -144,6 +144,9 @@ pub(crate) struct Paths {
     pub pool: bool,
     /// The Q8_0 VNNI mat-mul kernel.
     pub kernel: bool,
+    /// The kernel also for one activation row (a decoded token), as before issue 12; by
+    /// default one row goes to candle's kernel.
+    pub kernel_one_row: bool,
     /// The prompt-attention kernel.
     pub attention: bool,
 }
@@ -152,11 +155,13 @@ impl Paths {
     pub const PATCHED: Paths = Paths {
         pool: true,
         kernel: true,
+        kernel_one_row: false,
         attention: true,
     };
     pub const UNPATCHED: Paths = Paths {
         pool: false,
         kernel: false,
+        kernel_one_row: false,
         attention: false,
     };
 
@@ -166,7 +171,26 @@ impl Paths {
         use mistralrs_core::promptloom::*;
         set_engine_thread_in_pool(self.pool);
         set_q8_kernel(self.kernel);
+        set_q8_kernel_min_rows(if self.kernel_one_row {
+            1
+        } else {
+            Q8_KERNEL_DEFAULT_MIN_ROWS
+        });
         set_fast_prefill_attention(self.attention);
+    }
+
+    /// What the figures of a run with these paths, against the patched engine's, show the
+    /// gain of.
+    fn gain_of(self) -> &'static str {
+        if self == Paths::UNPATCHED {
+            "all speed patches"
+        } else if !self.pool {
+            "the engine pool"
+        } else if self.kernel_one_row {
+            "candle's kernel for one row"
+        } else {
+            "the Q8_0 kernel"
+        }
     }
 }
 
@@ -205,6 +229,13 @@ pub(crate) async fn local_vs_bare(
         let name = file_label(path, label);
         let mut variants = vec![("bare", Paths::PATCHED)];
         if kernel && is_q8_0(path) {
+            variants.push((
+                "bare, our Q8_0 kernel for 1 row too",
+                Paths {
+                    kernel_one_row: true,
+                    ..Paths::PATCHED
+                },
+            ));
             variants.push((
                 "bare, candle's Q8_0 kernel",
                 Paths {
@@ -277,13 +308,7 @@ pub(crate) async fn local_vs_bare(
                 }
             ));
             if i > 0 {
-                let what = if b.paths == Paths::UNPATCHED {
-                    "all speed patches"
-                } else if !b.paths.pool {
-                    "the engine pool"
-                } else {
-                    "the Q8_0 kernel"
-                };
+                let what = b.paths.gain_of();
                 out.goal(
                     &format!("decode gain from {what}, {label}"),
                     "printed",
@@ -300,7 +325,6 @@ pub(crate) async fn local_vs_bare(
                 );
             }
         }
-        drop(bares);
         let ratio = od / bd;
         out.line(format!(
             "  {:<36} {:<34} {:>22} {:>22} {:>7.3}",
@@ -317,8 +341,21 @@ pub(crate) async fn local_vs_bare(
             Some(ratio >= 0.97),
         );
         medians.push((label.to_string(), od));
+        // The bare loop, and as it was before issue 12, for the llama.cpp section.
+        medians.push((format!("{label}, bare"), bd));
+        if let Some(b) = bares.iter().find(|b| b.paths.kernel_one_row) {
+            medians.push((
+                format!("{label}, bare, our Q8_0 kernel for 1 row too"),
+                b.rates.decode.median().unwrap_or(f64::NAN),
+            ));
+        }
+        drop(bares);
     }
-    let best = medians.iter().map(|(_, r)| *r).fold(f64::NAN, f64::max);
+    let best = medians
+        .iter()
+        .filter(|(l, _)| files.iter().any(|(f, _)| *f == l.as_str()))
+        .map(|(_, r)| *r)
+        .fold(f64::NAN, f64::max);
     out.goal(
         "best local decode (shipped or re-quantized file)",
         "≥ 60 tok/s",
@@ -377,6 +414,24 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
             single = r.aggregate;
         }
         alone = r.texts;
+    }
+    // One at a time as before issue 12 (our Q8_0 kernel for the single decode row too), for
+    // the ratio before/after in this run; a new prompt, so the prefix cache gives it nothing.
+    let mut single_one_row = None;
+    if mistralrs_core::promptloom::q8_kernel_available() && is_q8_0(model) {
+        Paths {
+            kernel_one_row: true,
+            ..Paths::PATCHED
+        }
+        .set();
+        let r = round(&b, 1, tokens, "concurrency, kernel for 1 row").await;
+        Paths::PATCHED.set();
+        let r = r?;
+        out.line(format!(
+            "  {:<44} {:>3}  {}",
+            "one at a time, our Q8_0 kernel for 1 row too", 1, r.line
+        ));
+        single_one_row = Some(r.aggregate);
     }
     // The variant prompts of different lengths, one at a time, for the last comparison.
     let variants: Vec<String> = (0..4).map(variant_prompt).collect();
@@ -452,6 +507,14 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
         ),
         Some(agg / single >= 2.0 && same == 4),
     );
+    if let Some(before) = single_one_row {
+        out.goal(
+            "4 at once / one at a time, our Q8_0 kernel for 1 row too",
+            "printed",
+            format!("{:.2} ({agg:.1} vs {before:.1})", agg / before),
+            None,
+        );
+    }
     Ok(out)
 }
 
@@ -610,4 +673,118 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// The start of a branch: `parent`'s conversation with its answer cut after about half its
+/// words and `token` in place of the next, sent as a partial assistant message to continue
+/// (as the heat view's branch from a token builds it).
+fn branch_request(parent: &ChatRequest, answer: &str, token: &str) -> ChatRequest {
+    let words: Vec<&str> = answer.split_inclusive(' ').collect();
+    let kept: String = words[..words.len() / 2].concat();
+    let mut r = parent.clone();
+    r.messages.push(ChatMessage::new(
+        Role::Assistant,
+        format!("{}{token}", kept.trim_end()),
+    ));
+    r.sampling.max_tokens = Some(8);
+    r
+}
+
+/// Section 5 (issue 16): how long a branch waits for its first token on the local model. A
+/// parent answers the few-shot prompt (a new prefix: the whole prompt is read); then a branch
+/// from a token of its answer (a continuation: only the partial answer is new) and a sampled
+/// request of the same prompt (a tree-of-thought alternative or one of N samples: seeded,
+/// temperature 0.8, the prompt cached) each time their first token.
+pub(crate) async fn branch(plan: &Plan, model: &Path) -> anyhow::Result<Out> {
+    let mut out = Out::default();
+    let b = ours(model, LocalOptions::default()).await?;
+    // A warm-up: the first request pays one-off allocations.
+    measure(b.start(greedy(&decode_prompt(999, "warm-up"), 8)))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let (mut parent, mut branch, mut sample) =
+        (Sample::default(), Sample::default(), Sample::default());
+    let mut prompt_tokens = 0;
+    let rounds = if plan.quick { 1 } else { plan.runs.clamp(1, 3) };
+    for round in 0..rounds {
+        let nonce = format!("branch {round}-{}", std::process::id());
+        let mut req = few_shot(
+            &nonce,
+            "What is the capital of Norway, and what is it known for?",
+        );
+        req.sampling.max_tokens = Some(24);
+        let (m, answer) = measure(b.start(req.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        prompt_tokens = m.prompt_tokens;
+        parent.push(ms(m.ttft));
+        let (m, _) = measure(b.start(branch_request(&req, &answer, " However")))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        branch.push(ms(m.ttft));
+        let mut alt = req.clone();
+        alt.sampling.temperature = Some(0.8);
+        alt.sampling.seed = Some(1 + round as u64);
+        let (m, _) = measure(b.start(alt))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        sample.push(ms(m.ttft));
+    }
+    drop(b);
+    out.line(format!(
+        "\nBranch start: time to first token after the parent answered, few-shot prompt of \
+         {prompt_tokens} tokens, promptloom local backend, {}; ms median [min–max] of {rounds} [{}]",
+        file_name(model),
+        plan.machine.tag()
+    ));
+    out.line(format!(
+        "  parent (new prefix, whole prompt read)         {:>24} ms",
+        parent.show(0)
+    ));
+    out.line(format!(
+        "  branch from a token (continuation)             {:>24} ms",
+        branch.show(0)
+    ));
+    out.line(format!(
+        "  sample / tree-of-thought alternative (seeded)  {:>24} ms",
+        sample.show(0)
+    ));
+    let (p, br, s) = (
+        parent.median().unwrap_or(f64::NAN),
+        branch.median().unwrap_or(f64::NAN),
+        sample.median().unwrap_or(f64::NAN),
+    );
+    out.goal(
+        &format!("branch from a token starts, {prompt_tokens}-token prompt"),
+        "< 1000 ms",
+        format!("{br:.0} ms ({:.2}x the parent's {p:.0} ms)", br / p),
+        Some(br < 1000.0),
+    );
+    out.goal(
+        &format!("sampled alternative starts, {prompt_tokens}-token prompt"),
+        "< 1000 ms",
+        format!("{s:.0} ms"),
+        Some(s < 1000.0),
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_branch_keeps_half_the_answer_then_the_new_token() {
+        let parent = greedy("Name a capital.", 24);
+        let r = branch_request(
+            &parent,
+            "The capital of Norway is Oslo, on a fjord.",
+            " However",
+        );
+        assert_eq!(r.messages.len(), 2);
+        assert_eq!(r.messages[0], parent.messages[0]);
+        assert_eq!(r.messages[1].role, Role::Assistant);
+        assert_eq!(r.messages[1].content, "The capital of Norway However");
+        assert_eq!(r.sampling.max_tokens, Some(8));
+    }
 }

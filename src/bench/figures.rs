@@ -411,6 +411,7 @@ mod tests {
             sink.send(StreamEvent::Usage(crate::llm::Usage {
                 prompt_tokens: Some(10),
                 completion_tokens: Some(3),
+                estimated: false,
             }));
             sink.finish(StreamEvent::Finished(crate::llm::FinishReason::Stop));
         });

@@ -71,6 +71,27 @@ fn one_token(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<f64> {
     Ok(t.elapsed().as_secs_f64() * 1e3)
 }
 
+/// Milliseconds for one token's mat-vecs with promptloom's Q8_0 kernel
+/// (`promptloom::q8_matmul`, vendor/README.md patch 7), or None when it does not run here or
+/// a weight is not Q8_0.
+fn one_token_ours(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<Option<f64>> {
+    use mistralrs_core::promptloom::{q8_kernel_available, q8_matmul};
+    if !q8_kernel_available() {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    for (m, x) in w.mats.iter().zip(inputs) {
+        let QMatMul::QTensor(q) = m else {
+            return Ok(None);
+        };
+        match q8_matmul(x, q)? {
+            Some(y) => std::hint::black_box(y),
+            None => return Ok(None),
+        };
+    }
+    Ok(Some(t.elapsed().as_secs_f64() * 1e3))
+}
+
 /// Read bandwidth in GB/s over a buffer of `bytes` (the model's weights: what a decoded token
 /// reads), on every thread of rayon's pool and on one thread. The buffer is scanned by
 /// `memchr` for a byte it never holds: a vectorised loop in a dependency, so built at full
@@ -110,7 +131,7 @@ pub(crate) fn run(
         plan.machine.tag()
     ));
     out.line(format!(
-        "  {:<34} {:>8} {:>20} {:>20} {:>20} {:>8} {:>12} {:>10}",
+        "  {:<34} {:>8} {:>20} {:>20} {:>20} {:>8} {:>12} {:>10} {:>20}",
         "file",
         "weights",
         "rayon pool",
@@ -118,7 +139,8 @@ pub(crate) fn run(
         "1 thread",
         "GMAC/s",
         "memory floor",
-        "of decode"
+        "of decode",
+        "ours, in the pool"
     ));
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     // The same ops called from a worker of a pool of as many threads, as the engine thread
@@ -143,13 +165,23 @@ pub(crate) fn run(
             .iter()
             .map(|&k| Tensor::rand(-1f32, 1f32, (1, k), &Device::Cpu))
             .collect::<Result<Vec<_>, _>>()?;
-        let (mut pool, mut inside, mut one) =
-            (Sample::default(), Sample::default(), Sample::default());
+        let (mut pool, mut inside, mut one, mut ours) = (
+            Sample::default(),
+            Sample::default(),
+            Sample::default(),
+            Sample::default(),
+        );
         one_token(&w, &inputs)?;
+        let has_ours = pooled.install(|| one_token_ours(&w, &inputs))?.is_some();
         for _ in 0..runs {
             pool.push(one_token(&w, &inputs)?);
             inside.push(pooled.install(|| one_token(&w, &inputs))?);
             one.push(single.install(|| one_token(&w, &inputs))?);
+            if has_ours {
+                if let Some(t) = pooled.install(|| one_token_ours(&w, &inputs))? {
+                    ours.push(t);
+                }
+            }
         }
         let ms = pool.median().unwrap_or(f64::NAN);
         let floor = w.bytes as f64 / (gbs * 1e9) * 1e3;
@@ -161,15 +193,24 @@ pub(crate) fn run(
             });
         let name = super::figures::file_label(path, label);
         out.line(format!(
-            "  {name:<34} {:>6.0}MB {:>20} {:>20} {:>20} {:>8.1} {:>9.2} ms {:>10}",
+            "  {name:<34} {:>6.0}MB {:>20} {:>20} {:>20} {:>8.1} {:>9.2} ms {:>10} {:>20}",
             w.bytes as f64 / 1e6,
             pool.show(2),
             inside.show(2),
             one.show(2),
             w.macs as f64 / (ms / 1e3) / 1e9,
             floor,
-            share
+            share,
+            ours.show(2)
         ));
+        if let (Some(o), Some(c)) = (ours.median(), inside.median()) {
+            out.goal(
+                &format!("one row, our Q8_0 kernel's speed / candle's, {label}"),
+                "printed",
+                format!("{:.2}x ({o:.2} vs {c:.2} ms per token)", c / o),
+                None,
+            );
+        }
         out.line(format!(
             "  {:<34} {} mat-vecs, {:.0} M multiply-adds per token; the memory floor allows {:.0} tok/s, these mat-vecs alone {:.0} tok/s",
             "",

@@ -225,6 +225,18 @@ pub(crate) async fn run(
             format!("{ratio:.2} ({ours:.1} vs {lm:.1} tok/s)"),
             ratio.is_finite().then_some(ratio >= 1.0),
         );
+        // The local section's bare loop, and as it was before issue 12, when it measured them.
+        for which in ["bare", "bare, our Q8_0 kernel for 1 row too"] {
+            let key = format!("{label}, {which}");
+            if let Some((_, r)) = local.iter().find(|(l, _)| *l == key) {
+                out.goal(
+                    &format!("decode {which} / llama.cpp, {label}"),
+                    "printed",
+                    format!("{:.2} ({r:.1} vs {lm:.1} tok/s)", r / lm),
+                    None,
+                );
+            }
+        }
         if let Some(lp) = few.median() {
             out.line(format!(
                 "  few-shot prompt of {few_tokens} tokens, new prefix: llama.cpp reads {} tok/s{}",

@@ -8,8 +8,10 @@
 //!   the memory-bandwidth floor;
 //! - `llama`: the same prompt through llama.cpp's `llama-server` via the OpenAI backend;
 //! - `concurrency`: aggregate tokens/s with 1, 2, 4 and 8 variants at once on the local model;
-//! - `ttft`: time to first token of a ~1,500-token few-shot prompt, cold and with the prefix
+//! - `ttft`: time to first token of a ~1,800-token few-shot prompt, cold and with the prefix
 //!   cache warm;
+//! - `branch`: time to first token of a branch from a token of an answer and of a sampled
+//!   alternative, after the parent answered the few-shot prompt (issue 16);
 //! - `ui`: per-frame draw time of 6 panes at 1 KB / 100 KB / 1 MB, and the rate at which the
 //!   real event loop absorbs a scripted backend streaming into 6 panes;
 //! - `session`: load and save times at 100, 1,000 and 10,000 nodes;
@@ -39,8 +41,8 @@ use figures::{Machine, Out, Plan, Sample};
 /// `promptloom bench` arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Sections to run (default: all): local, kernel, llama, concurrency, ttft, ui, session,
-    /// retrieval.
+    /// Sections to run (default: all): local, kernel, llama, concurrency, ttft, branch, ui,
+    /// session, retrieval.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<Section>,
     /// Runs per measurement.
@@ -86,6 +88,7 @@ pub(crate) enum Section {
     Llama,
     Concurrency,
     Ttft,
+    Branch,
     Ui,
     Session,
     Retrieval,
@@ -153,7 +156,8 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
         || want(Section::Kernel)
         || want(Section::Llama)
         || want(Section::Concurrency)
-        || want(Section::Ttft);
+        || want(Section::Ttft)
+        || want(Section::Branch);
     if needs_model && !model.is_file() {
         anyhow::bail!(
             "{}: model file not found; run `promptloom model fetch` (or pass --model)",
@@ -208,15 +212,22 @@ pub(crate) fn run(config: Config, args: BenchArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => outs.push(section("ttft", Err(e))),
             }
         }
+        if want(Section::Branch) {
+            outs.push(section(
+                "branch",
+                rt.block_on(engine::branch(&plan, &default)),
+            ));
+        }
     }
     #[cfg(not(feature = "local"))]
     if want(Section::Local)
         || want(Section::Kernel)
         || want(Section::Concurrency)
         || want(Section::Ttft)
+        || want(Section::Branch)
     {
         println!(
-            "\nlocal, kernel, concurrency, ttft: skipped (this promptloom was built without the `local` feature)"
+            "\nlocal, kernel, concurrency, ttft, branch: skipped (this promptloom was built without the `local` feature)"
         );
     }
     if want(Section::Llama) {
