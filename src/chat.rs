@@ -322,11 +322,14 @@ impl FinishReason {
     }
 }
 
-/// Token counts reported by the engine or server.
+/// Token counts reported by the engine or server, or, when `estimated`, counted by
+/// promptloom with the model's tokenizer because the server sent none (`llm/counted.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Usage {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
 }
 
 /// Most alternatives a backend is asked for per token (OpenAI's `top_logprobs` limit).

@@ -880,7 +880,13 @@ pub(crate) fn table(s: &Session) -> String {
             out.push('\n');
         }
     }
-    if s.nodes.iter().any(Node::tokens_approx) {
+    let estimates: Vec<&str> = s.nodes.iter().filter_map(Node::tokens_estimate).collect();
+    if estimates.contains(&"tokenizer") {
+        out.push_str(
+            "~: the backend sent no token count; counted with the model's tokenizer (configured `tokenizer`)\n",
+        );
+    }
+    if estimates.contains(&"approx") {
         out.push_str(
             "~: the backend sent no token count; estimated from the text (about 4 characters a token)\n",
         );
@@ -986,6 +992,7 @@ pub(crate) fn json_report(s: &Session, session_path: &Path) -> serde_json::Value
                 "tok_per_s": n.tok_per_s,
                 "duration_ms": n.duration_ms,
                 "tokens_approx": n.tokens_approx(),
+                "tokens_estimate": n.tokens_estimate(),
                 "cost_usd": conversation_cost(s, n),
                 "logprobs": logprobs_json(n),
             })
@@ -1152,8 +1159,19 @@ mod tests {
         assert!(t.contains("~: the backend sent no token count"), "{t}");
         let j = json_report(&s, Path::new("s.toml"));
         assert_eq!(j["results"][1]["tokens_approx"], true);
+        assert_eq!(j["results"][1]["tokens_estimate"], "approx");
+        assert_eq!(j["results"][0]["tokens_estimate"], serde_json::Value::Null);
         let per_pass = j["summary"][0]["cost_per_pass_usd"].as_f64().unwrap();
         assert!((per_pass - 0.01).abs() < 1e-12, "{per_pass}");
+        // Counted with the model's tokenizer: still estimated, and said so.
+        s.nodes[1].meta.insert("tokens".into(), "tokenizer".into());
+        let t = table(&s);
+        assert!(t.contains("~1000"), "{t}");
+        assert!(t.contains("counted with the model's tokenizer"), "{t}");
+        assert!(!t.contains("about 4 characters a token"), "{t}");
+        let j = json_report(&s, Path::new("s.toml"));
+        assert_eq!(j["results"][1]["tokens_estimate"], "tokenizer");
+        assert_eq!(j["results"][1]["tokens_approx"], true);
     }
 
     #[test]

@@ -152,6 +152,11 @@ pub(crate) struct ModelConfig {
     /// US dollars per million tokens, `{ input = 0.15, output = 0.60 }`. Local and scripted
     /// models cost 0 unless set; a remote model without a price has an unknown cost.
     pub price: Option<Price>,
+    /// The model's tokenizer, to count tokens when the server sends no usage: a GGUF file of
+    /// the same model (its tokenizer is read from the metadata) or a `tokenizer.json`,
+    /// resolved like `gguf`. Counts made with it are marked as estimated. Without it such
+    /// counts are approximated from the text (about 4 characters a token).
+    pub tokenizer: Option<String>,
 }
 
 /// The `config.toml` file as written: every key optional.
@@ -420,6 +425,16 @@ impl Config {
     /// The GGUF path of a local model, resolved as documented on [`ModelConfig::gguf`].
     pub fn gguf_path(&self, model: &ModelConfig) -> Option<PathBuf> {
         let raw = model.gguf.as_deref()?;
+        Some(resolve_path(
+            raw,
+            &self.dirs.models_dir(),
+            self.source.as_deref().and_then(Path::parent),
+        ))
+    }
+
+    /// The tokenizer file of a model, resolved as [`ModelConfig::gguf`] is.
+    pub fn tokenizer_path(&self, model: &ModelConfig) -> Option<PathBuf> {
+        let raw = model.tokenizer.as_deref()?;
         Some(resolve_path(
             raw,
             &self.dirs.models_dir(),

@@ -199,6 +199,7 @@ impl WireParser for AnthropicParser {
                     out.push(Step::Emit(StreamEvent::Usage(Usage {
                         prompt_tokens: self.input_tokens,
                         completion_tokens: None,
+                        estimated: false,
                     })));
                 }
             }
@@ -301,6 +302,7 @@ impl WireParser for AnthropicParser {
                     out.push(Step::Emit(StreamEvent::Usage(Usage {
                         prompt_tokens: self.input_tokens,
                         completion_tokens: Some(n),
+                        estimated: false,
                     })));
                 }
             }
@@ -489,7 +491,8 @@ mod tests {
             [
                 Step::Emit(StreamEvent::Usage(Usage {
                     prompt_tokens: Some(9),
-                    completion_tokens: None
+                    completion_tokens: None,
+                    estimated: false,
                 })),
                 Step::Emit(StreamEvent::Notice(
                     "the model is thinking (not shown as part of the answer)".into()
@@ -497,7 +500,8 @@ mod tests {
                 Step::Emit(StreamEvent::Delta("London.".into())),
                 Step::Emit(StreamEvent::Usage(Usage {
                     prompt_tokens: Some(9),
-                    completion_tokens: Some(12)
+                    completion_tokens: Some(12),
+                    estimated: false,
                 })),
                 Step::Finish(FinishReason::Length),
             ]

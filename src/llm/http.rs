@@ -880,7 +880,8 @@ mod loopback_tests {
         assert_eq!(text(&evs), "London é!");
         assert!(evs.contains(&StreamEvent::Usage(Usage {
             prompt_tokens: Some(11),
-            completion_tokens: Some(4)
+            completion_tokens: Some(4),
+            estimated: false,
         })));
         assert_eq!(evs.last(), Some(&StreamEvent::Finished(FinishReason::Stop)));
 
@@ -1240,7 +1241,8 @@ mod loopback_tests {
         assert_eq!(text(&evs), "London.");
         assert!(evs.contains(&StreamEvent::Usage(Usage {
             prompt_tokens: Some(14),
-            completion_tokens: Some(3)
+            completion_tokens: Some(3),
+            estimated: false,
         })));
         assert_eq!(evs.last(), Some(&StreamEvent::Finished(FinishReason::Stop)));
         let seen = &srv.seen()[0];
@@ -1290,7 +1292,8 @@ mod loopback_tests {
         assert_eq!(text(&evs), "London");
         assert!(evs.contains(&StreamEvent::Usage(Usage {
             prompt_tokens: Some(20),
-            completion_tokens: Some(2)
+            completion_tokens: Some(2),
+            estimated: false,
         })));
         assert_eq!(evs.last(), Some(&StreamEvent::Finished(FinishReason::Stop)));
         let seen = &srv.seen()[0];

@@ -409,6 +409,7 @@ async fn stream(model: &Model, request: &ChatRequest, sink: &EventSink) {
                     sink.send(StreamEvent::Usage(Usage {
                         prompt_tokens: Some(u.prompt_tokens as u64),
                         completion_tokens: Some(u.completion_tokens as u64),
+                        estimated: false,
                     }));
                 }
                 if let Some(f) = finish {

@@ -8,6 +8,7 @@
 
 pub(crate) mod anthropic;
 pub(crate) mod capped;
+pub(crate) mod counted;
 
 pub(crate) mod embed;
 pub(crate) mod gguf;

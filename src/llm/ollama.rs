@@ -187,6 +187,7 @@ impl WireParser for OllamaParser {
             out.push(Step::Emit(StreamEvent::Usage(Usage {
                 prompt_tokens: n("prompt_eval_count"),
                 completion_tokens: n("eval_count"),
+                estimated: false,
             })));
             let mut reason = v
                 .get("done_reason")
@@ -334,7 +335,8 @@ mod tests {
                 Step::Emit(StreamEvent::Delta("London".into())),
                 Step::Emit(StreamEvent::Usage(Usage {
                     prompt_tokens: Some(7),
-                    completion_tokens: Some(3)
+                    completion_tokens: Some(3),
+                    estimated: false,
                 })),
                 Step::Finish(FinishReason::Length),
             ]

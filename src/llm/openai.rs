@@ -283,6 +283,7 @@ impl WireParser for OpenAiParser {
             out.push(Step::Emit(StreamEvent::Usage(Usage {
                 prompt_tokens: u.get("prompt_tokens").and_then(Value::as_u64),
                 completion_tokens: u.get("completion_tokens").and_then(Value::as_u64),
+                estimated: false,
             })));
         }
     }
@@ -379,7 +380,8 @@ mod tests {
             ),
             [Step::Emit(StreamEvent::Usage(Usage {
                 prompt_tokens: Some(5),
-                completion_tokens: Some(2)
+                completion_tokens: Some(2),
+                estimated: false,
             }))]
         );
         assert_eq!(feed(&mut p, r#"{"choices":null,"usage":null}"#), []);

@@ -31,7 +31,16 @@ impl BackendRegistry {
         if let Some(b) = built.get(name) {
             return Ok(b.clone());
         }
-        let b = self.build(name)?;
+        let mut b = self.build(name)?;
+        // A remote model with a tokenizer configured counts what its server leaves out.
+        if let Some(m) = self.config.model(name) {
+            let remote = !matches!(m.backend, BackendKind::Local | BackendKind::Scripted);
+            if let Some(path) = self.config.tokenizer_path(m).filter(|_| remote) {
+                let tokenizer = super::counted::load_tokenizer(&path)
+                    .map_err(|e| format!("model {name:?}: {e}"))?;
+                b = Arc::new(super::counted::CountingBackend::new(b, tokenizer));
+            }
+        }
         let cap = self
             .config
             .model(name)
@@ -122,5 +131,49 @@ impl BackendRegistry {
         Err(format!(
             "model {name:?} uses the local backend, but this promptloom was built without the `local` feature; rebuild with default features"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Dirs;
+    use std::path::Path;
+
+    fn registry(toml: &str) -> BackendRegistry {
+        let mut c = Config::defaults(Dirs::resolve(None));
+        c.merge_text(Path::new("/tmp/promptloom-test/config.toml"), toml)
+            .unwrap();
+        BackendRegistry::new(c)
+    }
+
+    /// A remote model's `tokenizer` is read when the model is built: a file that holds none
+    /// is an error naming the model and the file, not a silent fall-back to text lengths.
+    #[test]
+    fn a_remote_models_tokenizer_is_loaded_when_it_is_built() {
+        let r = registry(
+            "[models.remote]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+             model = \"m\"\ntokenizer = \"/nonexistent/tokenizer.json\"\n\
+             [models.plain]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n",
+        );
+        let err = r.get("remote").err().expect("no tokenizer there");
+        assert!(
+            err.contains("\"remote\"") && err.contains("/nonexistent/tokenizer.json"),
+            "{err}"
+        );
+        assert!(r.get("plain").is_ok());
+    }
+
+    #[test]
+    fn a_bare_tokenizer_name_is_looked_up_beside_the_models() {
+        let r = registry(
+            "[models.remote]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+             model = \"m\"\ntokenizer = \"SmolLM2.gguf\"\n",
+        );
+        let m = r.config.model("remote").unwrap();
+        assert_eq!(
+            r.config.tokenizer_path(m),
+            Some(r.config.dirs.models_dir().join("SmolLM2.gguf"))
+        );
     }
 }

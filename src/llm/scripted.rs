@@ -77,6 +77,7 @@ impl Script {
         Usage {
             prompt_tokens: Some(prompt_tokens as u64),
             completion_tokens: Some(chunks(reply, self.chunk_chars).len() as u64),
+            estimated: false,
         }
     }
 

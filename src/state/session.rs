@@ -151,8 +151,10 @@ impl Node {
         }
     }
 
-    /// Record the stream's figures. Counts the backend did not send are approximated from
-    /// the text ([`approx_tokens`]) and the node is marked `tokens = "approx"`.
+    /// Record the stream's figures. Counts the backend did not send are either counted with
+    /// the model's tokenizer (`stats.tokens_estimated`; the node is marked
+    /// `tokens = "tokenizer"`) or approximated from the text ([`approx_tokens`]; marked
+    /// `tokens = "approx"`). Reported counts leave the node unmarked.
     pub fn apply_stats(&mut self, stats: &StreamStats) {
         self.prompt_tokens = stats.prompt_tokens;
         self.tokens_out = stats.tokens_out;
@@ -171,6 +173,8 @@ impl Node {
         }
         if approx {
             self.meta.insert("tokens".into(), "approx".into());
+        } else if stats.tokens_estimated {
+            self.meta.insert("tokens".into(), "tokenizer".into());
         }
     }
 
@@ -182,9 +186,19 @@ impl Node {
             .map(|p| p.cost(self.prompt_tokens.unwrap_or(0), self.tokens_out))
     }
 
-    /// The token counts are approximations, not the backend's own.
+    /// The token counts are estimates (the model's tokenizer, or about 4 characters a
+    /// token), not the backend's own.
     pub fn tokens_approx(&self) -> bool {
-        self.meta.get("tokens").is_some_and(|v| v == "approx")
+        self.tokens_estimate().is_some()
+    }
+
+    /// How the token counts were estimated when the backend sent none: `"tokenizer"` (the
+    /// model's tokenizer) or `"approx"` (from the text's length); `None` when reported.
+    pub fn tokens_estimate(&self) -> Option<&str> {
+        self.meta
+            .get("tokens")
+            .map(String::as_str)
+            .filter(|v| matches!(*v, "approx" | "tokenizer"))
     }
 
     /// Close the node from its stream's outcome: the figures, the elapsed time, the status and

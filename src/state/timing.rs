@@ -25,6 +25,9 @@ pub(crate) struct StreamStats {
     pub tok_per_s: Option<f64>,
     /// `tokens_out` is the number of text deltas, not a count the server or engine sent.
     pub tokens_counted: bool,
+    /// Some counts were made by promptloom with the model's tokenizer (the server sent
+    /// none), not reported.
+    pub tokens_estimated: bool,
 }
 
 impl StreamMeter {
@@ -38,7 +41,21 @@ impl StreamMeter {
         self.deltas += 1;
     }
 
+    /// Counts the backend sent. An estimated count (made with the model's tokenizer) never
+    /// replaces a reported one.
     pub fn on_usage(&mut self, usage: Usage) {
+        let reported = !self.usage.estimated;
+        if usage.estimated && reported {
+            let fills = (usage.prompt_tokens.is_some() && self.usage.prompt_tokens.is_none())
+                || (usage.completion_tokens.is_some() && self.usage.completion_tokens.is_none());
+            if !fills {
+                return;
+            }
+            self.usage.prompt_tokens = self.usage.prompt_tokens.or(usage.prompt_tokens);
+            self.usage.completion_tokens = self.usage.completion_tokens.or(usage.completion_tokens);
+            self.usage.estimated = true;
+            return;
+        }
         if usage.prompt_tokens.is_some() {
             self.usage.prompt_tokens = usage.prompt_tokens;
         }
@@ -67,6 +84,7 @@ impl StreamMeter {
             ttft_ms: self.first_token.map(|d| d.as_millis() as u64),
             tok_per_s,
             tokens_counted: self.usage.completion_tokens.is_none() && self.deltas > 0,
+            tokens_estimated: self.usage.estimated,
         }
     }
 }
@@ -114,12 +132,49 @@ mod tests {
         m.on_usage(Usage {
             prompt_tokens: Some(12),
             completion_tokens: Some(11),
+            estimated: false,
         });
         let s = m.stats();
         assert_eq!(s.tokens_out, 11);
         assert!(!s.tokens_counted);
         assert_eq!(s.prompt_tokens, Some(12));
         assert!((s.tok_per_s.unwrap() - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn estimated_counts_fill_what_the_server_left_out_and_are_marked() {
+        let mut m = StreamMeter::default();
+        m.on_delta(ms(100), "a b");
+        m.on_usage(Usage {
+            prompt_tokens: Some(12),
+            completion_tokens: None,
+            estimated: false,
+        });
+        m.on_usage(Usage {
+            prompt_tokens: Some(99),
+            completion_tokens: Some(5),
+            estimated: true,
+        });
+        let s = m.stats();
+        // The reported prompt count stays; the completion count is the tokenizer's.
+        assert_eq!((s.prompt_tokens, s.tokens_out), (Some(12), 5));
+        assert!(s.tokens_estimated && !s.tokens_counted);
+
+        // With every count reported, an estimate changes nothing and marks nothing.
+        let mut m = StreamMeter::default();
+        m.on_usage(Usage {
+            prompt_tokens: Some(12),
+            completion_tokens: Some(3),
+            estimated: false,
+        });
+        m.on_usage(Usage {
+            prompt_tokens: Some(99),
+            completion_tokens: Some(5),
+            estimated: true,
+        });
+        let s = m.stats();
+        assert_eq!((s.prompt_tokens, s.tokens_out), (Some(12), 3));
+        assert!(!s.tokens_estimated);
     }
 
     #[test]

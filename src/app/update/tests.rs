@@ -151,6 +151,7 @@ fn streaming_fills_the_node_then_finishing_checks_and_saves() {
         StreamEvent::Usage(Usage {
             prompt_tokens: Some(9),
             completion_tokens: Some(3),
+            estimated: false,
         }),
         300,
     );

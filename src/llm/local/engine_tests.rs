@@ -203,3 +203,29 @@ async fn four_different_prompts_batched_answer_as_they_do_alone() {
         decoded.batched_tokens
     );
 }
+
+/// The tokenizer a remote model can be given (`tokenizer = "<the GGUF file>"`, issue 16)
+/// counts what the engine itself counted: an answer cut at its token limit re-counts to that
+/// limit, and a prompt's messages count fewer tokens than the engine read (the chat
+/// template's own tokens are not in the messages), but not far fewer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gguf_tokenizer_counts_the_tokens_the_engine_reported() {
+    let counter = crate::llm::counted::load_tokenizer(&model_path()).unwrap();
+    let backend = LocalBackend::new(model_path(), LocalOptions::default());
+    backend.ready().await.unwrap();
+    let prompt = "Write a long story about a dragon who learns to cook.";
+    let (text, prompt_tokens, tokens) = answer_with_usage(&backend, prompt, 24).await;
+    assert_eq!(tokens, 24, "{text}");
+    assert_eq!(counter.count(&text).unwrap(), tokens, "{text:?}");
+    let counted = counter.count(prompt).unwrap();
+    assert!(
+        counted < prompt_tokens && counted + 40 > prompt_tokens,
+        "{counted} counted, {prompt_tokens} read"
+    );
+    // A special token written in a text is one token.
+    assert_eq!(
+        counter.count("<|im_end|>").unwrap(),
+        1,
+        "SmolLM2's end-of-turn token"
+    );
+}
