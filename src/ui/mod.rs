@@ -10,6 +10,7 @@ pub(crate) mod charts;
 pub(crate) mod cost;
 pub(crate) mod diff;
 pub(crate) mod footer;
+pub(crate) mod frame;
 pub(crate) mod header;
 pub(crate) mod heat;
 pub(crate) mod history;
