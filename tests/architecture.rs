@@ -578,3 +578,58 @@ fn nothing_below_the_commands_imports_them() {
         wrong.join("\n")
     );
 }
+
+/// `update` is pure: no file under `app/update` or `app/model` reads or writes a file, or
+/// calls what does (loading or parsing a prompt file reads its `context_files`; reading
+/// retrieval files is `render::read_inputs` / `indexes_for`, the driver's and `run`'s job).
+#[test]
+fn update_and_the_model_read_no_files() {
+    const IO: [&str; 9] = [
+        "std::fs",
+        "fs::",
+        "File::",
+        "prompt::load",
+        "prompt::parse",
+        "read_inputs",
+        "indexes_for",
+        "Indexes::load",
+        "retrieve::index",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = load(&src);
+    let floor: Vec<&SourceFile> = files
+        .iter()
+        .filter(|f| {
+            f.module.len() >= 2
+                && f.module[0] == "app"
+                && ["update", "model"].contains(&f.module[1].as_str())
+        })
+        .collect();
+    assert!(floor.len() > 10, "app/update and app/model were not read");
+    let mut wrong = Vec::new();
+    for f in floor {
+        for needle in IO {
+            if names(&f.code, needle) {
+                wrong.push(format!("{}: {needle}", f.path.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "I/O inside update:\n{}", wrong.join("\n"));
+    // The check sees it when it is there, and not inside another name.
+    assert!(names("let t = std::fs::read_to_string(p);", "fs::"));
+    assert!(names(
+        "let p = crate::prompt::parse(path, text);",
+        "prompt::parse"
+    ));
+    assert!(!names("let p: PromptFile::Thing;", "File::"));
+}
+
+/// Whether `code` has `needle` not inside a longer name (a path prefix is fine).
+fn names(code: &str, needle: &str) -> bool {
+    code.match_indices(needle).any(|(i, _)| {
+        code[..i]
+            .chars()
+            .last()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    })
+}

@@ -142,6 +142,7 @@ pub(crate) fn prepare(
         rand::random::<u64>(),
     );
     state.adapters = config.adapter_labels();
+    state.indexes = crate::prompt::render::indexes_for(&state.prompt.variants);
     // The prompts show from the first frame; the variants as loaded are their versions.
     crate::app::update::settle(&mut state);
     Ok((state, theme, journal))
@@ -761,19 +762,23 @@ fn run_effect<S: Screen>(
             }
         }
         Effect::Rating(fx) => ratings.run(fx, state, &registry.identities(), tx),
-        Effect::Embed {
-            node,
-            request,
-            wants,
-            run,
-        } => {
+        Effect::Gather { node, request, run } => {
             let tx = tx.clone();
             tokio::spawn(async move {
+                // Reading and indexing the files can take a while (a 10 MB corpus: ~0.8 s).
+                let read = {
+                    let run = run.clone();
+                    tokio::task::spawn_blocking(move || {
+                        crate::prompt::render::read_inputs(&run.variant, &run.case)
+                    })
+                };
+                let (indexes, wants) = read.await.unwrap_or_default();
                 let vectors = llm::embed::fetch_off_thread(wants).await;
-                let _ = tx.send(Msg::Embedded {
+                let _ = tx.send(Msg::Gathered {
                     node,
                     request,
                     run,
+                    indexes,
                     vectors,
                     at: t0.elapsed(),
                 });

@@ -9,7 +9,8 @@ use crossterm::event::{KeyEvent, MouseEvent};
 use super::rating::{RatingEffect, RatingIo};
 use super::tools::{ToolEffect, ToolMsg};
 use crate::chat::{BackendStatus, ChatRequest, StreamEvent};
-use crate::prompt::vectors::{EmbedWants, Vectors};
+use crate::prompt::retrieve::Indexes;
+use crate::prompt::vectors::Vectors;
 use crate::prompt::{Case, Variant};
 
 /// Everything that can happen to the app. `at` is the time since the app started, read by
@@ -65,18 +66,20 @@ pub(crate) enum Msg {
     Rating(RatingIo),
     /// A tool the driver ran for the tool loop finished.
     Tool(ToolMsg),
-    /// The vectors asked for by [`Effect::Embed`] for `(node, request)` (a model that failed
-    /// carries its error); stale pairs are dropped.
-    Embedded {
+    /// What [`Effect::Gather`] read and fetched for `(node, request)`: the retrieval indexes
+    /// (a file that could not be read carries its error) and the embedding vectors (a model
+    /// that failed carries its error); stale pairs are dropped.
+    Gathered {
         node: u64,
         request: u64,
         run: Box<WaitingRun>,
+        indexes: Indexes,
         vectors: Vectors,
         at: Duration,
     },
 }
 
-/// A pane's run waiting for embedding vectors: what to render once they are here (as it was
+/// A pane's run waiting for its retrieval files and embedding vectors: what to render once they are here (as it was
 /// when the run started, whatever is edited meanwhile).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WaitingRun {
@@ -119,12 +122,12 @@ pub(crate) enum Effect {
     Rating(RatingEffect),
     /// Run a tool for the tool loop.
     Tool(ToolEffect),
-    /// Fetch embedding vectors for a pane's run (retrieval or example selection by
-    /// embedding), off the loop; they come back as [`Msg::Embedded`] with `run`.
-    Embed {
+    /// Read and index the retrieval files of a pane's run and fetch the embedding vectors it
+    /// ranks by (retrieval or example selection by embedding), off the loop: `update` reads no
+    /// file and calls no server. They come back as [`Msg::Gathered`] with `run`.
+    Gather {
         node: u64,
         request: u64,
-        wants: EmbedWants,
         run: Box<WaitingRun>,
     },
 }

@@ -182,6 +182,9 @@ impl Layer {
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub prompt: PromptFile,
+    /// The retrieval indexes the driver read (at open, on a session switch, for each run that
+    /// retrieves): the previews render with them; `update` reads no file.
+    pub indexes: crate::prompt::retrieve::Indexes,
     pub case: usize,
     pub session: Session,
     pub session_path: PathBuf,
@@ -249,6 +252,7 @@ impl AppState {
         let n = prompt.variants.len();
         let mut s = AppState {
             prompt,
+            indexes: Default::default(),
             case: 0,
             session,
             session_path,

@@ -109,15 +109,16 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Rating(io) => rating::io(s, io, &mut fx),
         Msg::Tool(m) => tools::on_msg(s, m, &mut fx),
-        Msg::Embedded {
+        Msg::Gathered {
             node,
             request,
             run,
+            indexes,
             vectors,
             at,
         } => {
             s.now = at;
-            panes::embedded(s, node, request, *run, &vectors, &mut fx);
+            panes::gathered(s, node, request, *run, indexes, &vectors, &mut fx);
             s.dirty = true;
         }
         Msg::ExternalEditDone { variant, result } => {
@@ -529,12 +530,12 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             match write_back::rewrite(
                 &s.prompt.path,
                 &s.prompt.source,
+                &s.prompt.file_variants,
                 &s.prompt.variants,
-                &s.models,
-                s.prompt.variants.first().map_or("", |v| v.model.as_str()),
             ) {
                 Ok(text) => {
                     s.prompt.source = text.clone();
+                    s.prompt.file_variants = s.prompt.variants.clone();
                     fx.push(Effect::WritePromptFile {
                         path: s.prompt.path.clone(),
                         text,

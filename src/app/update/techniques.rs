@@ -874,8 +874,8 @@ fn start_propose(s: &mut AppState, fx: &mut Vec<Effect>) {
                 &case_name,
                 &v.model,
                 // A record, never sent: context ranked by embedding is left out of it (the
-                // driver fetches vectors for runs only).
-                render::request(&v, &vars, &Default::default()),
+                // driver fetches vectors for runs only); retrieval as last read.
+                render::request(&v, &vars, &Default::default(), &s.indexes),
                 s.stamp(),
             );
             anchor.status = NodeStatus::Done;

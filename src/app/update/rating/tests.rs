@@ -518,6 +518,7 @@ fn the_browser_lists_then_opens_a_session_in_place() {
             prompt: Box::new(prompt),
             session: Box::new(other),
             path: PathBuf::from("sessions/new.toml"),
+            indexes: Default::default(),
         }),
     );
     assert_eq!(s.session_path, PathBuf::from("sessions/new.toml"));
