@@ -28,7 +28,7 @@ use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorDepth, Theme};
 use crate::config::Config;
 use crate::error::InputError;
-use crate::llm::{self, BackendRegistry, OnCancel};
+use crate::llm::{self, BackendRegistry};
 use crate::prompt;
 use crate::state::session::Session;
 use crate::store;
@@ -38,6 +38,9 @@ use journal::{RatingDriver, SaveGate};
 /// At most 60 frames a second.
 const FRAME: Duration = Duration::from_micros(16_667);
 const TICK: Duration = Duration::from_millis(100);
+/// Stream events that may wait in the loop's channel: beyond it, the streams merge their text
+/// (`llm::pump_paced`), so a backend faster than the loop can't pile messages up.
+const STREAM_CREDIT: usize = 1024;
 
 /// What to open.
 pub(crate) struct Open {
@@ -395,6 +398,8 @@ where
     let save_slot = Arc::new(SaveSlot::default());
     let saver = tokio::spawn(saver(save_slot.clone(), tx.clone(), ratings.gate.clone()));
     let mut save_pull = SavePull::default();
+    // Stream events in the channel not yet handled, at most (see `llm::pump_paced`).
+    let stream_credit = Arc::new(tokio::sync::Semaphore::new(STREAM_CREDIT));
     let mut tool_tasks: BTreeMap<u64, Vec<tokio::task::AbortHandle>> = BTreeMap::new();
     let mut streams: BTreeMap<u64, CancellationToken> = BTreeMap::new();
     let mut started = false;
@@ -485,6 +490,13 @@ where
                 if matches!(msg, Msg::Saved { .. }) {
                     save_pull.saved();
                 }
+                if let Msg::Stream { node, event, .. } = &msg {
+                    // Handled: the stream may hand on one more event.
+                    stream_credit.add_permits(1);
+                    if event.is_terminal() {
+                        streams.remove(node);
+                    }
+                }
                 for fx in update(&mut state, msg) {
                     run_effect(
                         fx,
@@ -499,6 +511,7 @@ where
                         t0,
                         &mut ratings,
                         &tool_config,
+                        &stream_credit,
                     )?;
                 }
             }
@@ -511,6 +524,8 @@ where
     })
     .catch_unwind()
     .await;
+    // Streams waiting for credit stop: nobody handles their events any more.
+    stream_credit.close();
     match outcome {
         Ok(result) => result?,
         Err(panic) => {
@@ -698,6 +713,7 @@ fn run_effect<S: Screen>(
     t0: Instant,
     ratings: &mut RatingDriver,
     tool_config: &Arc<Config>,
+    stream_credit: &Arc<tokio::sync::Semaphore>,
 ) -> anyhow::Result<()> {
     match fx {
         Effect::StartStream {
@@ -709,6 +725,7 @@ fn run_effect<S: Screen>(
             let token = CancellationToken::new();
             streams.insert(node, token.clone());
             let tx = tx.clone();
+            let credit = stream_credit.clone();
             let backend = registry.get(&model);
             tokio::spawn(async move {
                 let send = |event: StreamEvent| {
@@ -722,13 +739,16 @@ fn run_effect<S: Screen>(
                 let backend = match backend {
                     Ok(b) => b,
                     Err(e) => {
-                        let _ = send(StreamEvent::Failed(e));
+                        if let Ok(p) = credit.acquire().await {
+                            p.forget();
+                            let _ = send(StreamEvent::Failed(e));
+                        }
                         return;
                     }
                 };
                 let handle = backend.start(chat);
                 let _ = tx.send(Msg::StreamStarted { node, request });
-                llm::pump(handle, &token, OnCancel::Return, |ev| send(ev).is_ok()).await;
+                llm::pump_paced(handle, &token, &credit, |ev| send(ev).is_ok()).await;
             });
         }
         Effect::CancelStream { node } => {
