@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crossterm::event::KeyCode;
+use crate::app::model::keys::KeyCode;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
