@@ -294,11 +294,12 @@ mod tests {
     fn shifted_and_ctrl_keys_resolve_as_the_keymap_writes_them() {
         let mut s = app();
         // Ctrl-C with Caps Lock: still `interrupt` (quits when nothing runs).
+        let at = s.now;
         update(
             &mut s,
             Msg::Key {
                 key: Key::new(KeyCode::Char('C'), Mods::CTRL | Mods::SHIFT),
-                at: s.now,
+                at,
             },
         );
         assert!(s.quit);
