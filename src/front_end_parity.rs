@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crossterm::event::KeyCode;
+use crate::app::model::keys::KeyCode;
 
 use crate::app::model::state::AppState;
 use crate::app::update::tests::{ev, key, started};

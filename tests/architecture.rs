@@ -632,4 +632,61 @@ fn names(code: &str, needle: &str) -> bool {
             .last()
             .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
     })
+
+/// Where the files under `src/app/update` and `src/app/model` of `src` mention `crossterm`,
+/// tests and comments included, as `path:line`.
+fn crossterm_mentions(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for dir in ["app/update", "app/model"] {
+        rust_files(&src.join(dir), &mut files);
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            if line.to_ascii_lowercase().contains("crossterm") {
+                let rel = f.strip_prefix(src).unwrap_or(&f);
+                out.push(format!("{}:{}", rel.display(), i + 1));
+            }
+        }
+    }
+    out
+}
+
+/// The app's core sees keys as its own `Key` (issues 13 and 19): the driver converts the
+/// terminal's events (`app/driver/input.rs`), so nothing under `app/update` or `app/model`,
+/// tests included, names crossterm.
+#[test]
+fn the_app_core_never_mentions_crossterm() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    assert!(
+        src.join("app/model/keys.rs").exists(),
+        "the app's own key type is missing"
+    );
+    let found = crossterm_mentions(&src);
+    assert!(
+        found.is_empty(),
+        "crossterm in the app's core:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_crossterm_check_sees_a_mention() {
+    let dir = std::env::temp_dir().join(format!("promptloom-ct-{}", std::process::id()));
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("app/update/rooms")).unwrap();
+    std::fs::create_dir_all(src.join("app/model")).unwrap();
+    std::fs::create_dir_all(src.join("app/driver")).unwrap();
+    std::fs::write(src.join("app/model/keys.rs"), "pub struct Key;\n").unwrap();
+    std::fs::write(
+        src.join("app/update/rooms/tests.rs"),
+        "fn t() {}\nuse crossterm::event::KeyCode;\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("app/driver/input.rs"), "use crossterm::event;\n").unwrap();
+    let found = crossterm_mentions(&src);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(found, vec!["app/update/rooms/tests.rs:2".to_string()]);
 }

@@ -250,7 +250,7 @@ mod tests {
 
 #[cfg(test)]
 mod snapshots {
-    use crossterm::event::KeyCode;
+    use crate::app::model::keys::KeyCode;
     use ratatui::backend::TestBackend;
     use ratatui::style::Modifier;
     use ratatui::Terminal;

@@ -173,7 +173,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, h: &HistoryView, theme: &Theme
 
 #[cfg(test)]
 mod tests {
-    use crossterm::event::KeyCode;
+    use crate::app::model::keys::KeyCode;
 
     use crate::app::update::tests::{app, ev, key, started};
     use crate::chat::{FinishReason, StreamEvent};

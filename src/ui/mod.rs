@@ -21,6 +21,7 @@ pub(crate) mod prompt_view;
 pub(crate) mod rating;
 pub(crate) mod tool_block;
 pub(crate) mod tree;
+pub(crate) mod which_key;
 
 use ratatui::layout::Rect;
 use ratatui::Frame;
@@ -50,6 +51,7 @@ pub(crate) fn draw(
     let metrics = panes::draw(frame, &l, state, cache, theme);
     footer::draw(frame, l.footer, state, theme);
     draw_layers(frame, area, state, cache, theme);
+    which_key::draw(frame, area, state, theme);
     metrics
 }
 

@@ -348,7 +348,7 @@ pub(crate) fn draw_form(frame: &mut Frame, area: Rect, f: &SearchForm, theme: &T
 mod tests {
     use std::time::Duration;
 
-    use crossterm::event::KeyCode;
+    use crate::app::model::keys::KeyCode;
 
     use crate::app::model::state::{AppState, Layer};
     use crate::app::update::techniques::tests::answered;

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) mod crash;
 pub(crate) mod in_memory;
+pub(crate) mod input;
 pub(crate) mod journal;
 pub(crate) mod suspend;
 
@@ -55,10 +56,11 @@ pub(crate) fn prepare(
     open: &Open,
 ) -> anyhow::Result<(AppState, Theme, Option<crate::store::journal::SessionStore>)> {
     let models = config.model_names();
-    let keymap = match &config.keymap {
+    let mut keymap = match &config.keymap {
         Some(p) => Keymap::load(p)?,
         None => Keymap::defaults(),
     };
+    keymap.set_sequence_timeout_ms(config.sequence_timeout_ms);
     let theme_name = open
         .theme
         .clone()
@@ -465,9 +467,13 @@ where
                         state.dirty = true;
                     }
                     Some(Ok(Event::Key(key))) if key.kind != crossterm::event::KeyEventKind::Release => {
-                        msgs.push(Msg::Key { key, at: t0.elapsed() })
+                        if let Some(key) = input::key(&key) {
+                            msgs.push(Msg::Key { key, at: t0.elapsed() })
+                        }
                     }
-                    Some(Ok(Event::Mouse(mouse))) => msgs.push(Msg::Mouse { mouse, at: t0.elapsed() }),
+                    Some(Ok(Event::Mouse(mouse))) => {
+                        msgs.push(Msg::Mouse { mouse: input::mouse(&mouse), at: t0.elapsed() })
+                    }
                     Some(Ok(Event::Resize(width, height))) => msgs.push(Msg::Resize { width, height }),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(e).context("reading terminal events"),
@@ -482,9 +488,10 @@ where
                     msgs.push(Msg::Tick { at: t0.elapsed() });
                     poll_models = true;
                 }
-                // Close any layer first: in a layer `q` may only close it.
-                _ = sigterm.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
-                _ = sighup.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
+                // Close any layer (and a started key sequence) first: there `q` may only
+                // close it.
+                _ = sigterm.recv() => { state.layers.clear(); state.pending_keys = None; msgs.push(quit_key(t0)) }
+                _ = sighup.recv() => { state.layers.clear(); state.pending_keys = None; msgs.push(quit_key(t0)) }
             }
             for msg in msgs {
                 if matches!(msg, Msg::Saved { .. }) {
@@ -560,10 +567,7 @@ where
 /// SIGTERM/SIGHUP: behave like `q` (cancel, save, restore the terminal).
 fn quit_key(t0: Instant) -> Msg {
     Msg::Key {
-        key: crossterm::event::KeyEvent::new(
-            crossterm::event::KeyCode::Char('q'),
-            crossterm::event::KeyModifiers::NONE,
-        ),
+        key: crate::app::model::keys::Key::char('q'),
         at: t0.elapsed(),
     }
 }
@@ -774,6 +778,13 @@ fn run_effect<S: Screen>(
                     .err()
                     .map(|e| e.to_string());
                 let _ = tx.send(Msg::PromptWritten { path, error });
+            });
+        }
+        Effect::SequenceTimer { id, after } => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(Msg::SequenceTimeout { id });
             });
         }
         Effect::Preload(model) => {

@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crossterm::event::{KeyEvent, MouseEvent};
-
+use super::keys::{Key, Mouse};
 use super::rating::{RatingEffect, RatingIo};
 use super::tools::{ToolEffect, ToolMsg};
 use crate::chat::{BackendStatus, ChatRequest, StreamEvent};
@@ -18,12 +17,17 @@ use crate::prompt::{Case, Variant};
 #[derive(Debug, Clone)]
 pub(crate) enum Msg {
     Key {
-        key: KeyEvent,
+        key: Key,
         at: Duration,
     },
     Mouse {
-        mouse: MouseEvent,
+        mouse: Mouse,
         at: Duration,
+    },
+    /// The wait asked for by [`Effect::SequenceTimer`] `id` is over: if that key sequence is
+    /// still pending, it is cancelled.
+    SequenceTimeout {
+        id: u64,
     },
     Resize {
         width: u16,
@@ -115,6 +119,11 @@ pub(crate) enum Effect {
     WritePromptFile {
         path: PathBuf,
         text: String,
+    },
+    /// A key sequence started: send [`Msg::SequenceTimeout`] `id` after `after`.
+    SequenceTimer {
+        id: u64,
+        after: Duration,
     },
     /// Start loading a model now (shows progress in the header).
     Preload(String),

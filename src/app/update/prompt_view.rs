@@ -175,7 +175,7 @@ pub(crate) fn diff_key(
 
 #[cfg(test)]
 mod tests {
-    use crossterm::event::KeyCode;
+    use crate::app::model::keys::KeyCode;
 
     use super::*;
     use crate::app::update::tests::{app, ev, key, started};

@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::KeyEvent;
+use crate::app::model::keys::Key;
 
 use crate::app::model::edit::TextArea;
 use crate::app::model::msg::Effect;
@@ -167,7 +167,7 @@ pub(crate) fn layer_key(
     s: &mut AppState,
     top: Layer,
     action: Option<Action>,
-    key: &KeyEvent,
+    key: &Key,
     fx: &mut Vec<Effect>,
 ) -> Option<Layer> {
     match top {

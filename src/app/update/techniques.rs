@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crate::app::model::keys::{Key, KeyCode};
 
 use super::panes::save;
 use super::variants::insert_variant;
@@ -598,7 +598,7 @@ pub(crate) fn form_key(
     s: &mut AppState,
     mut f: SearchForm,
     action: Option<Action>,
-    key: &KeyEvent,
+    key: &Key,
     fx: &mut Vec<Effect>,
 ) {
     match action {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crate::app::model::keys::{Key, KeyCode, Mods};
 
 use super::*;
 use crate::app::model::state::AppState;
@@ -59,13 +59,13 @@ fn ms(n: u64) -> Duration {
 
 pub(crate) fn key(s: &mut AppState, c: KeyCode) -> Vec<Effect> {
     let mods = match c {
-        KeyCode::Char(ch) if ch.is_ascii_uppercase() => KeyModifiers::SHIFT,
-        _ => KeyModifiers::NONE,
+        KeyCode::Char(ch) if ch.is_ascii_uppercase() => Mods::SHIFT,
+        _ => Mods::NONE,
     };
     update(
         s,
         Msg::Key {
-            key: KeyEvent::new(c, mods),
+            key: Key::new(c, mods),
             at: s.now,
         },
     )
@@ -75,7 +75,7 @@ fn ctrl(s: &mut AppState, c: char) -> Vec<Effect> {
     update(
         s,
         Msg::Key {
-            key: KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL),
+            key: Key::new(KeyCode::Char(c), Mods::CTRL),
             at: s.now,
         },
     )

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crate::app::model::keys::{Key, KeyCode, Mods};
 
 use super::*;
 use crate::app::driver::journal::prompt_for_session;
@@ -35,7 +35,7 @@ fn ctrl(s: &mut AppState, c: char) -> Vec<Effect> {
     update(
         s,
         Msg::Key {
-            key: KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL),
+            key: Key::new(KeyCode::Char(c), Mods::CTRL),
             at: s.now,
         },
     )
