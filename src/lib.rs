@@ -53,6 +53,7 @@ const EXIT_CPU: u8 = 3;
 
 /// The binary's entry point.
 pub fn main_entry() -> ExitCode {
+    store::limit_arenas();
     // First, before anything could run an instruction this CPU lacks.
     if let Err(why) = doctor::cpu::startup_check() {
         eprintln!("error: {why}");

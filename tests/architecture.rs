@@ -632,6 +632,7 @@ fn names(code: &str, needle: &str) -> bool {
             .last()
             .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
     })
+}
 
 /// Where the files under `src/app/update` and `src/app/model` of `src` mention `crossterm`,
 /// tests and comments included, as `path:line`.
