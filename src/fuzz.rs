@@ -438,7 +438,12 @@ fn prompt_files(budget: &Budget) -> Report {
                 // What loads must render.
                 for v in &p.variants {
                     for c in &p.cases {
-                        let _ = crate::prompt::render::request(v, &c.vars, &Default::default());
+                        let _ = crate::prompt::render::request(
+                            v,
+                            &c.vars,
+                            &Default::default(),
+                            &Default::default(),
+                        );
                     }
                 }
             }

@@ -42,7 +42,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ModelAction};
+use crate::cli::{Cli, Command};
 use crate::config::{Config, Dirs};
 use crate::error::InputError;
 
@@ -53,6 +53,7 @@ const EXIT_CPU: u8 = 3;
 
 /// The binary's entry point.
 pub fn main_entry() -> ExitCode {
+    store::limit_arenas();
     // First, before anything could run an instruction this CPU lacks.
     if let Err(why) = doctor::cpu::startup_check() {
         eprintln!("error: {why}");
@@ -85,23 +86,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     llm::embed::configure(&config);
     match cli.command {
         Some(Command::Run(args)) => runtime()?.block_on(cmd::run::run(config, args)),
-        Some(Command::Check { files }) => {
-            for f in &files {
-                let p = prompt::load(f, &config.model_names(), &config.default_model)?;
-                println!(
-                    "{}: ok ({} variants × {} cases)",
-                    f.display(),
-                    p.variants.len(),
-                    p.cases.len()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Import { file, out }) => {
-            import_promptfoo::run(&file, out, &config.model_names())
-        }
+        Some(Command::Check(args)) => cmd::check::run(&config, args),
+        Some(Command::Import(args)) => cmd::import::run(&config, args),
         Some(Command::Export(args)) => {
-            store::export::run(args)?;
+            cmd::export::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Compare(args)) => cmd::compare::run(args),
@@ -114,30 +102,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(cmd::technique::run(config, action))
         }
         #[cfg(feature = "local")]
-        Some(Command::Quantize {
-            input,
-            output,
-            to,
-            force,
-            no_check,
-            check_only,
-        }) => runtime()?.block_on(quantize_cmd(
-            &input, &output, to, force, no_check, check_only,
-        )),
+        Some(Command::Quantize(args)) => runtime()?.block_on(cmd::quantize::run(args)),
         Some(Command::Bench(args)) => bench::run(config, args),
         Some(Command::Tools { action }) => runtime()?.block_on(cmd::tools::run(config, action)),
         Some(Command::Doctor) => Ok(doctor::run(explicit_config.as_deref())),
-        Some(Command::Model { action }) => match action {
-            ModelAction::Fetch { force } => {
-                let path = model_fetch::fetch(&config.dirs.models_dir(), force)?;
-                println!("{}", path.display());
-                Ok(ExitCode::SUCCESS)
-            }
-            ModelAction::List => {
-                model_fetch::list(&config);
-                Ok(ExitCode::SUCCESS)
-            }
-        },
+        Some(Command::Model { action }) => cmd::model::run(&config, action),
         None => runtime()?.block_on(app::run(
             config,
             app::driver::Open {
@@ -147,45 +116,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         )),
     }
-}
-
-#[cfg(feature = "local")]
-async fn quantize_cmd(
-    input: &std::path::Path,
-    output: &std::path::Path,
-    to: quantize::Target,
-    force: bool,
-    no_check: bool,
-    check_only: bool,
-) -> anyhow::Result<ExitCode> {
-    use std::io::IsTerminal;
-    if check_only {
-        let q = quantize::quality(input, output).await?;
-        println!("{}", q.line());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let (i, o) = (input.to_path_buf(), output.to_path_buf());
-    let tty = std::io::stderr().is_terminal();
-    let report = tokio::task::spawn_blocking(move || {
-        quantize::quantize(&i, &o, to, force, &mut |done, total, name| {
-            if tty && (done % 16 == 0 || done == total) {
-                eprint!("\r\x1b[Kquantizing {done}/{total} {name}");
-            }
-        })
-    })
-    .await??;
-    if tty {
-        eprintln!();
-    }
-    for line in report.lines(to) {
-        println!("{line}");
-    }
-    println!("wrote {}", output.display());
-    if !no_check {
-        let q = quantize::quality(input, output).await?;
-        println!("{}", q.line());
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

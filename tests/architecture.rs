@@ -578,3 +578,116 @@ fn nothing_below_the_commands_imports_them() {
         wrong.join("\n")
     );
 }
+
+/// `update` is pure: no file under `app/update` or `app/model` reads or writes a file, or
+/// calls what does (loading or parsing a prompt file reads its `context_files`; reading
+/// retrieval files is `render::read_inputs` / `indexes_for`, the driver's and `run`'s job).
+#[test]
+fn update_and_the_model_read_no_files() {
+    const IO: [&str; 9] = [
+        "std::fs",
+        "fs::",
+        "File::",
+        "prompt::load",
+        "prompt::parse",
+        "read_inputs",
+        "indexes_for",
+        "Indexes::load",
+        "retrieve::index",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = load(&src);
+    let floor: Vec<&SourceFile> = files
+        .iter()
+        .filter(|f| {
+            f.module.len() >= 2
+                && f.module[0] == "app"
+                && ["update", "model"].contains(&f.module[1].as_str())
+        })
+        .collect();
+    assert!(floor.len() > 10, "app/update and app/model were not read");
+    let mut wrong = Vec::new();
+    for f in floor {
+        for needle in IO {
+            if names(&f.code, needle) {
+                wrong.push(format!("{}: {needle}", f.path.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "I/O inside update:\n{}", wrong.join("\n"));
+    // The check sees it when it is there, and not inside another name.
+    assert!(names("let t = std::fs::read_to_string(p);", "fs::"));
+    assert!(names(
+        "let p = crate::prompt::parse(path, text);",
+        "prompt::parse"
+    ));
+    assert!(!names("let p: PromptFile::Thing;", "File::"));
+}
+
+/// Whether `code` has `needle` not inside a longer name (a path prefix is fine).
+fn names(code: &str, needle: &str) -> bool {
+    code.match_indices(needle).any(|(i, _)| {
+        code[..i]
+            .chars()
+            .last()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    })
+}
+
+/// Where the files under `src/app/update` and `src/app/model` of `src` mention `crossterm`,
+/// tests and comments included, as `path:line`.
+fn crossterm_mentions(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for dir in ["app/update", "app/model"] {
+        rust_files(&src.join(dir), &mut files);
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            if line.to_ascii_lowercase().contains("crossterm") {
+                let rel = f.strip_prefix(src).unwrap_or(&f);
+                out.push(format!("{}:{}", rel.display(), i + 1));
+            }
+        }
+    }
+    out
+}
+
+/// The app's core sees keys as its own `Key` (issues 13 and 19): the driver converts the
+/// terminal's events (`app/driver/input.rs`), so nothing under `app/update` or `app/model`,
+/// tests included, names crossterm.
+#[test]
+fn the_app_core_never_mentions_crossterm() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    assert!(
+        src.join("app/model/keys.rs").exists(),
+        "the app's own key type is missing"
+    );
+    let found = crossterm_mentions(&src);
+    assert!(
+        found.is_empty(),
+        "crossterm in the app's core:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_crossterm_check_sees_a_mention() {
+    let dir = std::env::temp_dir().join(format!("promptloom-ct-{}", std::process::id()));
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("app/update/rooms")).unwrap();
+    std::fs::create_dir_all(src.join("app/model")).unwrap();
+    std::fs::create_dir_all(src.join("app/driver")).unwrap();
+    std::fs::write(src.join("app/model/keys.rs"), "pub struct Key;\n").unwrap();
+    std::fs::write(
+        src.join("app/update/rooms/tests.rs"),
+        "fn t() {}\nuse crossterm::event::KeyCode;\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("app/driver/input.rs"), "use crossterm::event;\n").unwrap();
+    let found = crossterm_mentions(&src);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(found, vec!["app/update/rooms/tests.rs:2".to_string()]);
+}

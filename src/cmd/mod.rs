@@ -4,7 +4,13 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod check;
 pub(crate) mod compare;
+pub(crate) mod export;
+pub(crate) mod import;
+pub(crate) mod model;
+#[cfg(feature = "local")]
+pub(crate) mod quantize;
 pub(crate) mod rate;
 pub(crate) mod run;
 pub(crate) mod technique;

@@ -24,6 +24,7 @@ use crate::llm::{
     self, Backend, BackendRegistry, ChatRequest, FinishReason, OnCancel, StreamEvent,
 };
 use crate::progress::Progress;
+use crate::prompt::retrieve::Indexes;
 use crate::prompt::tools::ToolDef;
 use crate::prompt::vectors::{EmbedWants, Vectors};
 use crate::prompt::{self, render, Case, PromptFile, Variant};
@@ -81,11 +82,11 @@ const EXIT_INTERRUPTED: u8 = 130;
 /// The jobs for a prompt file, variants outermost, ids from 1. A variant with `samples = N`
 /// gets N jobs per case, seeded `seed`, `seed + 1`, … (its own `seed`, else a random one)
 /// and tied together by their `sample_group` annotation.
-pub(crate) fn plan(file: &PromptFile, vectors: &Vectors) -> Vec<Trial> {
+pub(crate) fn plan(file: &PromptFile, vectors: &Vectors, indexes: &Indexes) -> Vec<Trial> {
     let mut jobs = Vec::with_capacity(file.variants.len() * file.cases.len());
     for v in &file.variants {
         for c in &file.cases {
-            let prepared = render::prepare(v, c, vectors);
+            let prepared = render::prepare(v, c, vectors, indexes);
             let samples = v.sampling.samples.unwrap_or(1).max(1);
             let base = v
                 .sampling
@@ -117,20 +118,22 @@ pub(crate) fn plan(file: &PromptFile, vectors: &Vectors) -> Vec<Trial> {
     jobs
 }
 
-/// The vectors every variant × case ranks by (retrieval or example selection by embedding),
-/// fetched off the runtime's threads, each text once. A model that fails carries its error,
-/// which fails the cells that needed it ([`render::prepare_error`]).
-async fn embeddings(file: &PromptFile) -> Vectors {
+/// What every variant × case renders with: the retrieval indexes (files read once) and the
+/// vectors it ranks by (retrieval or example selection by embedding), fetched off the
+/// runtime's threads, each text once. An unreadable file or a model that fails carries its
+/// error, which fails the cells that needed it ([`render::prepare_error`]).
+async fn inputs(file: &PromptFile) -> (Indexes, Vectors) {
+    let indexes = render::indexes_for(&file.variants);
     let mut wants = EmbedWants::default();
     for v in &file.variants {
         for c in &file.cases {
-            wants.merge(render::embeddings_needed(v, c));
+            wants.merge(render::embeddings_needed(v, c, &indexes));
         }
     }
     if wants.is_empty() {
-        return Vectors::default();
+        return (indexes, Vectors::default());
     }
-    llm::embed::fetch_off_thread(wants).await
+    (indexes, llm::embed::fetch_off_thread(wants).await)
 }
 
 fn now_rfc3339() -> String {
@@ -188,7 +191,8 @@ fn narrow(file: &mut PromptFile, args: &RunArgs, config: &Config) -> Result<(), 
 pub(crate) async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut file = prompt::load(&args.file, &config.model_names(), &config.default_model)?;
     narrow(&mut file, &args, &config)?;
-    let jobs = plan(&file, &embeddings(&file).await);
+    let (indexes, vectors) = inputs(&file).await;
+    let jobs = plan(&file, &vectors, &indexes);
 
     let out_path = match &args.out {
         Some(p) => p.clone(),

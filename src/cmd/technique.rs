@@ -128,10 +128,13 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The vectors `v`'s request with `vars` needs (retrieval or example selection by embedding),
-/// fetched now: the task a search or a proposal starts from is what a run would send.
-fn embedded(v: &prompt::Variant, vars: &BTreeMap<String, String>) -> prompt::vectors::Vectors {
-    crate::llm::embed::fetch(&render::embeddings_needed_for(v, vars))
+/// `v`'s request with `vars` as a run would send it: its retrieval files read and the vectors
+/// it ranks by (retrieval or example selection by embedding) fetched now, since the task a
+/// search or a proposal starts from is what a run would send.
+fn task_request(v: &prompt::Variant, vars: &BTreeMap<String, String>) -> crate::chat::ChatRequest {
+    let indexes = render::indexes_for([v]);
+    let vectors = crate::llm::embed::fetch(&render::embeddings_needed_for(v, vars, &indexes));
+    render::request(v, vars, &vectors, &indexes)
 }
 
 /// Streams a technique's requests as session nodes and saves the session after each one
@@ -675,7 +678,7 @@ async fn search_cmd(
         &v.name,
         &c.name,
         &model,
-        render::request(v, &c.vars, &embedded(v, &c.vars)),
+        task_request(v, &c.vars),
         now_rfc3339(),
     );
     root.status = NodeStatus::Done;
@@ -888,7 +891,7 @@ async fn propose(
         &v.name,
         case.as_ref().map_or("", |c| c.name.as_str()),
         &v.model,
-        render::request(&v, &vars, &embedded(&v, &vars)),
+        task_request(&v, &vars),
         now_rfc3339(),
     );
     anchor.status = NodeStatus::Done;

@@ -7,11 +7,12 @@
 //! never drift from behaviour.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use toml::Spanned;
+
+pub(crate) use crate::app::model::keys::{Key, KeyCode, KeySeq, Mods};
 
 use crate::error::InputError;
 
@@ -218,160 +219,117 @@ actions! {
     Down = "down", "down", "Move down";
 }
 
-/// A key with modifiers, as written in keymap files (`ctrl-r`, `shift-tab`, `G`, `?`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Key {
-    pub code: KeyCodeOrd,
-    pub ctrl: bool,
-    pub alt: bool,
-}
-
-/// `KeyCode` restricted to what keymaps bind, ordered so bindings sort stably.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum KeyCodeOrd {
-    Char(char),
-    F(u8),
-    Named(&'static str),
-}
-
-const NAMED: &[&str] = &[
-    "enter",
-    "esc",
-    "tab",
-    "backtab",
-    "up",
-    "down",
-    "left",
-    "right",
-    "pageup",
-    "pagedown",
-    "home",
-    "end",
-    "backspace",
-    "delete",
-    "insert",
-    "space",
+/// Key names keymap files may use besides single characters and `f1`..`f24`.
+const NAMED: &[(&str, KeyCode)] = &[
+    ("enter", KeyCode::Enter),
+    ("esc", KeyCode::Esc),
+    ("tab", KeyCode::Tab),
+    ("backtab", KeyCode::BackTab),
+    ("up", KeyCode::Up),
+    ("down", KeyCode::Down),
+    ("left", KeyCode::Left),
+    ("right", KeyCode::Right),
+    ("pageup", KeyCode::PageUp),
+    ("pagedown", KeyCode::PageDown),
+    ("home", KeyCode::Home),
+    ("end", KeyCode::End),
+    ("backspace", KeyCode::Backspace),
+    ("delete", KeyCode::Delete),
+    ("insert", KeyCode::Insert),
+    ("space", KeyCode::Char(' ')),
 ];
 
-impl Key {
-    /// Parse `ctrl-alt-x`, `G`, `pageup`, `f5`, `shift-tab`.
-    pub fn parse(s: &str) -> Result<Key, String> {
-        let mut ctrl = false;
-        let mut alt = false;
-        let mut shift = false;
-        let mut rest = s;
-        loop {
-            let lower = rest.to_ascii_lowercase();
-            if rest.chars().count() > 1 && lower.starts_with("ctrl-") {
-                ctrl = true;
-                rest = &rest[5..];
-            } else if rest.chars().count() > 1 && lower.starts_with("alt-") {
-                alt = true;
-                rest = &rest[4..];
-            } else if rest.chars().count() > 1 && lower.starts_with("shift-") {
-                shift = true;
-                rest = &rest[6..];
+/// Parse one key as written in keymap files (`ctrl-alt-x`, `G`, `pageup`, `f5`,
+/// `shift-tab`), in the form [`Key::binding`] gives a pressed key.
+pub(crate) fn parse_key(s: &str) -> Result<Key, String> {
+    let mut mods = Mods::NONE;
+    let mut shift = false;
+    let mut rest = s;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        if rest.chars().count() > 1 && lower.starts_with("ctrl-") {
+            mods = mods | Mods::CTRL;
+            rest = &rest[5..];
+        } else if rest.chars().count() > 1 && lower.starts_with("alt-") {
+            mods = mods | Mods::ALT;
+            rest = &rest[4..];
+        } else if rest.chars().count() > 1 && lower.starts_with("shift-") {
+            shift = true;
+            rest = &rest[6..];
+        } else {
+            break;
+        }
+    }
+    let mut chars = rest.chars();
+    let code = match (chars.next(), chars.next()) {
+        (Some(c), None) => {
+            let c = if shift { c.to_ascii_uppercase() } else { c };
+            let c = if mods.contains(Mods::CTRL) {
+                c.to_ascii_lowercase()
             } else {
-                break;
+                c
+            };
+            KeyCode::Char(c)
+        }
+        (None, _) => return Err("empty key".into()),
+        _ => {
+            let lower = rest.to_ascii_lowercase();
+            if shift && lower == "tab" {
+                KeyCode::BackTab
+            } else if let Some((_, code)) = NAMED.iter().find(|(n, _)| *n == lower) {
+                *code
+            } else if let Some(n) = lower
+                .strip_prefix('f')
+                .and_then(|d| d.parse::<u8>().ok())
+                .filter(|n| (1..=24).contains(n))
+            {
+                KeyCode::F(n)
+            } else {
+                return Err(format!(
+                    "unknown key {s:?}; use a single character, f1..f24, or one of {}",
+                    NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ));
             }
         }
-        let mut chars = rest.chars();
-        let code = match (chars.next(), chars.next()) {
-            (Some(c), None) => {
-                let c = if shift { c.to_ascii_uppercase() } else { c };
-                let c = if ctrl { c.to_ascii_lowercase() } else { c };
-                KeyCodeOrd::Char(c)
-            }
-            (None, _) => return Err("empty key".into()),
-            _ => {
-                let lower = rest.to_ascii_lowercase();
-                if shift && lower == "tab" {
-                    KeyCodeOrd::Named("backtab")
-                } else if let Some(n) = NAMED.iter().find(|n| **n == lower) {
-                    if *n == "space" {
-                        KeyCodeOrd::Char(' ')
-                    } else {
-                        KeyCodeOrd::Named(n)
-                    }
-                } else if let Some(n) = lower
-                    .strip_prefix('f')
-                    .and_then(|d| d.parse::<u8>().ok())
-                    .filter(|n| (1..=24).contains(n))
-                {
-                    KeyCodeOrd::F(n)
-                } else {
-                    return Err(format!(
-                        "unknown key {s:?}; use a single character, f1..f24, or one of {}",
-                        NAMED.join(", ")
-                    ));
-                }
-            }
-        };
-        Ok(Key { code, ctrl, alt })
-    }
-
-    /// The binding a terminal key event matches, if it can be bound at all.
-    pub fn from_event(ev: &KeyEvent) -> Option<Key> {
-        let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
-        let alt = ev.modifiers.contains(KeyModifiers::ALT);
-        let code = match ev.code {
-            KeyCode::Char(c) => KeyCodeOrd::Char(if ctrl { c.to_ascii_lowercase() } else { c }),
-            KeyCode::F(n) => KeyCodeOrd::F(n),
-            KeyCode::Enter => KeyCodeOrd::Named("enter"),
-            KeyCode::Esc => KeyCodeOrd::Named("esc"),
-            KeyCode::Tab => KeyCodeOrd::Named("tab"),
-            KeyCode::BackTab => KeyCodeOrd::Named("backtab"),
-            KeyCode::Up => KeyCodeOrd::Named("up"),
-            KeyCode::Down => KeyCodeOrd::Named("down"),
-            KeyCode::Left => KeyCodeOrd::Named("left"),
-            KeyCode::Right => KeyCodeOrd::Named("right"),
-            KeyCode::PageUp => KeyCodeOrd::Named("pageup"),
-            KeyCode::PageDown => KeyCodeOrd::Named("pagedown"),
-            KeyCode::Home => KeyCodeOrd::Named("home"),
-            KeyCode::End => KeyCodeOrd::Named("end"),
-            KeyCode::Backspace => KeyCodeOrd::Named("backspace"),
-            KeyCode::Delete => KeyCodeOrd::Named("delete"),
-            KeyCode::Insert => KeyCodeOrd::Named("insert"),
-            _ => return None,
-        };
-        Some(Key { code, ctrl, alt })
-    }
+    };
+    Ok(Key::new(code, mods))
 }
 
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.ctrl {
-            f.write_str("C-")?;
-        }
-        if self.alt {
-            f.write_str("M-")?;
-        }
-        match self.code {
-            KeyCodeOrd::Char(' ') => f.write_str("space"),
-            KeyCodeOrd::Char(c) => write!(f, "{c}"),
-            KeyCodeOrd::F(n) => write!(f, "F{n}"),
-            KeyCodeOrd::Named("pageup") => f.write_str("PgUp"),
-            KeyCodeOrd::Named("pagedown") => f.write_str("PgDn"),
-            KeyCodeOrd::Named("backtab") => f.write_str("S-Tab"),
-            KeyCodeOrd::Named("enter") => f.write_str("Enter"),
-            KeyCodeOrd::Named("esc") => f.write_str("Esc"),
-            KeyCodeOrd::Named("tab") => f.write_str("Tab"),
-            KeyCodeOrd::Named(n) => {
-                // "home" -> "Home", like the other named keys.
-                let mut c = n.chars();
-                match c.next() {
-                    Some(first) => write!(f, "{}{}", first.to_ascii_uppercase(), c.as_str()),
-                    None => Ok(()),
-                }
-            }
-        }
+/// Parse a binding: one key, or a sequence of keys separated by spaces (`g g`, `space c`).
+pub(crate) fn parse_seq(s: &str) -> Result<KeySeq, String> {
+    // A lone " " is the space key, as it always was.
+    if !s.is_empty() && s.trim().is_empty() {
+        return Ok(KeySeq(vec![Key::plain(KeyCode::Char(' '))]));
     }
+    let keys = s
+        .split_whitespace()
+        .map(parse_key)
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err("empty key".into());
+    }
+    Ok(KeySeq(keys))
 }
 
-/// Bindings per mode.
+/// What a key means in a mode, after the keys of a pending sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    Action(Action),
+    /// The keys so far start a longer sequence: wait for the next key.
+    Pending,
+    /// Nothing is bound to these keys.
+    Unbound,
+}
+
+/// How long a started sequence waits for its next key unless configured.
+pub(crate) const DEFAULT_SEQUENCE_TIMEOUT_MS: u64 = 1000;
+
+/// Bindings per mode, and how long a started key sequence waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Keymap {
-    modes: BTreeMap<Mode, BTreeMap<Key, Action>>,
+    modes: BTreeMap<Mode, BTreeMap<KeySeq, Action>>,
+    /// 0: a started sequence waits for ever (Esc cancels it).
+    sequence_timeout_ms: u64,
 }
 
 type RawKeymap = BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<String>>>;
@@ -381,6 +339,7 @@ impl Keymap {
     pub fn defaults() -> Keymap {
         let mut k = Keymap {
             modes: BTreeMap::new(),
+            sequence_timeout_ms: DEFAULT_SEQUENCE_TIMEOUT_MS,
         };
         if let Err(e) = k.merge_text(Path::new("<built-in keymap>"), DEFAULT_KEYMAP) {
             // The embedded file is tested to parse; reaching this is a build defect.
@@ -397,7 +356,20 @@ impl Keymap {
         Ok(k)
     }
 
-    /// Merge keymap TOML over these bindings. `"none"` unbinds a key.
+    /// The configured `sequence_timeout_ms` (0: no timeout).
+    pub fn set_sequence_timeout_ms(&mut self, ms: u64) {
+        self.sequence_timeout_ms = ms;
+    }
+
+    /// How long a started sequence waits for its next key; `None`: until a key comes.
+    pub fn sequence_timeout(&self) -> Option<Duration> {
+        (self.sequence_timeout_ms > 0).then_some(Duration::from_millis(self.sequence_timeout_ms))
+    }
+
+    /// Merge keymap TOML over these bindings. `"none"` unbinds a key (and a sequence prefix
+    /// with everything under it). A key this file binds replaces sequences it starts that
+    /// came from before (the defaults); a sequence whose start is bound to an action is an
+    /// error at the sequence, since that key could never wait for the rest.
     pub fn merge_text(&mut self, path: &Path, text: &str) -> Result<(), InputError> {
         let raw: RawKeymap = toml::from_str(text).map_err(|e| InputError::toml(path, text, &e))?;
         for (mode_name, bindings) in raw {
@@ -414,11 +386,13 @@ impl Keymap {
                 )
             })?;
             let table = self.modes.entry(mode).or_default();
+            // This file's bindings in this mode, with where each is written.
+            let mut mine: BTreeMap<KeySeq, usize> = BTreeMap::new();
             for (key, action) in bindings {
-                let k = Key::parse(key.get_ref())
+                let seq = parse_seq(key.get_ref())
                     .map_err(|m| InputError::at(path, text, key.span().start, m))?;
                 if action.get_ref() == "none" {
-                    table.remove(&k);
+                    table.retain(|k, _| k != &seq && !k.extends(seq.keys()));
                     continue;
                 }
                 let a = Action::from_name(action.get_ref()).ok_or_else(|| {
@@ -437,39 +411,105 @@ impl Keymap {
                             .join(", ")
                     ))
                 })?;
-                table.insert(k, a);
+                table.insert(seq.clone(), a);
+                mine.insert(seq, key.span().start);
+            }
+            // Older sequences under a key this file binds give way to it.
+            table.retain(|k, _| mine.contains_key(k) || !mine.keys().any(|m| k.extends(m.keys())));
+            for (seq, at) in &mine {
+                for n in 1..seq.len() {
+                    let prefix = KeySeq(seq.keys()[..n].to_vec());
+                    let Some(bound) = table.get(&prefix) else {
+                        continue;
+                    };
+                    let by = match mine.get(&prefix) {
+                        Some(p) => format!("line {}", crate::error::line_col(text, *p).0),
+                        None => "an earlier keymap (the built-in defaults)".to_string(),
+                    };
+                    return Err(InputError::at(
+                        path,
+                        text,
+                        *at,
+                        format!(
+                            "\"{seq}\" can't be bound in [{}]: \"{prefix}\" is bound to {} ({by}), \
+                             so it can't start a sequence",
+                            mode.name(),
+                            bound.name()
+                        ),
+                    )
+                    .with_hint(format!(
+                        "bind \"{prefix}\" = \"none\" to free it, or pick another first key"
+                    )));
+                }
             }
         }
         Ok(())
     }
 
-    /// The action `ev` triggers in `mode`.
-    pub fn action(&self, mode: Mode, ev: &KeyEvent) -> Option<Action> {
-        let key = Key::from_event(ev)?;
-        let table = self.modes.get(&mode)?;
-        // Shifted letters arrive as the uppercase char (SHIFT is ignored by `from_event`), so
-        // `G` and `shift-g` both match the stored `Char('G')`.
-        table.get(&key).copied()
+    /// What `key` means in `mode` after the `pending` keys of a started sequence.
+    pub fn resolve(&self, mode: Mode, pending: &[Key], key: Key) -> Resolved {
+        let Some(table) = self.modes.get(&mode) else {
+            return Resolved::Unbound;
+        };
+        let mut keys = pending.to_vec();
+        keys.push(key.binding());
+        let seq = KeySeq(keys);
+        if let Some(a) = table.get(&seq) {
+            return Resolved::Action(*a);
+        }
+        // Sequences that extend `seq` sort right after it.
+        match table.range(seq.clone()..).next() {
+            Some((k, _)) if k.extends(seq.keys()) => Resolved::Pending,
+            _ => Resolved::Unbound,
+        }
     }
 
-    /// Every binding of `mode`, grouped by action in the order actions are declared.
-    pub fn bindings(&self, mode: Mode) -> Vec<(Action, Vec<Key>)> {
-        let mut by_action: BTreeMap<Action, Vec<Key>> = BTreeMap::new();
+    /// The action a single key triggers in `mode` (no sequence pending).
+    pub fn action(&self, mode: Mode, key: Key) -> Option<Action> {
+        match self.resolve(mode, &[], key) {
+            Resolved::Action(a) => Some(a),
+            Resolved::Pending | Resolved::Unbound => None,
+        }
+    }
+
+    /// What can follow the started sequence `prefix` in `mode`: the rest of each sequence
+    /// and its action, in key order.
+    pub fn continuations(&self, mode: Mode, prefix: &[Key]) -> Vec<(KeySeq, Action)> {
+        let Some(table) = self.modes.get(&mode) else {
+            return Vec::new();
+        };
+        table
+            .range(KeySeq(prefix.to_vec())..)
+            .skip_while(|(k, _)| k.keys() == prefix)
+            .take_while(|(k, _)| k.extends(prefix))
+            .map(|(k, a)| (KeySeq(k.keys()[prefix.len()..].to_vec()), *a))
+            .collect()
+    }
+
+    /// Every binding of `mode`, grouped by action in the order actions are declared; an
+    /// action's single keys come before its sequences.
+    pub fn bindings(&self, mode: Mode) -> Vec<(Action, Vec<KeySeq>)> {
+        let mut by_action: BTreeMap<Action, Vec<KeySeq>> = BTreeMap::new();
         if let Some(t) = self.modes.get(&mode) {
             for (k, a) in t {
-                by_action.entry(*a).or_default().push(*k);
+                by_action.entry(*a).or_default().push(k.clone());
             }
+        }
+        for keys in by_action.values_mut() {
+            keys.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
         }
         by_action.into_iter().collect()
     }
 
-    /// The first key bound to `action` in `mode`, for hints.
-    pub fn key_for(&self, mode: Mode, action: Action) -> Option<Key> {
+    /// The shortest binding of `action` in `mode`, for hints.
+    pub fn key_for(&self, mode: Mode, action: Action) -> Option<KeySeq> {
         self.modes
             .get(&mode)?
             .iter()
-            .find(|(_, a)| **a == action)
-            .map(|(k, _)| *k)
+            .filter(|(_, a)| **a == action)
+            .map(|(k, _)| k)
+            .min_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
+            .cloned()
     }
 }
 
@@ -477,8 +517,8 @@ impl Keymap {
 mod tests {
     use super::*;
 
-    fn ev(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
-        KeyEvent::new(code, mods)
+    fn ev(code: KeyCode, mods: Mods) -> Key {
+        Key::new(code, mods)
     }
 
     #[test]
@@ -486,29 +526,30 @@ mod tests {
         let k = Keymap::defaults();
         let n = Mode::Normal;
         assert_eq!(
-            k.action(n, &ev(KeyCode::Enter, KeyModifiers::NONE)),
+            k.action(n, ev(KeyCode::Enter, Mods::NONE)),
             Some(Action::RunAll)
         );
         assert_eq!(
-            k.action(n, &ev(KeyCode::Char('R'), KeyModifiers::SHIFT)),
+            k.action(n, ev(KeyCode::Char('R'), Mods::SHIFT)),
             Some(Action::RerunFocused)
         );
         assert_eq!(
-            k.action(n, &ev(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            k.action(n, ev(KeyCode::Char('c'), Mods::CTRL)),
             Some(Action::Interrupt)
         );
         assert_eq!(
-            k.action(n, &ev(KeyCode::Char('?'), KeyModifiers::SHIFT)),
+            k.action(n, ev(KeyCode::Char('?'), Mods::SHIFT)),
             Some(Action::Help)
         );
         assert_eq!(
-            k.action(n, &ev(KeyCode::PageDown, KeyModifiers::NONE)),
+            k.action(n, ev(KeyCode::PageDown, Mods::NONE)),
             Some(Action::PageDown)
         );
         assert_eq!(
-            k.action(Mode::Editor, &ev(KeyCode::Char('s'), KeyModifiers::CONTROL)),
+            k.action(Mode::Editor, ev(KeyCode::Char('s'), Mods::CTRL)),
             Some(Action::Accept)
         );
+        assert_eq!(k.sequence_timeout(), Some(Duration::from_millis(1000)));
     }
 
     #[test]
@@ -521,15 +562,12 @@ mod tests {
         .unwrap();
         let n = Mode::Normal;
         assert_eq!(
-            k.action(n, &ev(KeyCode::Char('r'), KeyModifiers::CONTROL)),
+            k.action(n, ev(KeyCode::Char('r'), Mods::CTRL)),
             Some(Action::RerunFocused)
         );
+        assert_eq!(k.action(n, ev(KeyCode::Char('q'), Mods::NONE)), None);
         assert_eq!(
-            k.action(n, &ev(KeyCode::Char('q'), KeyModifiers::NONE)),
-            None
-        );
-        assert_eq!(
-            k.action(n, &ev(KeyCode::Char('r'), KeyModifiers::NONE)),
+            k.action(n, ev(KeyCode::Char('r'), Mods::NONE)),
             Some(Action::RunAll)
         );
     }
@@ -562,9 +600,99 @@ mod tests {
 
     #[test]
     fn keys_print_compactly() {
-        assert_eq!(Key::parse("ctrl-c").unwrap().to_string(), "C-c");
-        assert_eq!(Key::parse("pagedown").unwrap().to_string(), "PgDn");
-        assert_eq!(Key::parse("shift-tab").unwrap().to_string(), "S-Tab");
-        assert_eq!(Key::parse("G").unwrap().to_string(), "G");
+        assert_eq!(parse_key("ctrl-c").unwrap().to_string(), "C-c");
+        assert_eq!(parse_key("pagedown").unwrap().to_string(), "PgDn");
+        assert_eq!(parse_key("shift-tab").unwrap().to_string(), "S-Tab");
+        assert_eq!(parse_key("G").unwrap().to_string(), "G");
+        assert_eq!(parse_seq("space  c").unwrap().to_string(), "space c");
+        assert_eq!(parse_seq(" ").unwrap().to_string(), "space");
+    }
+
+    #[test]
+    fn a_sequence_is_pending_until_its_last_key() {
+        let k = Keymap::defaults();
+        let n = Mode::Normal;
+        let space = Key::char(' ');
+        assert_eq!(k.resolve(n, &[], space), Resolved::Pending);
+        assert_eq!(
+            k.resolve(n, &[space], Key::char('c')),
+            Resolved::Action(Action::Critique)
+        );
+        assert_eq!(k.resolve(n, &[space], Key::char('%')), Resolved::Unbound);
+        let next = k.continuations(n, &[space]);
+        assert!(
+            next.iter()
+                .any(|(rest, a)| rest.to_string() == "c" && *a == Action::Critique),
+            "{next:?}"
+        );
+        assert!(next.iter().all(|(rest, _)| rest.len() == 1), "{next:?}");
+        // A single key is still a single key.
+        assert_eq!(
+            k.resolve(n, &[], Key::char('c')),
+            Resolved::Action(Action::Critique)
+        );
+    }
+
+    #[test]
+    fn user_files_bind_sequences_and_their_own_keys_shadow_default_groups() {
+        let mut k = Keymap::defaults();
+        k.merge_text(
+            Path::new("k.toml"),
+            "[normal]\n\"g\" = \"none\"\n\"g g\" = \"scroll_top\"\n\"g e\" = \"scroll_bottom\"\n",
+        )
+        .unwrap();
+        let n = Mode::Normal;
+        let g = Key::char('g');
+        assert_eq!(k.resolve(n, &[], g), Resolved::Pending);
+        assert_eq!(k.resolve(n, &[g], g), Resolved::Action(Action::ScrollTop));
+        assert_eq!(
+            k.resolve(n, &[g], Key::char('e')),
+            Resolved::Action(Action::ScrollBottom)
+        );
+        // Binding the leader itself replaces the built-in group under it.
+        k.merge_text(Path::new("k2.toml"), "[normal]\n\"space\" = \"zoom\"\n")
+            .unwrap();
+        assert_eq!(
+            k.resolve(n, &[], Key::char(' ')),
+            Resolved::Action(Action::Zoom)
+        );
+        assert!(k.continuations(n, &[Key::char(' ')]).is_empty());
+        // `none` on a leader frees the whole group.
+        let mut k = Keymap::defaults();
+        k.merge_text(Path::new("k.toml"), "[normal]\n\"space\" = \"none\"\n")
+            .unwrap();
+        assert_eq!(k.resolve(n, &[], Key::char(' ')), Resolved::Unbound);
+    }
+
+    #[test]
+    fn a_sequence_under_a_bound_key_is_an_error_at_the_sequence() {
+        // `g` is `propose` in the defaults.
+        let mut k = Keymap::defaults();
+        let err = k
+            .merge_text(Path::new("k.toml"), "[normal]\n\"g g\" = \"scroll_top\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "k.toml:2:1: \"g g\" can't be bound in [normal]: \"g\" is bound to propose"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("\"g\" = \"none\""), "{err}");
+        // Both in one file: the error names the line of the single key.
+        let mut k = Keymap::defaults();
+        let err = k
+            .merge_text(
+                Path::new("k.toml"),
+                "[help]\n\"u\" = \"up\"\n  \"u u\" = \"down\"\n",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "k.toml:3:3: \"u u\" can't be bound in [help]: \"u\" is bound to up (line 2)"
+            ),
+            "{err}"
+        );
     }
 }

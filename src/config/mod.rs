@@ -168,6 +168,8 @@ struct ConfigFile {
     rater: Option<String>,
     /// A keymap file merged over the default key bindings.
     keymap: Option<String>,
+    /// How long a started key sequence waits for its next key (0: until a key comes).
+    sequence_timeout_ms: Option<u64>,
     /// Every answer ends at this many bytes, with finish reason `max_answer_bytes`.
     max_answer_bytes: Option<usize>,
     #[serde(default)]
@@ -232,6 +234,8 @@ pub(crate) struct Config {
     pub rater: Option<String>,
     /// The user's keymap file, resolved like other configured paths.
     pub keymap: Option<PathBuf>,
+    /// How long a started key sequence (`space c`) waits for its next key; 0: no limit.
+    pub sequence_timeout_ms: u64,
     pub models: BTreeMap<String, ModelConfig>,
     /// Which `command` tools may run (`[tools.NAME]`).
     pub tools: BTreeMap<String, ToolPolicy>,
@@ -276,6 +280,9 @@ impl Config {
             theme: file.theme,
             rater: file.rater,
             keymap: None,
+            sequence_timeout_ms: file
+                .sequence_timeout_ms
+                .unwrap_or(keymap::DEFAULT_SEQUENCE_TIMEOUT_MS),
             max_answer_bytes: file
                 .max_answer_bytes
                 .unwrap_or(crate::llm::capped::DEFAULT_MAX_ANSWER_BYTES),
@@ -302,6 +309,9 @@ impl Config {
         }
         if let Some(n) = file.max_answer_bytes {
             self.max_answer_bytes = n;
+        }
+        if let Some(ms) = file.sequence_timeout_ms {
+            self.sequence_timeout_ms = ms;
         }
         if let Some(k) = file.keymap {
             let bare = path.parent().unwrap_or(Path::new(".")).to_path_buf();

@@ -42,6 +42,9 @@ pub(crate) struct PromptFile {
     pub main_var: Option<String>,
     /// The file's text when loaded, for writing edits back with its layout kept.
     pub source: String,
+    /// The variants as `source` defines them (`variants` may have been edited since): what
+    /// writing back compares with, so only changed fields are written.
+    pub file_variants: Vec<Variant>,
     /// Technique prompts and parameters (`[techniques]`), defaults filled in.
     pub techniques: techniques::Techniques,
     /// The `[[tool]]` tables: what the variants may offer and what answers a call.
@@ -484,6 +487,7 @@ pub(crate) fn parse(
         path: path.to_path_buf(),
         title: raw.title,
         description: raw.description,
+        file_variants: variants.clone(),
         variants,
         cases,
         main_var,

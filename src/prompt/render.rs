@@ -5,15 +5,16 @@
 //! in-context documents precede the task with an instruction to answer only from them, and
 //! zero-shot chain of thought appends a step-by-step cue.
 //!
-//! Rendering does no network I/O: a variant that retrieves or selects examples by embedding
-//! first says which texts need vectors ([`embeddings_needed`]); whoever runs it fetches them
-//! and passes them in ([`Vectors`]).
+//! Rendering does no I/O: a variant that retrieves or selects examples by embedding first says
+//! which texts need vectors ([`embeddings_needed`]); whoever runs it fetches them and passes
+//! them in ([`Vectors`]), as it passes the retrieval indexes it read ([`Indexes`],
+//! [`indexes_for`]).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::marked::{Block, MarkedMessage, Piece};
-use super::retrieve::{self, Passage};
+use super::retrieve::{self, Indexes, Passage};
 use super::select;
 use super::template;
 use super::variant::{Case, Example, Turn, Variant};
@@ -53,7 +54,7 @@ pub(crate) fn prepare_error(meta: &BTreeMap<String, String>) -> Option<String> {
 /// The messages for `variant` filled with `vars` (a single-turn case).
 #[cfg(test)]
 pub(crate) fn messages(variant: &Variant, vars: &BTreeMap<String, String>) -> Vec<ChatMessage> {
-    prepare_turns(variant, vars, &[], &Vectors::default())
+    prepare_turns(variant, vars, &[], &Vectors::default(), &Indexes::default())
         .request
         .messages
 }
@@ -64,34 +65,66 @@ pub(crate) fn request(
     variant: &Variant,
     vars: &BTreeMap<String, String>,
     vectors: &Vectors,
+    indexes: &Indexes,
 ) -> ChatRequest {
-    prepare_turns(variant, vars, &[], vectors).request
+    prepare_turns(variant, vars, &[], vectors, indexes).request
 }
 
 /// The request for `variant` on `case`: a single-turn case fills the template; a
 /// conversation sends its earlier turns as history and the variant answers the last one.
 /// `vectors` holds what [`embeddings_needed`] asked for; without them, ranking by embedding
 /// fails and [`prepare_error`] says so.
-pub(crate) fn prepare(variant: &Variant, case: &Case, vectors: &Vectors) -> Prepared {
-    prepare_turns(variant, &case.vars, &case.turns, vectors)
+pub(crate) fn prepare(
+    variant: &Variant,
+    case: &Case,
+    vectors: &Vectors,
+    indexes: &Indexes,
+) -> Prepared {
+    prepare_turns(variant, &case.vars, &case.turns, vectors, indexes)
+}
+
+/// Read and index the files of every variant that retrieves (the I/O rendering leaves to its
+/// caller).
+pub(crate) fn indexes_for<'a>(variants: impl IntoIterator<Item = &'a Variant>) -> Indexes {
+    Indexes::load(variants.into_iter().filter_map(|v| v.retrieve.as_ref()))
+}
+
+/// What a caller reads before rendering `variant` on `case`: its retrieval index (reading the
+/// files) and, with it, the texts it needs embedded.
+pub(crate) fn read_inputs(variant: &Variant, case: &Case) -> (Indexes, EmbedWants) {
+    let indexes = indexes_for([variant]);
+    let wants = embeddings_needed(variant, case, &indexes);
+    (indexes, wants)
+}
+
+/// Whether rendering `variant` on `case` needs anything from outside first: retrieval files to
+/// read (with `indexes` as loaded so far) or vectors to fetch. Reads nothing.
+pub(crate) fn needs_inputs(variant: &Variant, case: &Case, indexes: &Indexes) -> bool {
+    variant.retrieve.is_some() || !embeddings_needed(variant, case, indexes).is_empty()
 }
 
 /// The texts [`prepare`] of `variant` on `case` needs embedded: empty unless its retrieval or
-/// example selection ranks by embedding. Pure apart from reading (and caching) the retrieval
-/// index, which names the chunks.
-pub(crate) fn embeddings_needed(variant: &Variant, case: &Case) -> EmbedWants {
-    wants(variant, &case.vars, &case.turns)
+/// example selection ranks by embedding; the chunks are named by the retrieval's index in
+/// `indexes`.
+pub(crate) fn embeddings_needed(variant: &Variant, case: &Case, indexes: &Indexes) -> EmbedWants {
+    wants(variant, &case.vars, &case.turns, indexes)
 }
 
 /// The texts [`request`] of `variant` with `vars` needs embedded.
 pub(crate) fn embeddings_needed_for(
     variant: &Variant,
     vars: &BTreeMap<String, String>,
+    indexes: &Indexes,
 ) -> EmbedWants {
-    wants(variant, vars, &[])
+    wants(variant, vars, &[], indexes)
 }
 
-fn wants(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Turn]) -> EmbedWants {
+fn wants(
+    variant: &Variant,
+    vars: &BTreeMap<String, String>,
+    turns: &[Turn],
+    indexes: &Indexes,
+) -> EmbedWants {
     let mut out = EmbedWants::default();
     if variant.retrieve.is_none() && variant.select.is_none() {
         return out;
@@ -101,7 +134,7 @@ fn wants(variant: &Variant, vars: &BTreeMap<String, String>, turns: &[Turn]) -> 
         select::embed_texts(sel, &q, &mut out);
     }
     if let Some(r) = &variant.retrieve {
-        retrieve::embed_texts(r, &retrieve::query_for(r, vars, &q), &mut out);
+        retrieve::embed_texts(r, &retrieve::query_for(r, vars, &q), indexes, &mut out);
     }
     out
 }
@@ -142,12 +175,16 @@ fn prepare_turns(
     vars: &BTreeMap<String, String>,
     turns: &[Turn],
     vectors: &Vectors,
+    indexes: &Indexes,
 ) -> Prepared {
     let mut meta = BTreeMap::new();
     let q = question(variant, vars, turns);
     let examples = examples_for(variant, &q, vectors, &mut meta);
     let retrieved = match &variant.retrieve {
-        Some(r) => retrieve::context_for(r, &retrieve::query_for(r, vars, &q), vectors, &mut meta),
+        Some(r) => {
+            let query = retrieve::query_for(r, vars, &q);
+            retrieve::context_for(r, &query, vectors, indexes, &mut meta)
+        }
         None => Vec::new(),
     };
     let mut out = Vec::with_capacity(2 + 2 * examples.len() + turns.len());
@@ -402,7 +439,9 @@ mod tests {
                 Turn::User("Synonym for {{word}}?".into()),
             ],
         };
-        let m = prepare(&v, &case, &Vectors::default()).request.messages;
+        let m = prepare(&v, &case, &Vectors::default(), &Indexes::default())
+            .request
+            .messages;
         let got: Vec<(Role, &str)> = m.iter().map(|m| (m.role, m.content.as_str())).collect();
         let first = format!(
             "{CONTEXT_INSTRUCTION}\n\n<context>\nBig means large.\n</context>\n\nQuestion: Hi, I need a word."
@@ -446,7 +485,7 @@ mod tests {
             expect: Default::default(),
             turns: vec![],
         };
-        let p = prepare(&v, &case, &Vectors::default());
+        let p = prepare(&v, &case, &Vectors::default(), &Indexes::default());
         let blocks: Vec<Block> = p.marked.iter().map(|m| m.block).collect();
         assert_eq!(
             blocks,
@@ -520,7 +559,19 @@ mod tests {
             expect: Default::default(),
             turns: vec![],
         };
-        let wants = embeddings_needed(&v, &case);
+        // Rendering reads no file: before the caller loaded the index, the chunks are unknown
+        // and the request says why it can't be sent.
+        let none = Indexes::default();
+        assert!(embeddings_needed(&v, &case, &none).is_empty());
+        let p = prepare(&v, &case, &Vectors::default(), &none);
+        assert!(
+            prepare_error(&p.meta)
+                .is_some_and(|e| e.contains("h.md") && e.contains("not read yet")),
+            "{:?}",
+            p.meta
+        );
+        let ix = indexes_for([&v]);
+        let wants = embeddings_needed(&v, &case, &ix);
         let asked: Vec<(&str, Vec<&str>)> = wants.iter().collect();
         assert_eq!(
             asked,
@@ -530,7 +581,7 @@ mod tests {
         let mut down = Vectors::default();
         let texts = &asked[0].1;
         down.insert("e", texts, Err("embeddings request to x failed".into()));
-        let p = prepare(&v, &case, &down);
+        let p = prepare(&v, &case, &down, &ix);
         assert_eq!(
             prepare_error(&p.meta).as_deref(),
             Some("retrieval failed: embeddings request to x failed")
@@ -538,7 +589,7 @@ mod tests {
         // With the vectors, the chunk is retrieved (hybrid: BM25 and embedding agree).
         let mut up = Vectors::default();
         up.insert("e", texts, Ok(vec![vec![1.0, 0.0], vec![1.0, 0.1]]));
-        let p = prepare(&v, &case, &up);
+        let p = prepare(&v, &case, &up, &ix);
         assert_eq!(prepare_error(&p.meta), None);
         assert!(
             p.meta["retrieved"].starts_with("1 by hybrid: h.md:1-2"),
@@ -548,6 +599,6 @@ mod tests {
         assert!(p.request.messages[0].content.contains("Within 30 days."));
         // BM25 alone needs nothing.
         v.retrieve.as_mut().unwrap().spec.by = RankBy::Bm25;
-        assert!(embeddings_needed(&v, &case).is_empty());
+        assert!(embeddings_needed(&v, &case, &ix).is_empty());
     }
 }

@@ -146,7 +146,72 @@ pub(crate) fn resolve_files(
     Ok(out)
 }
 
-/// The index for `r`, built on first use and shared while the files are unchanged.
+/// The retrieval indexes a render may use, by the retrieval they serve ([`Retrieve::key`]), as
+/// whoever may read files (the playground's driver, `promptloom run`) loaded them: rendering
+/// looks an index up here and never reads a file itself.
+#[derive(Clone, Default)]
+pub(crate) struct Indexes {
+    by_key: HashMap<String, Result<Arc<Index>, String>>,
+}
+
+impl std::fmt::Debug for Indexes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.by_key
+                    .iter()
+                    .map(|(k, v)| (k, v.as_ref().map(|ix| ix.chunks.len()))),
+            )
+            .finish()
+    }
+}
+
+impl Indexes {
+    /// Read the files of each retrieval and index them (cached while the files are unchanged);
+    /// a file that can't be read is recorded as that retrieval's error.
+    pub fn load<'a>(retrievals: impl IntoIterator<Item = &'a Retrieve>) -> Indexes {
+        let mut out = Indexes::default();
+        for r in retrievals {
+            out.by_key.insert(r.key(), index(r));
+        }
+        out
+    }
+
+    /// The index of `r`, or why there is none (unreadable files, or not loaded).
+    pub fn get(&self, r: &Retrieve) -> Result<Arc<Index>, String> {
+        match self.by_key.get(&r.key()) {
+            Some(found) => found.clone(),
+            None => Err(format!(
+                "the files of {} are not read yet (they are read when the variant runs)",
+                r.spec.from.join(", ")
+            )),
+        }
+    }
+
+    /// Everything `other` loaded, replacing what this held for the same retrievals.
+    pub fn merge(&mut self, other: Indexes) {
+        self.by_key.extend(other.by_key);
+    }
+}
+
+impl Retrieve {
+    /// What identifies the index: the chunking and the files (not their text: [`index`]
+    /// re-reads them).
+    pub fn key(&self) -> String {
+        let mut k = format!("{} {}", self.spec.chunk_tokens, self.spec.overlap);
+        for (p, shown) in &self.files {
+            k.push('\0');
+            k.push_str(&p.to_string_lossy());
+            k.push('\0');
+            k.push_str(shown);
+        }
+        k
+    }
+}
+
+/// The index for `r`, built on first use and shared while the files are unchanged. Reads the
+/// files: [`Indexes::load`] (and the prompt file's loader, to check them) call it, rendering
+/// does not.
 pub(crate) fn index(r: &Retrieve) -> Result<Arc<Index>, String> {
     let mut texts = Vec::with_capacity(r.files.len());
     let mut h = Sha256::new();
@@ -295,11 +360,11 @@ pub(crate) fn query_for(r: &Retrieve, vars: &BTreeMap<String, String>, question:
 /// The texts ranking `query` by embedding needs vectors for (the chunks and the query), added
 /// to `wants`. Nothing for BM25; nothing either when the index can't be built or no model is
 /// named: [`context_for`] then records that error.
-pub(crate) fn embed_texts(r: &Retrieve, query: &str, wants: &mut EmbedWants) {
+pub(crate) fn embed_texts(r: &Retrieve, query: &str, indexes: &Indexes, wants: &mut EmbedWants) {
     if r.spec.by == RankBy::Bm25 {
         return;
     }
-    let (Some(model), Ok(ix)) = (r.spec.embed_model.as_deref(), index(r)) else {
+    let (Some(model), Ok(ix)) = (r.spec.embed_model.as_deref(), indexes.get(r)) else {
         return;
     };
     wants.add(model, ix.chunks.iter().map(|c| c.text.as_str()));
@@ -314,9 +379,12 @@ pub(crate) fn context_for(
     r: &Retrieve,
     query: &str,
     vectors: &Vectors,
+    indexes: &Indexes,
     meta: &mut BTreeMap<String, String>,
 ) -> Vec<Passage> {
-    let found = index(r).and_then(|ix| Ok((ix.search(&r.spec, query, vectors)?, ix)));
+    let found = indexes
+        .get(r)
+        .and_then(|ix| Ok((ix.search(&r.spec, query, vectors)?, ix)));
     match found {
         Ok((hits, ix)) => {
             let mut out = Vec::with_capacity(hits.len());

@@ -221,6 +221,20 @@ pub(crate) fn return_freed_memory() {
     }
 }
 
+/// Use at most two malloc arenas. glibc makes up to 8 per core, one per thread that
+/// allocates (the tokio workers, the saver's and the retrieval's blocking threads), and a
+/// session snapshot freed in one of them leaves pages `malloc_trim` can't return while the
+/// growing session's live allocations sit between them. Measured with the 60-s soak (6
+/// scripted panes at full speed): RSS 403 MB against a 121 MB live heap with the default,
+/// 140 MB against 108 MB with two arenas. Call before the threads start.
+pub(crate) fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Where new sessions go: `./sessions/` when it exists, else the data dir's sessions folder.
 pub(crate) fn default_sessions_dir(data_sessions: &Path) -> PathBuf {
     let local = PathBuf::from("sessions");

@@ -10,7 +10,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Direction, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Borders, Clear, Widget};
+use ratatui::widgets::{Bar, BarChart, BarGroup, Widget};
 use ratatui::Frame;
 
 use crate::app::model::charts::ChartsView;
@@ -26,20 +26,14 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, c: &ChartsView, theme: &Theme)
         area.height
             .saturating_sub(crate::app::model::layout::FOOTER_ROWS),
     );
-    if r.width < 30 || r.height < 10 {
+    let title = format!(
+        " Charts by {} · Esc back to the table ",
+        c.board.by.as_str()
+    );
+    let Some(inner) = super::frame::boxed(frame, r, (30, 10), &title, theme) else {
         return;
-    }
+    };
     let buf = frame.buffer_mut();
-    Clear.render(r, buf);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.style("overlay.border"))
-        .title(format!(
-            " Charts by {} · Esc back to the table ",
-            c.board.by.as_str()
-        ));
-    let inner = block.inner(r);
-    block.render(r, buf);
     let n = c.board.entries.len().max(1) as u16;
     let strength_h = (n + 2).min(inner.height / 2);
     let rest = inner.height - strength_h;

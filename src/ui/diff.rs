@@ -5,7 +5,6 @@
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Clear, Widget};
 use ratatui::Frame;
 
 use crate::app::model::state::AppState;
@@ -13,13 +12,6 @@ use crate::app::model::techniques::DiffView;
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
 use crate::state::diff::{DiffSpan, SpanKind};
-
-/// The body of the screen: between the header and the footer.
-pub(crate) fn body(area: Rect) -> Rect {
-    let top = crate::app::model::layout::HEADER_ROWS.min(area.height);
-    let bottom = crate::app::model::layout::FOOTER_ROWS.min(area.height - top);
-    Rect::new(area.x, area.y + top, area.width, area.height - top - bottom)
-}
 
 /// Styled text (with newlines) wrapped into rows of `width` columns.
 pub(crate) fn wrap_styled(parts: &[(&str, Style)], width: u16) -> Vec<Line<'static>> {
@@ -80,17 +72,9 @@ pub(crate) fn draw_spans(
     empty: &str,
     theme: &Theme,
 ) {
-    let r = body(area);
-    if r.width < 4 || r.height < 3 {
+    let Some(inner) = super::frame::overlay(frame, area, (4, 3), title, theme) else {
         return;
-    }
-    Clear.render(r, frame.buffer_mut());
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.style("overlay.border"))
-        .title(title);
-    let inner = block.inner(r);
-    block.render(r, frame.buffer_mut());
+    };
     let text = theme.style("text");
     let added = theme.style("diff.added").add_modifier(Modifier::BOLD);
     let removed = theme

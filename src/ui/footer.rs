@@ -1,65 +1,26 @@
-//! The footer: the keys that work right now, generated from the keymap for the top layer's
-//! mode (so it can't drift from what the keys do), after any message.
+//! The footer: the keys that work right now, after any message. It lists the commands the
+//! top layer's handler takes (`app::model::commands`, the table its dispatch goes through)
+//! with the keys the keymap binds to them, so it can't drift from what the keys do.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
+use crate::app::model::commands::{command, Hint};
 use crate::app::model::state::AppState;
 use crate::config::keymap::Action;
 use crate::config::theme::Theme;
 use crate::sanitize::visible;
 
-/// Actions that are not worth footer space in normal mode (they're in `?`).
-const QUIET: &[Action] = &[
-    Action::FocusPrev,
-    Action::FocusNext,
-    Action::ScrollUp,
-    Action::PageUp,
-    Action::PageDown,
-    Action::ScrollTop,
-    Action::CancelAll,
-    Action::Interrupt,
-    Action::RerunFocused,
-    Action::AddVariant,
-    Action::DuplicateVariant,
-    Action::RenameVariant,
-    Action::DeleteVariant,
-    Action::ExternalEditor,
-    Action::PrevCase,
-    Action::FocusLeft,
-    Action::PickCase,
-    Action::Stars2,
-    Action::Stars3,
-    Action::Stars4,
-    Action::Stars5,
-    Action::ClearStars,
-    Action::ThumbDown,
-    // Technique keys: in `?` and the README; the footer is full.
-    Action::Critique,
-    Action::CritiqueLoop,
-    Action::PrevRevision,
-    Action::NextRevision,
-    Action::Diff,
-    Action::Branch,
-    Action::BranchSteps,
-    Action::Tree,
-    Action::Search,
-    Action::Propose,
-    Action::Judge,
-    Action::JudgeAll,
-    Action::JudgePair,
-];
-
-/// The tool keys are hinted only where they do something: stepping and editing when the
-/// prompt file has tools, approve/deny while a call waits for the user.
-fn tool_key_applies(state: &AppState, action: Action) -> bool {
-    match action {
-        Action::ApproveTool | Action::DenyTool => state.tools.confirming.is_some(),
-        Action::NextToolCall | Action::PrevToolCall | Action::EditToolResult => {
-            !state.prompt.tools.is_empty()
-        }
-        _ => true,
+/// Whether a command's key is worth footer space right now, per its [`Hint`]: tool keys are
+/// hinted only where they do something (stepping and editing when the prompt file has tools,
+/// approve/deny while a call waits for the user).
+fn in_footer(state: &AppState, hint: Hint) -> bool {
+    match hint {
+        Hint::Footer | Hint::Joined { .. } => true,
+        Hint::HelpOnly => false,
+        Hint::WhileToolWaits => state.tools.confirming.is_some(),
+        Hint::WithTools => !state.prompt.tools.is_empty(),
     }
 }
 
@@ -75,27 +36,31 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
             theme.style("status.waiting"),
         ));
     }
-    let normal = mode == crate::config::keymap::Mode::Normal;
+    let key = |a: Action| state.keymap.key_for(mode, a).map(|k| k.to_string());
     let mut hints: Vec<(String, &str)> = Vec::new();
+    // In the order of the keymap's bindings (actions as declared), the commands the active
+    // layer's handler takes and hints in the footer.
     for (action, keys) in state.keymap.bindings(mode) {
-        if normal && (QUIET.contains(&action) || !tool_key_applies(state, action)) {
+        let Some(c) = command(mode, action).filter(|c| in_footer(state, c.hint)) else {
             continue;
-        }
-        let k = match action {
-            Action::NextCase => "[ ]".to_string(),
-            Action::FocusRight => "h/l".to_string(),
-            Action::Stars1 => "1-5".to_string(),
-            Action::ThumbUp => "+/-".to_string(),
-            _ => keys.first().map(|k| k.to_string()).unwrap_or_default(),
         };
-        let label = match action {
-            Action::NextCase => "case",
-            Action::FocusRight => "focus",
-            Action::Stars1 => "stars",
-            Action::ThumbUp => "thumb",
-            a => a.short(),
+        let hint = match c.hint {
+            Hint::Joined {
+                first,
+                second,
+                sep,
+                label,
+            } => match (key(first), key(second)) {
+                (Some(a), Some(b)) => (format!("{a}{sep}{b}"), label),
+                (Some(k), None) | (None, Some(k)) => (k, label),
+                (None, None) => continue,
+            },
+            _ => (
+                keys.first().map(|k| k.to_string()).unwrap_or_default(),
+                action.short(),
+            ),
         };
-        hints.push((k, label));
+        hints.push(hint);
     }
     // Help first, so it survives narrow terminals.
     if let Some(pos) = hints.iter().position(|(_, l)| *l == "help") {

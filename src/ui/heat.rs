@@ -7,7 +7,7 @@
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Widget};
+use ratatui::widgets::{Clear, Widget};
 use ratatui::Frame;
 
 use crate::app::model::heat::{HeatView, LOW, MID};
@@ -63,12 +63,9 @@ pub(crate) fn percent(p: f64) -> String {
 }
 
 pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, h: &HeatView, theme: &Theme) {
-    let r = super::diff::body(area);
-    if r.width < 10 || r.height < 4 {
-        return;
-    }
-    Clear.render(r, frame.buffer_mut());
     let Some(node) = state.session.node(h.node) else {
+        let r = super::frame::body(area);
+        Clear.render(r, frame.buffer_mut());
         return;
     };
     let probs = &node.logprobs;
@@ -80,12 +77,9 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, state: &AppState, h: &HeatView
         one_line(&node.model, 20),
         probs.len()
     );
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.style("overlay.border"))
-        .title(title);
-    let inner = block.inner(r);
-    block.render(r, frame.buffer_mut());
+    let Some(inner) = super::frame::overlay(frame, area, (10, 4), &title, theme) else {
+        return;
+    };
     let alt_rows = ALT_ROWS.min(inner.height.saturating_sub(1));
     let text_rows = inner.height - alt_rows;
     draw_tokens(
@@ -256,7 +250,7 @@ mod tests {
 
 #[cfg(test)]
 mod snapshots {
-    use crossterm::event::KeyCode;
+    use crate::app::model::keys::KeyCode;
     use ratatui::backend::TestBackend;
     use ratatui::style::Modifier;
     use ratatui::Terminal;

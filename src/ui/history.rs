@@ -5,7 +5,7 @@
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Sparkline, Widget};
+use ratatui::widgets::{Sparkline, Widget};
 use ratatui::Frame;
 
 use crate::app::model::charts::HistoryView;
@@ -13,23 +13,15 @@ use crate::config::theme::Theme;
 use crate::sanitize::{one_line, visible};
 
 pub(crate) fn draw(frame: &mut Frame, area: Rect, h: &HistoryView, theme: &Theme) {
-    let r = super::diff::body(area);
-    if r.width < 20 || r.height < 6 {
-        return;
-    }
-    let buf = frame.buffer_mut();
-    Clear.render(r, buf);
     let title = format!(
         " History of {} · {} version(s) · Esc closes ",
         visible(&h.variant),
         h.rows.len()
     );
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.style("overlay.border"))
-        .title(title);
-    let inner = block.inner(r);
-    block.render(r, buf);
+    let Some(inner) = super::frame::overlay(frame, area, (20, 6), &title, theme) else {
+        return;
+    };
+    let buf = frame.buffer_mut();
     let muted = theme.style("muted");
     let text = theme.style("text");
     let wide = inner.width >= 100;
@@ -181,7 +173,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, h: &HistoryView, theme: &Theme
 
 #[cfg(test)]
 mod tests {
-    use crossterm::event::KeyCode;
+    use crate::app::model::keys::KeyCode;
 
     use crate::app::update::tests::{app, ev, key, started};
     use crate::chat::{FinishReason, StreamEvent};

@@ -10,6 +10,7 @@ pub(crate) mod charts;
 pub(crate) mod cost;
 pub(crate) mod diff;
 pub(crate) mod footer;
+pub(crate) mod frame;
 pub(crate) mod header;
 pub(crate) mod heat;
 pub(crate) mod history;
@@ -20,6 +21,7 @@ pub(crate) mod prompt_view;
 pub(crate) mod rating;
 pub(crate) mod tool_block;
 pub(crate) mod tree;
+pub(crate) mod which_key;
 
 use ratatui::layout::Rect;
 use ratatui::Frame;
@@ -49,6 +51,7 @@ pub(crate) fn draw(
     let metrics = panes::draw(frame, &l, state, cache, theme);
     footer::draw(frame, l.footer, state, theme);
     draw_layers(frame, area, state, cache, theme);
+    which_key::draw(frame, area, state, theme);
     metrics
 }
 

@@ -1,5 +1,5 @@
-//! Layers drawn over the panes, bottom to top: the `?` help (every binding by mode, from the
-//! keymap), the case and model pickers, the variant editor, one-line inputs, confirmations.
+//! Layers drawn over the panes, bottom to top: the `?` help (the commands each mode's handler
+//! takes, with their keys from the keymap), the case and model pickers, the variant editor, one-line inputs, confirmations.
 
 use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
@@ -7,6 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Widget};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
+use crate::app::model::commands::accepts;
 use crate::app::model::layout::centered;
 use crate::app::model::state::{AppState, InputPurpose, Layer, PickerKind};
 use crate::config::keymap::Mode;
@@ -79,21 +80,39 @@ fn box_at(frame: &mut Frame, area: Rect, w: u16, h: u16, title: &str, theme: &Th
     inner
 }
 
-/// The help overlay's lines: every binding of every mode.
+/// The help overlay's lines: the keys of the layer it was opened over (the layer its keys
+/// pass through to) first, then every other mode's. Each lists the commands its handler
+/// takes (`app::model::commands`) with every key and sequence bound to them.
 pub(crate) fn help_lines(state: &AppState, theme: &Theme) -> Vec<Line<'static>> {
+    let beneath = match state.layers.split_last() {
+        Some((Layer::Help { .. }, rest)) => rest.last().map_or(Mode::Normal, Layer::mode),
+        _ => state.mode(),
+    };
+    let order = std::iter::once(beneath).chain(Mode::ALL.into_iter().filter(|m| *m != beneath));
     let mut lines = Vec::new();
-    for mode in Mode::ALL {
-        let b = state.keymap.bindings(mode);
+    for mode in order {
+        let b: Vec<_> = state
+            .keymap
+            .bindings(mode)
+            .into_iter()
+            .filter(|(a, _)| accepts(mode, *a))
+            .collect();
         if b.is_empty() {
             continue;
         }
         lines.push(Line::styled(mode.name().to_string(), theme.style("header")));
         for (action, keys) in b {
+            // `h Left`, but `c, space c` once a sequence (itself spaced) is among them.
+            let sep = if keys.iter().any(|k| k.len() > 1) {
+                ", "
+            } else {
+                " "
+            };
             let ks = keys
                 .iter()
                 .map(|k| k.to_string())
                 .collect::<Vec<_>>()
-                .join(" ");
+                .join(sep);
             lines.push(Line::from(vec![
                 Span::styled(format!("  {ks:<14}"), theme.style("footer.key")),
                 Span::styled(action.help().to_string(), theme.style("text")),

@@ -5,7 +5,6 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Widget};
 use ratatui::Frame;
 
 use crate::app::model::passages::PassagesView;
@@ -84,24 +83,16 @@ pub(crate) fn lines(v: &PassagesView, width: u16, theme: &Theme) -> Vec<Line<'st
 }
 
 pub(crate) fn draw(frame: &mut Frame, area: Rect, v: &PassagesView, theme: &Theme) {
-    let r = super::diff::body(area);
-    if r.width < 20 || r.height < 4 {
-        return;
-    }
-    let buf = frame.buffer_mut();
-    Clear.render(r, buf);
     let title = format!(
         " Context of {} · case {} · {} · j/k scroll · Esc closes ",
         visible(&v.variant),
         visible(&v.case),
         visible(&v.source_note)
     );
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.style("overlay.border"))
-        .title(title);
-    let inner = block.inner(r);
-    block.render(r, buf);
+    let Some(inner) = super::frame::overlay(frame, area, (20, 4), &title, theme) else {
+        return;
+    };
+    let buf = frame.buffer_mut();
     let all = lines(v, inner.width, theme);
     let max = all.len().saturating_sub(usize::from(inner.height));
     for (row, line) in all

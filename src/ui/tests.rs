@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crossterm::event::KeyCode;
+use crate::app::model::keys::KeyCode;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -218,9 +218,10 @@ fn a_layer_on_top_of_the_stack_is_drawn_on_top() {
     let both = screen(&mut s, 80, 24);
     assert!(both.contains("Keys (Esc closes)"), "{both}");
     // Its first line names the first mode it lists, inside the box (the leaderboard, drawn
-    // by another module, used to be drawn over it and wipe it out).
+    // by another module, used to be drawn over it and wipe it out): the mode it was opened
+    // over, the leaderboard's, comes first.
     let row2 = both.lines().nth(2).unwrap_or("");
-    assert!(row2.contains("normal"), "{both}");
+    assert!(row2.contains("│leaderboard"), "{both}");
 }
 
 #[test]

@@ -13,7 +13,8 @@ use ratatui::widgets::{Block, Borders, Clear, Widget};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
-use super::diff::{body, wrap_styled};
+use super::diff::wrap_styled;
+use super::frame::body;
 use crate::app::model::state::AppState;
 use crate::app::model::techniques::{is_folded, SearchForm, TreeRow, TreeView, SPINNER};
 use crate::config::theme::Theme;
@@ -303,16 +304,10 @@ fn draw_node(frame: &mut Frame, area: Rect, n: &Node, theme: &Theme) {
 /// The `s` form: k, b, d and value samples, the selected one highlighted.
 pub(crate) fn draw_form(frame: &mut Frame, area: Rect, f: &SearchForm, theme: &Theme) {
     let r = crate::app::model::layout::centered(area, 46, 9);
-    if r.width < 10 || r.height < 4 {
+    let title = format!(" Tree-of-thought search from #{} ", f.node);
+    let Some(inner) = super::frame::boxed(frame, r, (10, 4), &title, theme) else {
         return;
-    }
-    Clear.render(r, frame.buffer_mut());
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.style("overlay.border"))
-        .title(format!(" Tree-of-thought search from #{} ", f.node));
-    let inner = block.inner(r);
-    block.render(r, frame.buffer_mut());
+    };
     for (i, label) in SearchForm::LABELS.iter().enumerate() {
         if i as u16 >= inner.height {
             break;
@@ -353,7 +348,7 @@ pub(crate) fn draw_form(frame: &mut Frame, area: Rect, f: &SearchForm, theme: &T
 mod tests {
     use std::time::Duration;
 
-    use crossterm::event::KeyCode;
+    use crate::app::model::keys::KeyCode;
 
     use crate::app::model::state::{AppState, Layer};
     use crate::app::update::techniques::tests::answered;

@@ -215,6 +215,7 @@ impl RatingDriver {
             RatingEffect::OpenSession { path } => {
                 let io = match self.switch(state, identities, &path) {
                     Ok((prompt, session)) => RatingIo::Opened {
+                        indexes: crate::prompt::render::indexes_for(&prompt.variants),
                         prompt: Box::new(prompt),
                         session: Box::new(session),
                         path,
@@ -414,6 +415,7 @@ pub(crate) fn prompt_for_session(
         cases: session.cases.clone(),
         main_var: None,
         source: String::new(),
+        file_variants: Vec::new(),
         techniques: Default::default(),
         tools: Vec::new(),
     });

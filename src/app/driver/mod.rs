@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) mod crash;
 pub(crate) mod in_memory;
+pub(crate) mod input;
 pub(crate) mod journal;
 pub(crate) mod suspend;
 
@@ -28,7 +29,7 @@ use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorDepth, Theme};
 use crate::config::Config;
 use crate::error::InputError;
-use crate::llm::{self, BackendRegistry, OnCancel};
+use crate::llm::{self, BackendRegistry};
 use crate::prompt;
 use crate::state::session::Session;
 use crate::store;
@@ -38,6 +39,9 @@ use journal::{RatingDriver, SaveGate};
 /// At most 60 frames a second.
 const FRAME: Duration = Duration::from_micros(16_667);
 const TICK: Duration = Duration::from_millis(100);
+/// Stream events that may wait in the loop's channel: beyond it, the streams merge their text
+/// (`llm::pump_paced`), so a backend faster than the loop can't pile messages up.
+const STREAM_CREDIT: usize = 1024;
 
 /// What to open.
 pub(crate) struct Open {
@@ -52,10 +56,11 @@ pub(crate) fn prepare(
     open: &Open,
 ) -> anyhow::Result<(AppState, Theme, Option<crate::store::journal::SessionStore>)> {
     let models = config.model_names();
-    let keymap = match &config.keymap {
+    let mut keymap = match &config.keymap {
         Some(p) => Keymap::load(p)?,
         None => Keymap::defaults(),
     };
+    keymap.set_sequence_timeout_ms(config.sequence_timeout_ms);
     let theme_name = open
         .theme
         .clone()
@@ -142,6 +147,7 @@ pub(crate) fn prepare(
         rand::random::<u64>(),
     );
     state.adapters = config.adapter_labels();
+    state.indexes = crate::prompt::render::indexes_for(&state.prompt.variants);
     // The prompts show from the first frame; the variants as loaded are their versions.
     crate::app::update::settle(&mut state);
     Ok((state, theme, journal))
@@ -394,6 +400,8 @@ where
     let save_slot = Arc::new(SaveSlot::default());
     let saver = tokio::spawn(saver(save_slot.clone(), tx.clone(), ratings.gate.clone()));
     let mut save_pull = SavePull::default();
+    // Stream events in the channel not yet handled, at most (see `llm::pump_paced`).
+    let stream_credit = Arc::new(tokio::sync::Semaphore::new(STREAM_CREDIT));
     let mut tool_tasks: BTreeMap<u64, Vec<tokio::task::AbortHandle>> = BTreeMap::new();
     let mut streams: BTreeMap<u64, CancellationToken> = BTreeMap::new();
     let mut started = false;
@@ -459,9 +467,13 @@ where
                         state.dirty = true;
                     }
                     Some(Ok(Event::Key(key))) if key.kind != crossterm::event::KeyEventKind::Release => {
-                        msgs.push(Msg::Key { key, at: t0.elapsed() })
+                        if let Some(key) = input::key(&key) {
+                            msgs.push(Msg::Key { key, at: t0.elapsed() })
+                        }
                     }
-                    Some(Ok(Event::Mouse(mouse))) => msgs.push(Msg::Mouse { mouse, at: t0.elapsed() }),
+                    Some(Ok(Event::Mouse(mouse))) => {
+                        msgs.push(Msg::Mouse { mouse: input::mouse(&mouse), at: t0.elapsed() })
+                    }
                     Some(Ok(Event::Resize(width, height))) => msgs.push(Msg::Resize { width, height }),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(e).context("reading terminal events"),
@@ -476,13 +488,21 @@ where
                     msgs.push(Msg::Tick { at: t0.elapsed() });
                     poll_models = true;
                 }
-                // Close any layer first: in a layer `q` may only close it.
-                _ = sigterm.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
-                _ = sighup.recv() => { state.layers.clear(); msgs.push(quit_key(t0)) }
+                // Close any layer (and a started key sequence) first: there `q` may only
+                // close it.
+                _ = sigterm.recv() => { state.layers.clear(); state.pending_keys = None; msgs.push(quit_key(t0)) }
+                _ = sighup.recv() => { state.layers.clear(); state.pending_keys = None; msgs.push(quit_key(t0)) }
             }
             for msg in msgs {
                 if matches!(msg, Msg::Saved { .. }) {
                     save_pull.saved();
+                }
+                if let Msg::Stream { node, event, .. } = &msg {
+                    // Handled: the stream may hand on one more event.
+                    stream_credit.add_permits(1);
+                    if event.is_terminal() {
+                        streams.remove(node);
+                    }
                 }
                 for fx in update(&mut state, msg) {
                     run_effect(
@@ -498,6 +518,7 @@ where
                         t0,
                         &mut ratings,
                         &tool_config,
+                        &stream_credit,
                     )?;
                 }
             }
@@ -510,6 +531,8 @@ where
     })
     .catch_unwind()
     .await;
+    // Streams waiting for credit stop: nobody handles their events any more.
+    stream_credit.close();
     match outcome {
         Ok(result) => result?,
         Err(panic) => {
@@ -544,10 +567,7 @@ where
 /// SIGTERM/SIGHUP: behave like `q` (cancel, save, restore the terminal).
 fn quit_key(t0: Instant) -> Msg {
     Msg::Key {
-        key: crossterm::event::KeyEvent::new(
-            crossterm::event::KeyCode::Char('q'),
-            crossterm::event::KeyModifiers::NONE,
-        ),
+        key: crate::app::model::keys::Key::char('q'),
         at: t0.elapsed(),
     }
 }
@@ -697,6 +717,7 @@ fn run_effect<S: Screen>(
     t0: Instant,
     ratings: &mut RatingDriver,
     tool_config: &Arc<Config>,
+    stream_credit: &Arc<tokio::sync::Semaphore>,
 ) -> anyhow::Result<()> {
     match fx {
         Effect::StartStream {
@@ -708,6 +729,7 @@ fn run_effect<S: Screen>(
             let token = CancellationToken::new();
             streams.insert(node, token.clone());
             let tx = tx.clone();
+            let credit = stream_credit.clone();
             let backend = registry.get(&model);
             tokio::spawn(async move {
                 let send = |event: StreamEvent| {
@@ -721,13 +743,16 @@ fn run_effect<S: Screen>(
                 let backend = match backend {
                     Ok(b) => b,
                     Err(e) => {
-                        let _ = send(StreamEvent::Failed(e));
+                        if let Ok(p) = credit.acquire().await {
+                            p.forget();
+                            let _ = send(StreamEvent::Failed(e));
+                        }
                         return;
                     }
                 };
                 let handle = backend.start(chat);
                 let _ = tx.send(Msg::StreamStarted { node, request });
-                llm::pump(handle, &token, OnCancel::Return, |ev| send(ev).is_ok()).await;
+                llm::pump_paced(handle, &token, &credit, |ev| send(ev).is_ok()).await;
             });
         }
         Effect::CancelStream { node } => {
@@ -755,25 +780,36 @@ fn run_effect<S: Screen>(
                 let _ = tx.send(Msg::PromptWritten { path, error });
             });
         }
+        Effect::SequenceTimer { id, after } => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(Msg::SequenceTimeout { id });
+            });
+        }
         Effect::Preload(model) => {
             if let Ok(b) = registry.get(&model) {
                 b.preload();
             }
         }
         Effect::Rating(fx) => ratings.run(fx, state, &registry.identities(), tx),
-        Effect::Embed {
-            node,
-            request,
-            wants,
-            run,
-        } => {
+        Effect::Gather { node, request, run } => {
             let tx = tx.clone();
             tokio::spawn(async move {
+                // Reading and indexing the files can take a while (a 10 MB corpus: ~0.8 s).
+                let read = {
+                    let run = run.clone();
+                    tokio::task::spawn_blocking(move || {
+                        crate::prompt::render::read_inputs(&run.variant, &run.case)
+                    })
+                };
+                let (indexes, wants) = read.await.unwrap_or_default();
                 let vectors = llm::embed::fetch_off_thread(wants).await;
-                let _ = tx.send(Msg::Embedded {
+                let _ = tx.send(Msg::Gathered {
                     node,
                     request,
                     run,
+                    indexes,
                     vectors,
                     at: t0.elapsed(),
                 });

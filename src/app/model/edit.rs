@@ -2,7 +2,7 @@
 //! TOML document (system, template, examples, sampling...), parsed back strictly so a typo
 //! is reported instead of silently dropped.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use super::keys::{Key, KeyCode};
 use unicode_segmentation::UnicodeSegmentation;
 
 use crate::prompt::Variant;
@@ -55,8 +55,8 @@ impl TextArea {
     }
 
     /// Apply an editing key; returns whether it was handled.
-    pub fn key(&mut self, k: &KeyEvent) -> bool {
-        if k.modifiers.contains(KeyModifiers::CONTROL) || k.modifiers.contains(KeyModifiers::ALT) {
+    pub fn key(&mut self, k: &Key) -> bool {
+        if k.ctrl_held() || k.alt_held() {
             return false;
         }
         match k.code {
@@ -190,8 +190,8 @@ pub(crate) fn text_to_variant(text: &str, models: &[String]) -> Result<Variant, 
 mod tests {
     use super::*;
 
-    fn key(c: KeyCode) -> KeyEvent {
-        KeyEvent::new(c, KeyModifiers::NONE)
+    fn key(c: KeyCode) -> Key {
+        Key::plain(c)
     }
 
     #[test]

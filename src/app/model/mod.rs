@@ -2,8 +2,10 @@
 //! effects. Plain data and read-only questions; imports nothing else in `app`.
 
 pub(crate) mod charts;
+pub(crate) mod commands;
 pub(crate) mod edit;
 pub(crate) mod heat;
+pub(crate) mod keys;
 pub(crate) mod layout;
 pub(crate) mod msg;
 pub(crate) mod passages;

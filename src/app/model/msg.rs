@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crossterm::event::{KeyEvent, MouseEvent};
-
+use super::keys::{Key, Mouse};
 use super::rating::{RatingEffect, RatingIo};
 use super::tools::{ToolEffect, ToolMsg};
 use crate::chat::{BackendStatus, ChatRequest, StreamEvent};
-use crate::prompt::vectors::{EmbedWants, Vectors};
+use crate::prompt::retrieve::Indexes;
+use crate::prompt::vectors::Vectors;
 use crate::prompt::{Case, Variant};
 
 /// Everything that can happen to the app. `at` is the time since the app started, read by
@@ -17,12 +17,17 @@ use crate::prompt::{Case, Variant};
 #[derive(Debug, Clone)]
 pub(crate) enum Msg {
     Key {
-        key: KeyEvent,
+        key: Key,
         at: Duration,
     },
     Mouse {
-        mouse: MouseEvent,
+        mouse: Mouse,
         at: Duration,
+    },
+    /// The wait asked for by [`Effect::SequenceTimer`] `id` is over: if that key sequence is
+    /// still pending, it is cancelled.
+    SequenceTimeout {
+        id: u64,
     },
     Resize {
         width: u16,
@@ -65,18 +70,20 @@ pub(crate) enum Msg {
     Rating(RatingIo),
     /// A tool the driver ran for the tool loop finished.
     Tool(ToolMsg),
-    /// The vectors asked for by [`Effect::Embed`] for `(node, request)` (a model that failed
-    /// carries its error); stale pairs are dropped.
-    Embedded {
+    /// What [`Effect::Gather`] read and fetched for `(node, request)`: the retrieval indexes
+    /// (a file that could not be read carries its error) and the embedding vectors (a model
+    /// that failed carries its error); stale pairs are dropped.
+    Gathered {
         node: u64,
         request: u64,
         run: Box<WaitingRun>,
+        indexes: Indexes,
         vectors: Vectors,
         at: Duration,
     },
 }
 
-/// A pane's run waiting for embedding vectors: what to render once they are here (as it was
+/// A pane's run waiting for its retrieval files and embedding vectors: what to render once they are here (as it was
 /// when the run started, whatever is edited meanwhile).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WaitingRun {
@@ -113,18 +120,23 @@ pub(crate) enum Effect {
         path: PathBuf,
         text: String,
     },
+    /// A key sequence started: send [`Msg::SequenceTimeout`] `id` after `after`.
+    SequenceTimer {
+        id: u64,
+        after: Duration,
+    },
     /// Start loading a model now (shows progress in the header).
     Preload(String),
     /// Ratings, votes, the session browser (journaled synchronously by the driver).
     Rating(RatingEffect),
     /// Run a tool for the tool loop.
     Tool(ToolEffect),
-    /// Fetch embedding vectors for a pane's run (retrieval or example selection by
-    /// embedding), off the loop; they come back as [`Msg::Embedded`] with `run`.
-    Embed {
+    /// Read and index the retrieval files of a pane's run and fetch the embedding vectors it
+    /// ranks by (retrieval or example selection by embedding), off the loop: `update` reads no
+    /// file and calls no server. They come back as [`Msg::Gathered`] with `run`.
+    Gather {
         node: u64,
         request: u64,
-        wants: EmbedWants,
         run: Box<WaitingRun>,
     },
 }

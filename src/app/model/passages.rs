@@ -225,6 +225,7 @@ mod tests {
             &p.variants[0],
             &p.cases[0],
             &crate::prompt::vectors::Vectors::default(),
+            &crate::prompt::render::indexes_for(&p.variants),
         );
         let v = build(
             "rag",

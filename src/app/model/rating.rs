@@ -77,6 +77,8 @@ pub(crate) enum RatingIo {
         prompt: Box<PromptFile>,
         session: Box<Session>,
         path: PathBuf,
+        /// The retrieval indexes of the opened prompt's variants, read by the driver.
+        indexes: crate::prompt::retrieve::Indexes,
     },
     OpenFailed(String),
     Written {

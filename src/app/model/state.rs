@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::edit::TextArea;
 use super::heat::HeatView;
+use super::keys::PendingKeys;
 use super::rating::{BoardState, BrowserState, CompareState, RatingState};
 use super::techniques::{DiffView, SearchForm, TechState, TreeView};
 use super::tools::ToolTurns;
@@ -182,6 +183,9 @@ impl Layer {
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub prompt: PromptFile,
+    /// The retrieval indexes the driver read (at open, on a session switch, for each run that
+    /// retrieves): the previews render with them; `update` reads no file.
+    pub indexes: crate::prompt::retrieve::Indexes,
     pub case: usize,
     pub session: Session,
     pub session_path: PathBuf,
@@ -226,6 +230,10 @@ pub(crate) struct AppState {
     pub prompt_view: super::prompt_model::PromptViews,
     /// Tool calls being answered (the tool loop).
     pub tools: ToolTurns,
+    /// A key sequence started and waiting for its next key (the which-key hint shows).
+    pub pending_keys: Option<PendingKeys>,
+    /// Id of the last key sequence started, so a late timeout can be told from a current one.
+    pub last_sequence: u64,
 }
 
 impl AppState {
@@ -249,6 +257,7 @@ impl AppState {
         let n = prompt.variants.len();
         let mut s = AppState {
             prompt,
+            indexes: Default::default(),
             case: 0,
             session,
             session_path,
@@ -277,6 +286,8 @@ impl AppState {
             tech: Default::default(),
             prompt_view: Default::default(),
             tools: Default::default(),
+            pending_keys: None,
+            last_sequence: 0,
         };
         s.show_case_results();
         s
@@ -307,6 +318,14 @@ impl AppState {
     /// The mode keys are interpreted in: the top layer's, else normal.
     pub fn mode(&self) -> Mode {
         self.layers.last().map_or(Mode::Normal, Layer::mode)
+    }
+
+    /// The mode of the layer at `depth` from the bottom (0: the panes, normal mode).
+    pub fn mode_at(&self, depth: usize) -> Mode {
+        depth
+            .checked_sub(1)
+            .and_then(|i| self.layers.get(i))
+            .map_or(Mode::Normal, Layer::mode)
     }
 
     /// Point idle panes at the latest answer for each variant on the selected case.

@@ -284,9 +284,9 @@ pub(crate) mod tests {
 
     /// An app whose first pane answered "It is London." with token probabilities.
     pub(crate) fn answered_app() -> (AppState, u64) {
+        use crate::app::model::keys::KeyCode;
         use crate::app::update::tests::{app, ev, key, started};
         use crate::chat::{FinishReason, StreamEvent};
-        use crossterm::event::KeyCode;
         let mut s = app();
         let st = started(&key(&mut s, KeyCode::Char('r')));
         for (i, (t, lp, alt)) in [
@@ -328,9 +328,9 @@ pub(crate) mod tests {
 
     #[test]
     fn heat_keys_move_the_cursor_and_enter_branches_into_the_pane() {
+        use crate::app::model::keys::KeyCode;
         use crate::app::update::tests::{ev, key, started};
         use crate::chat::{FinishReason, StreamEvent};
-        use crossterm::event::KeyCode;
         let (mut s, orig) = answered_app();
         assert_eq!(s.session.node(orig).unwrap().logprobs.len(), 4);
         key(&mut s, KeyCode::Char('H'));
@@ -382,8 +382,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_typed_token_branches_too_and_no_probabilities_says_why() {
+        use crate::app::model::keys::KeyCode;
         use crate::app::update::tests::{key, started};
-        use crossterm::event::KeyCode;
         let (mut s, _) = answered_app();
         key(&mut s, KeyCode::Char('H'));
         key(&mut s, KeyCode::Char('l'));

@@ -8,6 +8,7 @@
 //! nothing imports this file).
 
 pub(crate) mod heat;
+pub(crate) mod keys;
 pub(crate) mod panes;
 pub(crate) mod passages;
 pub(crate) mod prompt_view;
@@ -19,15 +20,15 @@ pub(crate) mod variants;
 pub(crate) mod versions;
 pub(crate) mod write_back;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-
 use crate::app::model::edit::{text_to_variant, variant_to_text, TextArea};
+use crate::app::model::keys::{Key, KeyCode, Mouse, MouseKind};
 use crate::app::model::layout;
 use crate::app::model::msg::{Effect, Msg};
 use crate::app::model::queries::picker_matches;
 use crate::app::model::state::{AppState, InputPurpose, Layer, PaneMetrics, Phase, PickerKind};
-use crate::config::keymap::{Action, Mode};
+use crate::config::keymap::Action;
 use crate::prompt::{Case, Variant};
+use keys::Outcome;
 use panes::{cancel, keep_focus_visible, page, scroll, select_case, start};
 use streams::{cancel_all, quit, stream_event};
 use variants::{delete_variant, insert_variant, replace_variant, unique_name};
@@ -38,9 +39,10 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key { key, at } => {
             s.now = at;
-            key_event(s, &key, &mut fx);
+            keys::key_event(s, key, &mut fx);
             s.dirty = true;
         }
+        Msg::SequenceTimeout { id } => keys::sequence_timeout(s, id),
         Msg::Mouse { mouse, at } => {
             s.now = at;
             mouse_event(s, &mouse);
@@ -109,15 +111,16 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Rating(io) => rating::io(s, io, &mut fx),
         Msg::Tool(m) => tools::on_msg(s, m, &mut fx),
-        Msg::Embedded {
+        Msg::Gathered {
             node,
             request,
             run,
+            indexes,
             vectors,
             at,
         } => {
             s.now = at;
-            panes::embedded(s, node, request, *run, &vectors, &mut fx);
+            panes::gathered(s, node, request, *run, indexes, &vectors, &mut fx);
             s.dirty = true;
         }
         Msg::ExternalEditDone { variant, result } => {
@@ -149,24 +152,22 @@ pub(crate) fn settle(s: &mut AppState) {
     versions::sync(s);
 }
 
-fn key_event(s: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effect>) {
-    let mode = s.mode();
-    let action = s.keymap.action(mode, key);
-    if mode == Mode::Normal {
-        if let Some(a) = action {
-            if a != Action::Interrupt {
-                s.interrupt_armed = false;
-            }
-            normal_action(s, a, fx);
-        }
-        return;
+/// Keys for the top layer. Text-entry layers take unbound keys as text. The help is the one
+/// layer a key passes through: it takes its own keys (scrolling, closing) and ignores the
+/// rest, which reach the layer it describes. The others are modal: they cover what is
+/// beneath, where a key would act unseen, so they take every key.
+fn layer_key(s: &mut AppState, action: Option<Action>, key: &Key, fx: &mut Vec<Effect>) -> Outcome {
+    // A layer whose table takes `help` opens the help over itself (the tree view pushes its
+    // own, between its other keys).
+    if action == Some(Action::Help)
+        && !matches!(s.layers.last(), Some(Layer::Help { .. } | Layer::Tree(_)))
+    {
+        s.layers.push(Layer::Help { scroll: 0 });
+        return Outcome::Handled;
     }
-    layer_key(s, action, key, fx);
-}
-
-/// Keys for the top layer. Text-entry layers take unbound keys as text.
-fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut Vec<Effect>) {
-    let Some(top) = s.layers.pop() else { return };
+    let Some(top) = s.layers.pop() else {
+        return Outcome::Ignored;
+    };
     let editor_height = usize::from(s.height.saturating_sub(6));
     let keep = match top {
         Layer::Help { scroll } => match action {
@@ -175,7 +176,10 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             Some(Action::Up) => Some(Layer::Help {
                 scroll: scroll.saturating_sub(1),
             }),
-            _ => Some(Layer::Help { scroll }),
+            _ => {
+                s.layers.push(Layer::Help { scroll });
+                return Outcome::Ignored;
+            }
         },
         Layer::Picker {
             kind,
@@ -229,15 +233,10 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
                 },
                 // Typing filters; Backspace takes the last character back.
                 None => {
-                    let no_mods = key.modifiers.difference(KeyModifiers::SHIFT).is_empty();
-                    match key.code {
-                        KeyCode::Char(c) if no_mods && !c.is_control() => {
-                            filter.push(c);
-                        }
-                        KeyCode::Backspace => {
-                            filter.pop();
-                        }
-                        _ => {}
+                    if let Some(c) = key.text() {
+                        filter.push(c);
+                    } else if key.code == KeyCode::Backspace {
+                        filter.pop();
                     }
                     // The filter changed: the best match is selected.
                     let selected = if picker_matches(&items, &filter) == shown {
@@ -308,18 +307,12 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
             }
             _ => {
                 match key.code {
-                    crossterm::event::KeyCode::Char(c)
-                        if !key
-                            .modifiers
-                            .contains(crossterm::event::KeyModifiers::CONTROL) =>
-                    {
-                        text.push(c)
-                    }
-                    crossterm::event::KeyCode::Backspace => {
+                    KeyCode::Char(c) if !key.ctrl_held() => text.push(c),
+                    KeyCode::Backspace => {
                         text.pop();
                     }
                     // Ctrl-U clears the line (as in a shell).
-                    crossterm::event::KeyCode::Char('u') => text.clear(),
+                    KeyCode::Char('u') => text.clear(),
                     _ => {}
                 }
                 Some(Layer::Input { purpose, text })
@@ -360,6 +353,7 @@ fn layer_key(s: &mut AppState, action: Option<Action>, key: &KeyEvent, fx: &mut 
     if let Some(l) = keep {
         s.layers.push(l);
     }
+    Outcome::Handled
 }
 
 fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
@@ -529,12 +523,12 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             match write_back::rewrite(
                 &s.prompt.path,
                 &s.prompt.source,
+                &s.prompt.file_variants,
                 &s.prompt.variants,
-                &s.models,
-                s.prompt.variants.first().map_or("", |v| v.model.as_str()),
             ) {
                 Ok(text) => {
                     s.prompt.source = text.clone();
+                    s.prompt.file_variants = s.prompt.variants.clone();
                     fx.push(Effect::WritePromptFile {
                         path: s.prompt.path.clone(),
                         text,
@@ -607,7 +601,7 @@ fn normal_action(s: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
     }
 }
 
-fn mouse_event(s: &mut AppState, m: &MouseEvent) {
+fn mouse_event(s: &mut AppState, m: &Mouse) {
     let area = ratatui::layout::Rect::new(0, 0, s.width, s.height);
     let l = layout::screen(area, s.panes.len(), s.first, s.focus, s.zoomed);
     let hit = l.panes.iter().find(|(_, r)| {
@@ -618,19 +612,19 @@ fn mouse_event(s: &mut AppState, m: &MouseEvent) {
         return;
     }
     match m.kind {
-        MouseEventKind::Down(MouseButton::Left) => {
+        MouseKind::LeftDown => {
             s.focus = i;
             s.dirty = true;
         }
-        MouseEventKind::ScrollDown => {
+        MouseKind::ScrollDown => {
             scroll(s, i, 3);
             s.dirty = true;
         }
-        MouseEventKind::ScrollUp => {
+        MouseKind::ScrollUp => {
             scroll(s, i, -3);
             s.dirty = true;
         }
-        _ => {}
+        MouseKind::Other => {}
     }
 }
 

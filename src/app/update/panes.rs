@@ -9,6 +9,7 @@ use crate::app::model::layout;
 use crate::app::model::msg::{Effect, WaitingRun};
 use crate::app::model::state::{AppState, Pane, Phase};
 use crate::chat::{FinishReason, StreamEvent};
+use crate::prompt::retrieve::Indexes;
 use crate::prompt::vectors::Vectors;
 use crate::prompt::{render, Case};
 use crate::state::session::{Node, NodeKind, NodeStatus};
@@ -72,10 +73,11 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         turns: Vec::new(),
     });
     let seed = s.next_seed();
-    // Ranking by embedding needs vectors the driver fetches: until they come, the node holds
-    // the request without the ranked parts, and the pane waits queued.
-    let wants = render::embeddings_needed(&v, &case);
-    let prepared = render::prepare(&v, &case, &Vectors::default());
+    // Retrieval files are read and embedding vectors fetched by the driver: until they come,
+    // the node holds the request as the last loaded index renders it, and the pane waits
+    // queued.
+    let waiting = render::needs_inputs(&v, &case, &s.indexes);
+    let prepared = render::prepare(&v, &case, &Vectors::default(), &s.indexes);
     let chat = render::with_seed(prepared.request, seed);
     let id = s.session.next_node_id();
     let mut node = Node::start(
@@ -89,7 +91,6 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
         s.stamp(),
     );
     node.status = NodeStatus::Queued;
-    let waiting = !wants.is_empty();
     if !waiting {
         node.meta.extend(prepared.meta);
     }
@@ -107,10 +108,9 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     }
     s.interrupt_armed = false;
     if waiting {
-        fx.push(Effect::Embed {
+        fx.push(Effect::Gather {
             node: id,
             request,
-            wants,
             run: Box::new(WaitingRun { variant: v, case }),
         });
         return;
@@ -129,16 +129,21 @@ pub(crate) fn start(s: &mut AppState, i: usize, fx: &mut Vec<Effect>) {
     });
 }
 
-/// The vectors a waiting run asked for: render its request with them and send it, or, when
-/// ranking failed (the embeddings server is down), fail the pane with the reason, unsent.
-pub(crate) fn embedded(
+/// The files and vectors a waiting run asked for: render its request with them and send it,
+/// or, when retrieval or ranking failed (a file gone, the embeddings server down), fail the
+/// pane with the reason, unsent. The indexes read are kept for the previews.
+pub(crate) fn gathered(
     s: &mut AppState,
     node: u64,
     request: u64,
     run: WaitingRun,
+    indexes: Indexes,
     vectors: &Vectors,
     fx: &mut Vec<Effect>,
 ) {
+    s.indexes.merge(indexes);
+    // The preview renders again with what was just read.
+    s.prompt_view.previews.remove(&run.variant.name);
     let Some(i) = s
         .panes
         .iter()
@@ -146,7 +151,7 @@ pub(crate) fn embedded(
     else {
         return; // rerun or cancelled meanwhile
     };
-    let prepared = render::prepare(&run.variant, &run.case, vectors);
+    let prepared = render::prepare(&run.variant, &run.case, vectors, &s.indexes);
     let Some(n) = s.session.node_mut(node) else {
         return;
     };

@@ -15,7 +15,7 @@ use crate::app::model::prompt_model::{chat_text, Preview, PromptDiff};
 use crate::app::model::queries::{shown, Source};
 use crate::app::model::state::{AppState, Layer};
 use crate::config::keymap::Action;
-use crate::prompt::retrieve::RankBy;
+use crate::prompt::retrieve::{Indexes, RankBy};
 use crate::prompt::select::SelectBy;
 use crate::prompt::{render, Case, Variant};
 use crate::state::diff::{word_counts, word_diff};
@@ -37,11 +37,11 @@ pub(crate) fn refresh(s: &mut AppState) {
         }
         views
             .previews
-            .insert(v.name.clone(), preview(v, case.as_ref()));
+            .insert(v.name.clone(), preview(v, case.as_ref(), &s.indexes));
     }
 }
 
-fn preview(v: &Variant, case: Option<&Case>) -> Preview {
+fn preview(v: &Variant, case: Option<&Case>, indexes: &Indexes) -> Preview {
     let mut offline = v.clone();
     let mut deferred = Vec::new();
     if let Some(r) = v.retrieve.as_ref().filter(|r| r.spec.by != RankBy::Bm25) {
@@ -63,7 +63,7 @@ fn preview(v: &Variant, case: Option<&Case>) -> Preview {
         expect: Default::default(),
         turns: Vec::new(),
     });
-    let prepared = render::prepare(&offline, &case, &Default::default());
+    let prepared = render::prepare(&offline, &case, &Default::default(), indexes);
     Preview {
         variant: v.clone(),
         case: (case.name != "(no case)").then_some(case),
@@ -175,7 +175,7 @@ pub(crate) fn diff_key(
 
 #[cfg(test)]
 mod tests {
-    use crossterm::event::KeyCode;
+    use crate::app::model::keys::KeyCode;
 
     use super::*;
     use crate::app::update::tests::{app, ev, key, started};

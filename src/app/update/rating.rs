@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::KeyEvent;
+use crate::app::model::keys::Key;
 
 use crate::app::model::edit::TextArea;
 use crate::app::model::msg::Effect;
@@ -167,7 +167,7 @@ pub(crate) fn layer_key(
     s: &mut AppState,
     top: Layer,
     action: Option<Action>,
-    key: &KeyEvent,
+    key: &Key,
     fx: &mut Vec<Effect>,
 ) -> Option<Layer> {
     match top {
@@ -446,7 +446,8 @@ pub(crate) fn io(s: &mut AppState, msg: RatingIo, fx: &mut Vec<Effect>) {
             prompt,
             session,
             path,
-        } => switch_session(s, *prompt, *session, path),
+            indexes,
+        } => switch_session(s, *prompt, *session, path, indexes),
         RatingIo::OpenFailed(e) => s.message = Some(format!("session not opened: {e}")),
         RatingIo::Written { path, error } => {
             s.message = Some(match error {
@@ -464,6 +465,7 @@ pub(crate) fn switch_session(
     prompt: PromptFile,
     session: Session,
     path: PathBuf,
+    indexes: crate::prompt::retrieve::Indexes,
 ) {
     let mut next = AppState::new(
         prompt,
@@ -474,6 +476,7 @@ pub(crate) fn switch_session(
         s.started_wall,
         s.seed_state,
     );
+    next.indexes = indexes;
     next.rating = s.rating.clone();
     next.rating.last_saved = None;
     next.model_status = std::mem::take(&mut s.model_status);

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crate::app::model::keys::{Key, KeyCode};
 
 use super::panes::save;
 use super::variants::insert_variant;
@@ -598,7 +598,7 @@ pub(crate) fn form_key(
     s: &mut AppState,
     mut f: SearchForm,
     action: Option<Action>,
-    key: &KeyEvent,
+    key: &Key,
     fx: &mut Vec<Effect>,
 ) {
     match action {
@@ -874,8 +874,8 @@ fn start_propose(s: &mut AppState, fx: &mut Vec<Effect>) {
                 &case_name,
                 &v.model,
                 // A record, never sent: context ranked by embedding is left out of it (the
-                // driver fetches vectors for runs only).
-                render::request(&v, &vars, &Default::default()),
+                // driver fetches vectors for runs only); retrieval as last read.
+                render::request(&v, &vars, &Default::default(), &s.indexes),
                 s.stamp(),
             );
             anchor.status = NodeStatus::Done;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crate::app::model::keys::{Key, KeyCode, Mods};
 
 use super::*;
 use crate::app::model::state::AppState;
@@ -39,7 +39,7 @@ pub(crate) fn state_for(path: &Path, text: &str, models: &[&str], title: &str) -
     let wall = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    AppState::new(
+    let mut s = AppState::new(
         prompt,
         session,
         PathBuf::from("sessions/s.toml"),
@@ -47,7 +47,10 @@ pub(crate) fn state_for(path: &Path, text: &str, models: &[&str], title: &str) -
         models,
         wall,
         42,
-    )
+    );
+    // What the driver reads when it opens the prompt.
+    s.indexes = crate::prompt::render::indexes_for(&s.prompt.variants);
+    s
 }
 
 fn ms(n: u64) -> Duration {
@@ -56,13 +59,13 @@ fn ms(n: u64) -> Duration {
 
 pub(crate) fn key(s: &mut AppState, c: KeyCode) -> Vec<Effect> {
     let mods = match c {
-        KeyCode::Char(ch) if ch.is_ascii_uppercase() => KeyModifiers::SHIFT,
-        _ => KeyModifiers::NONE,
+        KeyCode::Char(ch) if ch.is_ascii_uppercase() => Mods::SHIFT,
+        _ => Mods::NONE,
     };
     update(
         s,
         Msg::Key {
-            key: KeyEvent::new(c, mods),
+            key: Key::new(c, mods),
             at: s.now,
         },
     )
@@ -72,7 +75,7 @@ fn ctrl(s: &mut AppState, c: char) -> Vec<Effect> {
     update(
         s,
         Msg::Key {
-            key: KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL),
+            key: Key::new(KeyCode::Char(c), Mods::CTRL),
             at: s.now,
         },
     )
@@ -531,6 +534,19 @@ fn a_picker_filter_that_matches_nothing_keeps_the_picker_and_says_so() {
     assert_eq!(s.case, before);
 }
 
+/// The one [`Effect::Gather`] in `fx`.
+fn gather_of(fx: Vec<Effect>) -> (u64, u64, Box<crate::app::model::msg::WaitingRun>) {
+    let mut gathers: Vec<_> = fx
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Gather { node, request, run } => Some((node, request, run)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gathers.len(), 1, "one gather expected");
+    gathers.remove(0)
+}
+
 #[test]
 fn a_pane_whose_retrieval_fails_is_not_sent_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -544,6 +560,22 @@ fn a_pane_whose_retrieval_fails_is_not_sent_and_says_why() {
     // The file is gone by the time the pane runs.
     std::fs::remove_file(dir.path().join("handbook.md")).unwrap();
     let fx = key(&mut s, KeyCode::Char('r'));
+    // update reads no file: the driver is asked to read it.
+    assert!(started(&fx).is_empty(), "{fx:?}");
+    let (node, request, run) = gather_of(fx);
+    assert_eq!(s.panes[0].phase, Phase::Queued);
+    let (indexes, _) = crate::prompt::render::read_inputs(&run.variant, &run.case);
+    let fx = update(
+        &mut s,
+        Msg::Gathered {
+            node,
+            request,
+            run,
+            indexes,
+            vectors: Default::default(),
+            at: ms(5),
+        },
+    );
     assert!(started(&fx).is_empty(), "{fx:?}");
     assert!(fx.iter().any(|e| matches!(e, Effect::SaveSession { .. })));
     assert_eq!(s.panes[0].phase, Phase::Error);
@@ -556,31 +588,19 @@ fn a_pane_whose_retrieval_fails_is_not_sent_and_says_why() {
 
 #[test]
 fn a_pane_ranking_by_embedding_waits_for_the_vectors_then_sends_what_they_chose() {
-    use crate::app::model::msg::WaitingRun;
-    use crate::prompt::vectors::{EmbedWants, Vectors};
+    use crate::prompt::vectors::Vectors;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.md"), "# Refunds\nWithin 30 days.\n").unwrap();
     std::fs::write(dir.path().join("b.md"), "# Shipping\nTwo working days.\n").unwrap();
     let text = "title = \"T\"\n[defaults]\nmodel = \"fake\"\n\n[[variant]]\nname = \"rag\"\ntemplate = \"How long does shipping take?\"\nretrieve = { from = [\"a.md\", \"b.md\"], k = 1, by = \"embedding\", embed_model = \"fake\" }\n\n[[case]]\nname = \"one\"\n";
     let mut s = state_for(&dir.path().join("p.toml"), text, &["fake"], "T");
     let fx = key(&mut s, KeyCode::Char('r'));
-    // Nothing is sent yet: the driver is asked for the vectors first.
+    // Nothing is sent yet: the driver is asked for the files and vectors first.
     assert!(started(&fx).is_empty(), "{fx:?}");
-    let embeds: Vec<(u64, u64, EmbedWants, Box<WaitingRun>)> = fx
-        .into_iter()
-        .filter_map(|e| match e {
-            Effect::Embed {
-                node,
-                request,
-                wants,
-                run,
-            } => Some((node, request, wants, run)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(embeds.len(), 1);
-    let (node, request, wants, run) = embeds.into_iter().next().unwrap();
+    let (node, request, run) = gather_of(fx);
     assert_eq!(s.panes[0].phase, Phase::Queued);
+    // What the driver reads for it.
+    let (indexes, wants) = crate::prompt::render::read_inputs(&run.variant, &run.case);
     assert_eq!(s.panes[0].node, Some(node));
     let asked: Vec<(&str, Vec<&str>)> = wants.iter().collect();
     assert_eq!(asked.len(), 1);
@@ -600,10 +620,11 @@ fn a_pane_ranking_by_embedding_waits_for_the_vectors_then_sends_what_they_chose(
     // An answer for another request is stale: dropped.
     let fx = update(
         &mut s,
-        Msg::Embedded {
+        Msg::Gathered {
             node,
             request: request + 1,
             run: run.clone(),
+            indexes: indexes.clone(),
             vectors: vectors.clone(),
             at: ms(5),
         },
@@ -612,10 +633,11 @@ fn a_pane_ranking_by_embedding_waits_for_the_vectors_then_sends_what_they_chose(
     assert_eq!(s.panes[0].phase, Phase::Queued);
     let fx = update(
         &mut s,
-        Msg::Embedded {
+        Msg::Gathered {
             node,
             request,
             run,
+            indexes,
             vectors,
             at: ms(5),
         },

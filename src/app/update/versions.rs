@@ -55,7 +55,7 @@ pub(crate) fn history_key(mut h: Box<HistoryView>, action: Option<Action>) -> Op
 
 #[cfg(test)]
 mod tests {
-    use crossterm::event::KeyCode;
+    use crate::app::model::keys::KeyCode;
 
     use super::*;
     use crate::app::model::state::Layer;

@@ -11,17 +11,15 @@ use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Tab
 
 use crate::prompt::{self, Example, Variant};
 
-/// The prompt file's new text with `variants` written into `source`.
+/// The prompt file's new text with `variants` written into `source`, whose variants were
+/// `original` (as [`prompt::PromptFile::file_variants`] keeps them; nothing is read from disk
+/// here, so `update` stays pure).
 pub(crate) fn rewrite(
     path: &Path,
     source: &str,
+    original: &[Variant],
     variants: &[Variant],
-    models: &[String],
-    default_model: &str,
 ) -> Result<String, String> {
-    let original = prompt::parse(path, source, models, default_model)
-        .map(|p| p.variants)
-        .unwrap_or_default();
     let mut doc: DocumentMut = source
         .parse()
         .map_err(|e| format!("{}: cannot parse: {e}", path.display()))?;
@@ -199,7 +197,7 @@ mod tests {
         let mut extra = plain.clone();
         extra.name = "extra".into();
         extra.model = "n".into();
-        let out = rewrite(Path::new("p.toml"), SRC, &[plain, extra], &models, "m").unwrap();
+        let out = rewrite(Path::new("p.toml"), SRC, &p.file_variants, &[plain, extra]).unwrap();
         assert!(out.contains("# my experiment"), "{out}");
         assert!(out.contains("# the plain one"), "{out}");
         assert!(out.contains("template = \"Q: {{q}}\"  # keep me"), "{out}");

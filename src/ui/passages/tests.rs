@@ -1,7 +1,7 @@
 //! The context layer (`O`) through `TestBackend`: before a run (what the variant will send)
 //! and after (the request as sent, with the scores its node recorded), at 80×24 and 160×48.
 
-use crossterm::event::KeyCode;
+use crate::app::model::keys::KeyCode;
 
 use crate::app::model::state::{AppState, Layer};
 use crate::app::update::tests::{key, state_for};

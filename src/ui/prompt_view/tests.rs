@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crossterm::event::KeyCode;
+use crate::app::model::keys::KeyCode;
 
 use crate::app::model::state::AppState;
 use crate::app::update::tests::{ev, key, started, state_for};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::KeyCode;
+use crate::app::model::keys::KeyCode;
 
 use crate::app::model::rating::{RatingIo, SessionSummary};
 use crate::app::model::state::AppState;
@@ -38,9 +38,9 @@ fn rated() -> AppState {
     let fx = update(
         &mut s,
         Msg::Key {
-            key: crossterm::event::KeyEvent::new(
+            key: crate::app::model::keys::Key::new(
                 KeyCode::Char('s'),
-                crossterm::event::KeyModifiers::CONTROL,
+                crate::app::model::keys::Mods::CTRL,
             ),
             at,
         },

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crate::app::model::keys::{Key, KeyCode, Mods};
 
 use super::*;
 use crate::app::driver::journal::prompt_for_session;
@@ -35,7 +35,7 @@ fn ctrl(s: &mut AppState, c: char) -> Vec<Effect> {
     update(
         s,
         Msg::Key {
-            key: KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL),
+            key: Key::new(KeyCode::Char(c), Mods::CTRL),
             at: s.now,
         },
     )
@@ -518,6 +518,7 @@ fn the_browser_lists_then_opens_a_session_in_place() {
             prompt: Box::new(prompt),
             session: Box::new(other),
             path: PathBuf::from("sessions/new.toml"),
+            indexes: Default::default(),
         }),
     );
     assert_eq!(s.session_path, PathBuf::from("sessions/new.toml"));

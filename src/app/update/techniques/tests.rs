@@ -1,7 +1,7 @@
 //! The technique wiring as a state machine: keys in, effects and nodes out, stream
 //! completions driving the next step.
 
-use crossterm::event::KeyCode;
+use crate::app::model::keys::KeyCode;
 
 use std::collections::BTreeSet;
 
@@ -526,9 +526,9 @@ fn a_rerun_during_a_critique_keeps_both_streams_apart() {
     let fx = update(
         &mut s,
         Msg::Key {
-            key: crossterm::event::KeyEvent::new(
+            key: crate::app::model::keys::Key::new(
                 KeyCode::Char('q'),
-                crossterm::event::KeyModifiers::NONE,
+                crate::app::model::keys::Mods::NONE,
             ),
             at,
         },

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crossterm::event::KeyCode;
+use crate::app::model::keys::KeyCode;
 
 use crate::app::model::msg::{Effect, Msg};
 use crate::app::model::state::{AppState, Phase};
