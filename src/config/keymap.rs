@@ -465,6 +465,7 @@ impl Keymap {
     }
 
     /// The action a single key triggers in `mode` (no sequence pending).
+    #[cfg(test)]
     pub fn action(&self, mode: Mode, key: Key) -> Option<Action> {
         match self.resolve(mode, &[], key) {
             Resolved::Action(a) => Some(a),

@@ -21,11 +21,18 @@ pub(crate) enum Outcome {
     Ignored,
 }
 
+/// Where a routed key ends: the panes' and the layers' handlers, which live in `update`'s
+/// dispatch and are passed in, so this file routes without importing its parent.
+pub(crate) struct Handlers {
+    pub normal: fn(&mut AppState, Action, &mut Vec<Effect>),
+    pub layer: fn(&mut AppState, Option<Action>, &Key, &mut Vec<Effect>) -> Outcome,
+}
+
 /// One key press.
-pub(crate) fn key_event(s: &mut AppState, key: Key, fx: &mut Vec<Effect>) {
+pub(crate) fn key_event(s: &mut AppState, key: Key, fx: &mut Vec<Effect>, h: &Handlers) {
     if let Some(p) = s.pending_keys.take() {
         if p.depth <= s.layers.len() {
-            continue_sequence(s, p, key, fx);
+            continue_sequence(s, p, key, fx, h);
             return;
         }
         // The layer the sequence was started in is gone: the key is a fresh one.
@@ -41,7 +48,7 @@ pub(crate) fn key_event(s: &mut AppState, key: Key, fx: &mut Vec<Effect>) {
             Resolved::Action(a) if accepts(mode, a) => Some(a),
             Resolved::Action(_) | Resolved::Unbound => None,
         };
-        if handle_at(s, depth, action, key, fx) == Outcome::Handled || depth == 0 {
+        if handle_at(s, depth, action, key, fx, h) == Outcome::Handled || depth == 0 {
             return;
         }
         depth -= 1;
@@ -49,7 +56,13 @@ pub(crate) fn key_event(s: &mut AppState, key: Key, fx: &mut Vec<Effect>) {
 }
 
 /// The next key of the started sequence `p`.
-fn continue_sequence(s: &mut AppState, p: PendingKeys, key: Key, fx: &mut Vec<Effect>) {
+fn continue_sequence(
+    s: &mut AppState,
+    p: PendingKeys,
+    key: Key,
+    fx: &mut Vec<Effect>,
+    h: &Handlers,
+) {
     if key.binding() == Key::plain(KeyCode::Esc) {
         return;
     }
@@ -57,7 +70,7 @@ fn continue_sequence(s: &mut AppState, p: PendingKeys, key: Key, fx: &mut Vec<Ef
     match s.keymap.resolve(mode, &p.keys, key) {
         Resolved::Action(a) => {
             let action = Some(a).filter(|a| accepts(mode, *a));
-            handle_at(s, p.depth, action, key, fx);
+            handle_at(s, p.depth, action, key, fx, h);
         }
         Resolved::Pending => {
             let mut keys = p.keys;
@@ -99,6 +112,7 @@ fn handle_at(
     action: Option<Action>,
     key: Key,
     fx: &mut Vec<Effect>,
+    h: &Handlers,
 ) -> Outcome {
     let above = s.layers.split_off(depth.min(s.layers.len()));
     let out = if depth == 0 {
@@ -107,13 +121,13 @@ fn handle_at(
                 if a != Action::Interrupt {
                     s.interrupt_armed = false;
                 }
-                super::normal_action(s, a, fx);
+                (h.normal)(s, a, fx);
                 Outcome::Handled
             }
             None => Outcome::Ignored,
         }
     } else {
-        super::layer_key(s, action, &key, fx)
+        (h.layer)(s, action, &key, fx)
     };
     s.layers.extend(above);
     out

@@ -39,7 +39,7 @@ pub(crate) fn update(s: &mut AppState, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key { key, at } => {
             s.now = at;
-            keys::key_event(s, key, &mut fx);
+            keys::key_event(s, key, &mut fx, &HANDLERS);
             s.dirty = true;
         }
         Msg::SequenceTimeout { id } => keys::sequence_timeout(s, id),
@@ -156,6 +156,12 @@ pub(crate) fn settle(s: &mut AppState) {
 /// layer a key passes through: it takes its own keys (scrolling, closing) and ignores the
 /// rest, which reach the layer it describes. The others are modal: they cover what is
 /// beneath, where a key would act unseen, so they take every key.
+/// The handlers [`keys::key_event`] routes keys to.
+const HANDLERS: keys::Handlers = keys::Handlers {
+    normal: normal_action,
+    layer: layer_key,
+};
+
 fn layer_key(s: &mut AppState, action: Option<Action>, key: &Key, fx: &mut Vec<Effect>) -> Outcome {
     // A layer whose table takes `help` opens the help over itself (the tree view pushes its
     // own, between its other keys).

@@ -9,10 +9,10 @@ use std::path::Path;
 
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table};
 
-use crate::prompt::{self, Example, Variant};
+use crate::prompt::{Example, Variant};
 
 /// The prompt file's new text with `variants` written into `source`, whose variants were
-/// `original` (as [`prompt::PromptFile::file_variants`] keeps them; nothing is read from disk
+/// `original` (as [`crate::prompt::PromptFile::file_variants`] keeps them; nothing is read from disk
 /// here, so `update` stays pure).
 pub(crate) fn rewrite(
     path: &Path,
@@ -185,6 +185,7 @@ fn examples_array(examples: &[Example]) -> Array {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prompt;
 
     const SRC: &str = "# my experiment\ntitle = \"T\"\n\n[defaults]\nmodel = \"m\"\ntemperature = 0.0\n\n# the plain one\n[[variant]]\nname = \"plain\"\ntemplate = \"Q: {{q}}\"  # keep me\n\n[[variant]]\nname = \"gone\"\ntemplate = \"x {{q}}\"\n\n[[case]]\nvars = { q = \"hi\" }\n";
 
