@@ -41,5 +41,10 @@ pub(crate) fn load_in(
     };
     let mut prepared = prepare(&config, &open)?;
     prepared.0.session_path = session.to_path_buf();
+    // The browser lists the sandbox's folders only: the tests run in the checkout, whose
+    // `sessions/` (and the prompt files its sessions point at) a monkey must not open and save.
+    prepared.0.rating.session_dirs = std::iter::once(config.dirs.sessions_dir())
+        .chain(session.parent().map(Path::to_path_buf))
+        .collect();
     Ok((config, prepared))
 }

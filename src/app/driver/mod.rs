@@ -349,13 +349,16 @@ where
 {
     let (mut state, theme, journal) = prepared;
     state.rating.rater = config.rater_name();
-    state.rating.session_dirs = vec![PathBuf::from("sessions"), config.dirs.sessions_dir()];
-    if let Some(dir) = state
-        .session_path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        state.rating.session_dirs.push(dir.to_path_buf());
+    // The session browser's folders (the in-process harness sets its own).
+    if state.rating.session_dirs.is_empty() {
+        state.rating.session_dirs = vec![PathBuf::from("sessions"), config.dirs.sessions_dir()];
+        if let Some(dir) = state
+            .session_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            state.rating.session_dirs.push(dir.to_path_buf());
+        }
     }
     let mut ratings = RatingDriver::new(
         journal,
