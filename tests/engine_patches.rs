@@ -217,10 +217,63 @@ fn q8_layers_use_the_kernel_from_two_rows_and_candle_for_one() {
     }
 }
 
-/// The prompt-attention kernel gives 0.8.1's result bit for bit: causal prompts from
-/// scratch and after a cached prefix, with and without a mask, f32 and f16.
+/// The prompt-kernel switch is global: the tests that turn it hold this.
+static PREFILL_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// q, k, v, mask and softmax scale of one prompt-attention case.
+type Case = (Tensor, Tensor, Tensor, Tensor, f32);
+
+/// A prompt-attention case: q (1, h, ql, d) with values of amplitude `q_amp` (larger gives
+/// peakier softmaxes), k and v (1, kvh, kl, d) in [-1, 1), and a causal mask where query j
+/// (at position kl - ql + j) sees keys up to its own position.
+fn prompt_case(
+    seed: u64,
+    (ql, kl, h, kvh, d): (usize, usize, usize, usize, usize),
+    dtype: DType,
+    q_amp: f64,
+) -> Case {
+    let q = tensor((1, h, ql, d), seed, DType::F32)
+        .affine(q_amp, 0.0)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap();
+    let k = tensor((1, kvh, kl, d), seed + 1, dtype);
+    let v = tensor((1, kvh, kl, d), seed + 2, dtype);
+    let mask: Vec<f32> = (0..ql * kl)
+        .map(|x| {
+            let (j, key) = (x / kl, x % kl);
+            if key > kl - ql + j {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mask = Tensor::from_vec(mask, (1, 1, ql, kl), &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap();
+    (q, k, v, mask, 1.0 / (d as f32).sqrt())
+}
+
+/// The case through the prompt kernel `kernel`: (with the causal mask, without a mask).
+fn prompt_attention(
+    kernel: promptloom::PrefillAttention,
+    (q, k, v, mask, scale): &Case,
+) -> (Tensor, Tensor) {
+    promptloom::set_prefill_attention(kernel);
+    let masked = promptloom::cpu_attention_masked(q, k, v, mask, *scale);
+    let plain = promptloom::cpu_attention(q, k, v, *scale);
+    promptloom::set_prefill_attention(promptloom::PrefillAttention::Exact);
+    (masked.unwrap(), plain.unwrap())
+}
+
+/// Patch 8: the exact prompt-attention kernel gives 0.8.1's result bit for bit: causal
+/// prompts from scratch and after a cached prefix, with and without a mask, f32 and f16.
 #[test]
 fn prompt_attention_kernel_matches_the_old_one_bit_for_bit() {
+    use promptloom::PrefillAttention::{Exact, Original};
+    let _switch = PREFILL_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     // (q_len, kv_len, heads, kv heads, head dim)
     let cases = [
         (37, 37, 9, 3, 64),
@@ -229,39 +282,72 @@ fn prompt_attention_kernel_matches_the_old_one_bit_for_bit() {
         (5, 21, 3, 1, 6),
     ];
     for dtype in [DType::F32, DType::F16] {
-        for (i, &(ql, kl, h, kvh, d)) in cases.iter().enumerate() {
-            let seed = 500 + 10 * i as u64;
-            let q = tensor((1, h, ql, d), seed, dtype);
-            let k = tensor((1, kvh, kl, d), seed + 1, dtype);
-            let v = tensor((1, kvh, kl, d), seed + 2, dtype);
-            // Causal: query j (at position kl - ql + j) sees keys up to its own position.
-            let mask: Vec<f32> = (0..ql * kl)
-                .map(|x| {
-                    let (j, key) = (x / kl, x % kl);
-                    if key > kl - ql + j {
-                        f32::NEG_INFINITY
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let mask = Tensor::from_vec(mask, (1, 1, ql, kl), &Device::Cpu)
-                .unwrap()
-                .to_dtype(dtype)
-                .unwrap();
-            let scale = 1.0 / (d as f32).sqrt();
-            let run = |fast: bool| {
-                promptloom::set_fast_prefill_attention(fast);
-                let masked = promptloom::cpu_attention_masked(&q, &k, &v, &mask, scale).unwrap();
-                let plain = promptloom::cpu_attention(&q, &k, &v, scale).unwrap();
-                promptloom::set_fast_prefill_attention(true);
-                (bits(&masked), bits(&plain))
-            };
-            let (old, new) = (run(false), run(true));
-            assert_eq!(new.0, old.0, "{dtype:?} case {i}, causal mask");
-            assert_eq!(new.1, old.1, "{dtype:?} case {i}, no mask");
+        for (i, &shape) in cases.iter().enumerate() {
+            let case = prompt_case(500 + 10 * i as u64, shape, dtype, 1.0);
+            let (old, new) = (
+                prompt_attention(Original, &case),
+                prompt_attention(Exact, &case),
+            );
+            assert_eq!(
+                bits(&new.0),
+                bits(&old.0),
+                "{dtype:?} case {i}, causal mask"
+            );
+            assert_eq!(bits(&new.1), bits(&old.1), "{dtype:?} case {i}, no mask");
         }
     }
+}
+
+/// Patch 10: the tiled prompt attention (opt-in) stays within its stated bound of the
+/// exact kernel, 1e-5 per output element in f32 (v within [-1, 1)), and within f16's own
+/// rounding in f16: prompts shorter and longer than a key block (64) and than a tile of
+/// query rows (32), after a cached prefix, head sizes that are not a multiple of the
+/// register tile (6, 80), peaky softmaxes (q amplified 8x), with and without a mask.
+#[test]
+fn tiled_prompt_attention_is_within_its_bound() {
+    use promptloom::PrefillAttention::{Exact, Tiled};
+    let _switch = PREFILL_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let cases = [
+        (37, 37, 9, 3, 64),
+        (13, 50, 9, 3, 64),
+        (8, 8, 2, 2, 8),
+        (5, 21, 3, 1, 6),
+        (300, 300, 9, 3, 64),
+        (130, 333, 9, 3, 64),
+        (70, 70, 4, 2, 80),
+        (2, 65, 2, 1, 64),
+    ];
+    let mut worst = [0f32; 2];
+    for (dtype, bound) in [(DType::F32, 1e-5f32), (DType::F16, 2e-3)] {
+        for (i, &shape) in cases.iter().enumerate() {
+            for q_amp in [1.0, 8.0] {
+                let case = prompt_case(700 + 10 * i as u64, shape, dtype, q_amp);
+                let (exact, tiled) = (
+                    prompt_attention(Exact, &case),
+                    prompt_attention(Tiled, &case),
+                );
+                for (what, e, t) in [
+                    ("causal", &exact.0, &tiled.0),
+                    ("no mask", &exact.1, &tiled.1),
+                ] {
+                    assert_eq!(e.dims(), t.dims());
+                    let diff = max_abs_diff(e, t);
+                    assert!(
+                        diff <= bound,
+                        "{dtype:?} case {i} {shape:?} q x{q_amp}, {what}: {diff:e} > {bound:e}"
+                    );
+                    let w = &mut worst[usize::from(dtype == DType::F16)];
+                    *w = w.max(diff);
+                }
+            }
+        }
+    }
+    // A kernel that ignored the mask, the scale or a block would be far outside the bound;
+    // say how close it came.
+    eprintln!(
+        "tiled vs exact prompt attention: worst |diff| f32 {:e}, f16 {:e}",
+        worst[0], worst[1]
+    );
 }
 
 /// Patch 9: a GGUF LoRA layer keeps its merged weight, and a layer the adapters do not target

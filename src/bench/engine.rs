@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mistralrs::{RequestBuilder, Response, TextMessageRole};
+use mistralrs_core::promptloom::PrefillAttention;
 
 use super::figures::{
     decode_prompt, few_shot, file_label, file_name, measure, Measure, Out, Plan, Sample,
@@ -147,8 +148,8 @@ pub(crate) struct Paths {
     /// The kernel also for one activation row (a decoded token), as before issue 12; by
     /// default one row goes to candle's kernel.
     pub kernel_one_row: bool,
-    /// The prompt-attention kernel.
-    pub attention: bool,
+    /// The prompt-attention kernel: tiled (patch 10), bit-exact (patch 8) or 0.8.1's.
+    pub attention: PrefillAttention,
 }
 
 impl Paths {
@@ -156,13 +157,19 @@ impl Paths {
         pool: true,
         kernel: true,
         kernel_one_row: false,
-        attention: true,
+        attention: PrefillAttention::Exact,
     };
     pub const UNPATCHED: Paths = Paths {
         pool: false,
         kernel: false,
         kernel_one_row: false,
-        attention: false,
+        attention: PrefillAttention::Original,
+    };
+    /// The patched engine with patch 10's tiled prompt attention (opt-in: not bit-exact, so
+    /// not the default) in place of patch 8's exact one.
+    pub const TILED_ATTENTION: Paths = Paths {
+        attention: PrefillAttention::Tiled,
+        ..Paths::PATCHED
     };
 
     /// Switch the kernels for the requests that follow (and the pool for engines started
@@ -176,7 +183,7 @@ impl Paths {
         } else {
             Q8_KERNEL_DEFAULT_MIN_ROWS
         });
-        set_fast_prefill_attention(self.attention);
+        set_prefill_attention(self.attention);
     }
 
     /// What the figures of a run with these paths, against the patched engine's, show the
@@ -595,21 +602,10 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         }
     }
     drop(b);
-    // The same cold prompt with every speed patch off (0.8.1's threading and kernels).
-    Paths::UNPATCHED.set();
-    let old = async {
-        let b = ours(model, LocalOptions::default()).await?;
-        let (m, _) = measure(b.start(few_shot(
-            &format!("unpatched {}", std::process::id()),
-            "What is the capital of England?",
-        )))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-        anyhow::Ok(m)
-    }
-    .await;
-    Paths::PATCHED.set();
-    let old = old?;
+    // The same cold prompt with every speed patch off (0.8.1's threading and kernels), and
+    // with patch 10's tiled prompt attention (opt-in) in place of patch 8's exact one.
+    let old = cold_with(model, Paths::UNPATCHED, "unpatched").await?;
+    let tiled = cold_with(model, Paths::TILED_ATTENTION, "tiled").await?;
     out.line(format!(
         "\nTime to first token, few-shot prompt of {prompt_tokens} tokens (system prompt + 34 \
          examples shared, last question differs), promptloom local backend, {} [{}]",
@@ -633,6 +629,11 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         "  cold, 0.8.1 paths        {:>26} ms   prompt {:.0} tok/s (every speed patch off)",
         format!("{:.0}", ms(old.ttft)),
         old.prompt_tps
+    ));
+    out.line(format!(
+        "  cold, tiled attention    {:>26} ms   prompt {:.0} tok/s (patch 10, opt-in: not bit-exact)",
+        format!("{:.0}", ms(tiled.ttft)),
+        tiled.prompt_tps
     ));
     let (c, w, r) = (
         cold.median().unwrap_or(f64::NAN),
@@ -668,7 +669,36 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         ),
         None,
     );
+    out.goal(
+        "prompt reading gain of the tiled attention (opt-in), few-shot",
+        "printed",
+        format!(
+            "{:.2}x ({:.0} vs {r:.0} tok/s)",
+            tiled.prompt_tps / r,
+            tiled.prompt_tps
+        ),
+        None,
+    );
     Ok((out, r))
+}
+
+/// The few-shot prompt, new prefix, on a new engine with `paths` (the patched paths again
+/// afterwards, whatever happened).
+async fn cold_with(model: &Path, paths: Paths, tag: &str) -> anyhow::Result<Measure> {
+    paths.set();
+    let m = async {
+        let b = ours(model, LocalOptions::default()).await?;
+        let (m, _) = measure(b.start(few_shot(
+            &format!("{tag} {}", std::process::id()),
+            "What is the capital of England?",
+        )))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+        anyhow::Ok(m)
+    }
+    .await;
+    Paths::PATCHED.set();
+    m
 }
 
 fn ms(d: Duration) -> f64 {

@@ -71,6 +71,7 @@ mod pipeline;
 mod prefix_cacher;
 #[doc(hidden)]
 pub mod promptloom;
+mod promptloom_attn;
 mod promptloom_q8;
 pub mod reasoning_parsers;
 mod request;

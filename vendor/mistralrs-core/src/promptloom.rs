@@ -52,9 +52,12 @@ pub fn cpu_attention_masked(
     Sdpa.run_attention(q, k, v, Some(mask), None, &params)
 }
 
-/// Whether prompts use promptloom's prompt-attention kernel (the default) or 0.8.1's.
-pub fn set_fast_prefill_attention(on: bool) {
-    crate::attention::set_fast_prefill(on);
+pub use crate::attention::PrefillAttention;
+
+/// Which kernel reads prompts from now on: promptloom's bit-exact one (patch 8, the
+/// default), its tiled one (patch 10, opt-in) or 0.8.1's.
+pub fn set_prefill_attention(kernel: PrefillAttention) {
+    crate::attention::set_prefill(kernel);
 }
 
 /// The same attention by the plain path (matmul, softmax, matmul): a reference.

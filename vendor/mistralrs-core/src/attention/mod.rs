@@ -9,7 +9,8 @@ mod backends;
 #[allow(unused)]
 pub(crate) use backends::{flash_attn, maybe_synchronize, naive_sdpa, sinks_attn};
 /// promptloom: the switch for the prompt-attention kernel (see `crate::promptloom`).
-pub(crate) use backends::cpu::set_fast_prefill;
+pub(crate) use backends::cpu::set_prefill;
+pub use backends::cpu::PrefillAttention;
 
 /// Chunk size for attention computation to avoid OOM on long sequences
 pub(crate) const ATTENTION_CHUNK_SIZE: usize = 1024;

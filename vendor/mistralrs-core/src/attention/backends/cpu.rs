@@ -240,6 +240,18 @@ impl<'a> MaskInfo<'a> {
         }
     }
 
+    /// promptloom: the mask row of one (batch, head, query) row as a slice of the mask, when
+    /// the mask holds every kv position (rank 1 to 4, last dim ≥ kv_len): what `row`
+    /// gives, without a copy.
+    fn row_in_place(&self, b_i: usize, h_i: usize, q_pos: usize, kv_len: usize) -> Option<&'a [f32]> {
+        let rank = self.dims.len();
+        if !(1..=4).contains(&rank) || self.dims[rank - 1] < kv_len {
+            return None;
+        }
+        let base = mask_offset(self.dims, self.b, self.h, b_i, h_i, q_pos, 0)?;
+        self.data.get(base..base + kv_len)
+    }
+
     /// promptloom: `value` for every kv position of one (batch, head, query) row at once.
     /// For masks of rank 1 to 4, `mask_offset` is the offset of kv position 0 plus the
     /// clamped kv index, so the row is a slice; other ranks ask `value` per position.
@@ -393,8 +405,14 @@ where
         );
     }
 
-    if fast_prefill_enabled() {
-        return flash_attn_cpu_prefill(
+    // promptloom: the prompt kernel chosen by `set_prefill` (patches 8 and 10).
+    let prefill = match prefill_kernel() {
+        PrefillAttention::Original => None,
+        PrefillAttention::Exact => Some(flash_attn_cpu_prefill::<T> as PrefillFn<T>),
+        PrefillAttention::Tiled => Some(flash_attn_cpu_tiled::<T> as PrefillFn<T>),
+    };
+    if let Some(prefill) = prefill {
+        return prefill(
             q_data,
             k_data,
             v_data,
@@ -776,16 +794,37 @@ where
     Tensor::from_vec(out, out_shape, &Device::Cpu)
 }
 
-static FAST_PREFILL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// promptloom: use `flash_attn_cpu_prefill` for prompts (the default) or 0.8.1's
-/// `flash_attn_cpu`.
-pub(crate) fn set_fast_prefill(on: bool) {
-    FAST_PREFILL.store(on, std::sync::atomic::Ordering::Relaxed);
+/// promptloom: which kernel reads prompts (several query positions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefillAttention {
+    /// 0.8.1's `flash_attn_cpu`.
+    Original,
+    /// `flash_attn_cpu_prefill` (patch 8, the default): 0.8.1's result bit for bit.
+    Exact,
+    /// `flash_attn_cpu_tiled` (patch 10, opt-in): tiles of query rows and key blocks, within
+    /// 1e-5 (f32) of the others; with the f16 attention of the GGUF models its rounding
+    /// differs, which flips near-tied greedy tokens (see `vendor/README.md`).
+    Tiled,
 }
 
-fn fast_prefill_enabled() -> bool {
-    FAST_PREFILL.load(std::sync::atomic::Ordering::Relaxed)
+static PREFILL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+/// promptloom: choose the prompt-attention kernel for the calls that follow.
+pub(crate) fn set_prefill(kernel: PrefillAttention) {
+    let v = match kernel {
+        PrefillAttention::Original => 0,
+        PrefillAttention::Exact => 1,
+        PrefillAttention::Tiled => 2,
+    };
+    PREFILL.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn prefill_kernel() -> PrefillAttention {
+    match PREFILL.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => PrefillAttention::Original,
+        2 => PrefillAttention::Tiled,
+        _ => PrefillAttention::Exact,
+    }
 }
 
 /// Key positions scored together.
@@ -996,6 +1035,169 @@ where
                 for (o, v) in out_chunk.iter_mut().zip(vkq.iter()) {
                     *o = T::cast(*v * inv_s);
                 }
+            });
+    });
+
+    let out_shape = (b, h, q_len, dv);
+    Tensor::from_vec(out, out_shape, &Device::Cpu)
+}
+
+/// promptloom: the signature the prompt kernels share.
+type PrefillFn<T> = fn(
+    &[T],
+    &[T],
+    &[T],
+    Option<&[f32]>,
+    Option<&[usize]>,
+    &[usize],
+    &[usize],
+    &[usize],
+    &[usize],
+    &[usize],
+    &[usize],
+    f32,
+    f32,
+    f32,
+) -> Result<Tensor>;
+
+/// promptloom: query rows per work item of `flash_attn_cpu_tiled`.
+const TILE_ROWS: usize = 32;
+
+/// promptloom (patch 10): prompt attention in tiles, `crate::promptloom_attn::attend` on
+/// groups of query rows of one head. K and V are converted to f32 once per call and kv head
+/// (K packed in key blocks, V padded to whole register tiles); mask rows are read in place
+/// where the mask holds every key position.
+#[allow(clippy::too_many_arguments)]
+fn flash_attn_cpu_tiled<T>(
+    q_data: &[T],
+    k_data: &[T],
+    v_data: &[T],
+    mask_vec: Option<&[f32]>,
+    mask_dims: Option<&[usize]>,
+    qshape: &[usize],
+    kshape: &[usize],
+    vshape: &[usize],
+    qstride: &[usize],
+    kstride: &[usize],
+    vstride: &[usize],
+    scale: f32,
+    max_bias: f32,
+    logit_softcap: f32,
+) -> Result<Tensor>
+where
+    T: WithDType + Copy + UpcastF32 + DowncastF32,
+{
+    use crate::promptloom_attn::{attend, pack_k, KB, RG, W};
+
+    let (b, q_len, h, d) = (qshape[0], qshape[1], qshape[2], qshape[3]);
+    let kv_len = kshape[1];
+    let k_h = kshape[2];
+    let v_h = vshape[2];
+    let rk2 = h / k_h;
+    let rv2 = h / v_h;
+    let dv = vshape[3];
+    let dvp = dv.div_ceil(W) * W;
+    let n2 = 2_usize.pow((h as f32).log2().ceil() as u32);
+
+    assert_eq!(qstride[3], 1, "q must have contiguous rows");
+    assert_eq!(kstride[3], 1, "k must have contiguous rows");
+    assert_eq!(vstride[3], 1, "v must have contiguous rows");
+
+    let mask_info = match (mask_vec, mask_dims) {
+        (Some(data), Some(dims)) => Some(MaskInfo { data, dims, b, h }),
+        _ => None,
+    };
+    let zeros = vec![0f32; kv_len];
+
+    let blocks = kv_len.div_ceil(KB);
+    let kt_per_head = blocks * d * KB;
+    let mut kt = vec![0f32; b * k_h * kt_per_head];
+    let vf_per_head = blocks * KB * dvp;
+    let mut vf = vec![0f32; b * v_h * vf_per_head];
+    let mut out = vec![T::cast(0.0); b * h * q_len * dv];
+
+    in_attention_pool(|| {
+        kt.par_chunks_mut(kt_per_head.max(1))
+            .enumerate()
+            .for_each(|(bh, kt)| {
+                let (b_i, kh) = (bh / k_h, bh % k_h);
+                let base = b_i * kstride[0] + kh * kstride[2];
+                pack_k(
+                    |pos, i| k_data[base + pos * kstride[1] + i].to_f32(),
+                    kv_len,
+                    d,
+                    kt,
+                );
+            });
+        vf.par_chunks_mut(vf_per_head.max(1))
+            .enumerate()
+            .for_each(|(bh, vf)| {
+                let (b_i, vh) = (bh / v_h, bh % v_h);
+                for pos in 0..kv_len {
+                    let base = b_i * vstride[0] + pos * vstride[1] + vh * vstride[2];
+                    for (o, x) in vf[pos * dvp..][..dv].iter_mut().zip(&v_data[base..base + dv]) {
+                        *o = x.to_f32();
+                    }
+                }
+            });
+
+        let (kt, vf, zeros) = (&kt, &vf, &zeros);
+        let mask_info = &mask_info;
+        // out: (b, h, q_len, dv); one chunk per (batch, head), tiles of TILE_ROWS rows in it.
+        out.par_chunks_mut((q_len * dv).max(1))
+            .enumerate()
+            .for_each(|(bh, out_head)| {
+                let (b_i, h_i) = (bh / h, bh % h);
+                let slope = if max_bias > 0.0 {
+                    2.0f32.powf(-max_bias * ((h_i + 1) as f32) / n2 as f32)
+                } else {
+                    1.0
+                };
+                let kt = &kt[(b_i * k_h + h_i / rk2) * kt_per_head..][..kt_per_head];
+                let vf = &vf[(b_i * v_h + h_i / rv2) * vf_per_head..][..vf_per_head];
+                out_head
+                    .par_chunks_mut(TILE_ROWS * dv)
+                    .enumerate()
+                    .for_each(|(tile, out_tile)| {
+                        let r0 = tile * TILE_ROWS;
+                        let rows = out_tile.len() / dv;
+                        let mut qb = vec![0f32; RG * d];
+                        let mut ob = vec![0f32; RG * dvp];
+                        for g in (0..rows).step_by(RG) {
+                            let n = (rows - g).min(RG);
+                            qb.fill(0.0);
+                            let mut owned: [Option<Vec<f32>>; RG] = Default::default();
+                            let mut in_place: [Option<&[f32]>; RG] = [None; RG];
+                            for r in 0..n {
+                                let q_pos = r0 + g + r;
+                                let q_base =
+                                    b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
+                                for (o, x) in qb[r * d..][..d].iter_mut().zip(&q_data[q_base..q_base + d]) {
+                                    *o = x.to_f32();
+                                }
+                                match mask_info {
+                                    None => in_place[r] = Some(zeros.as_slice()),
+                                    Some(mask) => match mask.row_in_place(b_i, h_i, q_pos, kv_len) {
+                                        Some(row) => in_place[r] = Some(row),
+                                        None => owned[r] = Some(mask.row(b_i, h_i, q_pos, kv_len)),
+                                    },
+                                }
+                            }
+                            let mut rows_mask: [Option<&[f32]>; RG] = [None; RG];
+                            for r in 0..n {
+                                rows_mask[r] = in_place[r].or(owned[r].as_deref());
+                            }
+                            attend(
+                                &qb, d, kt, vf, dvp, kv_len, rows_mask, slope, scale,
+                                logit_softcap, &mut ob,
+                            );
+                            for r in 0..n {
+                                for (o, x) in out_tile[(g + r) * dv..][..dv].iter_mut().zip(&ob[r * dvp..][..dv]) {
+                                    *o = T::cast(*x);
+                                }
+                            }
+                        }
+                    });
             });
     });
 
