@@ -264,9 +264,24 @@ fn prompt_attention(
     promptloom::set_prefill_attention(kernel);
     let masked = promptloom::cpu_attention_masked(q, k, v, mask, *scale);
     let plain = promptloom::cpu_attention(q, k, v, *scale);
-    promptloom::set_prefill_attention(promptloom::PrefillAttention::Exact);
+    promptloom::set_prefill_attention(promptloom::PrefillAttention::default());
     (masked.unwrap(), plain.unwrap())
 }
+
+/// Prompt-attention shapes, (q_len, kv_len, heads, kv heads, head dim): the model's (9 heads
+/// over 3 kv heads of 64) from scratch and after a cached prefix, small and odd head sizes;
+/// then prompts longer than a key block (64), a tile (32) and a group of lanes (16), not
+/// multiples of them, and a head size that is not a multiple of a register block (80).
+const PROMPT_SHAPES: [(usize, usize, usize, usize, usize); 8] = [
+    (37, 37, 9, 3, 64),
+    (13, 50, 9, 3, 64),
+    (8, 8, 2, 2, 8),
+    (5, 21, 3, 1, 6),
+    (300, 300, 9, 3, 64),
+    (130, 333, 9, 3, 64),
+    (70, 70, 4, 2, 80),
+    (2, 65, 2, 1, 64),
+];
 
 /// Patch 8: the exact prompt-attention kernel gives 0.8.1's result bit for bit: causal
 /// prompts from scratch and after a cached prefix, with and without a mask, f32 and f16.
@@ -274,15 +289,8 @@ fn prompt_attention(
 fn prompt_attention_kernel_matches_the_old_one_bit_for_bit() {
     use promptloom::PrefillAttention::{Exact, Original};
     let _switch = PREFILL_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    // (q_len, kv_len, heads, kv heads, head dim)
-    let cases = [
-        (37, 37, 9, 3, 64),
-        (13, 50, 9, 3, 64),
-        (8, 8, 2, 2, 8),
-        (5, 21, 3, 1, 6),
-    ];
     for dtype in [DType::F32, DType::F16] {
-        for (i, &shape) in cases.iter().enumerate() {
+        for (i, &shape) in PROMPT_SHAPES[..4].iter().enumerate() {
             let case = prompt_case(500 + 10 * i as u64, shape, dtype, 1.0);
             let (old, new) = (
                 prompt_attention(Original, &case),
@@ -307,19 +315,9 @@ fn prompt_attention_kernel_matches_the_old_one_bit_for_bit() {
 fn tiled_prompt_attention_is_within_its_bound() {
     use promptloom::PrefillAttention::{Exact, Tiled};
     let _switch = PREFILL_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    let cases = [
-        (37, 37, 9, 3, 64),
-        (13, 50, 9, 3, 64),
-        (8, 8, 2, 2, 8),
-        (5, 21, 3, 1, 6),
-        (300, 300, 9, 3, 64),
-        (130, 333, 9, 3, 64),
-        (70, 70, 4, 2, 80),
-        (2, 65, 2, 1, 64),
-    ];
     let mut worst = [0f32; 2];
     for (dtype, bound) in [(DType::F32, 1e-5f32), (DType::F16, 2e-3)] {
-        for (i, &shape) in cases.iter().enumerate() {
+        for (i, &shape) in PROMPT_SHAPES.iter().enumerate() {
             for q_amp in [1.0, 8.0] {
                 let case = prompt_case(700 + 10 * i as u64, shape, dtype, q_amp);
                 let (exact, tiled) = (
@@ -348,6 +346,91 @@ fn tiled_prompt_attention_is_within_its_bound() {
         "tiled vs exact prompt attention: worst |diff| f32 {:e}, f16 {:e}",
         worst[0], worst[1]
     );
+}
+
+/// Patch 11: the lanes kernel (the default) gives the row-at-a-time exact kernel's result
+/// (patch 8, itself 0.8.1's, above) bit for bit: every shape, f32 and f16, softmaxes flat
+/// and peaky, with the causal mask and without a mask, and a mask that hides scattered keys
+/// (lanes of one group active on different keys, and a row that sees none: NaN as 0.8.1).
+/// On a CPU without AVX-512F the kernel does not run (`Lanes` is `Exact` there) and the test
+/// says so.
+#[test]
+fn lanes_prompt_attention_matches_the_exact_kernel_bit_for_bit() {
+    use promptloom::PrefillAttention::{Exact, Lanes};
+    let _switch = PREFILL_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    if !promptloom::lanes_attention_available() {
+        eprintln!(
+            "lanes prompt attention: not available on this CPU (no AVX-512F); nothing to compare"
+        );
+        return;
+    }
+    assert_eq!(promptloom::PrefillAttention::default(), Lanes);
+    for dtype in [DType::F32, DType::F16] {
+        for (i, &shape) in PROMPT_SHAPES.iter().enumerate() {
+            for q_amp in [1.0, 8.0] {
+                let case = prompt_case(900 + 10 * i as u64, shape, dtype, q_amp);
+                let (exact, lanes) = (
+                    prompt_attention(Exact, &case),
+                    prompt_attention(Lanes, &case),
+                );
+                let what = format!("{dtype:?} case {i} {shape:?} q x{q_amp}");
+                assert_eq!(bits(&lanes.0), bits(&exact.0), "{what}, causal mask");
+                assert_eq!(bits(&lanes.1), bits(&exact.1), "{what}, no mask");
+            }
+        }
+    }
+    // Scattered mask: key j hidden from query row r when (r * 7 + j * 3) % 5 == 0, and row 3
+    // hidden from every key.
+    let (ql, kl, h, kvh, d) = (40, 90, 9, 3, 64);
+    let (q, k, v, _, scale) = prompt_case(991, (ql, kl, h, kvh, d), DType::F32, 4.0);
+    let mask: Vec<f32> = (0..ql * kl)
+        .map(|x| {
+            let (r, j) = (x / kl, x % kl);
+            if r == 3 || (r * 7 + j * 3) % 5 == 0 {
+                f32::NEG_INFINITY
+            } else {
+                0.25 * ((j % 4) as f32)
+            }
+        })
+        .collect();
+    let mask = Tensor::from_vec(mask, (1, 1, ql, kl), &Device::Cpu).unwrap();
+    let case = (q, k, v, mask, scale);
+    let (exact, lanes) = (
+        prompt_attention(Exact, &case),
+        prompt_attention(Lanes, &case),
+    );
+    assert_eq!(bits(&lanes.0), bits(&exact.0), "scattered mask");
+}
+
+/// Patch 11's vector `exp` is the C library's `expf` bit for bit on every 7th f32 of the
+/// softmax's range (from -104, below which expf is 0, to 0; and 0 to 88), and on -inf, NaN
+/// and the edges of its fast range (where it calls `f32::exp` itself).
+#[test]
+fn lanes_exp_is_the_c_librarys_expf() {
+    if !promptloom::lanes_attention_available() {
+        eprintln!("lanes prompt attention: not available on this CPU; its exp is not used");
+        return;
+    }
+    let neg = promptloom::lanes_exp_mismatches((-104.0f32).to_bits(), (-0.0f32).to_bits(), 7);
+    let pos = promptloom::lanes_exp_mismatches(0, 88.0f32.to_bits(), 7);
+    assert_eq!((neg, pos), (0, 0), "f32s whose exp differs from expf");
+    for x in [
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -88.0,
+        -87.999_99,
+        87.999_99,
+        88.0,
+        -0.0,
+        0.0,
+    ] {
+        let bits = x.to_bits();
+        assert_eq!(
+            promptloom::lanes_exp_mismatches(bits, bits + 1, 1),
+            0,
+            "exp({x})"
+        );
+    }
 }
 
 /// Patch 9: a GGUF LoRA layer keeps its merged weight, and a layer the adapters do not target

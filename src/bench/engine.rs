@@ -148,7 +148,8 @@ pub(crate) struct Paths {
     /// The kernel also for one activation row (a decoded token), as before issue 12; by
     /// default one row goes to candle's kernel.
     pub kernel_one_row: bool,
-    /// The prompt-attention kernel: tiled (patch 10), bit-exact (patch 8) or 0.8.1's.
+    /// The prompt-attention kernel: bit-exact in lanes (patch 11, the default), bit-exact
+    /// row at a time (patch 8), tiled (patch 10) or 0.8.1's.
     pub attention: PrefillAttention,
 }
 
@@ -157,7 +158,7 @@ impl Paths {
         pool: true,
         kernel: true,
         kernel_one_row: false,
-        attention: PrefillAttention::Exact,
+        attention: PrefillAttention::Lanes,
     };
     pub const UNPATCHED: Paths = Paths {
         pool: false,
@@ -166,9 +167,15 @@ impl Paths {
         attention: PrefillAttention::Original,
     };
     /// The patched engine with patch 10's tiled prompt attention (opt-in: not bit-exact, so
-    /// not the default) in place of patch 8's exact one.
+    /// not the default) in place of patch 11's exact one.
     pub const TILED_ATTENTION: Paths = Paths {
         attention: PrefillAttention::Tiled,
+        ..Paths::PATCHED
+    };
+    /// The patched engine with patch 8's row-at-a-time exact prompt attention (what patch 11
+    /// replaces; the same bits).
+    pub const ROW_ATTENTION: Paths = Paths {
+        attention: PrefillAttention::Exact,
         ..Paths::PATCHED
     };
 
@@ -602,10 +609,17 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         }
     }
     drop(b);
-    // The same cold prompt with every speed patch off (0.8.1's threading and kernels), and
-    // with patch 10's tiled prompt attention (opt-in) in place of patch 8's exact one.
+    // The same cold prompt with every speed patch off (0.8.1's threading and kernels), with
+    // patch 8's row-at-a-time exact attention, and with patch 10's tiled attention (opt-in),
+    // in place of patch 11's.
     let old = cold_with(model, Paths::UNPATCHED, "unpatched").await?;
+    let rows = cold_with(model, Paths::ROW_ATTENTION, "rows").await?;
     let tiled = cold_with(model, Paths::TILED_ATTENTION, "tiled").await?;
+    let lanes = if mistralrs_core::promptloom::lanes_attention_available() {
+        "patch 11's lanes attention"
+    } else {
+        "patch 8's attention: no AVX-512F here for patch 11's"
+    };
     out.line(format!(
         "\nTime to first token, few-shot prompt of {prompt_tokens} tokens (system prompt + 34 \
          examples shared, last question differs), promptloom local backend, {} [{}]",
@@ -617,7 +631,7 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         format!("{:.0}", ms(start.ttft))
     ));
     out.line(format!(
-        "  cold (new prefix)        {:>26} ms   prompt {} tok/s",
+        "  cold (new prefix)        {:>26} ms   prompt {} tok/s ({lanes})",
         cold.show(0),
         rate.show(0)
     ));
@@ -629,6 +643,11 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         "  cold, 0.8.1 paths        {:>26} ms   prompt {:.0} tok/s (every speed patch off)",
         format!("{:.0}", ms(old.ttft)),
         old.prompt_tps
+    ));
+    out.line(format!(
+        "  cold, row attention      {:>26} ms   prompt {:.0} tok/s (patch 8, row at a time, same bits)",
+        format!("{:.0}", ms(rows.ttft)),
+        rows.prompt_tps
     ));
     out.line(format!(
         "  cold, tiled attention    {:>26} ms   prompt {:.0} tok/s (patch 10, opt-in: not bit-exact)",
@@ -666,6 +685,16 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
             "{:.2}x ({r:.0} vs {:.0} tok/s)",
             r / old.prompt_tps,
             old.prompt_tps
+        ),
+        None,
+    );
+    out.goal(
+        "prompt reading gain of the lanes attention over patch 8's, few-shot",
+        "printed",
+        format!(
+            "{:.2}x ({r:.0} vs {:.0} tok/s)",
+            r / rows.prompt_tps,
+            rows.prompt_tps
         ),
         None,
     );

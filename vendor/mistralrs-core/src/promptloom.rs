@@ -54,10 +54,33 @@ pub fn cpu_attention_masked(
 
 pub use crate::attention::PrefillAttention;
 
-/// Which kernel reads prompts from now on: promptloom's bit-exact one (patch 8, the
-/// default), its tiled one (patch 10, opt-in) or 0.8.1's.
+/// Which kernel reads prompts from now on: promptloom's bit-exact lanes kernel (patch 11,
+/// the default: `PrefillAttention::default()`), its bit-exact row-at-a-time one (patch 8),
+/// its tiled one (patch 10, opt-in, not bit-exact) or 0.8.1's.
 pub fn set_prefill_attention(kernel: PrefillAttention) {
     crate::attention::set_prefill(kernel);
+}
+
+/// Whether patch 11's lanes kernel runs on this machine (AVX-512F, and its `exp` equals the C
+/// library's `expf` on a sweep of arguments); where not, `PrefillAttention::Lanes` runs patch
+/// 8's kernel.
+pub fn lanes_attention_available() -> bool {
+    PrefillAttention::Lanes.effective() == PrefillAttention::Lanes
+}
+
+/// How many of the f32s with bit patterns from `from` to `to` (either order), every `step`-th,
+/// patch 11's vector `exp` gives other bits for than `f32::exp` (the C library's `expf`).
+/// `usize::MAX` where it cannot run (no AVX-512F, not x86-64).
+pub fn lanes_exp_mismatches(from: u32, to: u32, step: u32) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::promptloom_lanes::exp_mismatches(from, to, step)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (from, to, step);
+        usize::MAX
+    }
 }
 
 /// The same attention by the plain path (matmul, softmax, matmul): a reference.

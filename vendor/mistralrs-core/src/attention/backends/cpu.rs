@@ -405,11 +405,15 @@ where
         );
     }
 
-    // promptloom: the prompt kernel chosen by `set_prefill` (patches 8 and 10).
-    let prefill = match prefill_kernel() {
+    // promptloom: the prompt kernel chosen by `set_prefill` (patches 8, 10 and 11).
+    let prefill = match prefill_kernel().effective() {
         PrefillAttention::Original => None,
         PrefillAttention::Exact => Some(flash_attn_cpu_prefill::<T> as PrefillFn<T>),
         PrefillAttention::Tiled => Some(flash_attn_cpu_tiled::<T> as PrefillFn<T>),
+        #[cfg(target_arch = "x86_64")]
+        PrefillAttention::Lanes => Some(flash_attn_cpu_lanes::<T> as PrefillFn<T>),
+        #[cfg(not(target_arch = "x86_64"))]
+        PrefillAttention::Lanes => Some(flash_attn_cpu_prefill::<T> as PrefillFn<T>),
     };
     if let Some(prefill) = prefill {
         return prefill(
@@ -805,9 +809,41 @@ pub enum PrefillAttention {
     /// 1e-5 (f32) of the others; with the f16 attention of the GGUF models its rounding
     /// differs, which flips near-tied greedy tokens (see `vendor/README.md`).
     Tiled,
+    /// `flash_attn_cpu_lanes` (patch 11, the default): 0.8.1's result bit for bit, 16 query
+    /// rows at once in the lanes of AVX-512 registers; `Exact` where the CPU has no AVX-512F
+    /// or the C library's `expf` is not the one it reproduces.
+    Lanes,
 }
 
-static PREFILL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+impl Default for PrefillAttention {
+    fn default() -> Self {
+        PrefillAttention::Lanes
+    }
+}
+
+impl PrefillAttention {
+    /// The kernel that runs when this one is chosen: `Lanes` falls back to `Exact` where it
+    /// cannot run (see `Lanes`).
+    pub fn effective(self) -> PrefillAttention {
+        match self {
+            PrefillAttention::Lanes if !lanes_available() => PrefillAttention::Exact,
+            k => k,
+        }
+    }
+}
+
+fn lanes_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::promptloom_lanes::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+static PREFILL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(3);
 
 /// promptloom: choose the prompt-attention kernel for the calls that follow.
 pub(crate) fn set_prefill(kernel: PrefillAttention) {
@@ -815,6 +851,7 @@ pub(crate) fn set_prefill(kernel: PrefillAttention) {
         PrefillAttention::Original => 0,
         PrefillAttention::Exact => 1,
         PrefillAttention::Tiled => 2,
+        PrefillAttention::Lanes => 3,
     };
     PREFILL.store(v, std::sync::atomic::Ordering::Relaxed);
 }
@@ -822,8 +859,9 @@ pub(crate) fn set_prefill(kernel: PrefillAttention) {
 fn prefill_kernel() -> PrefillAttention {
     match PREFILL.load(std::sync::atomic::Ordering::Relaxed) {
         0 => PrefillAttention::Original,
+        1 => PrefillAttention::Exact,
         2 => PrefillAttention::Tiled,
-        _ => PrefillAttention::Exact,
+        _ => PrefillAttention::Lanes,
     }
 }
 
@@ -1195,6 +1233,148 @@ where
                                 for (o, x) in out_tile[(g + r) * dv..][..dv].iter_mut().zip(&ob[r * dvp..][..dv]) {
                                     *o = T::cast(*x);
                                 }
+                            }
+                        }
+                    });
+            });
+    });
+
+    let out_shape = (b, h, q_len, dv);
+    Tensor::from_vec(out, out_shape, &Device::Cpu)
+}
+
+/// promptloom (patch 11): `flash_attn_cpu` with the same result, bit for bit, 16 query rows
+/// of one head at a time as the lanes of AVX-512 registers (`crate::promptloom_lanes::attend`:
+/// each lane runs its row's exact sequence). K and V are converted to f32 once per call and
+/// kv head (V padded to whole register blocks); mask rows are read in place where the mask
+/// holds every key position. Runs only where `promptloom_lanes::available()`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn flash_attn_cpu_lanes<T>(
+    q_data: &[T],
+    k_data: &[T],
+    v_data: &[T],
+    mask_vec: Option<&[f32]>,
+    mask_dims: Option<&[usize]>,
+    qshape: &[usize],
+    kshape: &[usize],
+    vshape: &[usize],
+    qstride: &[usize],
+    kstride: &[usize],
+    vstride: &[usize],
+    scale: f32,
+    max_bias: f32,
+    logit_softcap: f32,
+) -> Result<Tensor>
+where
+    T: WithDType + Copy + UpcastF32 + DowncastF32,
+{
+    use crate::promptloom_lanes::{attend, DC, L};
+
+    let (b, q_len, h, d) = (qshape[0], qshape[1], qshape[2], qshape[3]);
+    let kv_len = kshape[1];
+    let k_h = kshape[2];
+    let v_h = vshape[2];
+    let rk2 = h / k_h;
+    let rv2 = h / v_h;
+    // As flash_attn_cpu: values have the head dim of the queries.
+    let dv = d;
+    let dvp = dv.div_ceil(DC) * DC;
+    let n2 = 2_usize.pow((h as f32).log2().ceil() as u32);
+
+    assert_eq!(qstride[3], 1, "q must have contiguous rows");
+    assert_eq!(kstride[3], 1, "k must have contiguous rows");
+    assert_eq!(vstride[3], 1, "v must have contiguous rows");
+
+    let mask_info = match (mask_vec, mask_dims) {
+        (Some(data), Some(dims)) => Some(MaskInfo { data, dims, b, h }),
+        _ => None,
+    };
+    let zeros = vec![0f32; kv_len];
+
+    // kf[(b_i * k_h + kh)][pos][i], vf[(b_i * v_h + vh)][pos][i] (dvp wide), as f32.
+    let kf_per_head = kv_len * d;
+    let mut kf = vec![0f32; b * k_h * kf_per_head];
+    let vf_per_head = kv_len * dvp;
+    let mut vf = vec![0f32; b * v_h * vf_per_head];
+    let mut out = vec![T::cast(0.0); b * h * q_len * dv];
+
+    in_attention_pool(|| {
+        kf.par_chunks_mut(kf_per_head.max(1))
+            .enumerate()
+            .for_each(|(bh, kf)| {
+                let (b_i, kh) = (bh / k_h, bh % k_h);
+                for pos in 0..kv_len {
+                    let base = b_i * kstride[0] + pos * kstride[1] + kh * kstride[2];
+                    for (o, x) in kf[pos * d..][..d].iter_mut().zip(&k_data[base..base + d]) {
+                        *o = x.to_f32();
+                    }
+                }
+            });
+        vf.par_chunks_mut(vf_per_head.max(1))
+            .enumerate()
+            .for_each(|(bh, vf)| {
+                let (b_i, vh) = (bh / v_h, bh % v_h);
+                for pos in 0..kv_len {
+                    let base = b_i * vstride[0] + pos * vstride[1] + vh * vstride[2];
+                    for (o, x) in vf[pos * dvp..][..dv].iter_mut().zip(&v_data[base..base + dv]) {
+                        *o = x.to_f32();
+                    }
+                }
+            });
+
+        let (kf, vf, zeros) = (&kf, &vf, &zeros);
+        let mask_info = &mask_info;
+        // out: (b, h, q_len, dv); one chunk per (batch, head), groups of L rows in it.
+        out.par_chunks_mut((q_len * dv).max(1))
+            .enumerate()
+            .for_each(|(bh, out_head)| {
+                let (b_i, h_i) = (bh / h, bh % h);
+                let slope = if max_bias > 0.0 {
+                    2.0f32.powf(-max_bias * ((h_i + 1) as f32) / n2 as f32)
+                } else {
+                    1.0
+                };
+                let kf = &kf[(b_i * k_h + h_i / rk2) * kf_per_head..][..kf_per_head];
+                let vf = &vf[(b_i * v_h + h_i / rv2) * vf_per_head..][..vf_per_head];
+                out_head
+                    .par_chunks_mut(L * dv)
+                    .enumerate()
+                    .for_each(|(group, out_group)| {
+                        let r0 = group * L;
+                        let n = out_group.len() / dv;
+                        let mut qb = vec![0f32; L * d];
+                        let mut owned: [Option<Vec<f32>>; L] = Default::default();
+                        let mut in_place: [Option<&[f32]>; L] = [None; L];
+                        for r in 0..n {
+                            let q_pos = r0 + r;
+                            let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
+                            for (o, x) in qb[r * d..][..d].iter_mut().zip(&q_data[q_base..q_base + d]) {
+                                *o = x.to_f32();
+                            }
+                            match mask_info {
+                                None => in_place[r] = Some(zeros.as_slice()),
+                                Some(mask) => match mask.row_in_place(b_i, h_i, q_pos, kv_len) {
+                                    Some(row) => in_place[r] = Some(row),
+                                    None => owned[r] = Some(mask.row(b_i, h_i, q_pos, kv_len)),
+                                },
+                            }
+                        }
+                        let mut rows: [Option<&[f32]>; L] = [None; L];
+                        for r in 0..n {
+                            rows[r] = in_place[r].or(owned[r].as_deref());
+                        }
+                        let mut ob = vec![0f32; L * dvp];
+                        // Safety: runs only where `promptloom_lanes::available()` (AVX-512F).
+                        unsafe {
+                            attend(
+                                &qb, d, kf, vf, dvp, kv_len, &rows, slope, scale, logit_softcap,
+                                &mut ob,
+                            );
+                        }
+                        for r in 0..n {
+                            for (o, x) in out_group[r * dv..][..dv].iter_mut().zip(&ob[r * dvp..][..dv]) {
+                                *o = T::cast(*x);
                             }
                         }
                     });
