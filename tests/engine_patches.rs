@@ -137,7 +137,8 @@ fn prefix_cache_never_resumes_past_the_kv_it_holds() {
 }
 
 /// The Q8_0 mat-mul kernel gives candle's result bit for bit, for the model's shapes (and odd
-/// row counts, a zero row, an outlier), one row (decode) and many (prompt reading).
+/// row counts, a zero row, an outlier), one row (decode) and many (prompt reading), in its
+/// 512-bit form (two outputs per register, the default) and its 256-bit one (patch 7).
 #[test]
 fn q8_kernel_matches_candle_bit_for_bit() {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -168,15 +169,21 @@ fn q8_kernel_matches_candle_bit_for_bit() {
         }
         let x = Tensor::from_vec(xs, (m, k), &Device::Cpu).unwrap();
         let candle = QMatMul::from_arc(w.clone()).unwrap().forward(&x).unwrap();
-        let ours = promptloom::q8_matmul(&x, &w)
-            .unwrap()
-            .expect("the kernel applies to a Q8_0 weight and f32 rows");
-        assert_eq!(ours.dims(), candle.dims());
-        assert_eq!(
-            bits(&ours),
-            bits(&candle),
-            "shape {i}: ({m}, {k}) x ({n}, {k})ᵀ"
-        );
+        // Both forms: two outputs per 512-bit register (the default) and patch 7's 256-bit one.
+        for wide in [true, false] {
+            promptloom::set_q8_wide(wide);
+            let ours = promptloom::q8_matmul(&x, &w);
+            promptloom::set_q8_wide(true);
+            let ours = ours
+                .unwrap()
+                .expect("the kernel applies to a Q8_0 weight and f32 rows");
+            assert_eq!(ours.dims(), candle.dims());
+            assert_eq!(
+                bits(&ours),
+                bits(&candle),
+                "shape {i}: ({m}, {k}) x ({n}, {k})ᵀ, wide {wide}"
+            );
+        }
     }
 }
 

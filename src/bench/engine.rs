@@ -148,6 +148,9 @@ pub(crate) struct Paths {
     /// The kernel also for one activation row (a decoded token), as before issue 12; by
     /// default one row goes to candle's kernel.
     pub kernel_one_row: bool,
+    /// The Q8_0 kernel's 512-bit form, two outputs per `vpdpbusd` (patch 12), or patch 7's
+    /// 256-bit one.
+    pub q8_wide: bool,
     /// The prompt-attention kernel: bit-exact in lanes (patch 11, the default), bit-exact
     /// row at a time (patch 8), tiled (patch 10) or 0.8.1's.
     pub attention: PrefillAttention,
@@ -158,12 +161,14 @@ impl Paths {
         pool: true,
         kernel: true,
         kernel_one_row: false,
+        q8_wide: true,
         attention: PrefillAttention::Lanes,
     };
     pub const UNPATCHED: Paths = Paths {
         pool: false,
         kernel: false,
         kernel_one_row: false,
+        q8_wide: false,
         attention: PrefillAttention::Original,
     };
     /// The patched engine with patch 10's tiled prompt attention (opt-in: not bit-exact, so
@@ -190,6 +195,7 @@ impl Paths {
         } else {
             Q8_KERNEL_DEFAULT_MIN_ROWS
         });
+        set_q8_wide(self.q8_wide);
         set_prefill_attention(self.attention);
     }
 
@@ -202,6 +208,8 @@ impl Paths {
             "the engine pool"
         } else if self.kernel_one_row {
             "candle's kernel for one row"
+        } else if self.kernel && !self.q8_wide {
+            "the 512-bit Q8_0 kernel"
         } else {
             "the Q8_0 kernel"
         }
@@ -247,6 +255,13 @@ pub(crate) async fn local_vs_bare(
                 "bare, our Q8_0 kernel for 1 row too",
                 Paths {
                     kernel_one_row: true,
+                    ..Paths::PATCHED
+                },
+            ));
+            variants.push((
+                "bare, patch 7's 256-bit Q8_0 kernel",
+                Paths {
+                    q8_wide: false,
                     ..Paths::PATCHED
                 },
             ));
@@ -615,6 +630,15 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
     let old = cold_with(model, Paths::UNPATCHED, "unpatched").await?;
     let rows = cold_with(model, Paths::ROW_ATTENTION, "rows").await?;
     let tiled = cold_with(model, Paths::TILED_ATTENTION, "tiled").await?;
+    let narrow = cold_with(
+        model,
+        Paths {
+            q8_wide: false,
+            ..Paths::PATCHED
+        },
+        "narrow",
+    )
+    .await?;
     let lanes = if mistralrs_core::promptloom::lanes_attention_available() {
         "patch 11's lanes attention"
     } else {
@@ -648,6 +672,11 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         "  cold, row attention      {:>26} ms   prompt {:.0} tok/s (patch 8, row at a time, same bits)",
         format!("{:.0}", ms(rows.ttft)),
         rows.prompt_tps
+    ));
+    out.line(format!(
+        "  cold, 256-bit Q8_0 kernel {:>25} ms   prompt {:.0} tok/s (patch 7's form, same bits)",
+        format!("{:.0}", ms(narrow.ttft)),
+        narrow.prompt_tps
     ));
     out.line(format!(
         "  cold, tiled attention    {:>26} ms   prompt {:.0} tok/s (patch 10, opt-in: not bit-exact)",
@@ -695,6 +724,16 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
             "{:.2}x ({r:.0} vs {:.0} tok/s)",
             r / rows.prompt_tps,
             rows.prompt_tps
+        ),
+        None,
+    );
+    out.goal(
+        "prompt reading gain of the 512-bit Q8_0 kernel over patch 7's, few-shot",
+        "printed",
+        format!(
+            "{:.2}x ({r:.0} vs {:.0} tok/s)",
+            r / narrow.prompt_tps,
+            narrow.prompt_tps
         ),
         None,
     );

@@ -5,15 +5,16 @@
 //! Same arithmetic, step by step:
 //! - each activation row is quantized by candle's own `BlockQ8_0::from_float`;
 //! - for each 32-value block, the eight i32 lanes hold sums of four products. Candle gets
-//!   them with `sign`, `maddubs` and `madd`; here `sign` and one `dpbusd` give the same
-//!   integers, since no i16 pair can saturate (activation values are within ±127, weight
-//!   magnitudes within 128: a pair is at most 32,512);
+//!   them with `sign`, `maddubs` and `madd` (no i16 pair can saturate: activation values are
+//!   within ±127, weight magnitudes within 128); here one `vpdpbusd` of 512 bits gives the
+//!   same integers for two outputs at once, from the weights shifted to unsigned and an
+//!   accumulator that starts at the shift's correction (see `dots`);
 //! - the lanes go to f32 and are fused-multiply-added, with the same scale (the f32 product
 //!   of the two f16 scales), into one 8-lane accumulator per output, block after block in the
 //!   same order;
 //! - candle's horizontal sum (`hsum_float_8`) ends each output.
 //!
-//! What changes: per block and output, five instructions instead of about seventeen; four
+//! What changes: per block and two outputs, four instructions instead of about thirty-four; four
 //! weight rows and up to four activation rows per pass, so each loaded block is used several
 //! times; and the work splits into tiles of rows and columns for rayon, instead of one
 //! parallel dispatch per activation row.
@@ -31,6 +32,13 @@ use rayon::prelude::*;
 use crate::layers::MatMul;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
+static WIDE: AtomicBool = AtomicBool::new(true);
+
+/// Two outputs per 512-bit `vpdpbusd` (the default, issue 12) or, with false, patch 7's one
+/// output per 256-bit one: the same bits either way.
+pub fn set_wide(on: bool) {
+    WIDE.store(on, Ordering::Relaxed);
+}
 
 /// Switch the kernel on (the default) or off (candle's path) for every model from now on.
 pub fn set_enabled(on: bool) {
@@ -59,7 +67,7 @@ pub fn set_min_rows(rows: usize) {
 }
 
 /// Whether the kernel runs here: switched on, candle built with AVX2, and the CPU has
-/// AVX-512 VNNI (with VL).
+/// AVX-512F and AVX-512 VNNI (with VL, for the 256-bit form).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -69,6 +77,7 @@ pub fn available() -> bool {
             && ENABLED.load(Ordering::Relaxed)
             && std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512vnni")
             && std::arch::is_x86_feature_detected!("avx512vl")
     }
@@ -176,6 +185,9 @@ pub fn matmul(x: &Tensor, w: &QTensor) -> Result<Option<Tensor>> {
     drop(guard);
     let acts: &[Block] = unsafe { std::slice::from_raw_parts(acts.as_ptr() as *const Block, m * nb) };
     let act_scales: Vec<f32> = acts.iter().map(|b| b.d.to_f32()).collect();
+    // promptloom: per activation block, minus 128 times the sum of each lane's four values
+    // (the dot kernel multiplies weights shifted to unsigned, w + 128; see `dots`).
+    let act_corr: Vec<[i32; 8]> = acts.par_iter().map(|b| shifted_correction(&b.qs)).collect();
 
     let mut dst = vec![0f32; m * n];
     let out = SendPtr(dst.as_mut_ptr());
@@ -187,7 +199,7 @@ pub fn matmul(x: &Tensor, w: &QTensor) -> Result<Option<Tensor>> {
         let (c0, c1) = (ct * TILE_N, ((ct + 1) * TILE_N).min(n));
         // Tiles write disjoint outputs.
         let out = &out;
-        unsafe { tile(acts, &act_scales, weights, nb, n, (r0, r1), (c0, c1), out.0) };
+        unsafe { tile(acts, &act_scales, &act_corr, weights, nb, n, (r0, r1), (c0, c1), out.0) };
     });
     Tensor::from_vec(dst, dims, x.device()).map(Some)
 }
@@ -201,6 +213,7 @@ unsafe impl Send for SendPtr {}
 unsafe fn tile(
     acts: &[Block],
     act_scales: &[f32],
+    act_corr: &[[i32; 8]],
     weights: &[Block],
     nb: usize,
     n: usize,
@@ -208,16 +221,21 @@ unsafe fn tile(
     (c0, c1): (usize, usize),
     dst: *mut f32,
 ) {
+    let wide = WIDE.load(Ordering::Relaxed);
     let mut r = r0;
     while r < r1 {
         let rows = (r1 - r).min(4);
         let mut c = c0;
         while c < c1 {
-            match rows {
-                4 => dots::<4>(acts, act_scales, weights, nb, n, r, c, dst),
-                3 => dots::<3>(acts, act_scales, weights, nb, n, r, c, dst),
-                2 => dots::<2>(acts, act_scales, weights, nb, n, r, c, dst),
-                _ => dots::<1>(acts, act_scales, weights, nb, n, r, c, dst),
+            match (rows, wide) {
+                (4, true) => dots::<4>(acts, act_scales, act_corr, weights, nb, n, r, c, dst),
+                (3, true) => dots::<3>(acts, act_scales, act_corr, weights, nb, n, r, c, dst),
+                (2, true) => dots::<2>(acts, act_scales, act_corr, weights, nb, n, r, c, dst),
+                (_, true) => dots::<1>(acts, act_scales, act_corr, weights, nb, n, r, c, dst),
+                (4, false) => dots256::<4>(acts, act_scales, weights, nb, n, r, c, dst),
+                (3, false) => dots256::<3>(acts, act_scales, weights, nb, n, r, c, dst),
+                (2, false) => dots256::<2>(acts, act_scales, weights, nb, n, r, c, dst),
+                (_, false) => dots256::<1>(acts, act_scales, weights, nb, n, r, c, dst),
             }
             c += 4;
         }
@@ -239,11 +257,90 @@ unsafe fn hsum_float_8(x: __m256) -> f32 {
     _mm_cvtss_f32(res)
 }
 
+/// `-128 · (qs[4l] + … + qs[4l + 3])` for each lane l: what `dots` adds to undo the shift of
+/// the weights to unsigned values.
+fn shifted_correction(qs: &[i8; 32]) -> [i32; 8] {
+    let mut c = [0i32; 8];
+    for (l, c) in c.iter_mut().enumerate() {
+        *c = -128 * qs[4 * l..4 * l + 4].iter().map(|&v| v as i32).sum::<i32>();
+    }
+    c
+}
+
 /// The dot products of activation rows [r, r + A) with weight rows [c, c + 4).
+///
+/// promptloom (issue 12): two weight rows share one 512-bit register, one per half, so each
+/// `vpdpbusd` computes the lane sums of two outputs. The integers are candle's: it computes
+/// `Σ |w|·(y·sign w)` over each lane's four values; here the weights are shifted to unsigned
+/// (`w + 128`, an xor of the sign bit) and the accumulator starts at `-128 Σ y`, so
+/// `Σ (w + 128)·y − 128 Σ y = Σ w·y`, the same integer (no step saturates: at most
+/// 4 · 255 · 127). Then, per half, the same conversion, the same f32 scale product and the
+/// same fused multiply-add into the same 8-lane accumulator, block after block, and candle's
+/// horizontal sum.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dots<const A: usize>(
+    acts: &[Block],
+    act_scales: &[f32],
+    act_corr: &[[i32; 8]],
+    weights: &[Block],
+    nb: usize,
+    n: usize,
+    r: usize,
+    c: usize,
+    dst: *mut f32,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; A];
+    let sign = _mm512_set1_epi8(-128);
+    for j in 0..nb {
+        let mut u = [_mm512_setzero_si512(); 2];
+        let mut dx = [_mm512_setzero_ps(); 2];
+        for p in 0..2 {
+            let lo = weights.get_unchecked((c + 2 * p) * nb + j);
+            let hi = weights.get_unchecked((c + 2 * p + 1) * nb + j);
+            let w = _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm256_loadu_si256(lo.qs.as_ptr() as *const __m256i)),
+                _mm256_loadu_si256(hi.qs.as_ptr() as *const __m256i),
+            );
+            u[p] = _mm512_xor_si512(w, sign);
+            dx[p] = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(lo.d.to_f32()))),
+                _mm256_castps_pd(_mm256_set1_ps(hi.d.to_f32())),
+            ));
+        }
+        for a in 0..A {
+            let at = (r + a) * nb + j;
+            let y = acts.get_unchecked(at);
+            let by = _mm512_broadcast_i64x4(_mm256_loadu_si256(y.qs.as_ptr() as *const __m256i));
+            let corr = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                act_corr.get_unchecked(at).as_ptr() as *const __m256i,
+            ));
+            let dy = _mm512_set1_ps(*act_scales.get_unchecked(at));
+            for p in 0..2 {
+                let q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(corr, u[p], by));
+                // candle: _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d)): the same product.
+                let d = _mm512_mul_ps(dx[p], dy);
+                acc[a][p] = _mm512_fmadd_ps(d, q, acc[a][p]);
+            }
+        }
+    }
+    for a in 0..A {
+        for p in 0..2 {
+            let lo = _mm512_castps512_ps256(acc[a][p]);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[a][p])));
+            *dst.add((r + a) * n + c + 2 * p) = hsum_float_8(lo);
+            *dst.add((r + a) * n + c + 2 * p + 1) = hsum_float_8(hi);
+        }
+    }
+}
+
+/// `dots` as patch 7 had it: one 256-bit `vpdpbusd` per block and output, on candle's
+/// `sign` of the values (`promptloom::set_q8_wide(false)`, for the bench's comparison).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn dots<const A: usize>(
+unsafe fn dots256<const A: usize>(
     acts: &[Block],
     act_scales: &[f32],
     weights: &[Block],
@@ -288,6 +385,22 @@ unsafe fn dots<const A: usize>(
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn dots<const A: usize>(
+    _acts: &[Block],
+    _act_scales: &[f32],
+    _act_corr: &[[i32; 8]],
+    _weights: &[Block],
+    _nb: usize,
+    _n: usize,
+    _r: usize,
+    _c: usize,
+    _dst: *mut f32,
+) {
+    unreachable!("available() is false off x86_64")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dots256<const A: usize>(
     _acts: &[Block],
     _act_scales: &[f32],
     _weights: &[Block],
