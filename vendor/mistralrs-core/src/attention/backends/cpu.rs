@@ -865,6 +865,62 @@ fn prefill_kernel() -> PrefillAttention {
     }
 }
 
+/// promptloom: `x` (batch, len, heads, width, with strides `stride`, rows contiguous) as
+/// f32 into `out`, one chunk of `chunk` values per (batch, head) in order: position `pos` of a
+/// head at `pos * row` in its chunk (`row ≥ width`; what lies past `width` or past `len`
+/// rows is left as it is). The prompt kernels' K and V, converted once per call.
+#[allow(clippy::too_many_arguments)]
+fn heads_as_f32<T: UpcastF32 + Copy + Send + Sync>(
+    x: &[T],
+    stride: &[usize],
+    heads: usize,
+    len: usize,
+    width: usize,
+    row: usize,
+    chunk: usize,
+    out: &mut [f32],
+) {
+    out.par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(bh, out)| {
+            let (b_i, hi) = (bh / heads, bh % heads);
+            for pos in 0..len {
+                let base = b_i * stride[0] + pos * stride[1] + hi * stride[2];
+                for (o, v) in out[pos * row..][..width].iter_mut().zip(&x[base..base + width]) {
+                    *o = v.to_f32();
+                }
+            }
+        });
+}
+
+/// promptloom: the mask rows of query rows `q0 .. q0 + n` of (batch `b_i`, head `h_i`) for
+/// the kernels that take groups of rows: slices of the mask where it holds every key position,
+/// else copies made into `owned` (`MaskInfo::row`); `zeros` without a mask. Rows past `n`
+/// are None.
+fn group_mask_rows<'a, const N: usize>(
+    mask_info: Option<&MaskInfo<'a>>,
+    zeros: &'a [f32],
+    (b_i, h_i, q0, n, kv_len): (usize, usize, usize, usize, usize),
+    owned: &'a mut [Option<Vec<f32>>; N],
+) -> [Option<&'a [f32]>; N] {
+    let mut in_place: [Option<&'a [f32]>; N] = [None; N];
+    for r in 0..n {
+        match mask_info {
+            None => in_place[r] = Some(zeros),
+            Some(mask) => match mask.row_in_place(b_i, h_i, q0 + r, kv_len) {
+                Some(row) => in_place[r] = Some(row),
+                None => owned[r] = Some(mask.row(b_i, h_i, q0 + r, kv_len)),
+            },
+        }
+    }
+    let owned: &'a [Option<Vec<f32>>; N] = owned;
+    let mut rows: [Option<&'a [f32]>; N] = [None; N];
+    for r in 0..n {
+        rows[r] = in_place[r].or(owned[r].as_deref());
+    }
+    rows
+}
+
 /// Key positions scored together.
 const LANES: usize = 8;
 
@@ -942,17 +998,7 @@ where
                     }
                 }
             });
-        vf.par_chunks_mut(vf_per_head.max(1))
-            .enumerate()
-            .for_each(|(bh, vf)| {
-                let (b_i, vh) = (bh / v_h, bh % v_h);
-                for pos in 0..kv_len {
-                    let base = b_i * vstride[0] + pos * vstride[1] + vh * vstride[2];
-                    for i in 0..dv {
-                        vf[pos * dv + i] = v_data[base + i].to_f32();
-                    }
-                }
-            });
+        heads_as_f32(v_data, vstride, v_h, kv_len, dv, dv, vf_per_head, &mut vf);
 
         let (kt, vf) = (&kt, &vf);
         out.par_chunks_mut(dv)
@@ -1167,17 +1213,7 @@ where
                     kt,
                 );
             });
-        vf.par_chunks_mut(vf_per_head.max(1))
-            .enumerate()
-            .for_each(|(bh, vf)| {
-                let (b_i, vh) = (bh / v_h, bh % v_h);
-                for pos in 0..kv_len {
-                    let base = b_i * vstride[0] + pos * vstride[1] + vh * vstride[2];
-                    for (o, x) in vf[pos * dvp..][..dv].iter_mut().zip(&v_data[base..base + dv]) {
-                        *o = x.to_f32();
-                    }
-                }
-            });
+        heads_as_f32(v_data, vstride, v_h, kv_len, dv, dvp, vf_per_head, &mut vf);
 
         let (kt, vf, zeros) = (&kt, &vf, &zeros);
         let mask_info = &mask_info;
@@ -1204,8 +1240,6 @@ where
                         for g in (0..rows).step_by(RG) {
                             let n = (rows - g).min(RG);
                             qb.fill(0.0);
-                            let mut owned: [Option<Vec<f32>>; RG] = Default::default();
-                            let mut in_place: [Option<&[f32]>; RG] = [None; RG];
                             for r in 0..n {
                                 let q_pos = r0 + g + r;
                                 let q_base =
@@ -1213,18 +1247,14 @@ where
                                 for (o, x) in qb[r * d..][..d].iter_mut().zip(&q_data[q_base..q_base + d]) {
                                     *o = x.to_f32();
                                 }
-                                match mask_info {
-                                    None => in_place[r] = Some(zeros.as_slice()),
-                                    Some(mask) => match mask.row_in_place(b_i, h_i, q_pos, kv_len) {
-                                        Some(row) => in_place[r] = Some(row),
-                                        None => owned[r] = Some(mask.row(b_i, h_i, q_pos, kv_len)),
-                                    },
-                                }
                             }
-                            let mut rows_mask: [Option<&[f32]>; RG] = [None; RG];
-                            for r in 0..n {
-                                rows_mask[r] = in_place[r].or(owned[r].as_deref());
-                            }
+                            let mut owned: [Option<Vec<f32>>; RG] = Default::default();
+                            let rows_mask = group_mask_rows(
+                                mask_info.as_ref(),
+                                zeros,
+                                (b_i, h_i, r0 + g, n, kv_len),
+                                &mut owned,
+                            );
                             attend(
                                 &qb, d, kt, vf, dvp, kv_len, rows_mask, slope, scale,
                                 logit_softcap, &mut ob,
@@ -1300,28 +1330,8 @@ where
     let mut out = vec![T::cast(0.0); b * h * q_len * dv];
 
     in_attention_pool(|| {
-        kf.par_chunks_mut(kf_per_head.max(1))
-            .enumerate()
-            .for_each(|(bh, kf)| {
-                let (b_i, kh) = (bh / k_h, bh % k_h);
-                for pos in 0..kv_len {
-                    let base = b_i * kstride[0] + pos * kstride[1] + kh * kstride[2];
-                    for (o, x) in kf[pos * d..][..d].iter_mut().zip(&k_data[base..base + d]) {
-                        *o = x.to_f32();
-                    }
-                }
-            });
-        vf.par_chunks_mut(vf_per_head.max(1))
-            .enumerate()
-            .for_each(|(bh, vf)| {
-                let (b_i, vh) = (bh / v_h, bh % v_h);
-                for pos in 0..kv_len {
-                    let base = b_i * vstride[0] + pos * vstride[1] + vh * vstride[2];
-                    for (o, x) in vf[pos * dvp..][..dv].iter_mut().zip(&v_data[base..base + dv]) {
-                        *o = x.to_f32();
-                    }
-                }
-            });
+        heads_as_f32(k_data, kstride, k_h, kv_len, d, d, kf_per_head, &mut kf);
+        heads_as_f32(v_data, vstride, v_h, kv_len, dv, dvp, vf_per_head, &mut vf);
 
         let (kf, vf, zeros) = (&kf, &vf, &zeros);
         let mask_info = &mask_info;
@@ -1344,26 +1354,20 @@ where
                         let r0 = group * L;
                         let n = out_group.len() / dv;
                         let mut qb = vec![0f32; L * d];
-                        let mut owned: [Option<Vec<f32>>; L] = Default::default();
-                        let mut in_place: [Option<&[f32]>; L] = [None; L];
                         for r in 0..n {
                             let q_pos = r0 + r;
                             let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
                             for (o, x) in qb[r * d..][..d].iter_mut().zip(&q_data[q_base..q_base + d]) {
                                 *o = x.to_f32();
                             }
-                            match mask_info {
-                                None => in_place[r] = Some(zeros.as_slice()),
-                                Some(mask) => match mask.row_in_place(b_i, h_i, q_pos, kv_len) {
-                                    Some(row) => in_place[r] = Some(row),
-                                    None => owned[r] = Some(mask.row(b_i, h_i, q_pos, kv_len)),
-                                },
-                            }
                         }
-                        let mut rows: [Option<&[f32]>; L] = [None; L];
-                        for r in 0..n {
-                            rows[r] = in_place[r].or(owned[r].as_deref());
-                        }
+                        let mut owned: [Option<Vec<f32>>; L] = Default::default();
+                        let rows = group_mask_rows(
+                            mask_info.as_ref(),
+                            zeros,
+                            (b_i, h_i, r0, n, kv_len),
+                            &mut owned,
+                        );
                         let mut ob = vec![0f32; L * dvp];
                         // Safety: runs only where `promptloom_lanes::available()` (AVX-512F).
                         unsafe {
