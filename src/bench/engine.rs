@@ -624,21 +624,57 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         }
     }
     drop(b);
-    // The same cold prompt with every speed patch off (0.8.1's threading and kernels), with
-    // patch 8's row-at-a-time exact attention, and with patch 10's tiled attention (opt-in),
-    // in place of patch 11's.
-    let old = cold_with(model, Paths::UNPATCHED, "unpatched").await?;
-    let rows = cold_with(model, Paths::ROW_ATTENTION, "rows").await?;
-    let tiled = cold_with(model, Paths::TILED_ATTENTION, "tiled").await?;
-    let narrow = cold_with(
-        model,
-        Paths {
-            q8_wide: false,
-            ..Paths::PATCHED
-        },
-        "narrow",
-    )
-    .await?;
+    // The same cold prompt with every speed patch off (0.8.1's threading and kernels), and
+    // with one of patch 11's, patch 12's or patch 10's (opt-in) kernels swapped for the one
+    // it replaces or competes with: (row label, paths, tag, note, gain goal, whether the
+    // gain is the alternative's over the default instead of the default's over it).
+    let alternatives = [
+        (
+            "cold, 0.8.1 paths",
+            Paths::UNPATCHED,
+            "unpatched",
+            "every speed patch off",
+            "prompt reading gain from the speed patches, few-shot",
+            false,
+        ),
+        (
+            "cold, row attention",
+            Paths::ROW_ATTENTION,
+            "rows",
+            "patch 8, row at a time, same bits",
+            "prompt reading gain of the lanes attention over patch 8's, few-shot",
+            false,
+        ),
+        (
+            "cold, 256-bit Q8_0 kernel",
+            Paths {
+                q8_wide: false,
+                ..Paths::PATCHED
+            },
+            "narrow",
+            "patch 7's form, same bits",
+            "prompt reading gain of the 512-bit Q8_0 kernel over patch 7's, few-shot",
+            false,
+        ),
+        (
+            "cold, tiled attention",
+            Paths::TILED_ATTENTION,
+            "tiled",
+            "patch 10, opt-in: not bit-exact",
+            "prompt reading gain of the tiled attention (opt-in), few-shot",
+            true,
+        ),
+    ];
+    let mut measured = Vec::new();
+    for (label, paths, tag, note, gain, inverse) in alternatives {
+        measured.push((
+            label,
+            note,
+            gain,
+            inverse,
+            cold_with(model, paths, tag).await?,
+        ));
+    }
     let lanes = if mistralrs_core::promptloom::lanes_attention_available() {
         "patch 11's lanes attention"
     } else {
@@ -663,26 +699,15 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         "  warm (prefix cached)     {:>26} ms",
         warm.show(0)
     ));
-    out.line(format!(
-        "  cold, 0.8.1 paths        {:>26} ms   prompt {:.0} tok/s (every speed patch off)",
-        format!("{:.0}", ms(old.ttft)),
-        old.prompt_tps
-    ));
-    out.line(format!(
-        "  cold, row attention      {:>26} ms   prompt {:.0} tok/s (patch 8, row at a time, same bits)",
-        format!("{:.0}", ms(rows.ttft)),
-        rows.prompt_tps
-    ));
-    out.line(format!(
-        "  cold, 256-bit Q8_0 kernel {:>25} ms   prompt {:.0} tok/s (patch 7's form, same bits)",
-        format!("{:.0}", ms(narrow.ttft)),
-        narrow.prompt_tps
-    ));
-    out.line(format!(
-        "  cold, tiled attention    {:>26} ms   prompt {:.0} tok/s (patch 10, opt-in: not bit-exact)",
-        format!("{:.0}", ms(tiled.ttft)),
-        tiled.prompt_tps
-    ));
+    for (label, note, _, _, m) in &measured {
+        // Values right-aligned to column 51, as the rows above.
+        out.line(format!(
+            "  {label}{:>w$} ms   prompt {:.0} tok/s ({note})",
+            format!("{:.0}", ms(m.ttft)),
+            m.prompt_tps,
+            w = 51usize.saturating_sub(label.len())
+        ));
+    }
     let (c, w, r) = (
         cold.median().unwrap_or(f64::NAN),
         warm.median().unwrap_or(f64::NAN),
@@ -707,46 +732,19 @@ pub(crate) async fn ttft(plan: &Plan, model: &Path) -> anyhow::Result<(Out, f64)
         format!("{r:.0} tok/s"),
         None,
     );
-    out.goal(
-        "prompt reading gain from the speed patches, few-shot",
-        "printed",
-        format!(
-            "{:.2}x ({r:.0} vs {:.0} tok/s)",
-            r / old.prompt_tps,
-            old.prompt_tps
-        ),
-        None,
-    );
-    out.goal(
-        "prompt reading gain of the lanes attention over patch 8's, few-shot",
-        "printed",
-        format!(
-            "{:.2}x ({r:.0} vs {:.0} tok/s)",
-            r / rows.prompt_tps,
-            rows.prompt_tps
-        ),
-        None,
-    );
-    out.goal(
-        "prompt reading gain of the 512-bit Q8_0 kernel over patch 7's, few-shot",
-        "printed",
-        format!(
-            "{:.2}x ({r:.0} vs {:.0} tok/s)",
-            r / narrow.prompt_tps,
-            narrow.prompt_tps
-        ),
-        None,
-    );
-    out.goal(
-        "prompt reading gain of the tiled attention (opt-in), few-shot",
-        "printed",
-        format!(
-            "{:.2}x ({:.0} vs {r:.0} tok/s)",
-            tiled.prompt_tps / r,
-            tiled.prompt_tps
-        ),
-        None,
-    );
+    for (_, _, gain, inverse, m) in &measured {
+        let (a, b) = if *inverse {
+            (m.prompt_tps, r)
+        } else {
+            (r, m.prompt_tps)
+        };
+        out.goal(
+            gain,
+            "printed",
+            format!("{:.2}x ({a:.0} vs {b:.0} tok/s)", a / b),
+            None,
+        );
+    }
     Ok((out, r))
 }
 
