@@ -96,6 +96,60 @@ fn decode_attention_of_a_batch_equals_each_row_alone() {
     }
 }
 
+/// Patch 13 (answers of different lengths decode together): the cache manager batches
+/// sequences of different lengths by left-padding the shorter, the masker masks each row's
+/// padding and the decode kernel starts each row at its own first key, so every row of the
+/// step gives exactly the bits it gives alone; and each sequence gets back exactly its own
+/// keys. Lengths: one tile, tile edges (16), a row whose cache is empty (1), many tiles.
+#[test]
+fn a_decode_step_of_different_lengths_equals_each_row_alone() {
+    let lengths: &[&[usize]] = &[&[40, 17, 300, 33], &[16, 1, 15], &[5, 5], &[129, 64]];
+    for dtype in [DType::F32, DType::F16] {
+        for (case, lens) in lengths.iter().enumerate() {
+            let (h, kvh, d) = (9, 3, 64);
+            let seed = 1000 + 10 * case as u64;
+            let b = lens.len();
+            let q = tensor((b, h, 1, d), seed, dtype);
+            let k: Vec<Tensor> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| tensor((1, kvh, n, d), seed + 1 + i as u64, dtype))
+                .collect();
+            let v: Vec<Tensor> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| tensor((1, kvh, n, d), seed + 101 + i as u64, dtype))
+                .collect();
+            let scale = 1.0 / (d as f32).sqrt();
+            let (batched, rows) = promptloom::left_padded_decode_step(&q, &k, &v, scale).unwrap();
+            assert_eq!(batched.dims(), &[b, h, 1, d]);
+            for row in 0..b {
+                let q_row = q.narrow(0, row, 1).unwrap();
+                let alone = promptloom::cpu_attention(&q_row, &k[row], &v[row], scale).unwrap();
+                assert_eq!(
+                    bits(&batched.narrow(0, row, 1).unwrap()),
+                    bits(&alone),
+                    "{dtype:?} lengths {lens:?}: row {row} of the step differs from the row alone"
+                );
+                assert_eq!(
+                    bits(&rows[row]),
+                    bits(&k[row]),
+                    "{dtype:?} lengths {lens:?}: row {row}'s cache handed back is not its keys"
+                );
+            }
+        }
+    }
+}
+
+/// Patch 13 (scheduler): answers of three lengths all decoding run in one step when the
+/// engine's cache can batch them; with 0.8.1's length buckets (or a cache that cannot) one
+/// length runs and the others wait their turn.
+#[test]
+fn answers_of_different_lengths_share_a_decode_step() {
+    assert_eq!(promptloom::scheduler_mixed_lengths(true).unwrap(), 3);
+    assert_eq!(promptloom::scheduler_mixed_lengths(false).unwrap(), 1);
+}
+
 /// Patch 2 (scheduler): with nothing running, the scheduler starts at most `max_num_seqs`
 /// waiting sequences. It used to start all of them.
 #[test]

@@ -25,6 +25,10 @@ async fn answer(backend: &LocalBackend, text: &str, max_tokens: usize) -> String
 
 const PROBE: &str = "What is the capital of England?";
 
+/// The batching tests count batched decode steps with the process-wide counter, so they run
+/// one at a time (each would otherwise count the other's steps).
+static BATCHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One filler request of each kind the playground sends; each leaves the engine in a
 /// different state (its RNG, its prefix cache, a cancelled sequence).
 async fn filler(backend: &LocalBackend, kind: usize) {
@@ -162,6 +166,7 @@ async fn answer_with_usage(
 /// before the decode-attention patch every row of a batch got the last row's attention.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_different_prompts_batched_answer_as_they_do_alone() {
+    let _one_at_a_time = BATCHING.lock().await;
     let prompts: Vec<String> = ["England", "France", "Italy", "Spain"]
         .iter()
         .map(|c| format!("Tell me about {c}: its capital, its rivers and its food."))
@@ -199,6 +204,65 @@ async fn four_different_prompts_batched_answer_as_they_do_alone() {
     let tokens: u64 = together.iter().map(|t| t.2.saturating_sub(1)).sum();
     assert!(
         decoded.batched_tokens as u64 * 2 >= tokens,
+        "only {} of {tokens} tokens were decoded in batches: {decoded:?}",
+        decoded.batched_tokens
+    );
+}
+
+/// Batching a case's variants (patch 13): four different prompts of four *different* token
+/// lengths, like the variants of a case, decode in shared steps and give the texts they give
+/// one at a time. Before the patch the engine only batched answers of one length, so these
+/// took turns step by step (the bench's "batch 1.00").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_prompts_of_different_lengths_decode_together_as_they_do_alone() {
+    let _one_at_a_time = BATCHING.lock().await;
+    let prompts = [
+        "Tell me about England.",
+        "Tell me about France: its capital.",
+        "Tell me about Italy: its capital and its rivers.",
+        "Tell me about Spain: its capital, its rivers, its mountains and its food.",
+    ];
+    let options = |max_num_seqs| LocalOptions {
+        max_num_seqs,
+        prefix_cache_n: 0,
+        ..LocalOptions::default()
+    };
+    let one_at_a_time = LocalBackend::new(model_path(), options(1));
+    let mut alone = Vec::new();
+    let mut lengths = Vec::new();
+    for p in prompts {
+        let (text, n, _) = answer_with_usage(&one_at_a_time, p, 48).await;
+        alone.push(text);
+        lengths.push(n);
+    }
+    drop(one_at_a_time);
+    let mut distinct = lengths.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "the prompts must have four token lengths: {lengths:?}"
+    );
+    let batched = LocalBackend::new(model_path(), options(4));
+    batched.ready().await.unwrap();
+    let before = mistralrs_core::promptloom::decode_steps();
+    let together =
+        futures::future::join_all(prompts.iter().map(|p| answer_with_usage(&batched, p, 48))).await;
+    let decoded = mistralrs_core::promptloom::decode_steps().since(before);
+    for (i, ((text, _, _), want)) in together.iter().zip(&alone).enumerate() {
+        assert_eq!(
+            text, want,
+            "prompt {i} ({} tokens) batched vs alone",
+            lengths[i]
+        );
+    }
+    // Most of their tokens were decoded in shared steps (each answer's first token comes
+    // from its prompt step, and the first answer may decode a step or two before the last
+    // prompt is read).
+    let tokens: u64 = together.iter().map(|t| t.2.saturating_sub(1)).sum();
+    assert!(
+        decoded.batched_tokens as u64 * 4 >= tokens * 3,
         "only {} of {tokens} tokens were decoded in batches: {decoded:?}",
         decoded.batched_tokens
     );

@@ -24,6 +24,12 @@ pub struct NotACache;
 
 pub trait PastKvLenCache {
     fn get_past_kv_len(&self) -> Result<usize>;
+    /// promptloom: each batch row's first cache position that holds its own data, when the
+    /// rows have different lengths and are left-padded to the longest (see
+    /// `SingleCache::row_start`); `None` when every row starts at position 0.
+    fn row_starts(&self) -> Option<Vec<usize>> {
+        None
+    }
 }
 
 impl PastKvLenCache for NotACache {
@@ -35,6 +41,13 @@ impl PastKvLenCache for NotACache {
 impl PastKvLenCache for Vec<KvCache> {
     fn get_past_kv_len(&self) -> Result<usize> {
         Ok(self.iter().map(KvCache::current_seq_len).max().unwrap_or(0))
+    }
+    fn row_starts(&self) -> Option<Vec<usize>> {
+        // The cache manager pads every layer of a batch alike.
+        self.iter().find_map(|c| match c {
+            KvCache::Normal { k, .. } if !k.row_start.is_empty() => Some(k.row_start.clone()),
+            _ => None,
+        })
     }
 }
 
@@ -60,6 +73,37 @@ impl PastKvLenCache for Vec<Option<(Tensor, Tensor)>> {
 }
 
 impl CausalMasker {
+    /// promptloom: the mask of a decode step (one new position per row). None, as in 0.8.1,
+    /// unless the batch's rows have different lengths: then (batch, 1, 1, kv_len) with -inf
+    /// over each row's left padding and 0 elsewhere, so no row attends to another's padding.
+    fn decode_mask(
+        &self,
+        input_ids: &Tensor,
+        cache: &dyn PastKvLenCache,
+        dtype: DType,
+    ) -> Result<Option<Tensor>> {
+        let Some(starts) = cache.row_starts() else {
+            return Ok(None);
+        };
+        let (b_sz, tgt_len) = input_ids.dims2()?;
+        if starts.len() != b_sz {
+            candle_core::bail!(
+                "kv-cache: {} row starts for a batch of {b_sz} rows",
+                starts.len()
+            );
+        }
+        let kv_len = cache.get_past_kv_len()? + tgt_len;
+        let mask: Vec<f32> = starts
+            .iter()
+            .flat_map(|&start| {
+                (0..kv_len).map(move |j| if j < start { f32::NEG_INFINITY } else { 0.0 })
+            })
+            .collect();
+        Tensor::from_vec(mask, (b_sz, 1, tgt_len, kv_len), input_ids.device())?
+            .to_dtype(dtype)
+            .map(Some)
+    }
+
     fn make_mask(&self, tgt_len: usize, past_kv_len: usize, device: &Device) -> Result<Tensor> {
         let offset = tgt_len + past_kv_len;
         let mask: Vec<_> = (0..tgt_len)
@@ -173,7 +217,7 @@ impl CausalMasker {
         let past_kv_len = cache.get_past_kv_len()?;
         let (_b_sz, tgt_len) = input_ids.dims2()?;
         if tgt_len == 1 {
-            return Ok(None);
+            return self.decode_mask(input_ids, cache, dtype);
         }
 
         // Avoid materializing large sliding-window masks when flash-attn on CUDA.
@@ -212,7 +256,7 @@ impl CausalMasker {
         let past_kv_len = cache.get_past_kv_len()?;
         let (_b_sz, tgt_len) = input_ids.dims2()?;
         if tgt_len == 1 {
-            return Ok(None);
+            return self.decode_mask(input_ids, cache, dtype);
         }
 
         let mut causal_mask = self
@@ -249,7 +293,7 @@ impl CausalMasker {
 
         let past_kv_len = cache.get_past_kv_len()?;
         if tgt_len == 1 {
-            return Ok(None);
+            return self.decode_mask(input_ids, cache, dtype);
         }
 
         Ok(Some(self.make_swa_mask(
@@ -272,7 +316,7 @@ impl CausalMasker {
         let past_kv_len = cache.get_past_kv_len()?;
         let (_b_sz, tgt_len) = input_ids.dims2()?;
         if tgt_len == 1 {
-            return Ok(None);
+            return self.decode_mask(input_ids, cache, dtype);
         }
 
         let mut causal_mask = self
@@ -318,7 +362,7 @@ impl CausalMasker {
         // Otherwise, this will be the number required such that the mask fits the size of the k/v seqlen (usually sliding window)
         let past_kv_len = cache.get_past_kv_len()?;
         if tgt_len == 1 {
-            return Ok(None);
+            return self.decode_mask(input_ids, cache, dtype);
         }
 
         Ok(Some(self.make_swa_mask(

@@ -211,6 +211,111 @@ pub fn scheduler_parked_resume() -> Result<(bool, bool)> {
     Ok((parked_as_completion, resumed_as_completion))
 }
 
+/// Patch 13: answers of three lengths (5, 8 and 11 tokens) in a scheduler with
+/// max_num_seqs 3, read as prompts one bucket at a time; the engine's cache can (`capable`)
+/// or cannot batch decode rows of different lengths. Returns how many of the three the
+/// first step after all are decoding runs together.
+pub fn scheduler_mixed_lengths(capable: bool) -> Result<usize> {
+    use crate::scheduler::Scheduler;
+    let mut s: DefaultScheduler<VecDeque<Sequence>> = DefaultScheduler::new(max_seqs(3)?);
+    Scheduler::set_mixed_length_decode(&mut s, capable);
+    let logger = logger();
+    for (id, len) in [5, 8, 11].into_iter().enumerate() {
+        s.add_seq_for_checks(sequence(id, len)?);
+    }
+    let mut decoding = std::collections::HashSet::new();
+    for _ in 0..12 {
+        let out = s.schedule(&logger);
+        for seq in out.prompt.iter() {
+            seq.set_state(SequenceState::RunningCompletion);
+            decoding.insert(*seq.id());
+        }
+        if decoding.len() == 3 {
+            let out = s.schedule(&logger);
+            return Ok(out.completion.len());
+        }
+    }
+    Err(candle_core::Error::msg(format!(
+        "only {decoding:?} of the three prompts were read in 12 steps"
+    )))
+}
+
+static MIXED_LENGTH_DECODE: AtomicBool = AtomicBool::new(true);
+
+/// Patch 13: whether answers of different lengths share decode steps (the default), or, as
+/// in 0.8.1, only answers of one length do and the others wait their turn step by step.
+/// Read at every step, by every engine whose cache can do it.
+pub fn set_mixed_length_decode(on: bool) {
+    MIXED_LENGTH_DECODE.store(on, Ordering::Relaxed);
+}
+
+pub(crate) fn mixed_length_decode() -> bool {
+    MIXED_LENGTH_DECODE.load(Ordering::Relaxed)
+}
+
+/// Patch 13: one decode step of a batch of sequences of different lengths, as the engine
+/// runs it: sequence i's cache holds all but the last of its keys and values `k[i]`, `v[i]`
+/// (1, kv_heads, len_i, head_dim); the cache manager batches the caches (left-padding the
+/// shorter), the masker builds the decode mask, the step's new keys and values (each
+/// sequence's last) are appended and the CPU attention runs for the queries `q` (batch,
+/// heads, 1, head_dim). Returns the attention output (batch, heads, 1, head_dim) and each
+/// row's keys as the cache manager hands them back to its sequence after the step.
+pub fn left_padded_decode_step(
+    q: &Tensor,
+    k: &[Tensor],
+    v: &[Tensor],
+    softmax_scale: f32,
+) -> Result<(Tensor, Vec<Tensor>)> {
+    use crate::layers::CausalMasker;
+    use crate::layers_masker::PastKvLenCache;
+    let single = |t: &Tensor| -> Result<SingleCache> {
+        let len = t.dim(2)? - 1;
+        let mut c = SingleCache::new(2, 4096, len.max(1));
+        if len > 0 {
+            c.append(&t.narrow(2, 0, len)?.contiguous()?)?;
+        }
+        Ok(c)
+    };
+    let ks = k.iter().map(|t| single(t).map(Some)).collect::<Result<Vec<_>>>()?;
+    let vs = v.iter().map(|t| single(t).map(Some)).collect::<Result<Vec<_>>>()?;
+    let mut cache = vec![KvCache::Normal {
+        k: crate::kv_cache::batch_rows(&ks),
+        v: crate::kv_cache::batch_rows(&vs),
+    }];
+    let b = k.len();
+    let input_ids = Tensor::zeros((b, 1), candle_core::DType::U32, q.device())?;
+    let mask = CausalMasker.make_causal_mask_matrix(
+        &input_ids,
+        &cache as &dyn PastKvLenCache,
+        q.dtype(),
+        q.dim(1)?,
+    )?;
+    let last = |t: &Tensor| t.narrow(2, t.dim(2)? - 1, 1);
+    let new_k = Tensor::cat(&k.iter().map(last).collect::<Result<Vec<_>>>()?, 0)?;
+    let new_v = Tensor::cat(&v.iter().map(last).collect::<Result<Vec<_>>>()?, 0)?;
+    let (k_all, v_all) = cache[0].append(&new_k, &new_v)?;
+    let params = sdpa_params(q, &k_all, softmax_scale)?;
+    let out = Sdpa.run_attention(q, &k_all, &v_all, mask.as_ref(), None, &params)?;
+    let KvCache::Normal { k: batch_k, .. } = &cache[0] else {
+        return Err(candle_core::Error::msg("not a normal cache"));
+    };
+    let chunks = batch_k
+        .all_data
+        .as_ref()
+        .ok_or_else(|| candle_core::Error::msg("empty batch cache"))?
+        .chunk(b, 0)?;
+    let rows = chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            crate::kv_cache::unpad_row(batch_k, chunk, i)
+                .current_data()?
+                .ok_or_else(|| candle_core::Error::msg("empty row"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((out, rows))
+}
+
 static DECODE_STEPS: AtomicUsize = AtomicUsize::new(0);
 static DECODE_SEQS: AtomicUsize = AtomicUsize::new(0);
 static BATCHED_SEQS: AtomicUsize = AtomicUsize::new(0);

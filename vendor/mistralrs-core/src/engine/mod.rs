@@ -222,6 +222,20 @@ impl Engine {
 
         let has_paged_attention = get_mut_arcmutex!(scheduler).kv_cache_manager().is_some();
 
+        // promptloom (patch 13): answers of different lengths share decode steps when every
+        // layer's cache is a plain `Normal` one (the cache manager left-pads those rows).
+        let mixed_length_decode = !no_kv_cache && {
+            let pipeline = get_mut_arcmutex!(pipeline);
+            match pipeline.cache() {
+                crate::kv_cache::EitherCache::Normal(cache) => cache
+                    .lock()
+                    .map(|c| c.0.iter().all(|l| matches!(l, crate::pipeline::KvCache::Normal { .. })))
+                    .unwrap_or(false),
+                _ => false,
+            }
+        };
+        get_mut_arcmutex!(scheduler).set_mixed_length_decode(mixed_length_decode);
+
         Ok(Self {
             tx,
             rx: Arc::new(Mutex::new(rx)),

@@ -260,6 +260,92 @@ impl NormalCache {
 
 pub struct NormalCacheManager;
 
+/// promptloom (patch 13): one layer's K (or V) caches of several sequences as one batch cache.
+/// Rows of different lengths are left-padded with zeros to the longest, so the batch's next
+/// token lands at one position for all; `row_start` records where each row's own data
+/// begins (empty when all begin at 0) for the decode mask (`CausalMasker::decode_mask`). A
+/// row is `None` when that sequence has no cache for the layer (it counts as empty). The
+/// batch is a new tensor: sequences' caches (and the prefix cache's, which may share their
+/// storage) are only read.
+pub(crate) fn batch_rows(rows: &[Option<SingleCache>]) -> SingleCache {
+    let template = rows
+        .iter()
+        .flatten()
+        .find(|c| c.all_data.is_some())
+        .or_else(|| rows.iter().flatten().next())
+        .expect("batch_rows: no sequence has a cache for this layer")
+        .clone();
+    let Some(data0) = template.all_data.as_ref() else {
+        return SingleCache {
+            row_start: Vec::new(),
+            ..template
+        };
+    };
+    let dim = template.dim;
+    let len = |row: &Option<SingleCache>| row.as_ref().map_or(0, |c| c.current_seq_len);
+    let cap_of = |row: &Option<SingleCache>| {
+        row.as_ref()
+            .and_then(|c| c.all_data.as_ref())
+            .map_or(0, |d| d.dims()[dim])
+    };
+    let longest = rows.iter().map(len).max().unwrap_or(0);
+    let capacity = rows
+        .iter()
+        .map(|row| longest - len(row) + cap_of(row))
+        .max()
+        .unwrap_or(0)
+        .max(longest);
+    let n0 = data0.dims()[0];
+    let mut dims = data0.dims().to_vec();
+    dims[0] = n0 * rows.len();
+    dims[dim] = capacity;
+    let batch = Tensor::zeros(dims, data0.dtype(), data0.device()).unwrap();
+    let mut row_start = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let start = longest - len(row);
+        row_start.push(start);
+        if let Some(data) = row.as_ref().and_then(|c| c.all_data.as_ref()) {
+            // A row that was itself left-padded in an earlier batch is a strided view.
+            let data = data.contiguous().unwrap();
+            batch
+                .narrow(0, i * n0, n0)
+                .unwrap()
+                .slice_set(&data, dim, start)
+                .unwrap();
+        }
+    }
+    if row_start.iter().all(|&s| s == 0) {
+        row_start.clear();
+    }
+    SingleCache {
+        all_data: Some(batch),
+        dim,
+        current_seq_len: longest,
+        max_seq_len: template.max_seq_len,
+        capacity_seq_len: capacity,
+        row_start,
+    }
+}
+
+/// promptloom (patch 13): batch row `row`'s cache out of a batch cache (`batch_rows`): its
+/// chunk of the batch tensor, without its left padding.
+pub(crate) fn unpad_row(batch: &SingleCache, chunk: Tensor, row: usize) -> SingleCache {
+    let start = batch.row_start.get(row).copied().unwrap_or(0);
+    let capacity = chunk.dims()[batch.dim];
+    SingleCache {
+        all_data: Some(if start == 0 {
+            chunk
+        } else {
+            chunk.narrow(batch.dim, start, capacity - start).unwrap()
+        }),
+        dim: batch.dim,
+        current_seq_len: batch.current_seq_len - start,
+        max_seq_len: batch.max_seq_len,
+        capacity_seq_len: batch.capacity_seq_len - start,
+        row_start: Vec::new(),
+    }
+}
+
 impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCacheManager {
     fn clone_in_cache(
         &self,
@@ -269,8 +355,48 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
     ) {
         let mut new_k_cache = Vec::new();
         let mut new_v_cache = Vec::new();
+        // promptloom (patch 13): the layers whose caches are `Normal`, batched whatever the
+        // sequences' lengths (`batch_rows`); the others as in 0.8.1 below.
+        let mut batched: Vec<Option<KvCache>> = Vec::new();
 
         for layer in 0..pipeline.get_metadata().num_hidden_layers {
+            let seq0_is_normal = {
+                let src_cache = if modify_draft_cache {
+                    seqs[0].normal_draft_cache()
+                } else {
+                    seqs[0].normal_cache()
+                };
+                matches!(src_cache.get(layer).unwrap(), Some(KvCache::Normal { .. }))
+            };
+            if seq0_is_normal {
+                let mut ks = Vec::with_capacity(seqs.len());
+                let mut vs = Vec::with_capacity(seqs.len());
+                for seq in seqs.iter_mut() {
+                    let src_cache = if modify_draft_cache {
+                        seq.normal_draft_cache()
+                    } else {
+                        seq.normal_cache()
+                    };
+                    match src_cache.get(layer).unwrap() {
+                        Some(KvCache::Normal { k, v }) => {
+                            ks.push(Some(k.clone()));
+                            vs.push(Some(v.clone()));
+                        }
+                        _ => {
+                            ks.push(None);
+                            vs.push(None);
+                        }
+                    }
+                }
+                batched.push(Some(KvCache::Normal {
+                    k: batch_rows(&ks),
+                    v: batch_rows(&vs),
+                }));
+                new_k_cache.push(None);
+                new_v_cache.push(None);
+                continue;
+            }
+            batched.push(None);
             // Preallocate combined k and v caches across all sequences, avoiding Tensor::cat copies
             let batch_len = seqs.len();
             // Use the first sequence as template
@@ -342,6 +468,10 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
         let mut caches = Vec::new();
         for (layer_idx, (k_cache, v_cache)) in new_k_cache.into_iter().zip(new_v_cache).enumerate()
         {
+            if let Some(cache) = batched[layer_idx].take() {
+                caches.push(cache);
+                continue;
+            }
             // Use this for the various parameters. Assumes all seqs are from one model.
             let Some(cache_ref) = seq0_cache[layer_idx].as_ref() else {
                 let mut cache = pipeline.cache().normal().0[layer_idx].clone();
@@ -363,6 +493,7 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                             current_seq_len: template_cache_csl,
                             max_seq_len: template_cache_msl,
                             capacity_seq_len: template_cache_capsl,
+                            row_start: Vec::new(),
                         },
                         v: SingleCache {
                             all_data: v_cache.map(|x| x.contiguous().unwrap()),
@@ -370,6 +501,7 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                             current_seq_len: template_cache_csl,
                             max_seq_len: template_cache_msl,
                             capacity_seq_len: template_cache_capsl,
+                            row_start: Vec::new(),
                         },
                     });
                 }
@@ -453,21 +585,11 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                         k: cache_k,
                         v: cache_v,
                     } => {
+                        // promptloom (patch 13): a left-padded row gives back only its own
+                        // positions (a view: nothing is copied).
                         *seq_cache = Some(KvCache::Normal {
-                            k: SingleCache {
-                                all_data: Some(k),
-                                dim: cache_k.dim,
-                                current_seq_len: cache_k.current_seq_len,
-                                max_seq_len: cache_k.max_seq_len,
-                                capacity_seq_len: cache_k.capacity_seq_len,
-                            },
-                            v: SingleCache {
-                                all_data: Some(v),
-                                dim: cache_v.dim,
-                                current_seq_len: cache_v.current_seq_len,
-                                max_seq_len: cache_v.max_seq_len,
-                                capacity_seq_len: cache_v.capacity_seq_len,
-                            },
+                            k: unpad_row(cache_k, k, seq_i),
+                            v: unpad_row(cache_v, v, seq_i),
                         });
                     }
                     KvCache::Rotating {
@@ -611,6 +733,7 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                             current_seq_len: 0,
                             max_seq_len: template_cache_msl,
                             capacity_seq_len: k_cache.dims()[template_cache_dim],
+                            row_start: Vec::new(),
                         },
                         v: SingleCache {
                             all_data: Some(v_cache.zeros_like().unwrap()),
@@ -618,6 +741,7 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                             current_seq_len: 0,
                             max_seq_len: template_cache_msl,
                             capacity_seq_len: k_cache.dims()[template_cache_dim],
+                            row_start: Vec::new(),
                         },
                     };
                     *layer = cache;

@@ -13,6 +13,10 @@ pub struct SingleCache {
     pub current_seq_len: usize,
     pub capacity_seq_len: usize,
     pub max_seq_len: usize,
+    /// promptloom: for a batch of sequences of different lengths, each batch row's first
+    /// position that holds its own data (the rows are left-padded to the longest, so a new
+    /// token lands at one position for all); empty when every row starts at position 0.
+    pub row_start: Vec<usize>,
 }
 
 impl SingleCache {
@@ -23,6 +27,7 @@ impl SingleCache {
             current_seq_len: 0,
             max_seq_len,
             capacity_seq_len,
+            row_start: Vec::new(),
         }
     }
 
@@ -53,6 +58,7 @@ impl SingleCache {
     pub fn reset(&mut self) {
         self.current_seq_len = 0;
         self.all_data = None;
+        self.row_start.clear();
     }
 
     pub fn try_set_len(&self, len: usize) -> candle_core::Result<()> {

@@ -66,15 +66,47 @@ pub trait BucketingManager<Backer: FcfsBacker>: Send + Sync {
         waiting: Backer,
         discrete: bool,
     ) -> BucketedSeqs<Backer>;
+
+    /// promptloom (patch 13): whether answers of different lengths may decode in one batch.
+    fn set_mixed_length_decode(&mut self, on: bool);
 }
 
 // (cache length, (has_imgs && is_prompt), sequence offset)
 // Bucket by that metric for images because if we are not a prompt, then this doesn't apply
 type BucketKey = (usize, bool, usize);
 
-struct FixedBucketingManager;
+struct FixedBucketingManager {
+    /// promptloom (patch 13): the engine's cache can batch decode steps of sequences of
+    /// different lengths (`Scheduler::set_mixed_length_decode`).
+    mixed_length_decode: bool,
+}
+
+impl FixedBucketingManager {
+    /// A sequence's bucket: its length, whether it is a prompt with images, and its prefix
+    /// offset, as in 0.8.1; promptloom (patch 13): every answer being decoded shares one
+    /// bucket when the cache can batch rows of different lengths (`promptloom::
+    /// set_mixed_length_decode`), so a case's variants decode together. Its length key is
+    /// the largest, so a waiting prompt (the smallest bucket runs) is read first.
+    fn key(&self, seq: &Sequence) -> BucketKey {
+        if self.mixed_length_decode
+            && seq.is_completion()
+            && crate::promptloom::mixed_length_decode()
+        {
+            return (usize::MAX, false, 0);
+        }
+        (
+            seq.len(),
+            seq.images().is_some() && seq.is_prompt(),
+            seq.token_offset(),
+        )
+    }
+}
 
 impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
+    fn set_mixed_length_decode(&mut self, on: bool) {
+        self.mixed_length_decode = on;
+    }
+
     /// Move the sequences into buckets, and run the ones with the shortest lengths.
     /// The others are moved to the waiting list (retaining high priority due to start time),
     /// without a state modification.
@@ -88,43 +120,19 @@ impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
         let mut seq_buckets: HashMap<BucketKey, Vec<Sequence>> = HashMap::new();
         let mut seq_priorities: HashMap<BucketKey, f64> = HashMap::new();
         for seq in running {
-            let len = seq.len();
-            match seq_buckets.get_mut(&(
-                len,
-                seq.images().is_some() && seq.is_prompt(),
-                seq.token_offset(),
-            )) {
+            let key = self.key(&seq);
+            match seq_buckets.get_mut(&key) {
                 Some(bucket) => {
                     if !discrete {
-                        *seq_priorities
-                            .get_mut(&(
-                                len,
-                                seq.images().is_some() && seq.is_prompt(),
-                                seq.token_offset(),
-                            ))
-                            .unwrap() += seq.compute_priority();
+                        *seq_priorities.get_mut(&key).unwrap() += seq.compute_priority();
                     }
                     bucket.push(seq);
                 }
                 None => {
                     if !discrete {
-                        seq_priorities.insert(
-                            (
-                                len,
-                                seq.images().is_some() && seq.is_prompt(),
-                                seq.token_offset(),
-                            ),
-                            seq.compute_priority(),
-                        );
+                        seq_priorities.insert(key, seq.compute_priority());
                     }
-                    seq_buckets.insert(
-                        (
-                            len,
-                            seq.images().is_some() && seq.is_prompt(),
-                            seq.token_offset(),
-                        ),
-                        vec![seq],
-                    );
+                    seq_buckets.insert(key, vec![seq]);
                 }
             }
         }
@@ -180,7 +188,9 @@ pub struct DefaultScheduler<Backer: FcfsBacker> {
 impl<Backer: FcfsBacker> DefaultScheduler<Backer> {
     pub fn new(method: DefaultSchedulerMethod) -> Self {
         let bucketing_manager: Box<dyn BucketingManager<_>> = match method {
-            DefaultSchedulerMethod::Fixed(_) => Box::new(FixedBucketingManager),
+            DefaultSchedulerMethod::Fixed(_) => Box::new(FixedBucketingManager {
+                mixed_length_decode: false,
+            }),
         };
         Self {
             running: Vec::new(),
@@ -379,5 +389,8 @@ impl Scheduler for DefaultScheduler<VecDeque<Sequence>> {
     }
     fn set_prefix_caching_enabled(&mut self, _enabled: bool) {
         // DefaultScheduler doesn't use PagedAttention prefix caching
+    }
+    fn set_mixed_length_decode(&mut self, on: bool) {
+        self.bucketing_manager.set_mixed_length_decode(on);
     }
 }

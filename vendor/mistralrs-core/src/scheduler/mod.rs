@@ -69,4 +69,9 @@ pub trait Scheduler: Send + Sync {
     /// Set whether prefix caching is enabled. Called by Engine after creation
     /// to synchronize with the global no_prefix_cache setting.
     fn set_prefix_caching_enabled(&mut self, enabled: bool);
+
+    /// promptloom (patch 13): called by the Engine after creation: whether its cache can
+    /// batch decode steps of sequences of different lengths (every layer's cache `Normal`,
+    /// the KV cache on). Schedulers that cannot use it ignore it.
+    fn set_mixed_length_decode(&mut self, _on: bool) {}
 }

@@ -505,14 +505,29 @@ where
         (Some(data), Some(dims)) => Some(MaskInfo { data, dims, b, h }),
         _ => None,
     };
+    // promptloom (patch 13): a row whose mask starts with -inf (a left-padded row of a batch
+    // of sequences of different lengths) starts at its first unmasked key, and its tiles are
+    // counted from there: the same keys in the same tiles, so the same bits, as the row
+    // alone. (0.8.1 ran the masked keys too, and a leading -inf key made the row NaN.)
+    let first_key: Vec<usize> = (0..rows)
+        .map(|row| {
+            mask_info.as_ref().map_or(0, |mask| {
+                (0..kv_len)
+                    .take_while(|&kv| mask.value(row / h, row % h, 0, kv) == f32::NEG_INFINITY)
+                    .count()
+            })
+        })
+        .collect();
 
     in_attention_pool(|| {
         (0..kv_tiles).into_par_iter().for_each(|tile_idx| {
-            let start = tile_idx * TILE_KV;
-            let end = (start + TILE_KV).min(kv_len);
-
             for b_i in 0..b {
                 for h_i in 0..h {
+                    let start = first_key[b_i * h + h_i] + tile_idx * TILE_KV;
+                    if start >= kv_len {
+                        continue;
+                    }
+                    let end = (start + TILE_KV).min(kv_len);
                     // Per‑head slope for ALiBi / NTK bias.
                     let slope = if max_bias > 0.0 {
                         2.0f32.powf(-max_bias * ((h_i + 1) as f32) / n2 as f32)
@@ -615,7 +630,7 @@ where
             let mut s = scratch_s[row];
             let mut m = scratch_m[row];
 
-            for tile_idx in 1..kv_tiles {
+            for tile_idx in 1..(kv_len - first_key[row]).div_ceil(TILE_KV) {
                 let base = (tile_idx * rows + row) * dv;
                 let base_s = tile_idx * rows + row;
 
