@@ -150,6 +150,116 @@ fn answers_of_different_lengths_share_a_decode_step() {
     assert_eq!(promptloom::scheduler_mixed_lengths(false).unwrap(), 1);
 }
 
+/// The decode-score switch is global: the tests that turn it hold this.
+#[cfg(target_arch = "x86_64")]
+static DECODE_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Patch 14 (decode attention): the scores of a tile of 16 keys computed in AVX-512 lanes, and
+/// in AVX2 lanes, give the bits of 0.8.1's key-by-key `vec_dot_f32`, so a decode step gives
+/// the same output: depths below, at and past a tile and many tiles, head sizes that are not
+/// a multiple of the sum's chunk of four, batches, a mask, and a step of left-padded rows of
+/// different lengths (tiles that start off the grid of 16).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn decode_scores_in_lanes_match_key_by_key_bit_for_bit() {
+    use promptloom::DecodeScores;
+    let _switch = DECODE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    // (batch, heads, kv heads, kv length, head dim)
+    let shapes = [
+        (1, 9, 3, 1, 64),
+        (1, 9, 3, 15, 64),
+        (1, 9, 3, 16, 64),
+        (1, 9, 3, 17, 64),
+        (2, 9, 3, 100, 64),
+        (1, 4, 4, 333, 62),
+        (1, 2, 1, 48, 7),
+        (3, 8, 2, 257, 128),
+    ];
+    let modes = [DecodeScores::Lanes, DecodeScores::Avx2Lanes];
+    let run = |mode: DecodeScores, f: &dyn Fn() -> Vec<Vec<u32>>| {
+        promptloom::set_decode_scores(mode);
+        let tiles = promptloom::decode_score_lane_tiles();
+        let out = f();
+        (out, promptloom::decode_score_lane_tiles() - tiles)
+    };
+    for (case, &(b, h, kvh, kl, d)) in shapes.iter().enumerate() {
+        let seed = 7000 + 10 * case as u64;
+        // Scores of amplitude up to a few units: the low bits of every sum matter.
+        let q = tensor((b, h, 1, d), seed, DType::F32)
+            .affine(3.0, 0.0)
+            .unwrap();
+        let k = tensor((b, kvh, kl, d), seed + 1, DType::F32);
+        let v = tensor((b, kvh, kl, d), seed + 2, DType::F32);
+        let mask: Vec<f32> = (0..b * kl)
+            .map(|x| {
+                if x % 5 == 3 {
+                    f32::NEG_INFINITY
+                } else {
+                    (x % 7) as f32 * 0.25
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, 1, 1, kl), &Device::Cpu).unwrap();
+        let scale = 1.0 / (d as f32).sqrt();
+        let step = || {
+            vec![
+                bits(&promptloom::cpu_attention(&q, &k, &v, scale).unwrap()),
+                bits(&promptloom::cpu_attention_masked(&q, &k, &v, &mask, scale).unwrap()),
+            ]
+        };
+        let (want, none) = run(DecodeScores::KeyByKey, &step);
+        assert_eq!(none, 0, "key by key ran lanes");
+        for mode in modes {
+            let (got, tiles) = run(mode, &step);
+            assert_eq!(
+                got, want,
+                "{mode:?}, shape {:?}: other bits than key by key",
+                shapes[case]
+            );
+            let full_tiles = 2 * b * h * (kl / 16);
+            if promptloom::decode_score_lanes().is_some() {
+                assert!(
+                    tiles >= full_tiles,
+                    "{mode:?}, shape {:?}: {tiles} of {full_tiles} tiles in lanes",
+                    shapes[case]
+                );
+            }
+        }
+    }
+    // Rows of different lengths, left-padded into one step (patch 13).
+    let lens = [40, 17, 300, 33];
+    let (h, kvh, d) = (9, 3, 64);
+    let q = tensor((lens.len(), h, 1, d), 7900, DType::F32)
+        .affine(3.0, 0.0)
+        .unwrap();
+    let kv = |seed: u64| -> Vec<Tensor> {
+        lens.iter()
+            .enumerate()
+            .map(|(i, &n)| tensor((1, kvh, n, d), seed + i as u64, DType::F32))
+            .collect()
+    };
+    let (k, v) = (kv(7901), kv(7951));
+    let step = || {
+        vec![bits(
+            &promptloom::left_padded_decode_step(&q, &k, &v, 0.125)
+                .unwrap()
+                .0,
+        )]
+    };
+    let (want, _) = run(DecodeScores::KeyByKey, &step);
+    for mode in modes {
+        let (got, tiles) = run(mode, &step);
+        assert_eq!(
+            got, want,
+            "{mode:?}, lengths {lens:?}: other bits than key by key"
+        );
+        if promptloom::decode_score_lanes().is_some() {
+            assert!(tiles > 0, "{mode:?}: no tile in lanes");
+        }
+    }
+    promptloom::set_decode_scores(DecodeScores::default());
+}
+
 /// Patch 2 (scheduler): with nothing running, the scheduler starts at most `max_num_seqs`
 /// waiting sequences. It used to start all of them.
 #[test]

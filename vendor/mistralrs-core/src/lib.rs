@@ -72,6 +72,7 @@ mod prefix_cacher;
 #[doc(hidden)]
 pub mod promptloom;
 mod promptloom_attn;
+mod promptloom_decode;
 mod promptloom_lanes;
 mod promptloom_q8;
 pub mod reasoning_parsers;

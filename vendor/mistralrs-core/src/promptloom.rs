@@ -83,6 +83,41 @@ pub fn lanes_exp_mismatches(from: u32, to: u32, step: u32) -> usize {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+pub use crate::promptloom_decode::DecodeScores;
+
+/// How decode attention computes its scores from now on (patch 14): in vector lanes, each
+/// score `vec_dot_f32`'s bit for bit (the default), in AVX2 lanes only, or key by key as
+/// 0.8.1 does.
+#[cfg(target_arch = "x86_64")]
+pub fn set_decode_scores(mode: DecodeScores) {
+    crate::promptloom_decode::set_mode(mode);
+}
+
+/// The instruction set patch 14's lanes use here by default ("AVX-512", "AVX2"), or None.
+pub fn decode_score_lanes() -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::promptloom_decode::lanes_here()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// Tiles of 16 keys whose decode scores patch 14's lanes computed so far.
+pub fn decode_score_lane_tiles() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::promptloom_decode::tiles()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        0
+    }
+}
+
 /// The same attention by the plain path (matmul, softmax, matmul): a reference.
 pub fn reference_attention(
     q: &Tensor,

@@ -1,6 +1,6 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 
-use candle_core::{Context, Device, Result, Storage, Tensor, WithDType};
+use candle_core::{Context, DType, Device, Result, Storage, Tensor, WithDType};
 
 use half::bf16;
 use half::f16;
@@ -98,6 +98,43 @@ fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
         sum += a[i].to_f32() * b[i].to_f32();
     }
     sum
+}
+
+/// promptloom (patch 14): `vec_dot_f32(q, k[base + l * stride..][..q.len()])` for the 16
+/// keys l of a full tile, computed in vector lanes (`crate::promptloom_decode`), bit for
+/// bit; None (then the caller computes each key's `vec_dot_f32`) for a partial tile, a
+/// cache that is not f32, or where the lanes do not run.
+#[inline]
+fn decode_scores<T: WithDType>(
+    q: &[T],
+    k: &[T],
+    base: usize,
+    stride: usize,
+    keys: usize,
+) -> Option<[f32; TILE_KV]> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::promptloom_decode::{scores, usable, KEYS};
+        const _: () = assert!(KEYS == TILE_KV);
+        if keys != TILE_KV || T::DTYPE != DType::F32 {
+            return None;
+        }
+        let lanes = usable()?;
+        let span = (TILE_KV - 1) * stride + q.len();
+        let k = k.get(base..base.checked_add(span)?)?;
+        // Safety: T is f32 (its DTYPE is F32), the span is in bounds and `lanes` is what
+        // `usable` returned.
+        unsafe {
+            let q = std::slice::from_raw_parts(q.as_ptr() as *const f32, q.len());
+            let k = std::slice::from_raw_parts(k.as_ptr() as *const f32, k.len());
+            Some(scores(lanes, q, k, stride))
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (q, k, base, stride, keys);
+        None
+    }
 }
 
 #[inline]
@@ -555,6 +592,10 @@ where
                     let mut s = 0f32;
                     let mut m = f32::NEG_INFINITY;
 
+                    // promptloom (patch 14): a full tile's 16 scores at once, each
+                    // vec_dot_f32's bit for bit (f32 caches; others key by key as before).
+                    let lane_scores = decode_scores(q_row, k_data, b_i * kstride[0] + start * kstride[1] + k_head * kstride[2], kstride[1], end - start);
+
                     for kv_pos in start..end {
                         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
                         {
@@ -575,7 +616,11 @@ where
                         let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
                         let k_row = &k_data[k_base..k_base + d];
 
-                        let mut s_val = vec_dot_f32(q_row, k_row) * scale;
+                        let dot = match &lane_scores {
+                            Some(scores) => scores[kv_pos - start],
+                            None => vec_dot_f32(q_row, k_row),
+                        };
+                        let mut s_val = dot * scale;
 
                         if logit_softcap != 0.0 {
                             s_val = logit_softcap * (s_val / logit_softcap).tanh();
@@ -601,9 +646,13 @@ where
                         }
 
                         // -------- add V ----------
+                        // promptloom (patch 14): over the row's slice, so the loop has no
+                        // bounds check per element and vectorises; the same mul and add
+                        // per element.
                         let v_base = b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
-                        for d_i in 0..dv {
-                            vkq[d_i] += v_data[v_base + d_i].to_f32() * vs;
+                        let v_row = &v_data[v_base..v_base + dv];
+                        for (acc, v) in vkq.iter_mut().zip(v_row) {
+                            *acc += v.to_f32() * vs;
                         }
 
                         s = s * ms + vs;
