@@ -62,6 +62,9 @@ fn load(path: &Path) -> anyhow::Result<Weights> {
     Ok(w)
 }
 
+/// Activation rows of a decode step of four variants at once (the bench's concurrency case).
+const BATCH_ROWS: usize = 4;
+
 /// Milliseconds for one token's mat-vecs, in file order.
 fn one_token(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<f64> {
     let t = Instant::now();
@@ -71,7 +74,8 @@ fn one_token(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<f64> {
     Ok(t.elapsed().as_secs_f64() * 1e3)
 }
 
-/// Milliseconds for one token's mat-vecs with promptloom's Q8_0 kernel
+/// Milliseconds for one token's mat-vecs (or one step's, for inputs of several rows) with
+/// promptloom's Q8_0 kernel
 /// (`promptloom::q8_matmul`, vendor/README.md patch 7), or None when it does not run here or
 /// a weight is not Q8_0.
 fn one_token_ours(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<Option<f64>> {
@@ -131,7 +135,7 @@ pub(crate) fn run(
         plan.machine.tag()
     ));
     out.line(format!(
-        "  {:<34} {:>8} {:>20} {:>20} {:>20} {:>8} {:>12} {:>10} {:>20}",
+        "  {:<34} {:>8} {:>20} {:>20} {:>20} {:>8} {:>12} {:>10} {:>20} {:>20}",
         "file",
         "weights",
         "rayon pool",
@@ -140,7 +144,8 @@ pub(crate) fn run(
         "GMAC/s",
         "memory floor",
         "of decode",
-        "ours, in the pool"
+        "ours, in the pool",
+        "ours, 4 rows"
     ));
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     // The same ops called from a worker of a pool of as many threads, as the engine thread
@@ -165,7 +170,14 @@ pub(crate) fn run(
             .iter()
             .map(|&k| Tensor::rand(-1f32, 1f32, (1, k), &Device::Cpu))
             .collect::<Result<Vec<_>, _>>()?;
-        let (mut pool, mut inside, mut one, mut ours) = (
+        // One decode step of four variants at once: four activation rows per product.
+        let batch = w
+            .widths
+            .iter()
+            .map(|&k| Tensor::rand(-1f32, 1f32, (BATCH_ROWS, k), &Device::Cpu))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (mut pool, mut inside, mut one, mut ours, mut ours_batch) = (
+            Sample::default(),
             Sample::default(),
             Sample::default(),
             Sample::default(),
@@ -181,6 +193,9 @@ pub(crate) fn run(
                 if let Some(t) = pooled.install(|| one_token_ours(&w, &inputs))? {
                     ours.push(t);
                 }
+                if let Some(t) = pooled.install(|| one_token_ours(&w, &batch))? {
+                    ours_batch.push(t);
+                }
             }
         }
         let ms = pool.median().unwrap_or(f64::NAN);
@@ -193,7 +208,7 @@ pub(crate) fn run(
             });
         let name = super::figures::file_label(path, label);
         out.line(format!(
-            "  {name:<34} {:>6.0}MB {:>20} {:>20} {:>20} {:>8.1} {:>9.2} ms {:>10} {:>20}",
+            "  {name:<34} {:>6.0}MB {:>20} {:>20} {:>20} {:>8.1} {:>9.2} ms {:>10} {:>20} {:>20}",
             w.bytes as f64 / 1e6,
             pool.show(2),
             inside.show(2),
@@ -201,13 +216,26 @@ pub(crate) fn run(
             w.macs as f64 / (ms / 1e3) / 1e9,
             floor,
             share,
-            ours.show(2)
+            ours.show(2),
+            ours_batch.show(2)
         ));
         if let (Some(o), Some(c)) = (ours.median(), inside.median()) {
             out.goal(
                 &format!("one row, our Q8_0 kernel's speed / candle's, {label}"),
                 "printed",
                 format!("{:.2}x ({o:.2} vs {c:.2} ms per token)", c / o),
+                None,
+            );
+        }
+        if let (Some(b), Some(o)) = (ours_batch.median(), ours.median()) {
+            out.goal(
+                &format!("{BATCH_ROWS} rows / 1 row, our Q8_0 kernel's time, {label}"),
+                "printed",
+                format!(
+                    "{:.2}x ({b:.2} vs {o:.2} ms per step; {:.2} ms at the memory floor)",
+                    b / o,
+                    floor
+                ),
                 None,
             );
         }
@@ -220,7 +248,80 @@ pub(crate) fn run(
             1e3 / ms
         ));
     }
+    decode_attention(plan, &mut out)?;
     Ok(out)
+}
+
+/// One layer's decode attention (SmolLM2-135M's 9 heads over 3 kv heads of 64) at three
+/// context lengths, one row and a batch of four: its scores in vector lanes (patch 14, the
+/// default) against key by key (0.8.1's `vec_dot_f32`); the same bits either way
+/// (`engine_patches::decode_scores_in_lanes_match_key_by_key_bit_for_bit`).
+#[cfg(not(target_arch = "x86_64"))]
+fn decode_attention(_plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
+    out.line("\nDecode attention: no vector lanes on this CPU (key by key only)".to_string());
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+fn decode_attention(plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
+    use mistralrs_core::promptloom::{
+        cpu_attention, decode_score_lanes, set_decode_scores, DecodeScores,
+    };
+    let Some(lanes) = decode_score_lanes() else {
+        out.line("\nDecode attention: no vector lanes on this CPU (key by key only)".to_string());
+        return Ok(());
+    };
+    out.line(format!(
+        "\nDecode attention, one layer (9 heads over 3 kv heads of 64), f32 cache; µs per call median [min–max] [{}]",
+        plan.machine.tag()
+    ));
+    out.line(format!(
+        "  {:<6} {:>5} {:>22} {:>22} {:>6}",
+        "keys",
+        "rows",
+        format!("{lanes} lanes"),
+        "key by key",
+        "gain"
+    ));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .build()?;
+    let reps = 50 * plan.runs.max(1);
+    for keys in [100usize, 300, 1800] {
+        for rows in [1usize, BATCH_ROWS] {
+            let q = Tensor::rand(-1f32, 1f32, (rows, 9, 1, 64), &Device::Cpu)?;
+            let k = Tensor::rand(-1f32, 1f32, (rows, 3, keys, 64), &Device::Cpu)?;
+            let v = Tensor::rand(-1f32, 1f32, (rows, 3, keys, 64), &Device::Cpu)?;
+            let (mut fast, mut slow) = (Sample::default(), Sample::default());
+            for _ in 0..reps {
+                for (mode, sample) in [
+                    (DecodeScores::Lanes, &mut fast),
+                    (DecodeScores::KeyByKey, &mut slow),
+                ] {
+                    set_decode_scores(mode);
+                    let t = Instant::now();
+                    pool.install(|| cpu_attention(&q, &k, &v, 0.125))?;
+                    sample.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+            set_decode_scores(DecodeScores::default());
+            let gain = slow.median().unwrap_or(f64::NAN) / fast.median().unwrap_or(f64::NAN);
+            out.line(format!(
+                "  {keys:<6} {rows:>5} {:>22} {:>22} {gain:>5.2}x",
+                fast.show(0),
+                slow.show(0)
+            ));
+            if keys == 1800 {
+                out.goal(
+                    &format!("decode attention gain from score lanes, 1800 keys, {rows} row(s)"),
+                    "printed",
+                    format!("{gain:.2}x"),
+                    None,
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
