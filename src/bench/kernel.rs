@@ -258,7 +258,7 @@ pub(crate) fn run(
 /// (`engine_patches::decode_scores_in_lanes_match_key_by_key_bit_for_bit`).
 #[cfg(not(target_arch = "x86_64"))]
 fn decode_attention(_plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
-    out.line("\nDecode attention: no vector lanes on this CPU (key by key only)".to_string());
+    out.line("\nDecode attention: no vector lanes on this CPU (key by key only)");
     Ok(())
 }
 
@@ -268,7 +268,7 @@ fn decode_attention(plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         cpu_attention, decode_score_lanes, set_decode_scores, DecodeScores,
     };
     let Some(lanes) = decode_score_lanes() else {
-        out.line("\nDecode attention: no vector lanes on this CPU (key by key only)".to_string());
+        out.line("\nDecode attention: no vector lanes on this CPU (key by key only)");
         return Ok(());
     };
     out.line(format!(
