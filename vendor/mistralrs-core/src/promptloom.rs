@@ -83,15 +83,26 @@ pub fn lanes_exp_mismatches(from: u32, to: u32, step: u32) -> usize {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-pub use crate::promptloom_decode::DecodeScores;
+/// How decode attention computes its scores (patch 14).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum DecodeScores {
+    /// `vec_dot_f32` key by key, as 0.8.1 does.
+    KeyByKey,
+    /// In vector lanes, each score `vec_dot_f32`'s bit for bit: AVX-512 where the CPU has
+    /// AVX-512F, else AVX2, else key by key (the default).
+    #[default]
+    Lanes,
+    /// In AVX2 lanes even where AVX-512F is there (so such a machine tests that path too).
+    Avx2Lanes,
+}
 
-/// How decode attention computes its scores from now on (patch 14): in vector lanes, each
-/// score `vec_dot_f32`'s bit for bit (the default), in AVX2 lanes only, or key by key as
-/// 0.8.1 does.
-#[cfg(target_arch = "x86_64")]
+/// How decode attention computes its scores from now on (key by key whatever the mode off
+/// x86-64).
 pub fn set_decode_scores(mode: DecodeScores) {
+    #[cfg(target_arch = "x86_64")]
     crate::promptloom_decode::set_mode(mode);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = mode;
 }
 
 /// The instruction set patch 14's lanes use here by default ("AVX-512", "AVX2"), or None.

@@ -23,21 +23,10 @@
 use std::arch::x86_64::*;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
+pub(crate) use crate::promptloom::DecodeScores;
+
 /// Keys per call: the kernel's tile.
 pub(crate) const KEYS: usize = 16;
-
-/// How decode attention computes its scores.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum DecodeScores {
-    /// `vec_dot_f32` key by key, as 0.8.1 does.
-    KeyByKey,
-    /// In lanes: AVX-512 where the CPU has AVX-512F, else AVX2, else key by key (the
-    /// default).
-    #[default]
-    Lanes,
-    /// In AVX2 lanes even where AVX-512F is there (so this machine tests that path too).
-    Avx2Lanes,
-}
 
 static MODE: AtomicU8 = AtomicU8::new(1);
 static TILES: AtomicUsize = AtomicUsize::new(0);
@@ -55,6 +44,14 @@ pub fn set_mode(mode: DecodeScores) {
 /// Tiles whose scores were computed in lanes so far (for the tests: the path ran).
 pub fn tiles() -> usize {
     TILES.load(Ordering::Relaxed)
+}
+
+/// Count `n` more tiles computed in lanes (once per rayon task, not per tile: one shared
+/// counter bumped by both threads per tile would bounce its cache line on the hot path).
+pub(crate) fn count(n: usize) {
+    if n > 0 {
+        TILES.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// Which instruction set computes the lanes.
@@ -101,7 +98,6 @@ pub(crate) fn usable() -> Option<Lanes> {
 /// `k[15 * stride + q.len() - 1]` must be in bounds.
 pub(crate) unsafe fn scores(lanes: Lanes, q: &[f32], k: &[f32], stride: usize) -> [f32; KEYS] {
     debug_assert!(k.len() >= (KEYS - 1) * stride + q.len());
-    TILES.fetch_add(1, Ordering::Relaxed);
     let mut out = [0f32; KEYS];
     match lanes {
         Lanes::Avx512 => scores512(q, k.as_ptr(), stride, &mut out),

@@ -137,6 +137,15 @@ fn decode_scores<T: WithDType>(
     }
 }
 
+/// promptloom (patch 14): count tiles whose scores `decode_scores` computed in lanes.
+#[inline]
+fn count_lane_tiles(n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    crate::promptloom_decode::count(n);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = n;
+}
+
 #[inline]
 fn clamp_index(idx: usize, dim: usize) -> usize {
     if dim == 0 {
@@ -558,6 +567,7 @@ where
 
     in_attention_pool(|| {
         (0..kv_tiles).into_par_iter().for_each(|tile_idx| {
+            let mut lane_tiles = 0;
             for b_i in 0..b {
                 for h_i in 0..h {
                     let start = first_key[b_i * h + h_i] + tile_idx * TILE_KV;
@@ -595,6 +605,7 @@ where
                     // promptloom (patch 14): a full tile's 16 scores at once, each
                     // vec_dot_f32's bit for bit (f32 caches; others key by key as before).
                     let lane_scores = decode_scores(q_row, k_data, b_i * kstride[0] + start * kstride[1] + k_head * kstride[2], kstride[1], end - start);
+                    lane_tiles += usize::from(lane_scores.is_some());
 
                     for kv_pos in start..end {
                         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -613,12 +624,13 @@ where
                             }
                         }
                         // ---------- dot(Q,K) ----------
-                        let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
-                        let k_row = &k_data[k_base..k_base + d];
-
                         let dot = match &lane_scores {
                             Some(scores) => scores[kv_pos - start],
-                            None => vec_dot_f32(q_row, k_row),
+                            None => {
+                                let k_base =
+                                    b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
+                                vec_dot_f32(q_row, &k_data[k_base..k_base + d])
+                            }
                         };
                         let mut s_val = dot * scale;
 
@@ -664,6 +676,7 @@ where
                     }
                 }
             }
+            count_lane_tiles(lane_tiles);
         });
     });
 
