@@ -28,6 +28,15 @@ fn tensor(shape: (usize, usize, usize, usize), seed: u64, dtype: DType) -> Tenso
         .unwrap()
 }
 
+/// One (1, kv heads, n, head dim) tensor per length n of `lens`, the i-th from seed `seed + i`:
+/// the caches of sequences of different lengths.
+fn per_length(lens: &[usize], (kvh, d): (usize, usize), seed: u64, dtype: DType) -> Vec<Tensor> {
+    lens.iter()
+        .enumerate()
+        .map(|(i, &n)| tensor((1, kvh, n, d), seed + i as u64, dtype))
+        .collect()
+}
+
 fn bits(t: &Tensor) -> Vec<u32> {
     t.to_dtype(DType::F32)
         .unwrap()
@@ -110,16 +119,8 @@ fn a_decode_step_of_different_lengths_equals_each_row_alone() {
             let seed = 1000 + 10 * case as u64;
             let b = lens.len();
             let q = tensor((b, h, 1, d), seed, dtype);
-            let k: Vec<Tensor> = lens
-                .iter()
-                .enumerate()
-                .map(|(i, &n)| tensor((1, kvh, n, d), seed + 1 + i as u64, dtype))
-                .collect();
-            let v: Vec<Tensor> = lens
-                .iter()
-                .enumerate()
-                .map(|(i, &n)| tensor((1, kvh, n, d), seed + 101 + i as u64, dtype))
-                .collect();
+            let k = per_length(lens, (kvh, d), seed + 1, dtype);
+            let v = per_length(lens, (kvh, d), seed + 101, dtype);
             let scale = 1.0 / (d as f32).sqrt();
             let (batched, rows) = promptloom::left_padded_decode_step(&q, &k, &v, scale).unwrap();
             assert_eq!(batched.dims(), &[b, h, 1, d]);
@@ -151,7 +152,6 @@ fn answers_of_different_lengths_share_a_decode_step() {
 }
 
 /// The decode-score switch is global: the tests that turn it hold this.
-#[cfg(target_arch = "x86_64")]
 static DECODE_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Patch 14 (decode attention): the scores of a tile of 16 keys computed in AVX-512 lanes, and
@@ -159,7 +159,6 @@ static DECODE_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// the same output: depths below, at and past a tile and many tiles, head sizes that are not
 /// a multiple of the sum's chunk of four, batches, a mask, and a step of left-padded rows of
 /// different lengths (tiles that start off the grid of 16).
-#[cfg(target_arch = "x86_64")]
 #[test]
 fn decode_scores_in_lanes_match_key_by_key_bit_for_bit() {
     use promptloom::DecodeScores;
@@ -232,13 +231,8 @@ fn decode_scores_in_lanes_match_key_by_key_bit_for_bit() {
     let q = tensor((lens.len(), h, 1, d), 7900, DType::F32)
         .affine(3.0, 0.0)
         .unwrap();
-    let kv = |seed: u64| -> Vec<Tensor> {
-        lens.iter()
-            .enumerate()
-            .map(|(i, &n)| tensor((1, kvh, n, d), seed + i as u64, DType::F32))
-            .collect()
-    };
-    let (k, v) = (kv(7901), kv(7951));
+    let k = per_length(&lens, (kvh, d), 7901, DType::F32);
+    let v = per_length(&lens, (kvh, d), 7951, DType::F32);
     let step = || {
         vec![bits(
             &promptloom::left_padded_decode_step(&q, &k, &v, 0.125)

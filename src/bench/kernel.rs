@@ -256,13 +256,6 @@ pub(crate) fn run(
 /// context lengths, one row and a batch of four: its scores in vector lanes (patch 14, the
 /// default) against key by key (0.8.1's `vec_dot_f32`); the same bits either way
 /// (`engine_patches::decode_scores_in_lanes_match_key_by_key_bit_for_bit`).
-#[cfg(not(target_arch = "x86_64"))]
-fn decode_attention(_plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
-    out.line("\nDecode attention: no vector lanes on this CPU (key by key only)");
-    Ok(())
-}
-
-#[cfg(target_arch = "x86_64")]
 fn decode_attention(plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     use mistralrs_core::promptloom::{
         cpu_attention, decode_score_lanes, set_decode_scores, DecodeScores,
