@@ -665,3 +665,88 @@ fn gguf_lora_layers_keep_their_merged_weights() {
         "two adapters off by {err_both}, largest output {largest2}"
     );
 }
+
+/// Patch 15: a step opened on worker 0 of a pool of two keeps worker 1 taking the step's
+/// parallel work while it spins (it runs jobs, the sums are those of the same work without a
+/// step), the spinner stops once the step closes, and no step opens where nobody could spin or
+/// when switched off. One test, since the switch is process-wide.
+#[test]
+fn the_other_worker_spins_through_a_step_and_stops_after_it() {
+    use rayon::prelude::*;
+    use std::time::{Duration, Instant};
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    };
+    let work = |i: u64| (0..2_000u64).map(|j| (i * 31 + j) % 7).sum::<u64>();
+
+    assert!(
+        promptloom::open_hot_step().is_none(),
+        "the test thread is no rayon worker"
+    );
+    // On a thread of its own: a thread stays a worker of a pool built on it.
+    std::thread::spawn(|| {
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .use_current_thread()
+            .build()
+            .expect("a pool of one");
+        assert!(
+            promptloom::open_hot_step().is_none(),
+            "a pool of one has nobody to spin"
+        );
+        drop(one);
+    })
+    .join()
+    .expect("the pool of one");
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .use_current_thread()
+        .build()
+        .expect("a pool of two");
+    let cold: Vec<u64> = (0..512u64).into_par_iter().map(work).collect();
+    let before = promptloom::hot_worker_stats();
+    let hot: Vec<Vec<u64>> = {
+        let _step = promptloom::open_hot_step().expect("worker 0 of a pool of two opens a step");
+        wait_for("no worker spun", &|| {
+            promptloom::hot_worker_stats().spinning >= 1
+        });
+        (0..200)
+            .map(|_| (0..512u64).into_par_iter().map(work).collect())
+            .collect()
+    };
+    assert!(hot.iter().all(|h| *h == cold), "other sums inside a step");
+    let after = promptloom::hot_worker_stats();
+    assert_eq!(after.steps, before.steps + 1);
+    assert!(
+        after.jobs > before.jobs,
+        "the spinning worker ran none of the step's jobs"
+    );
+    wait_for("a worker still spins after its step closed", &|| {
+        promptloom::hot_worker_stats().spinning == 0
+    });
+
+    // Steps back to back (as the engine runs them): still one spinner, never one per step.
+    for _ in 0..50 {
+        let _step = promptloom::open_hot_step().expect("a step");
+        let _: Vec<u64> = (0..64u64).into_par_iter().map(work).collect();
+        assert!(
+            promptloom::hot_worker_stats().spinning <= 1,
+            "spinners piled up"
+        );
+    }
+    wait_for("a spinner outlived the steps", &|| {
+        promptloom::hot_worker_stats().spinning == 0
+    });
+
+    promptloom::set_hot_workers(false);
+    let off = promptloom::open_hot_step().is_none();
+    promptloom::set_hot_workers(true);
+    assert!(off, "a step opened while switched off");
+    drop(pool);
+}
+

@@ -130,6 +130,14 @@ async fn logits_match_the_unpatched_engine() {
             steps: record(&model, prompt).await,
         });
     }
+    // Patch 15's spinning worker took part in these steps (the bits below are checked with it).
+    let hot = mistralrs_core::promptloom::hot_worker_stats();
+    if rayon::current_num_threads() > 1 {
+        assert!(
+            hot.steps > 0 && hot.jobs > 0,
+            "no step ran with a spinning worker: {hot:?}"
+        );
+    }
     let model_sha256 = sha256_file(&path);
     if std::env::var_os("PROMPTLOOM_GOLDEN_RECORD").is_some() {
         let golden = Golden {

@@ -138,11 +138,14 @@ impl Rates {
     }
 }
 
-/// Which of the engine's speed patches are on (vendor/README.md, patches 6–8).
+/// Which of the engine's speed patches are on (vendor/README.md, patches 6–15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Paths {
     /// The engine thread is a worker of its own rayon pool (read when an engine starts).
     pub pool: bool,
+    /// The pool's other workers spin through each step instead of sleeping between its ops
+    /// (patch 15; read at every step).
+    pub hot: bool,
     /// The Q8_0 VNNI mat-mul kernel.
     pub kernel: bool,
     /// The kernel also for one activation row (a decoded token), as before issue 12; by
@@ -159,6 +162,7 @@ pub(crate) struct Paths {
 impl Paths {
     pub const PATCHED: Paths = Paths {
         pool: true,
+        hot: true,
         kernel: true,
         kernel_one_row: false,
         q8_wide: true,
@@ -166,6 +170,7 @@ impl Paths {
     };
     pub const UNPATCHED: Paths = Paths {
         pool: false,
+        hot: false,
         kernel: false,
         kernel_one_row: false,
         q8_wide: false,
@@ -189,6 +194,7 @@ impl Paths {
     pub fn set(self) {
         use mistralrs_core::promptloom::*;
         set_engine_thread_in_pool(self.pool);
+        set_hot_workers(self.hot);
         set_q8_kernel(self.kernel);
         set_q8_kernel_min_rows(if self.kernel_one_row {
             1
@@ -206,6 +212,8 @@ impl Paths {
             "all speed patches"
         } else if !self.pool {
             "the engine pool"
+        } else if !self.hot {
+            "the spinning workers"
         } else if self.kernel_one_row {
             "candle's kernel for one row"
         } else if self.kernel && !self.q8_wide {
@@ -273,6 +281,13 @@ pub(crate) async fn local_vs_bare(
                 },
             ));
         }
+        variants.push((
+            "bare, workers sleep between ops",
+            Paths {
+                hot: false,
+                ..Paths::PATCHED
+            },
+        ));
         variants.push((
             "bare, 0.8.1 threading",
             Paths {
