@@ -750,3 +750,65 @@ fn the_other_worker_spins_through_a_step_and_stops_after_it() {
     drop(pool);
 }
 
+/// Patch 16: q, k and v (and gate and up) stacked into one weight give each part's product
+/// bit for bit, in Q8_0 (our kernel from two rows, candle's for one) and in the shipped file's
+/// Q4_1 (candle's kernel), for one decoded row, a batch and a prompt; parts of different types
+/// stay apart.
+#[test]
+fn stacked_projections_give_each_parts_product_bit_for_bit() {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let k = 576;
+    let quantize = |n: usize, seed: u64, dtype: GgmlDType| {
+        let w = Tensor::from_vec(values(n * k, seed), (n, k), &Device::Cpu).unwrap();
+        QTensor::quantize(&w, dtype).unwrap()
+    };
+    let before = promptloom::stacked_built();
+    for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1] {
+        // q/k/v of SmolLM2-135M, then gate/up.
+        for (c, widths) in [vec![576, 192, 192], vec![1536, 1536]]
+            .into_iter()
+            .enumerate()
+        {
+            let parts = |stack| {
+                let parts = widths
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| quantize(n, 50 + 10 * c as u64 + i as u64, dtype))
+                    .collect();
+                (parts, stack)
+            };
+            for (j, dims) in [[1, 1, k], [4, 1, k], [1, 37, k]].into_iter().enumerate() {
+                let rows = dims[0] * dims[1];
+                let x = Tensor::from_vec(values(rows * k, 900 + j as u64), &dims[..], &Device::Cpu)
+                    .unwrap();
+                let (p, _) = parts(false);
+                let apart = promptloom::stacked_forward(p, false, &x).unwrap();
+                let (p, _) = parts(true);
+                let stacked = promptloom::stacked_forward(p, true, &x).unwrap();
+                assert_eq!(stacked.len(), widths.len());
+                for (i, (s, a)) in stacked.iter().zip(&apart).enumerate() {
+                    assert_eq!(s.dims(), a.dims(), "{dtype:?} {widths:?} {dims:?} part {i}");
+                    assert!(s.is_contiguous());
+                    assert_eq!(bits(s), bits(a), "{dtype:?} {widths:?} {dims:?} part {i}");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        promptloom::stacked_built() - before,
+        2 * 2 * 3,
+        "some parts were not stacked"
+    );
+    // Parts of two types are kept apart (one product each).
+    let before = promptloom::stacked_built();
+    let mixed = vec![
+        quantize(192, 1, GgmlDType::Q8_0),
+        quantize(192, 2, GgmlDType::Q4_1),
+    ];
+    let x = Tensor::from_vec(values(k, 3), (1, k), &Device::Cpu).unwrap();
+    assert_eq!(
+        promptloom::stacked_forward(mixed, true, &x).unwrap().len(),
+        2
+    );
+    assert_eq!(promptloom::stacked_built(), before);
+}

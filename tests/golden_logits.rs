@@ -138,6 +138,11 @@ async fn logits_match_the_unpatched_engine() {
             "no step ran with a spinning worker: {hot:?}"
         );
     }
+    // Patch 16: the model was loaded with q/k/v and gate/up stacked, two per layer.
+    assert!(
+        mistralrs_core::promptloom::stacked_built() >= 2,
+        "the model's projections were not stacked"
+    );
     let model_sha256 = sha256_file(&path);
     if std::env::var_os("PROMPTLOOM_GOLDEN_RECORD").is_some() {
         let golden = Golden {

@@ -138,7 +138,7 @@ impl Rates {
     }
 }
 
-/// Which of the engine's speed patches are on (vendor/README.md, patches 6–15).
+/// Which of the engine's speed patches are on (vendor/README.md, patches 6–16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Paths {
     /// The engine thread is a worker of its own rayon pool (read when an engine starts).
@@ -146,6 +146,8 @@ pub(crate) struct Paths {
     /// The pool's other workers spin through each step instead of sleeping between its ops
     /// (patch 15; read at every step).
     pub hot: bool,
+    /// q/k/v and gate/up stacked into one product each (patch 16; read when a model loads).
+    pub stacked: bool,
     /// The Q8_0 VNNI mat-mul kernel.
     pub kernel: bool,
     /// The kernel also for one activation row (a decoded token), as before issue 12; by
@@ -163,6 +165,7 @@ impl Paths {
     pub const PATCHED: Paths = Paths {
         pool: true,
         hot: true,
+        stacked: true,
         kernel: true,
         kernel_one_row: false,
         q8_wide: true,
@@ -171,6 +174,7 @@ impl Paths {
     pub const UNPATCHED: Paths = Paths {
         pool: false,
         hot: false,
+        stacked: false,
         kernel: false,
         kernel_one_row: false,
         q8_wide: false,
@@ -195,6 +199,7 @@ impl Paths {
         use mistralrs_core::promptloom::*;
         set_engine_thread_in_pool(self.pool);
         set_hot_workers(self.hot);
+        set_stacked_projections(self.stacked);
         set_q8_kernel(self.kernel);
         set_q8_kernel_min_rows(if self.kernel_one_row {
             1
@@ -214,6 +219,8 @@ impl Paths {
             "the engine pool"
         } else if !self.hot {
             "the spinning workers"
+        } else if !self.stacked {
+            "stacked projections"
         } else if self.kernel_one_row {
             "candle's kernel for one row"
         } else if self.kernel && !self.q8_wide {
@@ -281,6 +288,13 @@ pub(crate) async fn local_vs_bare(
                 },
             ));
         }
+        variants.push((
+            "bare, q/k/v and gate/up apart",
+            Paths {
+                stacked: false,
+                ..Paths::PATCHED
+            },
+        ));
         variants.push((
             "bare, workers sleep between ops",
             Paths {

@@ -445,6 +445,20 @@ pub use crate::promptloom_q8::{
     DEFAULT_MIN_ROWS as Q8_KERNEL_DEFAULT_MIN_ROWS,
 };
 
+/// Whether llama models loaded from now on stack q/k/v and gate/up into one product each (the
+/// default, `promptloom_q8::QLinears`), and how many stacks were built.
+pub use crate::promptloom_q8::{set_stacked as set_stacked_projections, stacked_built};
+
+/// Weights that multiply one input, as the llama model builds them (`QLinears`), stacked into
+/// one product or not, applied to `x`: each part's product, in order.
+pub fn stacked_forward(
+    parts: Vec<candle_core::quantized::QTensor>,
+    stack: bool,
+    x: &Tensor,
+) -> Result<Vec<Tensor>> {
+    crate::promptloom_q8::QLinears::build(parts, stack)?.forward(x)
+}
+
 /// A Q8_0 weight as the llama model builds it (`promptloom_q8::QLinear`) applied to `x`:
 /// the product, and whether the kernel (true) or candle's path (false) computed it.
 pub fn q8_linear_forward(

@@ -128,6 +128,96 @@ impl QLinear {
     }
 }
 
+static STACKED: AtomicBool = AtomicBool::new(true);
+static STACKED_BUILT: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether models loaded from now on stack the weights that multiply one input (q, k and v;
+/// gate and up) into one matrix (the default), or keep one product each, as 0.8.1 does.
+pub fn set_stacked(on: bool) {
+    STACKED.store(on, Ordering::Relaxed);
+}
+
+/// Stacked weights built since the process started.
+pub fn stacked_built() -> usize {
+    STACKED_BUILT.load(Ordering::Relaxed)
+}
+
+/// Weights that multiply the same input, as one product or one each.
+///
+/// promptloom (issue 12): in a GGUF tensor every output row is its own run of blocks, so the
+/// rows of q, k and v (or of gate and up) concatenated are one weight whose product gives each
+/// part's outputs exactly as its own product does (every output is one row's dot product with
+/// the input, in either kernel). One product instead of three (or two) per layer: one parallel
+/// op, one quantization of the input, and an even split of work between threads.
+pub(crate) enum QLinears {
+    Stacked { linear: QLinear, widths: Vec<usize> },
+    Apart(Vec<QLinear>),
+}
+
+impl QLinears {
+    /// Stacked when switched on and the parts are of one type and input width on the CPU;
+    /// apart otherwise.
+    pub(crate) fn gguf(parts: Vec<QTensor>) -> Result<Self> {
+        Self::build(parts, STACKED.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn build(parts: Vec<QTensor>, stack: bool) -> Result<Self> {
+        let stackable = parts.len() > 1
+            && parts.iter().all(|p| {
+                p.device().is_cpu()
+                    && p.dtype() == parts[0].dtype()
+                    && p.shape().dims().len() == 2
+                    && p.shape().dims()[1] == parts[0].shape().dims()[1]
+            });
+        if !stack || !stackable {
+            return parts
+                .into_iter()
+                .map(QLinear::gguf)
+                .collect::<Result<Vec<_>>>()
+                .map(Self::Apart);
+        }
+        let k = parts[0].shape().dims()[1];
+        let widths: Vec<usize> = parts.iter().map(|p| p.shape().dims()[0]).collect();
+        let mut bytes = Vec::new();
+        for p in &parts {
+            bytes.extend_from_slice(&p.data()?);
+        }
+        let dtype = parts[0].dtype();
+        drop(parts);
+        let stacked = candle_core::quantized::ggml_file::qtensor_from_ggml(
+            dtype,
+            &bytes,
+            vec![widths.iter().sum(), k],
+            &candle_core::Device::Cpu,
+        )?;
+        STACKED_BUILT.fetch_add(1, Ordering::Relaxed);
+        Ok(Self::Stacked {
+            linear: QLinear::gguf(stacked)?,
+            widths,
+        })
+    }
+
+    /// Each part's product with `x`, in order, each contiguous.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Self::Apart(parts) => parts.iter().map(|p| p.forward(x)).collect(),
+            Self::Stacked { linear, widths } => {
+                let y = linear.forward(x)?;
+                let last = y.rank() - 1;
+                let mut start = 0;
+                widths
+                    .iter()
+                    .map(|&w| {
+                        let part = y.narrow(last, start, w)?.contiguous();
+                        start += w;
+                        part
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 /// One Q8_0 block as candle lays it out (`#[repr(C)] BlockQ8_0 { d: f16, qs: [i8; 32] }`,
 /// 34 bytes).
 #[repr(C)]

@@ -7,7 +7,7 @@ use candle_core::quantized::ggml_file;
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Embedding, Module};
-use crate::promptloom_q8::QLinear;
+use crate::promptloom_q8::{QLinear, QLinears};
 
 use crate::attention::SdpaParams;
 use crate::device_map::{DeviceMappedMask, DeviceMapper};
@@ -27,15 +27,25 @@ use crate::utils::progress::{new_multi_progress, NiceProgressBar};
 const DEFAULT_MAX_SEQ_LEN: u32 = 4096;
 
 struct Mlp {
-    feed_forward_w1: QLinear,
+    // promptloom: gate (w1) and up (w3) in one product (`QLinears`).
+    feed_forward_w13: QLinears,
     feed_forward_w2: QLinear,
-    feed_forward_w3: QLinear,
 }
 
 impl Mlp {
+    fn new(w1: QTensor, w2: QTensor, w3: QTensor) -> Result<Self> {
+        Ok(Self {
+            feed_forward_w13: QLinears::gguf(vec![w1, w3])?,
+            feed_forward_w2: QLinear::gguf(w2)?,
+        })
+    }
+
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let w1 = self.feed_forward_w1.forward(xs)?;
-        let w3 = self.feed_forward_w3.forward(xs)?;
+        let [w1, w3]: [Tensor; 2] = self
+            .feed_forward_w13
+            .forward(xs)?
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("gate and up: not two products".into()))?;
         let y = crate::ops::mul_and_act(&w1, &w3, crate::layers::Activation::Silu)?;
         self.feed_forward_w2.forward(&y)
     }
@@ -121,9 +131,8 @@ impl MlpOrMoe {
 }
 
 struct LayerWeights {
-    attention_wq: QLinear,
-    attention_wk: QLinear,
-    attention_wv: QLinear,
+    // promptloom: q, k and v in one product (`QLinears`).
+    attention_qkv: QLinears,
     attention_wo: QLinear,
     attention_norm: QRmsNorm,
     mlp_or_moe: MlpOrMoe,
@@ -148,12 +157,14 @@ impl LayerWeights {
     ) -> Result<Tensor> {
         let (b_sz, seq_len, _) = x.dims3()?;
 
-        let q = self.attention_wq.forward(x)?
-            .to_dtype(self.dtype)?;
-        let k = self.attention_wk.forward(x)?
-            .to_dtype(self.dtype)?;
-        let v = self.attention_wv.forward(x)?
-            .to_dtype(self.dtype)?;
+        let [q, k, v]: [Tensor; 3] = self
+            .attention_qkv
+            .forward(x)?
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("q, k and v: not three products".into()))?;
+        let q = q.to_dtype(self.dtype)?;
+        let k = k.to_dtype(self.dtype)?;
+        let v = v.to_dtype(self.dtype)?;
 
         let (q, k, v) = if seq_len != 1 {
             let q = q
@@ -250,19 +261,13 @@ impl ModelConfig::FromGGML for ModelWeights {
                 let feed_forward_w1 = ct.remove(&format!("{prefix}.feed_forward.w1.weight"))?;
                 let feed_forward_w2 = ct.remove(&format!("{prefix}.feed_forward.w2.weight"))?;
                 let feed_forward_w3 = ct.remove(&format!("{prefix}.feed_forward.w3.weight"))?;
-                MlpOrMoe::Mlp(Mlp {
-                    feed_forward_w1: QLinear::gguf(feed_forward_w1)?,
-                    feed_forward_w2: QLinear::gguf(feed_forward_w2)?,
-                    feed_forward_w3: QLinear::gguf(feed_forward_w3)?,
-                })
+                MlpOrMoe::Mlp(Mlp::new(feed_forward_w1, feed_forward_w2, feed_forward_w3)?)
             };
             let attention_norm = ct.remove(&format!("{prefix}.attention_norm.weight"))?;
             let ffn_norm = ct.remove(&format!("{prefix}.ffn_norm.weight"))?;
             let n_kv_head = ct.hparams.n_head as usize / gqa;
             layers.push(LayerWeights {
-                attention_wq: QLinear::gguf(attention_wq)?,
-                attention_wk: QLinear::gguf(attention_wk)?,
-                attention_wv: QLinear::gguf(attention_wv)?,
+                attention_qkv: QLinears::gguf(vec![attention_wq, attention_wk, attention_wv])?,
                 attention_wo: QLinear::gguf(attention_wo)?,
                 attention_norm: QRmsNorm::new(attention_norm, 1e-5)?,
                 mlp_or_moe,
@@ -461,11 +466,7 @@ impl ModelConfig::FromGGUF for ModelWeights {
                 let feed_forward_w1 = ct.tensor(&format!("{prefix}.ffn_gate.weight"), device)?;
                 let feed_forward_w2 = ct.tensor(&format!("{prefix}.ffn_down.weight"), device)?;
                 let feed_forward_w3 = ct.tensor(&format!("{prefix}.ffn_up.weight"), device)?;
-                MlpOrMoe::Mlp(Mlp {
-                    feed_forward_w1: QLinear::gguf(feed_forward_w1)?,
-                    feed_forward_w2: QLinear::gguf(feed_forward_w2)?,
-                    feed_forward_w3: QLinear::gguf(feed_forward_w3)?,
-                })
+                MlpOrMoe::Mlp(Mlp::new(feed_forward_w1, feed_forward_w2, feed_forward_w3)?)
             } else {
                 let feed_forward_gate_inp =
                     ct.tensor(&format!("{prefix}.ffn_gate_inp.weight"), device)?;
@@ -499,11 +500,11 @@ impl ModelConfig::FromGGUF for ModelWeights {
                             .into_iter()
                             .zip(dequant_ffn_down.into_iter().zip(dequant_ffn_up))
                         {
-                            experts.push(Mlp {
-                                feed_forward_w1: QLinear::gguf(QTensor::quantize(&ff_w1, gate_type)?)?,
-                                feed_forward_w2: QLinear::gguf(QTensor::quantize(&ff_w2, down_type)?)?,
-                                feed_forward_w3: QLinear::gguf(QTensor::quantize(&ff_w3, up_type)?)?,
-                            })
+                            experts.push(Mlp::new(
+                                QTensor::quantize(&ff_w1, gate_type)?,
+                                QTensor::quantize(&ff_w2, down_type)?,
+                                QTensor::quantize(&ff_w3, up_type)?,
+                            )?)
                         }
                     }
                     Err(_) => {
@@ -514,11 +515,7 @@ impl ModelConfig::FromGGUF for ModelWeights {
                                 ct.tensor(&format!("{prefix}.ffn_down.{i}.weight"), device)?;
                             let feed_forward_w3 =
                                 ct.tensor(&format!("{prefix}.ffn_up.{i}.weight"), device)?;
-                            experts.push(Mlp {
-                                feed_forward_w1: QLinear::gguf(feed_forward_w1)?,
-                                feed_forward_w2: QLinear::gguf(feed_forward_w2)?,
-                                feed_forward_w3: QLinear::gguf(feed_forward_w3)?,
-                            })
+                            experts.push(Mlp::new(feed_forward_w1, feed_forward_w2, feed_forward_w3)?)
                         }
                     }
                 }
@@ -537,9 +534,7 @@ impl ModelConfig::FromGGUF for ModelWeights {
                 }
             };
             layers.push(LayerWeights {
-                attention_wq: QLinear::gguf(attention_wq)?,
-                attention_wk: QLinear::gguf(attention_wk)?,
-                attention_wv: QLinear::gguf(attention_wv)?,
+                attention_qkv: QLinears::gguf(vec![attention_wq, attention_wk, attention_wv])?,
                 attention_wo: QLinear::gguf(attention_wo)?,
                 attention_norm: QRmsNorm::new(attention_norm, rms_norm_eps)?,
                 mlp_or_moe,
