@@ -295,8 +295,8 @@ fn prefix_cache_never_resumes_past_the_kv_it_holds() {
 }
 
 /// The Q8_0 mat-mul kernel gives candle's result bit for bit, for the model's shapes (and odd
-/// row counts, a zero row, an outlier), one row (decode) and many (prompt reading), in its
-/// 512-bit form (two outputs per register, the default) and its 256-bit one (patch 7).
+/// row counts, a zero row, an outlier), one row (decode) and many (prompt reading), in each of
+/// its forms.
 #[test]
 fn q8_kernel_matches_candle_bit_for_bit() {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -312,8 +312,12 @@ fn q8_kernel_matches_candle_bit_for_bit() {
         (1, 1536, 576),
         (1, 576, 1536),
         (1, 4096, 576),
+        (2, 576, 576),
         (3, 192, 576),
+        (4, 192, 576),
+        (5, 1536, 576),
         (7, 1536, 576),
+        (8, 576, 1536),
         (33, 576, 1536),
         (130, 192, 576),
     ];
@@ -327,11 +331,15 @@ fn q8_kernel_matches_candle_bit_for_bit() {
         }
         let x = Tensor::from_vec(xs, (m, k), &Device::Cpu).unwrap();
         let candle = QMatMul::from_arc(w.clone()).unwrap().forward(&x).unwrap();
-        // Both forms: two outputs per 512-bit register (the default) and patch 7's 256-bit one.
-        for wide in [true, false] {
+        // Every form: a decode step's few rows against one weight row at a time (patch 17, the
+        // default up to 8 rows) or four, two outputs per 512-bit register (patch 12), and patch
+        // 7's 256-bit one.
+        for (wide, by_row) in [(true, true), (true, false), (false, false)] {
             promptloom::set_q8_wide(wide);
+            promptloom::set_q8_by_row(by_row);
             let ours = promptloom::q8_matmul(&x, &w);
             promptloom::set_q8_wide(true);
+            promptloom::set_q8_by_row(true);
             let ours = ours
                 .unwrap()
                 .expect("the kernel applies to a Q8_0 weight and f32 rows");
@@ -339,7 +347,7 @@ fn q8_kernel_matches_candle_bit_for_bit() {
             assert_eq!(
                 bits(&ours),
                 bits(&candle),
-                "shape {i}: ({m}, {k}) x ({n}, {k})ᵀ, wide {wide}"
+                "shape {i}: ({m}, {k}) x ({n}, {k})ᵀ, wide {wide}, by row {by_row}"
             );
         }
     }

@@ -183,6 +183,8 @@ pub(crate) fn run(
             Sample::default(),
             Sample::default(),
         );
+        // The 4 rows against four weight rows at a time, as before patch 17.
+        let mut ours_batch_four = Sample::default();
         one_token(&w, &inputs)?;
         let has_ours = pooled.install(|| one_token_ours(&w, &inputs))?.is_some();
         for _ in 0..runs {
@@ -195,6 +197,12 @@ pub(crate) fn run(
                 }
                 if let Some(t) = pooled.install(|| one_token_ours(&w, &batch))? {
                     ours_batch.push(t);
+                }
+                mistralrs_core::promptloom::set_q8_by_row(false);
+                let four = pooled.install(|| one_token_ours(&w, &batch));
+                mistralrs_core::promptloom::set_q8_by_row(true);
+                if let Some(t) = four? {
+                    ours_batch_four.push(t);
                 }
             }
         }
@@ -224,6 +232,16 @@ pub(crate) fn run(
                 &format!("one row, our Q8_0 kernel's speed / candle's, {label}"),
                 "printed",
                 format!("{:.2}x ({o:.2} vs {c:.2} ms per token)", c / o),
+                None,
+            );
+        }
+        if let (Some(b), Some(f)) = (ours_batch.median(), ours_batch_four.median()) {
+            out.goal(
+                &format!(
+                    "{BATCH_ROWS} rows, one weight row at a time / four (patch 17), {label}"
+                ),
+                "printed",
+                format!("{:.2}x ({b:.2} vs {f:.2} ms per step)", f / b),
                 None,
             );
         }

@@ -440,7 +440,7 @@ pub use crate::promptloom_pool::{
 /// product itself (None where it does not apply).
 pub use crate::promptloom_q8::{
     available as q8_kernel_available, matmul as q8_matmul, set_enabled as set_q8_kernel,
-    set_wide as set_q8_wide,
+    set_by_row as set_q8_by_row, set_wide as set_q8_wide,
     set_min_rows as set_q8_kernel_min_rows, use_for_rows as q8_kernel_for_rows,
     DEFAULT_MIN_ROWS as Q8_KERNEL_DEFAULT_MIN_ROWS,
 };
