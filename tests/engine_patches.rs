@@ -65,6 +65,8 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 /// Before the patch every row got the last row's output.
 #[test]
 fn decode_attention_of_a_batch_equals_each_row_alone() {
+    // The lanes test counts the tiles computed in lanes: none of ours may run meanwhile.
+    let _switch = DECODE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     // (batch, heads, kv heads, kv length, head dim): SmolLM2-135M's 9 heads over 3 kv heads
     // of 64 at several depths (one tile, a partial tile, many tiles), and a small odd case.
     let cases = [
@@ -112,6 +114,8 @@ fn decode_attention_of_a_batch_equals_each_row_alone() {
 /// keys. Lengths: one tile, tile edges (16), a row whose cache is empty (1), many tiles.
 #[test]
 fn a_decode_step_of_different_lengths_equals_each_row_alone() {
+    // The lanes test counts the tiles computed in lanes: none of ours may run meanwhile.
+    let _switch = DECODE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let lengths: &[&[usize]] = &[&[40, 17, 300, 33], &[16, 1, 15], &[5, 5], &[129, 64]];
     for dtype in [DType::F32, DType::F16] {
         for (case, lens) in lengths.iter().enumerate() {
@@ -181,14 +185,21 @@ fn decode_scores_in_lanes_match_key_by_key_bit_for_bit() {
         let out = f();
         (out, promptloom::decode_score_lane_tiles() - tiles)
     };
-    for (case, &(b, h, kvh, kl, d)) in shapes.iter().enumerate() {
+    // f32 caches, and the f16 (and bf16) ones the models decode with on the CPU (patch 18).
+    let cases = [DType::F32, DType::F16, DType::BF16]
+        .into_iter()
+        .flat_map(|dtype| {
+            shapes
+                .iter()
+                .enumerate()
+                .map(move |(case, &shape)| (dtype, case, shape))
+        });
+    for (dtype, case, (b, h, kvh, kl, d)) in cases {
         let seed = 7000 + 10 * case as u64;
         // Scores of amplitude up to a few units: the low bits of every sum matter.
-        let q = tensor((b, h, 1, d), seed, DType::F32)
-            .affine(3.0, 0.0)
-            .unwrap();
-        let k = tensor((b, kvh, kl, d), seed + 1, DType::F32);
-        let v = tensor((b, kvh, kl, d), seed + 2, DType::F32);
+        let q = tensor((b, h, 1, d), seed, dtype).affine(3.0, 0.0).unwrap();
+        let k = tensor((b, kvh, kl, d), seed + 1, dtype);
+        let v = tensor((b, kvh, kl, d), seed + 2, dtype);
         let mask: Vec<f32> = (0..b * kl)
             .map(|x| {
                 if x % 5 == 3 {
@@ -198,7 +209,9 @@ fn decode_scores_in_lanes_match_key_by_key_bit_for_bit() {
                 }
             })
             .collect();
-        let mask = Tensor::from_vec(mask, (b, 1, 1, kl), &Device::Cpu).unwrap();
+        let mask = Tensor::from_vec(mask, (b, 1, 1, kl), &Device::Cpu)
+            .and_then(|m| m.to_dtype(dtype))
+            .unwrap();
         let scale = 1.0 / (d as f32).sqrt();
         let step = || {
             vec![
@@ -212,14 +225,14 @@ fn decode_scores_in_lanes_match_key_by_key_bit_for_bit() {
             let (got, tiles) = run(mode, &step);
             assert_eq!(
                 got, want,
-                "{mode:?}, shape {:?}: other bits than key by key",
+                "{mode:?}, {dtype:?}, shape {:?}: other bits than key by key",
                 shapes[case]
             );
             let full_tiles = 2 * b * h * (kl / 16);
             if promptloom::decode_score_lanes().is_some() {
                 assert!(
                     tiles >= full_tiles,
-                    "{mode:?}, shape {:?}: {tiles} of {full_tiles} tiles in lanes",
+                    "{mode:?}, {dtype:?}, shape {:?}: {tiles} of {full_tiles} tiles in lanes",
                     shapes[case]
                 );
             }
@@ -228,27 +241,29 @@ fn decode_scores_in_lanes_match_key_by_key_bit_for_bit() {
     // Rows of different lengths, left-padded into one step (patch 13).
     let lens = [40, 17, 300, 33];
     let (h, kvh, d) = (9, 3, 64);
-    let q = tensor((lens.len(), h, 1, d), 7900, DType::F32)
-        .affine(3.0, 0.0)
-        .unwrap();
-    let k = per_length(&lens, (kvh, d), 7901, DType::F32);
-    let v = per_length(&lens, (kvh, d), 7951, DType::F32);
-    let step = || {
-        vec![bits(
-            &promptloom::left_padded_decode_step(&q, &k, &v, 0.125)
-                .unwrap()
-                .0,
-        )]
-    };
-    let (want, _) = run(DecodeScores::KeyByKey, &step);
-    for mode in modes {
-        let (got, tiles) = run(mode, &step);
-        assert_eq!(
-            got, want,
-            "{mode:?}, lengths {lens:?}: other bits than key by key"
-        );
-        if promptloom::decode_score_lanes().is_some() {
-            assert!(tiles > 0, "{mode:?}: no tile in lanes");
+    for dtype in [DType::F32, DType::F16] {
+        let q = tensor((lens.len(), h, 1, d), 7900, dtype)
+            .affine(3.0, 0.0)
+            .unwrap();
+        let k = per_length(&lens, (kvh, d), 7901, dtype);
+        let v = per_length(&lens, (kvh, d), 7951, dtype);
+        let step = || {
+            vec![bits(
+                &promptloom::left_padded_decode_step(&q, &k, &v, 0.125)
+                    .unwrap()
+                    .0,
+            )]
+        };
+        let (want, _) = run(DecodeScores::KeyByKey, &step);
+        for mode in modes {
+            let (got, tiles) = run(mode, &step);
+            assert_eq!(
+                got, want,
+                "{mode:?}, {dtype:?}, lengths {lens:?}: other bits than key by key"
+            );
+            if promptloom::decode_score_lanes().is_some() {
+                assert!(tiles > 0, "{mode:?}, {dtype:?}: no tile in lanes");
+            }
         }
     }
     promptloom::set_decode_scores(DecodeScores::default());

@@ -283,11 +283,12 @@ fn decode_attention(plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         return Ok(());
     };
     out.line(format!(
-        "\nDecode attention, one layer (9 heads over 3 kv heads of 64), f32 cache; µs per call median [min–max] [{}]",
+        "\nDecode attention, one layer (9 heads over 3 kv heads of 64); the model's cache is f16 on the CPU; µs per call median [min–max] [{}]",
         plan.machine.tag()
     ));
     out.line(format!(
-        "  {:<6} {:>5} {:>22} {:>22} {:>6}",
+        "  {:<5} {:<6} {:>5} {:>22} {:>22} {:>6}",
+        "cache",
         "keys",
         "rows",
         format!("{lanes} lanes"),
@@ -298,11 +299,20 @@ fn decode_attention(plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         .num_threads(rayon::current_num_threads())
         .build()?;
     let reps = 50 * plan.runs.max(1);
-    for keys in [100usize, 300, 1800] {
-        for rows in [1usize, BATCH_ROWS] {
-            let q = Tensor::rand(-1f32, 1f32, (rows, 9, 1, 64), &Device::Cpu)?;
-            let k = Tensor::rand(-1f32, 1f32, (rows, 3, keys, 64), &Device::Cpu)?;
-            let v = Tensor::rand(-1f32, 1f32, (rows, 3, keys, 64), &Device::Cpu)?;
+    use candle_core::DType;
+    let shapes = [DType::F16, DType::F32].into_iter().flat_map(|dtype| {
+        [100usize, 300, 1800]
+            .into_iter()
+            .flat_map(move |keys| [1usize, BATCH_ROWS].map(|rows| (dtype, keys, rows)))
+    });
+    for (dtype, keys, rows) in shapes {
+        {
+            let rand = |shape: (usize, usize, usize, usize)| {
+                Tensor::rand(-1f32, 1f32, shape, &Device::Cpu).and_then(|t| t.to_dtype(dtype))
+            };
+            let q = rand((rows, 9, 1, 64))?;
+            let k = rand((rows, 3, keys, 64))?;
+            let v = rand((rows, 3, keys, 64))?;
             let (mut fast, mut slow) = (Sample::default(), Sample::default());
             for _ in 0..reps {
                 for (mode, sample) in [
@@ -317,14 +327,17 @@ fn decode_attention(plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             }
             set_decode_scores(DecodeScores::default());
             let gain = slow.median().unwrap_or(f64::NAN) / fast.median().unwrap_or(f64::NAN);
+            let cache = format!("{dtype:?}").to_lowercase();
             out.line(format!(
-                "  {keys:<6} {rows:>5} {:>22} {:>22} {gain:>5.2}x",
+                "  {cache:<5} {keys:<6} {rows:>5} {:>22} {:>22} {gain:>5.2}x",
                 fast.show(0),
                 slow.show(0)
             ));
             if keys == 1800 {
                 out.goal(
-                    &format!("decode attention gain from score lanes, 1800 keys, {rows} row(s)"),
+                    &format!(
+                        "decode attention gain from score lanes, {cache} cache, 1800 keys, {rows} row(s)"
+                    ),
                     "printed",
                     format!("{gain:.2}x"),
                     None,

@@ -73,7 +73,7 @@ pub fn lanes_here() -> Option<&'static str> {
 fn best() -> Option<Lanes> {
     if is_x86_feature_detected!("avx512f") {
         Some(Lanes::Avx512)
-    } else if is_x86_feature_detected!("avx2") {
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
         Some(Lanes::Avx2)
     } else {
         None
@@ -85,18 +85,104 @@ fn best() -> Option<Lanes> {
 pub(crate) fn usable() -> Option<Lanes> {
     match MODE.load(Ordering::Relaxed) {
         1 => best(),
-        2 if is_x86_feature_detected!("avx2") => Some(Lanes::Avx2),
+        2 if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") => {
+            Some(Lanes::Avx2)
+        }
         _ => None,
     }
 }
 
+/// The element types of a cache the lanes read: f32 as it is; f16 and bf16 widened to f32,
+/// exactly, as `vec_dot_f32` widens each element (`UpcastF32`: every f16 and bf16 value is an
+/// f32 value), so the products and sums are the same.
+///
+/// The loads are inlined into `scores512` and `scores256`, whose target features they use.
+pub(crate) trait LaneKey: Copy {
+    /// `width` (1 to 16) elements from `p` into the low lanes, zeros above.
+    unsafe fn load16(p: *const Self, width: usize) -> __m512;
+    /// `width` (1 to 8) elements from `p` into the low lanes, zeros above.
+    unsafe fn load8(p: *const Self, width: usize) -> __m256;
+}
+
+impl LaneKey for f32 {
+    #[inline(always)]
+    unsafe fn load16(p: *const f32, width: usize) -> __m512 {
+        let valid: __mmask16 = if width == 16 { 0xffff } else { (1u16 << width) - 1 };
+        _mm512_maskz_loadu_ps(valid, p)
+    }
+    #[inline(always)]
+    unsafe fn load8(p: *const f32, width: usize) -> __m256 {
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(width as i32), lane))
+    }
+}
+
+/// The 16-bit elements of a row, `width` of them, zero-padded to `N` (a part of a block:
+/// only where the head size is not a multiple of the block).
+#[inline(always)]
+unsafe fn padded<const N: usize>(p: *const u16, width: usize) -> [u16; N] {
+    let mut bits = [0u16; N];
+    std::ptr::copy_nonoverlapping(p, bits.as_mut_ptr(), width);
+    bits
+}
+
+impl LaneKey for half::f16 {
+    #[inline(always)]
+    unsafe fn load16(p: *const half::f16, width: usize) -> __m512 {
+        if width == 16 {
+            _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+        } else {
+            let bits = padded::<16>(p as *const u16, width);
+            _mm512_cvtph_ps(_mm256_loadu_si256(bits.as_ptr() as *const __m256i))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load8(p: *const half::f16, width: usize) -> __m256 {
+        if width == 8 {
+            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+        } else {
+            let bits = padded::<8>(p as *const u16, width);
+            _mm256_cvtph_ps(_mm_loadu_si128(bits.as_ptr() as *const __m128i))
+        }
+    }
+}
+
+impl LaneKey for half::bf16 {
+    // A bf16 is the top half of its f32: widened by a shift.
+    #[inline(always)]
+    unsafe fn load16(p: *const half::bf16, width: usize) -> __m512 {
+        let bits = if width == 16 {
+            _mm256_loadu_si256(p as *const __m256i)
+        } else {
+            let bits = padded::<16>(p as *const u16, width);
+            _mm256_loadu_si256(bits.as_ptr() as *const __m256i)
+        };
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(bits)))
+    }
+    #[inline(always)]
+    unsafe fn load8(p: *const half::bf16, width: usize) -> __m256 {
+        let bits = if width == 8 {
+            _mm_loadu_si128(p as *const __m128i)
+        } else {
+            let bits = padded::<8>(p as *const u16, width);
+            _mm_loadu_si128(bits.as_ptr() as *const __m128i)
+        };
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(bits)))
+    }
+}
+
 /// `out[l] = vec_dot_f32(q, &k[l * stride..][..q.len()])` for the 16 keys l of a tile, bit
-/// for bit.
+/// for bit, with `q` already widened to f32.
 ///
 /// # Safety
 /// `lanes` must be what [`usable`] returned, and
 /// `k[15 * stride + q.len() - 1]` must be in bounds.
-pub(crate) unsafe fn scores(lanes: Lanes, q: &[f32], k: &[f32], stride: usize) -> [f32; KEYS] {
+pub(crate) unsafe fn scores<T: LaneKey>(
+    lanes: Lanes,
+    q: &[f32],
+    k: &[T],
+    stride: usize,
+) -> [f32; KEYS] {
     debug_assert!(k.len() >= (KEYS - 1) * stride + q.len());
     let mut out = [0f32; KEYS];
     match lanes {
@@ -114,7 +200,7 @@ pub(crate) unsafe fn scores(lanes: Lanes, q: &[f32], k: &[f32], stride: usize) -
 /// as `vec_dot_f32` does. (Gathers instead of the transpose were slower than the scalar
 /// chain on the Xeon this was measured on.)
 #[target_feature(enable = "avx512f")]
-unsafe fn scores512(q: &[f32], k: *const f32, stride: usize, out: &mut [f32]) {
+unsafe fn scores512<T: LaneKey>(q: &[f32], k: *const T, stride: usize, out: &mut [f32]) {
     let d = q.len();
     let chunks = d / 4;
     let mut sum = _mm512_setzero_ps();
@@ -122,10 +208,9 @@ unsafe fn scores512(q: &[f32], k: *const f32, stride: usize, out: &mut [f32]) {
     for block in 0..d.div_ceil(16) {
         let first = 16 * block;
         let width = (d - first).min(16);
-        let valid: __mmask16 = if width == 16 { 0xffff } else { (1u16 << width) - 1 };
         let mut rows = [_mm512_setzero_ps(); 16];
         for (key, row) in rows.iter_mut().enumerate() {
-            *row = _mm512_maskz_loadu_ps(valid, k.add(key * stride + first));
+            *row = T::load16(k.add(key * stride + first), width);
         }
         transpose16(&rows, &mut col);
         let mul = |e: usize| _mm512_mul_ps(_mm512_set1_ps(*q.get_unchecked(first + e)), col[e]);
@@ -175,19 +260,17 @@ unsafe fn transpose16(rows: &[__m512; 16], col: &mut [__m512; 16]) {
 }
 
 /// `scores512` with 8 keys and 8 dimensions at a time (8 loads, 24 shuffles).
-#[target_feature(enable = "avx2")]
-unsafe fn scores256(q: &[f32], k: *const f32, stride: usize, out: &mut [f32]) {
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn scores256<T: LaneKey>(q: &[f32], k: *const T, stride: usize, out: &mut [f32]) {
     let d = q.len();
     let chunks = d / 4;
     let mut sum = _mm256_setzero_ps();
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for block in 0..d.div_ceil(8) {
         let first = 8 * block;
         let width = (d - first).min(8);
-        let valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(width as i32), lane);
         let mut rows = [_mm256_setzero_ps(); 8];
         for (key, row) in rows.iter_mut().enumerate() {
-            *row = _mm256_maskload_ps(k.add(key * stride + first), valid);
+            *row = T::load8(k.add(key * stride + first), width);
         }
         let col = transpose8(&rows);
         let mul = |e: usize| _mm256_mul_ps(_mm256_set1_ps(*q.get_unchecked(first + e)), col[e]);

@@ -100,12 +100,16 @@ fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
     sum
 }
 
+/// promptloom (patch 18): the widest head whose query `decode_scores` widens on the stack.
+const MAX_LANE_HEAD: usize = 256;
+
 /// promptloom (patch 14): `vec_dot_f32(q, k[base + l * stride..][..q.len()])` for the 16
 /// keys l of a full tile, computed in vector lanes (`crate::promptloom_decode`), bit for
-/// bit; None (then the caller computes each key's `vec_dot_f32`) for a partial tile, a
-/// cache that is not f32, or where the lanes do not run.
+/// bit, from an f32, f16 or bf16 cache (patch 18: the models' caches are f16 on the CPU);
+/// None (then the caller computes each key's `vec_dot_f32`) for a partial tile, another
+/// type, a head over `MAX_LANE_HEAD`, or where the lanes do not run.
 #[inline]
-fn decode_scores<T: WithDType>(
+fn decode_scores<T: WithDType + UpcastF32>(
     q: &[T],
     k: &[T],
     base: usize,
@@ -116,18 +120,28 @@ fn decode_scores<T: WithDType>(
     {
         use crate::promptloom_decode::{scores, usable, KEYS};
         const _: () = assert!(KEYS == TILE_KV);
-        if keys != TILE_KV || T::DTYPE != DType::F32 {
+        if keys != TILE_KV || q.len() > MAX_LANE_HEAD {
             return None;
         }
         let lanes = usable()?;
         let span = (TILE_KV - 1) * stride + q.len();
         let k = k.get(base..base.checked_add(span)?)?;
-        // Safety: T is f32 (its DTYPE is F32), the span is in bounds and `lanes` is what
-        // `usable` returned.
+        // The query widened as vec_dot_f32 widens it, element by element.
+        let mut qf = [0f32; MAX_LANE_HEAD];
+        for (w, x) in qf.iter_mut().zip(q) {
+            *w = x.to_f32();
+        }
+        let qf = &qf[..q.len()];
+        // Safety: T is the type its DTYPE names (candle's WithDType), the span is in bounds
+        // and `lanes` is what `usable` returned.
         unsafe {
-            let q = std::slice::from_raw_parts(q.as_ptr() as *const f32, q.len());
-            let k = std::slice::from_raw_parts(k.as_ptr() as *const f32, k.len());
-            Some(scores(lanes, q, k, stride))
+            let (ptr, len) = (k.as_ptr(), k.len());
+            match T::DTYPE {
+                DType::F32 => Some(scores(lanes, qf, std::slice::from_raw_parts(ptr as *const f32, len), stride)),
+                DType::F16 => Some(scores(lanes, qf, std::slice::from_raw_parts(ptr as *const f16, len), stride)),
+                DType::BF16 => Some(scores(lanes, qf, std::slice::from_raw_parts(ptr as *const bf16, len), stride)),
+                _ => None,
+            }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
