@@ -130,14 +130,6 @@ async fn logits_match_the_unpatched_engine() {
             steps: record(&model, prompt).await,
         });
     }
-    // Patch 15's spinning worker took part in these steps (the bits below are checked with it).
-    let hot = mistralrs_core::promptloom::hot_worker_stats();
-    if rayon::current_num_threads() > 1 {
-        assert!(
-            hot.steps > 0 && hot.jobs > 0,
-            "no step ran with a spinning worker: {hot:?}"
-        );
-    }
     // Patch 16: the model was loaded with q/k/v and gate/up stacked, two per layer.
     assert!(
         mistralrs_core::promptloom::stacked_built() >= 2,

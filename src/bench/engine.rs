@@ -138,14 +138,11 @@ impl Rates {
     }
 }
 
-/// Which of the engine's speed patches are on (vendor/README.md, patches 6–16).
+/// Which of the engine's speed patches are on (vendor/README.md, patches 6–8, 16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Paths {
     /// The engine thread is a worker of its own rayon pool (read when an engine starts).
     pub pool: bool,
-    /// The pool's other workers spin through each step instead of sleeping between its ops
-    /// (patch 15; read at every step).
-    pub hot: bool,
     /// q/k/v and gate/up stacked into one product each (patch 16; read when a model loads).
     pub stacked: bool,
     /// The Q8_0 VNNI mat-mul kernel.
@@ -164,7 +161,6 @@ pub(crate) struct Paths {
 impl Paths {
     pub const PATCHED: Paths = Paths {
         pool: true,
-        hot: true,
         stacked: true,
         kernel: true,
         kernel_one_row: false,
@@ -173,7 +169,6 @@ impl Paths {
     };
     pub const UNPATCHED: Paths = Paths {
         pool: false,
-        hot: false,
         stacked: false,
         kernel: false,
         kernel_one_row: false,
@@ -198,7 +193,6 @@ impl Paths {
     pub fn set(self) {
         use mistralrs_core::promptloom::*;
         set_engine_thread_in_pool(self.pool);
-        set_hot_workers(self.hot);
         set_stacked_projections(self.stacked);
         set_q8_kernel(self.kernel);
         set_q8_kernel_min_rows(if self.kernel_one_row {
@@ -217,8 +211,6 @@ impl Paths {
             "all speed patches"
         } else if !self.pool {
             "the engine pool"
-        } else if !self.hot {
-            "the spinning workers"
         } else if !self.stacked {
             "stacked projections"
         } else if self.kernel_one_row {
@@ -292,13 +284,6 @@ pub(crate) async fn local_vs_bare(
             "bare, q/k/v and gate/up apart",
             Paths {
                 stacked: false,
-                ..Paths::PATCHED
-            },
-        ));
-        variants.push((
-            "bare, workers sleep between ops",
-            Paths {
-                hot: false,
                 ..Paths::PATCHED
             },
         ));

@@ -74,7 +74,6 @@ pub mod promptloom;
 mod promptloom_attn;
 mod promptloom_decode;
 mod promptloom_lanes;
-mod promptloom_pool;
 mod promptloom_q8;
 pub mod reasoning_parsers;
 mod request;

@@ -428,14 +428,6 @@ pub(crate) fn engine_pool() -> Option<rayon::ThreadPool> {
         .ok()
 }
 
-/// Whether the engine pool's other workers spin through a step (the default) or sleep between
-/// its ops as rayon's idle workers do (`promptloom_pool`); what they did; and a step opened by
-/// hand on worker 0 of any pool, for the tests.
-pub use crate::promptloom_pool::{
-    hot_step as open_hot_step, set_enabled as set_hot_workers, stats as hot_worker_stats,
-    HotStats, HotStep,
-};
-
 /// The Q8_0 mat-mul kernel (`promptloom_q8`): whether it runs on this CPU, the switch, and the
 /// product itself (None where it does not apply).
 pub use crate::promptloom_q8::{

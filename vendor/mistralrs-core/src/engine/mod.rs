@@ -373,9 +373,6 @@ impl Engine {
             }
 
             let run_start = Instant::now();
-            // promptloom: the engine pool's other workers spin for this step instead of
-            // sleeping between its ops (`promptloom_pool`).
-            let _hot_step = crate::promptloom_pool::hot_step();
             let mut scheduler = get_mut_arcmutex!(self.scheduler);
             let scheduled = scheduler.schedule(&self.logger);
 
