@@ -237,9 +237,7 @@ pub(crate) fn run(
         }
         if let (Some(b), Some(f)) = (ours_batch.median(), ours_batch_four.median()) {
             out.goal(
-                &format!(
-                    "{BATCH_ROWS} rows, one weight row at a time / four (patch 17), {label}"
-                ),
+                &format!("{BATCH_ROWS} rows, one weight row at a time / four (patch 17), {label}"),
                 "printed",
                 format!("{:.2}x ({b:.2} vs {f:.2} ms per step)", f / b),
                 None,
