@@ -100,17 +100,14 @@ fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
     sum
 }
 
-/// promptloom (patch 18): the widest head whose query `decode_scores` widens on the stack.
-const MAX_LANE_HEAD: usize = 256;
-
 /// promptloom (patch 14): `vec_dot_f32(q, k[base + l * stride..][..q.len()])` for the 16
 /// keys l of a full tile, computed in vector lanes (`crate::promptloom_decode`), bit for
-/// bit, from an f32, f16 or bf16 cache (patch 18: the models' caches are f16 on the CPU);
-/// None (then the caller computes each key's `vec_dot_f32`) for a partial tile, another
-/// type, a head over `MAX_LANE_HEAD`, or where the lanes do not run.
+/// bit, from an f32, f16 or bf16 cache (patch 18: the models' caches are f16 on the CPU),
+/// with `q` widened to f32 as `vec_dot_f32` widens it; None (then the caller computes each
+/// key's `vec_dot_f32`) for a partial tile, another type, or where the lanes do not run.
 #[inline]
-fn decode_scores<T: WithDType + UpcastF32>(
-    q: &[T],
+fn decode_scores<T: WithDType>(
+    q: &[f32],
     k: &[T],
     base: usize,
     stride: usize,
@@ -120,26 +117,20 @@ fn decode_scores<T: WithDType + UpcastF32>(
     {
         use crate::promptloom_decode::{scores, usable, KEYS};
         const _: () = assert!(KEYS == TILE_KV);
-        if keys != TILE_KV || q.len() > MAX_LANE_HEAD {
+        if keys != TILE_KV {
             return None;
         }
         let lanes = usable()?;
         let span = (TILE_KV - 1) * stride + q.len();
         let k = k.get(base..base.checked_add(span)?)?;
-        // The query widened as vec_dot_f32 widens it, element by element.
-        let mut qf = [0f32; MAX_LANE_HEAD];
-        for (w, x) in qf.iter_mut().zip(q) {
-            *w = x.to_f32();
-        }
-        let qf = &qf[..q.len()];
         // Safety: T is the type its DTYPE names (candle's WithDType), the span is in bounds
         // and `lanes` is what `usable` returned.
         unsafe {
             let (ptr, len) = (k.as_ptr(), k.len());
             match T::DTYPE {
-                DType::F32 => Some(scores(lanes, qf, std::slice::from_raw_parts(ptr as *const f32, len), stride)),
-                DType::F16 => Some(scores(lanes, qf, std::slice::from_raw_parts(ptr as *const f16, len), stride)),
-                DType::BF16 => Some(scores(lanes, qf, std::slice::from_raw_parts(ptr as *const bf16, len), stride)),
+                DType::F32 => Some(scores(lanes, q, std::slice::from_raw_parts(ptr as *const f32, len), stride)),
+                DType::F16 => Some(scores(lanes, q, std::slice::from_raw_parts(ptr as *const f16, len), stride)),
+                DType::BF16 => Some(scores(lanes, q, std::slice::from_raw_parts(ptr as *const bf16, len), stride)),
                 _ => None,
             }
         }
@@ -579,6 +570,15 @@ where
         })
         .collect();
 
+    // promptloom (patch 18): each (batch row, head)'s query widened to f32 once per call,
+    // element by element as vec_dot_f32 widens it, for the lanes (`decode_scores`).
+    let q_wide: Vec<f32> = (0..rows)
+        .flat_map(|row| {
+            let q_base = (row / h) * qstride[0] + (row % h) * qstride[2];
+            q_data[q_base..q_base + d].iter().map(|x| x.to_f32())
+        })
+        .collect();
+
     in_attention_pool(|| {
         (0..kv_tiles).into_par_iter().for_each(|tile_idx| {
             let mut lane_tiles = 0;
@@ -618,7 +618,7 @@ where
 
                     // promptloom (patch 14): a full tile's 16 scores at once, each
                     // vec_dot_f32's bit for bit (f32 caches; others key by key as before).
-                    let lane_scores = decode_scores(q_row, k_data, b_i * kstride[0] + start * kstride[1] + k_head * kstride[2], kstride[1], end - start);
+                    let lane_scores = decode_scores(&q_wide[row * d..(row + 1) * d], k_data, b_i * kstride[0] + start * kstride[1] + k_head * kstride[2], kstride[1], end - start);
                     lane_tiles += usize::from(lane_scores.is_some());
 
                     for kv_pos in start..end {
