@@ -751,3 +751,33 @@ fn stacked_projections_give_each_parts_product_bit_for_bit() {
     );
     assert_eq!(promptloom::stacked_built(), before);
 }
+
+/// Patch 19: a key missing from a GGUF file's metadata is a plain error naming the key (no
+/// candle error inside, whose formatting resolved a backtrace when RUST_BACKTRACE was set:
+/// ~400 ms of every load, where loaders ask for optional keys), and a key of another type
+/// still says which type it is.
+#[test]
+fn a_missing_gguf_key_is_a_plain_error_naming_it() {
+    use candle_core::quantized::gguf_file::{self, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.gguf");
+    let metadata = [
+        ("general.architecture", Value::String("llama".into())),
+        ("llama.block_count", Value::U32(30)),
+        ("llama.rope.freq_base", Value::F32(10_000.0)),
+    ];
+    let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let mut file = std::fs::File::create(&path).unwrap();
+    gguf_file::write(&mut file, &metadata, &[]).unwrap();
+    drop(file);
+    let error = |key| promptloom::gguf_value_error(&path, key).unwrap();
+    assert_eq!(error("block_count"), None);
+    assert_eq!(
+        error("expert_count").as_deref(),
+        Some("`llama.expert_count` is missing from the GGUF metadata")
+    );
+    let wrong = error("rope.freq_base").unwrap();
+    assert!(wrong.starts_with("`llama.rope.freq_base`"), "{wrong}");
+    assert!(wrong.contains("value is not a `u32`"), "{wrong}");
+    assert!(!wrong.contains('\n'), "a backtrace in the error: {wrong}");
+}

@@ -116,6 +116,10 @@ fn sha256_file(path: &Path) -> String {
 async fn logits_match_the_unpatched_engine() {
     let path = common::require_default_model();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden_logits.json");
+    let (ropes, reads) = (
+        mistralrs_core::promptloom::rope_tables_built(),
+        mistralrs_core::promptloom::gguf_file_reads(),
+    );
     let model = gguf_builder(&path)
         .unwrap()
         .with_max_num_seqs(1)
@@ -123,6 +127,18 @@ async fn logits_match_the_unpatched_engine() {
         .build()
         .await
         .unwrap();
+    // Patch 19: the load built one rotary table (0.8.1: one per layer) and read the file
+    // buffered (unbuffered, its vocabulary and merges alone were about 200,000 reads).
+    assert_eq!(
+        mistralrs_core::promptloom::rope_tables_built() - ropes,
+        1,
+        "rotary tables built by one load"
+    );
+    let reads = mistralrs_core::promptloom::gguf_file_reads() - reads;
+    assert!(
+        (1..10_000).contains(&reads),
+        "{reads} reads reached the GGUF file in one load"
+    );
     let mut runs = Vec::new();
     for prompt in PROMPTS {
         runs.push(Run {

@@ -430,9 +430,15 @@ impl ModelConfig::FromGGUF for ModelWeights {
             );
         }
 
+        // promptloom (issue 12): one table per device, not one per layer (0.8.1 built it again
+        // for each of the 30 layers and kept the last: ~70 ms of a 135M model's load).
         let mut ropes = HashMap::new();
         for layer_idx in 0..block_count {
             let device = mapper.device_for(layer_idx, false).unwrap_or(device);
+            if ropes.contains_key(&device.location()) {
+                continue;
+            }
+            crate::promptloom::count_rope_table();
             ropes.insert(
                 device.location(),
                 Arc::new(RotaryEmbedding::new(

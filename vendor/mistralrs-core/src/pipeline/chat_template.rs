@@ -156,8 +156,10 @@ pub fn calculate_eos_tokens(
 
     let templates = chat_template.get_template_contents();
 
+    // promptloom (issue 12): look each one up instead of copying the whole vocabulary
+    // (49,152 tokens for SmolLM2) into a new map for each of them.
     for alternate in SUPPORTED_ALTERNATE_EOS {
-        if tokenizer.get_vocab(true).contains_key(*alternate)
+        if tokenizer.token_to_id(alternate).is_some()
             && templates.iter().any(|t| t.contains(*alternate))
         {
             eos_tok_ids.push(alternate.to_string())

@@ -318,7 +318,7 @@ impl Loader for GGUFLoader {
 
         let mut readers = Vec::new();
         for filename in paths.get_weight_filenames() {
-            readers.push(std::fs::File::open(filename)?);
+            readers.push(crate::promptloom::buffered(std::fs::File::open(filename)?));
         }
         let mut readers = readers.iter_mut().collect::<Vec<_>>();
         let model = Content::from_readers(&mut readers)?;
