@@ -781,3 +781,37 @@ fn a_missing_gguf_key_is_a_plain_error_naming_it() {
     assert!(wrong.contains("value is not a `u32`"), "{wrong}");
     assert!(!wrong.contains('\n'), "a backtrace in the error: {wrong}");
 }
+
+/// Patch 20: the rows of a token embedding table kept quantized, each dequantized when it is
+/// looked up, have the bits of the same rows of the table dequantized whole (Q8_0 and Q4_1;
+/// ids of any shape, repeated ids), and an id outside the table is an error, not a panic.
+#[test]
+fn quantized_embedding_rows_match_the_dequantized_table_bit_for_bit() {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let (vocab, hidden) = (300, 576);
+    for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1] {
+        let w = Tensor::from_vec(values(vocab * hidden, 7), (vocab, hidden), &Device::Cpu).unwrap();
+        let table = QTensor::quantize(&w, dtype).unwrap();
+        // What candle_nn's Embedding does with the dequantized table.
+        let dense = table.dequantize(&Device::Cpu).unwrap();
+        let lookup = |ids: &Tensor| {
+            let mut dims = ids.dims().to_vec();
+            dims.push(hidden);
+            let flat = ids.flatten_all().unwrap();
+            dense.index_select(&flat, 0).unwrap().reshape(dims).unwrap()
+        };
+        for ids in [vec![0u32], vec![299, 5, 5, 17, 0, 128], (0..300).rev().collect()] {
+            for shape in [vec![ids.len()], vec![1, ids.len()]] {
+                let ids = Tensor::from_vec(ids.clone(), shape, &Device::Cpu).unwrap();
+                let table = QTensor::quantize(&w, dtype).unwrap();
+                let got = promptloom::quantized_embedding(table, &ids).unwrap();
+                let want = lookup(&ids);
+                assert_eq!(got.dims(), want.dims(), "{dtype:?}");
+                assert_eq!(bits(&got), bits(&want), "{dtype:?} {:?}", ids.dims());
+            }
+        }
+        let outside = Tensor::from_vec(vec![3u32, 300], 2, &Device::Cpu).unwrap();
+        let e = promptloom::quantized_embedding(table, &outside).unwrap_err();
+        assert!(e.to_string().contains("token id 300 is outside"), "{e}");
+    }
+}

@@ -116,9 +116,10 @@ fn sha256_file(path: &Path) -> String {
 async fn logits_match_the_unpatched_engine() {
     let path = common::require_default_model();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden_logits.json");
-    let (ropes, reads) = (
+    let (ropes, reads, embeddings) = (
         mistralrs_core::promptloom::rope_tables_built(),
         mistralrs_core::promptloom::gguf_file_reads(),
+        mistralrs_core::promptloom::quantized_embeddings_built(),
     );
     let model = gguf_builder(&path)
         .unwrap()
@@ -133,6 +134,12 @@ async fn logits_match_the_unpatched_engine() {
         mistralrs_core::promptloom::rope_tables_built() - ropes,
         1,
         "rotary tables built by one load"
+    );
+    // Patch 20: its token embedding table stayed quantized (the logits below check its rows).
+    assert_eq!(
+        mistralrs_core::promptloom::quantized_embeddings_built() - embeddings,
+        1,
+        "token embedding tables kept quantized by one load"
     );
     let reads = mistralrs_core::promptloom::gguf_file_reads() - reads;
     assert!(

@@ -468,6 +468,14 @@ pub fn gguf_value_error(path: &std::path::Path, key: &str) -> Result<Option<Stri
     Ok(md.get_value::<u32>(key).err().map(|e| format!("{e:#}")))
 }
 
+pub use crate::promptloom_q8::quantized_embeddings_built;
+
+/// The rows of `ids` from `table` kept quantized (patch 20), for the test that compares them
+/// with the dequantized table's rows.
+pub fn quantized_embedding(table: candle_core::quantized::QTensor, ids: &Tensor) -> Result<Tensor> {
+    crate::promptloom_q8::QEmbedding::new(table)?.forward(ids)
+}
+
 static ENGINE_THREAD_IN_POOL: AtomicBool = AtomicBool::new(true);
 
 /// Whether engines started from now on make their engine thread a rayon worker (the default),

@@ -229,6 +229,63 @@ impl QLinears {
     }
 }
 
+static QUANTIZED_EMBEDDINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// Token embeddings kept quantized so far (patch 20), for the tests.
+pub fn quantized_embeddings_built() -> usize {
+    QUANTIZED_EMBEDDINGS.load(Ordering::Relaxed)
+}
+
+/// promptloom (issue 12, patch 20): the token embedding table kept as the GGUF stores it, each
+/// looked-up row dequantized when it is looked up. 0.8.1 dequantized the whole table to f32
+/// at load (49,152 × 576 for SmolLM2: 113 MB written, ~100 ms of the load, and held for the
+/// process's life) to look up a few rows per step. Dequantizing is block by block, so a row
+/// dequantized alone has the bits it has in the whole table.
+pub(crate) struct QEmbedding {
+    table: QTensor,
+    hidden: usize,
+}
+
+impl QEmbedding {
+    /// A (vocabulary, hidden) table on the CPU.
+    pub(crate) fn new(table: QTensor) -> Result<Self> {
+        let (_, hidden) = table.shape().dims2()?;
+        if !table.device().is_cpu() || hidden % table.dtype().block_size() != 0 {
+            candle_core::bail!("a quantized embedding needs a CPU table of whole blocks per row");
+        }
+        QUANTIZED_EMBEDDINGS.fetch_add(1, Ordering::Relaxed);
+        Ok(Self { table, hidden })
+    }
+
+    /// The rows of `ids` (u32, any shape), as `candle_nn::Embedding` gives them: shape
+    /// `ids.dims() + [hidden]`, f32.
+    pub(crate) fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let vocab = self.table.shape().dims()[0];
+        let dtype = self.table.dtype();
+        let row = self.hidden / dtype.block_size() * dtype.type_size();
+        let data = self.table.data()?;
+        let ids_v = ids.flatten_all()?.to_vec1::<u32>()?;
+        let mut bytes = Vec::with_capacity(ids_v.len() * row);
+        for &id in &ids_v {
+            let id = id as usize;
+            if id >= vocab {
+                candle_core::bail!("token id {id} is outside the embedding table ({vocab} rows)");
+            }
+            bytes.extend_from_slice(&data[id * row..(id + 1) * row]);
+        }
+        let rows = candle_core::quantized::ggml_file::qtensor_from_ggml(
+            dtype,
+            &bytes,
+            vec![ids_v.len(), self.hidden],
+            &candle_core::Device::Cpu,
+        )?
+        .dequantize(&candle_core::Device::Cpu)?;
+        let mut dims = ids.dims().to_vec();
+        dims.push(self.hidden);
+        rows.reshape(dims)
+    }
+}
+
 /// One Q8_0 block as candle lays it out (`#[repr(C)] BlockQ8_0 { d: f16, qs: [i8; 32] }`,
 /// 34 bytes).
 #[repr(C)]

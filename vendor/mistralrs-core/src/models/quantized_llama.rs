@@ -7,7 +7,7 @@ use candle_core::quantized::ggml_file;
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Embedding, Module};
-use crate::promptloom_q8::{QLinear, QLinears};
+use crate::promptloom_q8::{QEmbedding, QLinear, QLinears};
 
 use crate::attention::SdpaParams;
 use crate::device_map::{DeviceMappedMask, DeviceMapper};
@@ -220,7 +220,7 @@ impl LayerWeights {
 }
 
 pub struct ModelWeights {
-    tok_embeddings: Embedding,
+    tok_embeddings: TokEmbedding,
     layers: Vec<LayerWeights>,
     norm: QRmsNorm,
     output: QLinear,
@@ -229,6 +229,21 @@ pub struct ModelWeights {
     pub max_seq_len: usize,
     mapper: Option<Box<dyn DeviceMapper + Send + Sync>>,
     dtype: DType,
+}
+
+/// The token embedding table: dense f32, or (patch 20, on the CPU) kept quantized.
+enum TokEmbedding {
+    Dense(Embedding),
+    Quantized(QEmbedding),
+}
+
+impl TokEmbedding {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Dense(e) => e.forward(ids),
+            Self::Quantized(e) => e.forward(ids),
+        }
+    }
 }
 
 impl ModelConfig::FromGGML for ModelWeights {
@@ -288,7 +303,10 @@ impl ModelConfig::FromGGML for ModelWeights {
             })
         }
         Ok(Self {
-            tok_embeddings: Embedding::new(tok_embeddings, ct.hparams.n_embd as usize),
+            tok_embeddings: TokEmbedding::Dense(Embedding::new(
+                tok_embeddings,
+                ct.hparams.n_embd as usize,
+            )),
             layers,
             norm,
             output: QLinear::gguf(output)?,
@@ -414,7 +432,15 @@ impl ModelConfig::FromGGUF for ModelWeights {
         } = PropsGGUF::try_from(metadata).or_else(|err| candle_core::bail!("{err}"))?;
 
         let qtok_embeddings = ct.tensor("token_embd.weight", device)?;
-        let tok_embeddings = qtok_embeddings.dequantize(device)?;
+        // promptloom (patch 20): on the CPU the table stays quantized.
+        let tok_embeddings = if device.is_cpu() {
+            TokEmbedding::Quantized(QEmbedding::new(qtok_embeddings)?)
+        } else {
+            TokEmbedding::Dense(Embedding::new(
+                qtok_embeddings.dequantize(device)?,
+                embedding_length,
+            ))
+        };
         let norm = QRmsNorm::new(ct.tensor("output_norm.weight", device)?, rms_norm_eps)?;
         let output = if !ct.has_tensor("output.weight") {
             ct.tensor("token_embd.weight", device)?
@@ -561,7 +587,7 @@ impl ModelConfig::FromGGUF for ModelWeights {
             })
         }
         Ok(Self {
-            tok_embeddings: Embedding::new(tok_embeddings, embedding_length),
+            tok_embeddings,
             layers,
             norm,
             output: QLinear::gguf(output)?,
