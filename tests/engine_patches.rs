@@ -800,7 +800,11 @@ fn quantized_embedding_rows_match_the_dequantized_table_bit_for_bit() {
             let flat = ids.flatten_all().unwrap();
             dense.index_select(&flat, 0).unwrap().reshape(dims).unwrap()
         };
-        for ids in [vec![0u32], vec![299, 5, 5, 17, 0, 128], (0..300).rev().collect()] {
+        for ids in [
+            vec![0u32],
+            vec![299, 5, 5, 17, 0, 128],
+            (0..300).rev().collect(),
+        ] {
             for shape in [vec![ids.len()], vec![1, ids.len()]] {
                 let ids = Tensor::from_vec(ids.clone(), shape, &Device::Cpu).unwrap();
                 let table = QTensor::quantize(&w, dtype).unwrap();
