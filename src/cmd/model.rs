@@ -21,6 +21,9 @@ pub(crate) fn run(config: &Config, action: ModelAction) -> anyhow::Result<ExitCo
     match action {
         ModelAction::Fetch { force } => {
             let path = crate::model_fetch::fetch(&config.dirs.models_dir(), force)?;
+            // Remember its hash now, so that the first start does not compute it.
+            let cache = config.dirs.hash_cache();
+            crate::llm::gguf::sha256_remembered(&path, Some(&cache))?;
             println!("{}", path.display());
         }
         ModelAction::List => crate::model_fetch::list(config),

@@ -221,6 +221,11 @@ impl Dirs {
         self.data_dir.join("models")
     }
 
+    /// Where local model files' sha256 are remembered between starts.
+    pub fn hash_cache(&self) -> PathBuf {
+        self.data_dir.join("gguf-sha256.tsv")
+    }
+
     pub fn sessions_dir(&self) -> PathBuf {
         self.data_dir.join("sessions")
     }

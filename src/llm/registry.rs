@@ -119,6 +119,7 @@ impl BackendRegistry {
             options.max_num_seqs = n.max(1);
         }
         options.adapters = self.config.lora_paths(m);
+        options.hash_cache = Some(self.config.dirs.hash_cache());
         Ok(Arc::new(LocalBackend::new(path, options)))
     }
 
