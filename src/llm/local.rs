@@ -125,10 +125,11 @@ enum Hash {
     Done(Option<String>),
 }
 
-/// How long [`LocalBackend::identity`] waits for a hash being computed: it is asked for when
-/// a session is written, and at the end of a run the engine is idle, so the hash (0.4 s of a
-/// core for a 145 MB file) gets the CPU; while the engine is busy a save goes on without it,
-/// and the next save records it.
+/// How long [`LocalBackend::identity`] waits for a hash being computed, when no request is in
+/// the engine. It is asked for when a session is written: at the end of a run the engine is
+/// idle, so the hash (0.4 s of a core for a 145 MB file) gets the CPU and the session records
+/// it. While requests are in the engine it does not wait (a save from the UI would stall):
+/// that save goes without the hash and the next one records it.
 const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The model file's hash, recorded in sessions: read from the hash cache, or computed on a
@@ -165,12 +166,18 @@ fn remember_sha256(shared: Arc<Shared>) {
 }
 
 impl Shared {
-    /// The hash, waiting up to [`HASH_WAIT`] if it is being computed.
+    /// The hash, waiting up to [`HASH_WAIT`] if it is being computed and the engine is idle.
     fn sha256(&self) -> Option<String> {
+        let idle = self.gate.available_permits() >= self.options.max_num_seqs.max(1);
+        let wait = if idle {
+            HASH_WAIT
+        } else {
+            std::time::Duration::ZERO
+        };
         let guard = self.sha256.lock().ok()?;
         let (guard, _) = self
             .hashed
-            .wait_timeout_while(guard, HASH_WAIT, |h| matches!(h, Hash::Computing))
+            .wait_timeout_while(guard, wait, |h| matches!(h, Hash::Computing))
             .ok()?;
         match &*guard {
             Hash::Done(h) => h.clone(),
