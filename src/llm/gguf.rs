@@ -327,8 +327,8 @@ pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
 ///
 /// `cache` is a text file of `sha256<TAB>length<TAB>mtime in ns<TAB>path` lines. A missing,
 /// unreadable or malformed cache (or line) is ignored: the hash is computed and the cache
-/// rewritten whole (through a temporary file and a rename, so a reader never sees half of
-/// it). Failing to write it is not an error: the hash is still returned.
+/// rewritten whole (`store::write_atomic`: a temporary file and a rename, so a reader never
+/// sees half of it). Failing to write it is not an error: the hash is still returned.
 pub(crate) fn sha256_remembered(path: &Path, cache: Option<&Path>) -> io::Result<String> {
     let Some(cache) = cache else {
         return sha256_file(path);
@@ -364,20 +364,8 @@ pub(crate) fn sha256_remembered(path: &Path, cache: Option<&Path>) -> io::Result
     kept.push(format!("{sha}\t{len}\t{mtime}\t{key}"));
     let from = kept.len().saturating_sub(64);
     let body = kept[from..].join("\n") + "\n";
-    let _ = write_replacing(cache, body.as_bytes());
+    let _ = crate::store::write_atomic(cache, body.as_bytes());
     Ok(sha)
-}
-
-/// Write `bytes` to `path` through a temporary file beside it and a rename.
-fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let dir = dir.unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 fn u32le<R: Read>(r: &mut R) -> io::Result<u32> {
