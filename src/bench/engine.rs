@@ -115,6 +115,10 @@ async fn bare_run(model: &mistralrs::Model, prompt: &str, max: usize) -> anyhow:
 async fn ours(path: &Path, options: LocalOptions) -> anyhow::Result<LocalBackend> {
     let b = LocalBackend::new(path.to_path_buf(), options);
     b.ready().await.map_err(|e| anyhow::anyhow!(e))?;
+    // The file's hash, computed once after the load at the lowest priority, must not run
+    // inside the figures measured next: identity() waits for it while the engine is idle.
+    let waiting = b.clone();
+    tokio::task::spawn_blocking(move || waiting.identity()).await?;
     Ok(b)
 }
 
