@@ -368,11 +368,12 @@ fn q8_kernel_matches_candle_bit_for_bit() {
     }
 }
 
-/// The llama model's Q8_0 layers (`QLinear`) hand one activation row (a decoded token) to
-/// candle's kernel, which decodes faster here, and two rows or more (prompts, batched
-/// decodes) to ours; either way the product is candle's, bit for bit.
+/// The llama model's Q8_0 layers (`QLinear`): a step of up to eight activation rows (a decode
+/// step of up to eight answers) goes to patch 21's kernel where it runs; otherwise one row goes
+/// to candle's kernel and two or more (prompts) to patch 12's. Every path gives candle's
+/// product bit for bit.
 #[test]
-fn q8_layers_use_the_kernel_from_two_rows_and_candle_for_one() {
+fn q8_layers_use_the_lanes_kernel_for_few_rows_and_candle_bits_always() {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::Module;
     assert!(!promptloom::q8_kernel_for_rows(0));
@@ -380,29 +381,86 @@ fn q8_layers_use_the_kernel_from_two_rows_and_candle_for_one() {
     assert!(promptloom::q8_kernel_for_rows(2));
     assert!(promptloom::q8_kernel_for_rows(1_800));
     let kernel = promptloom::q8_kernel_available();
+    let lanes = promptloom::q8_lanes_available();
     let (n, k) = (192, 576);
     let w = Tensor::from_vec(values(n * k, 77), (n, k), &Device::Cpu).unwrap();
     let w = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap());
     // (shape of x, activation rows): one decode row as the model passes it (batch 1,
-    // position 1), a bare row, two sequences decoding together, a prompt.
-    let cases: [(&[usize], usize); 4] = [
+    // position 1), a bare row, two and eight sequences decoding together, prompts.
+    let cases: [(&[usize], usize); 6] = [
         (&[1, 1, k], 1),
         (&[1, k], 1),
         (&[2, 1, k], 2),
+        (&[8, 1, k], 8),
         (&[1, 9, k], 9),
+        (&[2, 40, k], 80),
     ];
     for (i, (dims, rows)) in cases.into_iter().enumerate() {
         let x = Tensor::from_vec(values(rows * k, 300 + i as u64), dims, &Device::Cpu).unwrap();
         let (ours, used_kernel) = promptloom::q8_linear_forward(w.clone(), &x).unwrap();
         assert_eq!(
             used_kernel,
-            kernel && rows >= 2,
-            "{dims:?}: kernel on this CPU: {kernel}"
+            (lanes && rows <= 8) || (kernel && rows >= 2),
+            "{dims:?}: kernels on this CPU: patch 21 {lanes}, patch 12 {kernel}"
         );
         let candle = QMatMul::from_arc(w.clone()).unwrap().forward(&x).unwrap();
         assert_eq!(ours.dims(), candle.dims(), "{dims:?}");
         assert_eq!(bits(&ours), bits(&candle), "{dims:?}");
     }
+}
+
+/// Patch 21's kernel (outputs in lanes) gives candle's product bit for bit, for the model's
+/// shapes (q/k/v and gate/up stacked, down, the head cut), 1 to 17 rows, widths of 1, 17 and
+/// 33 blocks, a zero row and an outlier; and it declines what it does not cover.
+#[test]
+fn q8_lanes_kernel_matches_candle_bit_for_bit() {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::Module;
+    if !promptloom::q8_lanes_available() {
+        println!("skipped: this CPU has no AVX-512 BW/VL/VNNI, the kernel does not run here");
+        return;
+    }
+    let shapes = [
+        (1, 960, 576),
+        (4, 960, 576),
+        (3, 3072, 576),
+        (8, 576, 1536),
+        (2, 4096, 576),
+        (17, 64, 576),
+        (5, 16, 32),
+        (7, 48, 544),
+        (6, 32, 1056),
+    ];
+    for (i, &(m, n, k)) in shapes.iter().enumerate() {
+        let w = Tensor::from_vec(values(n * k, 11 + i as u64), (n, k), &Device::Cpu).unwrap();
+        let w = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap());
+        let mut xs = values(m * k, 2000 + i as u64);
+        xs[k / 2] = 40.0; // an outlier in the first row
+        if m > 2 {
+            xs[k..2 * k].fill(0.0); // a zero row: its scale is 0
+        }
+        for dims in [vec![m, 1, k], vec![m, k]] {
+            let x = Tensor::from_vec(xs.clone(), dims.as_slice(), &Device::Cpu).unwrap();
+            let ours = promptloom::q8_lanes_matmul(&x, &w)
+                .unwrap()
+                .expect("the kernel applies to a Q8_0 weight and f32 rows");
+            let candle = QMatMul::from_arc(w.clone()).unwrap().forward(&x).unwrap();
+            assert_eq!(ours.dims(), candle.dims());
+            assert_eq!(
+                bits(&ours),
+                bits(&candle),
+                "shape {i}: ({m}, {k}) x ({n}, {k})ᵀ as {dims:?}"
+            );
+        }
+    }
+    // Not a whole number of groups of sixteen outputs, or not Q8_0: declined.
+    let x = Tensor::from_vec(values(576, 5), (1, 576), &Device::Cpu).unwrap();
+    let odd = Tensor::from_vec(values(24 * 576, 6), (24, 576), &Device::Cpu).unwrap();
+    let odd = QTensor::quantize(&odd, GgmlDType::Q8_0).unwrap();
+    assert!(promptloom::q8_lanes_matmul(&x, &odd).unwrap().is_none());
+    let q4 = Tensor::from_vec(values(32 * 576, 7), (32, 576), &Device::Cpu).unwrap();
+    let q4 = QTensor::quantize(&q4, GgmlDType::Q4_1).unwrap();
+    assert!(promptloom::q8_lanes_matmul(&x, &q4).unwrap().is_none());
 }
 
 /// The prompt-kernel switch is global: the tests that turn it hold this.

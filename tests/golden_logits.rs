@@ -116,6 +116,7 @@ fn sha256_file(path: &Path) -> String {
 async fn logits_match_the_unpatched_engine() {
     let path = common::require_default_model();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden_logits.json");
+    let (lanes_before, _) = mistralrs_core::promptloom::q8_lanes_built();
     let (ropes, reads, embeddings) = (
         mistralrs_core::promptloom::rope_tables_built(),
         mistralrs_core::promptloom::gguf_file_reads(),
@@ -152,6 +153,16 @@ async fn logits_match_the_unpatched_engine() {
             prompt: prompt.to_string(),
             steps: record(&model, prompt).await,
         });
+    }
+    // Patch 21: the decode steps ran on the kernel with outputs in lanes (where it runs here),
+    // every layer's weights and the head repacked for it.
+    if mistralrs_core::promptloom::q8_lanes_available() {
+        let (packed, _) = mistralrs_core::promptloom::q8_lanes_built();
+        assert!(
+            packed - lanes_before > 4 * 30,
+            "{} weights repacked for the decode kernel",
+            packed - lanes_before
+        );
     }
     // Patch 16: the model was loaded with q/k/v and gate/up stacked, two per layer.
     assert!(

@@ -75,6 +75,7 @@ mod promptloom_attn;
 mod promptloom_decode;
 mod promptloom_lanes;
 mod promptloom_q8;
+mod promptloom_q8_lanes;
 pub mod reasoning_parsers;
 mod request;
 mod response;

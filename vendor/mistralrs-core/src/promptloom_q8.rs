@@ -20,7 +20,7 @@
 //! parallel dispatch per activation row.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::quantized::k_quants::{BlockQ8_0, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -30,6 +30,7 @@ use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig};
 use rayon::prelude::*;
 
 use crate::layers::MatMul;
+use crate::promptloom_q8_lanes::{self as lanes, Packed};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static WIDE: AtomicBool = AtomicBool::new(true);
@@ -103,6 +104,9 @@ pub fn available() -> bool {
 pub(crate) struct QLinear {
     method: Arc<dyn QuantMethod>,
     q8: Option<Arc<QTensor>>,
+    /// promptloom (patch 21): the weight repacked for steps of few rows, made at the first
+    /// one (None for good when it does not apply or fit, see `promptloom_q8_lanes`).
+    lanes: OnceLock<Option<Packed>>,
 }
 
 impl QLinear {
@@ -116,7 +120,11 @@ impl QLinear {
             q_weight: weight,
             b: None,
         })?);
-        Ok(Self { method, q8 })
+        Ok(Self {
+            method,
+            q8,
+            lanes: OnceLock::new(),
+        })
     }
 
     /// `x` times the weight, as `MatMul.qmethod_matmul(x, method)` computes it.
@@ -127,8 +135,18 @@ impl QLinear {
     /// `forward`, and whether the kernel (true) or candle's path (false) computed it.
     pub(crate) fn forward_path(&self, x: &Tensor) -> Result<(Tensor, bool)> {
         if let Some(w) = &self.q8 {
-            // promptloom: one activation row (a decoded token) stays on candle's kernel.
+            // promptloom (patch 21): a decode step's few rows on the kernel with outputs in
+            // lanes (candle's bits), its repacked weight made at the first one.
             let width = x.dims().last().copied().unwrap_or(0).max(1);
+            if lanes::available() && x.elem_count() / width <= FEW_ROWS {
+                let packed = self.lanes.get_or_init(|| Packed::new(w).ok().flatten());
+                if let Some(p) = packed {
+                    if let Some(y) = p.matmul(&x.contiguous()?)? {
+                        return Ok((y, true));
+                    }
+                }
+            }
+            // promptloom: one activation row (a decoded token) stays on candle's kernel.
             if use_for_rows(x.elem_count() / width) {
                 if let Some(y) = matmul(x, w)? {
                     return Ok((y, true));
@@ -290,9 +308,15 @@ impl QEmbedding {
 /// 34 bytes).
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct Block {
-    d: f16,
-    qs: [i8; 32],
+pub(crate) struct Block {
+    pub(crate) d: f16,
+    pub(crate) qs: [i8; 32],
+}
+
+/// candle's blocks seen as `Block`s (the same layout; candle's fields are private).
+pub(crate) fn as_blocks(blocks: &[BlockQ8_0]) -> &[Block] {
+    // Same size (asserted below), alignment and field order.
+    unsafe { std::slice::from_raw_parts(blocks.as_ptr() as *const Block, blocks.len()) }
 }
 const _: () = assert!(std::mem::size_of::<Block>() == std::mem::size_of::<BlockQ8_0>());
 
@@ -302,7 +326,7 @@ const TILE_M: usize = 32;
 const TILE_N: usize = 64;
 /// Up to this many activation rows (a decode step of up to eight answers) are quantized on the
 /// calling thread: only the products are split between threads.
-const FEW_ROWS: usize = 8;
+pub(crate) const FEW_ROWS: usize = 8;
 
 /// `x` (…, k) times the Q8_0 weight `w` (n, k) transposed: (…, n); None when the kernel does
 /// not apply (then candle's path gives the answer, or the error).
