@@ -160,6 +160,9 @@ pub(crate) struct Paths {
     /// The prompt-attention kernel: bit-exact in lanes (patch 11, the default), bit-exact
     /// row at a time (patch 8), tiled (patch 10) or 0.8.1's.
     pub attention: PrefillAttention,
+    /// Decode steps on patch 21's Q8_0 kernel with blocks in lanes (off: patch 17's and
+    /// candle's, as before it).
+    pub lanes: bool,
 }
 
 impl Paths {
@@ -170,6 +173,7 @@ impl Paths {
         kernel_one_row: false,
         q8_wide: true,
         attention: PrefillAttention::Lanes,
+        lanes: true,
     };
     pub const UNPATCHED: Paths = Paths {
         pool: false,
@@ -178,6 +182,7 @@ impl Paths {
         kernel_one_row: false,
         q8_wide: false,
         attention: PrefillAttention::Original,
+        lanes: false,
     };
     /// The patched engine with patch 10's tiled prompt attention (opt-in: not bit-exact, so
     /// not the default) in place of patch 11's exact one.
@@ -206,6 +211,7 @@ impl Paths {
         });
         set_q8_wide(self.q8_wide);
         set_prefill_attention(self.attention);
+        set_q8_lanes(self.lanes);
     }
 
     /// What the figures of a run with these paths, against the patched engine's, show the
@@ -219,6 +225,8 @@ impl Paths {
             "stacked projections"
         } else if self.kernel_one_row {
             "candle's kernel for one row"
+        } else if !self.lanes && self.kernel && self.q8_wide {
+            "patch 21's decode kernel"
         } else if self.kernel && !self.q8_wide {
             "the 512-bit Q8_0 kernel"
         } else {
@@ -262,10 +270,20 @@ pub(crate) async fn local_vs_bare(
         let name = file_label(path, label);
         let mut variants = vec![("bare", Paths::PATCHED)];
         if kernel && is_q8_0(path) {
+            if mistralrs_core::promptloom::q8_lanes_available() {
+                variants.push((
+                    "bare, decode before patch 21",
+                    Paths {
+                        lanes: false,
+                        ..Paths::PATCHED
+                    },
+                ));
+            }
             variants.push((
                 "bare, our Q8_0 kernel for 1 row too",
                 Paths {
                     kernel_one_row: true,
+                    lanes: false,
                     ..Paths::PATCHED
                 },
             ));
@@ -280,6 +298,7 @@ pub(crate) async fn local_vs_bare(
                 "bare, candle's Q8_0 kernel",
                 Paths {
                     kernel: false,
+                    lanes: false,
                     ..Paths::PATCHED
                 },
             ));
@@ -468,6 +487,7 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
     if mistralrs_core::promptloom::q8_kernel_available() && is_q8_0(model) {
         Paths {
             kernel_one_row: true,
+            lanes: false,
             ..Paths::PATCHED
         }
         .set();
@@ -479,6 +499,25 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
             "one at a time, our Q8_0 kernel for 1 row too", 1, r.line
         ));
         single_one_row = Some(r.aggregate);
+    }
+    // One at a time and four at once with decode steps on the kernels before patch 21, for
+    // its before/after in this run; new prompts, so the prefix cache gives them nothing.
+    let lanes = mistralrs_core::promptloom::q8_lanes_available() && is_q8_0(model);
+    let mut before_lanes = None;
+    if lanes {
+        Paths {
+            lanes: false,
+            ..Paths::PATCHED
+        }
+        .set();
+        let r = round(&b, 1, tokens, "concurrency, before patch 21").await;
+        Paths::PATCHED.set();
+        let r = r?;
+        out.line(format!(
+            "  {:<44} {:>3}  {}",
+            "one at a time, decode before patch 21", 1, r.line
+        ));
+        before_lanes = Some(r.aggregate);
     }
     // The variant prompts of different lengths, one at a time, for the last comparison.
     let variants: Vec<String> = (0..4).map(variant_prompt).collect();
@@ -531,6 +570,21 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
         ));
         if k == 4 {
             four = (r.aggregate, same);
+            if let Some(single_before) = before_lanes {
+                Paths {
+                    lanes: false,
+                    ..Paths::PATCHED
+                }
+                .set();
+                let r = round(&batched, k, tokens, "concurrency, before patch 21").await;
+                Paths::PATCHED.set();
+                let r = r?;
+                out.line(format!(
+                    "  {:<44} {k:>3}  {}",
+                    "  the same, decode before patch 21", r.line
+                ));
+                before_lanes = Some(r.aggregate / single_before);
+            }
             // A case's variants differ in length: patch 13 decodes them in shared steps;
             // 0.8.1's length buckets make them take turns step by step.
             for (label, on) in [
@@ -559,6 +613,14 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
         ),
         Some(agg / single >= 2.0 && same == 4),
     );
+    if let Some(ratio) = before_lanes.filter(|_| four.0.is_finite()) {
+        out.goal(
+            "4 variants at once / one at a time, decode before patch 21",
+            "printed",
+            format!("{ratio:.2}"),
+            None,
+        );
+    }
     let (mixed_agg, mixed_same) = mixed;
     out.goal(
         "4 variants of different lengths at once / one at a time",

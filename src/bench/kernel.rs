@@ -96,6 +96,42 @@ fn one_token_ours(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<Option<f64>>
     Ok(Some(t.elapsed().as_secs_f64() * 1e3))
 }
 
+/// Milliseconds for one token's mat-vecs (or one step's) with patch 21's decode kernel, on
+/// weights repacked for it beforehand, or None when it does not run here.
+fn one_token_lanes(
+    lanes: &[mistralrs_core::promptloom::Q8LanesWeight],
+    inputs: &[Tensor],
+) -> anyhow::Result<Option<f64>> {
+    let t = Instant::now();
+    for (m, x) in lanes.iter().zip(inputs) {
+        match m.matmul(x)? {
+            Some(y) => std::hint::black_box(y),
+            None => return Ok(None),
+        };
+    }
+    Ok(Some(t.elapsed().as_secs_f64() * 1e3))
+}
+
+/// Each weight repacked for patch 21's kernel, or None when one of them cannot be (not
+/// Q8_0, or the kernel does not run here).
+fn repack(w: &Weights) -> anyhow::Result<Option<Vec<mistralrs_core::promptloom::Q8LanesWeight>>> {
+    use mistralrs_core::promptloom::{q8_lanes_available, Q8LanesWeight};
+    if !q8_lanes_available() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for m in &w.mats {
+        let QMatMul::QTensor(q) = m else {
+            return Ok(None);
+        };
+        match Q8LanesWeight::new(q)? {
+            Some(p) => out.push(p),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Read bandwidth in GB/s over a buffer of `bytes` (the model's weights: what a decoded token
 /// reads), on every thread of rayon's pool and on one thread. The buffer is scanned by
 /// `memchr` for a byte it never holds: a vectorised loop in a dependency, so built at full
@@ -185,6 +221,9 @@ pub(crate) fn run(
         );
         // The 4 rows against four weight rows at a time, as before patch 17.
         let mut ours_batch_four = Sample::default();
+        // Patch 21's decode kernel (blocks in lanes), 1 row and 4.
+        let lanes = repack(&w)?;
+        let (mut lanes_one, mut lanes_batch) = (Sample::default(), Sample::default());
         one_token(&w, &inputs)?;
         let has_ours = pooled.install(|| one_token_ours(&w, &inputs))?.is_some();
         for _ in 0..runs {
@@ -205,7 +244,16 @@ pub(crate) fn run(
                     ours_batch_four.push(t);
                 }
             }
+            if let Some(lanes) = &lanes {
+                if let Some(t) = pooled.install(|| one_token_lanes(lanes, &inputs))? {
+                    lanes_one.push(t);
+                }
+                if let Some(t) = pooled.install(|| one_token_lanes(lanes, &batch))? {
+                    lanes_batch.push(t);
+                }
+            }
         }
+        drop(lanes);
         let ms = pool.median().unwrap_or(f64::NAN);
         let floor = w.bytes as f64 / (gbs * 1e9) * 1e3;
         let share = decode
@@ -250,6 +298,26 @@ pub(crate) fn run(
                 format!(
                     "{:.2}x ({b:.2} vs {o:.2} ms per step; {:.2} ms at the memory floor)",
                     b / o,
+                    floor
+                ),
+                None,
+            );
+        }
+        if let (Some(l), Some(c), Some(b)) =
+            (lanes_one.median(), inside.median(), lanes_batch.median())
+        {
+            out.goal(
+                &format!("one row, patch 21's decode kernel / candle's, {label}"),
+                "printed",
+                format!("{:.2}x ({l:.2} vs {c:.2} ms per token)", c / l),
+                None,
+            );
+            out.goal(
+                &format!("{BATCH_ROWS} rows / 1 row, patch 21's decode kernel's time, {label}"),
+                "printed",
+                format!(
+                    "{:.2}x ({b:.2} vs {l:.2} ms per step; {:.2} ms at the memory floor)",
+                    b / l,
                     floor
                 ),
                 None,
