@@ -510,10 +510,12 @@ pub use crate::promptloom_q8::{
 
 /// The Q8_0 kernel for a decode step's few rows with outputs in lanes (patch 21,
 /// `promptloom_q8_lanes`): whether it runs here, its switch, the weights repacked so far and
-/// the bytes held, a weight repacked for it, and a product with a weight repacked on the spot.
+/// the bytes held, the time spent repacking, a weight repacked for it, and a product with a
+/// weight repacked on the spot.
 pub use crate::promptloom_q8_lanes::{
     available as q8_lanes_available, matmul_repacked as q8_lanes_matmul,
-    packed_built as q8_lanes_built, set_enabled as set_q8_lanes, Packed as Q8LanesWeight,
+    pack_micros as q8_lanes_pack_micros, packed_built as q8_lanes_built,
+    set_enabled as set_q8_lanes, Packed as Q8LanesWeight,
 };
 
 /// Whether llama models loaded from now on stack q/k/v and gate/up into one product each (the
