@@ -52,6 +52,9 @@ start_server() {
   server_pid=$!
 }
 start_server
+# The server goes when the suite ends, passed, failed or interrupted (it used to stay running,
+# one more idle llama-server and ~375 MB per `make test`).
+trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 url="http://127.0.0.1:$port"
 for _ in $(seq 1 240); do
   if python3 -c "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('$url/health', timeout=2).status == 200 else 1)" 2>/dev/null; then
