@@ -113,7 +113,7 @@ fn one_token_lanes(
 }
 
 /// Each weight repacked for patch 21's kernel, or None when one of them cannot be (not
-/// Q8_0, or the kernel does not run here).
+/// Q8_0, not whole groups of sixteen rows, or the kernel does not run here).
 fn repack(w: &Weights) -> anyhow::Result<Option<Vec<mistralrs_core::promptloom::Q8LanesWeight>>> {
     use mistralrs_core::promptloom::{q8_lanes_available, Q8LanesWeight};
     if !q8_lanes_available() {
@@ -221,8 +221,17 @@ pub(crate) fn run(
         );
         // The 4 rows against four weight rows at a time, as before patch 17.
         let mut ours_batch_four = Sample::default();
-        // Patch 21's decode kernel (blocks in lanes), 1 row and 4.
+        // Patch 21's decode kernel (outputs in lanes), 1 row and 4, on weights repacked first
+        // (what a load does once, at its first decode step).
+        let t = Instant::now();
         let lanes = repack(&w)?;
+        if lanes.is_some() {
+            out.line(format!(
+                "  {:<34} weights repacked for patch 21's decode kernel in {:.0} ms (once per load)",
+                "",
+                t.elapsed().as_secs_f64() * 1e3
+            ));
+        }
         let (mut lanes_one, mut lanes_batch) = (Sample::default(), Sample::default());
         one_token(&w, &inputs)?;
         let has_ours = pooled.install(|| one_token_ours(&w, &inputs))?.is_some();
