@@ -32,7 +32,7 @@ use rayon::prelude::*;
 
 use crate::promptloom_q8::as_blocks;
 
-/// Blocks of 32 values per group (the lanes of a 512-bit register).
+/// Weight rows (outputs) per group: the 32-bit lanes of a 512-bit register.
 const GROUP: usize = 16;
 const QK: usize = 32;
 /// Bytes of one Q8_0 block (f16 scale and 32 values).
@@ -62,11 +62,16 @@ pub fn pack_micros() -> usize {
     PACK_MICROS.load(Ordering::Relaxed)
 }
 
-/// Whether the kernel runs here: switched on, and the CPU has AVX-512 F, BW, VL and VNNI.
+/// Whether the kernel runs here: switched on, candle built with AVX2 (its kernel, whose bits
+/// this one gives, is chosen when candle is compiled), and the CPU has AVX-512 F, BW, VL and
+/// VNNI.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        ENABLED.load(Ordering::Relaxed)
+        cfg!(target_feature = "avx2")
+            && ENABLED.load(Ordering::Relaxed)
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
             && std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vl")
