@@ -163,7 +163,7 @@ pub(crate) struct Paths {
     /// The prompt-attention kernel: bit-exact in lanes (patch 11, the default), bit-exact
     /// row at a time (patch 8), tiled (patch 10) or 0.8.1's.
     pub attention: PrefillAttention,
-    /// Decode steps on patch 21's Q8_0 kernel with blocks in lanes (off: patch 17's and
+    /// Decode steps on patch 21's Q8_0 kernel with outputs in lanes (off: patch 17's and
     /// candle's, as before it).
     pub lanes: bool,
 }
