@@ -78,15 +78,19 @@ pub fn set_min_rows(rows: usize) {
     MIN_ROWS.store(rows.max(1), Ordering::Relaxed);
 }
 
-/// Whether the kernel runs here: switched on, candle built with AVX2, and the CPU has
-/// AVX-512F and AVX-512 VNNI (with VL, for the 256-bit form).
+/// Whether the kernel runs here: switched on, and `cpu_supported`.
 pub fn available() -> bool {
+    ENABLED.load(Ordering::Relaxed) && cpu_supported()
+}
+
+/// Whether candle was built with AVX2 and the CPU has AVX-512F and AVX-512 VNNI (with VL, for
+/// the 256-bit form): what this kernel and patch 21's need to give candle's bits.
+pub(crate) fn cpu_supported() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         // candle's own kernel must be its AVX2 one (chosen when it is compiled) for the
         // results to be the same.
         cfg!(target_feature = "avx2")
-            && ENABLED.load(Ordering::Relaxed)
             && std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
             && std::arch::is_x86_feature_detected!("avx512f")
@@ -320,7 +324,7 @@ pub(crate) fn as_blocks(blocks: &[BlockQ8_0]) -> &[Block] {
 }
 const _: () = assert!(std::mem::size_of::<Block>() == std::mem::size_of::<BlockQ8_0>());
 
-const QK: usize = 32;
+pub(crate) const QK: usize = 32;
 /// Output tile: activation rows × weight rows handed to one rayon task.
 const TILE_M: usize = 32;
 const TILE_N: usize = 64;
@@ -412,7 +416,7 @@ pub fn matmul(x: &Tensor, w: &QTensor) -> Result<Option<Tensor>> {
     Tensor::from_vec(dst, dims, x.device()).map(Some)
 }
 
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 unsafe impl Sync for SendPtr {}
 unsafe impl Send for SendPtr {}
 
@@ -486,7 +490,7 @@ unsafe fn hsum_float_8(x: __m256) -> f32 {
 
 /// `-128 · (qs[4l] + … + qs[4l + 3])` for each lane l: what `dots` adds to undo the shift of
 /// the weights to unsigned values.
-fn shifted_correction(qs: &[i8; 32]) -> [i32; 8] {
+pub(crate) fn shifted_correction(qs: &[i8; 32]) -> [i32; 8] {
     let mut c = [0i32; 8];
     for (l, c) in c.iter_mut().enumerate() {
         *c = -128 * qs[4 * l..4 * l + 4].iter().map(|&v| v as i32).sum::<i32>();

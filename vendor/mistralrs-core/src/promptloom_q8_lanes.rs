@@ -30,13 +30,12 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Result, Storage, Tensor};
 use rayon::prelude::*;
 
-use crate::promptloom_q8::as_blocks;
+use crate::promptloom_q8::{as_blocks, cpu_supported, shifted_correction, Block, SendPtr, QK};
 
 /// Weight rows (outputs) per group: the 32-bit lanes of a 512-bit register.
 const GROUP: usize = 16;
-const QK: usize = 32;
 /// Bytes of one Q8_0 block (f16 scale and 32 values).
-const BLOCK_BYTES: usize = 34;
+const BLOCK_BYTES: usize = std::mem::size_of::<Block>();
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static PACKED_BUILT: AtomicUsize = AtomicUsize::new(0);
@@ -62,24 +61,19 @@ pub fn pack_micros() -> usize {
     PACK_MICROS.load(Ordering::Relaxed)
 }
 
-/// Whether the kernel runs here: switched on, candle built with AVX2 (its kernel, whose bits
-/// this one gives, is chosen when candle is compiled), and the CPU has AVX-512 F, BW, VL and
-/// VNNI.
+/// Whether the kernel runs here: switched on, patch 7's CPU support
+/// (`promptloom_q8::cpu_supported`: candle built with AVX2, AVX-512 F, VL and VNNI), and
+/// AVX-512 BW.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        cfg!(target_feature = "avx2")
-            && ENABLED.load(Ordering::Relaxed)
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+    ENABLED.load(Ordering::Relaxed) && cpu_supported() && {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512bw")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
     }
 }
 
@@ -259,20 +253,16 @@ impl Acts {
             for (j, block) in as_blocks(&blocks).iter().enumerate() {
                 let at = r * nb + j;
                 a.scales[at] = block.d.to_f32();
+                a.corr[at] = shifted_correction(&block.qs);
                 for l in 0..8 {
                     let v = &block.qs[4 * l..4 * l + 4];
                     a.ys[at][l] = i32::from_le_bytes([v[0] as u8, v[1] as u8, v[2] as u8, v[3] as u8]);
-                    a.corr[at][l] = -128 * v.iter().map(|&v| v as i32).sum::<i32>();
                 }
             }
         }
         a
     }
 }
-
-struct SendPtr(*mut f32);
-unsafe impl Sync for SendPtr {}
-unsafe impl Send for SendPtr {}
 
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
