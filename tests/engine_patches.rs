@@ -309,12 +309,30 @@ fn prefix_cache_never_resumes_past_the_kv_it_holds() {
     );
 }
 
+/// A Q8_0 weight (n, k) from seed `w_seed` and m activation rows of width k from `x_seed`,
+/// with an outlier in the first row and, from 3 rows, a zero second row (its scale is 0).
+fn q8_case(
+    (m, n, k): (usize, usize, usize),
+    w_seed: u64,
+    x_seed: u64,
+) -> (std::sync::Arc<candle_core::quantized::QTensor>, Vec<f32>) {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let w = Tensor::from_vec(values(n * k, w_seed), (n, k), &Device::Cpu).unwrap();
+    let w = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap());
+    let mut xs = values(m * k, x_seed);
+    xs[k / 2] = 40.0;
+    if m > 2 {
+        xs[k..2 * k].fill(0.0);
+    }
+    (w, xs)
+}
+
 /// The Q8_0 mat-mul kernel gives candle's result bit for bit, for the model's shapes (and odd
 /// row counts, a zero row, an outlier), one row (decode) and many (prompt reading), in each of
 /// its forms.
 #[test]
 fn q8_kernel_matches_candle_bit_for_bit() {
-    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::quantized::QMatMul;
     use candle_core::Module;
     if !promptloom::q8_kernel_available() {
         println!("skipped: this CPU has no AVX-512 VNNI, the kernel does not run here");
@@ -337,13 +355,7 @@ fn q8_kernel_matches_candle_bit_for_bit() {
         (130, 192, 576),
     ];
     for (i, &(m, n, k)) in shapes.iter().enumerate() {
-        let w = Tensor::from_vec(values(n * k, 7 + i as u64), (n, k), &Device::Cpu).unwrap();
-        let w = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap());
-        let mut xs = values(m * k, 1000 + i as u64);
-        xs[k / 2] = 40.0; // an outlier in the first row
-        if m > 2 {
-            xs[k..2 * k].fill(0.0); // a zero row: its scale is 0
-        }
+        let (w, xs) = q8_case((m, n, k), 7 + i as u64, 1000 + i as u64);
         let x = Tensor::from_vec(xs, (m, k), &Device::Cpu).unwrap();
         let candle = QMatMul::from_arc(w.clone()).unwrap().forward(&x).unwrap();
         // Every form: a decode step's few rows against one weight row at a time (patch 17, the
@@ -432,13 +444,7 @@ fn q8_lanes_kernel_matches_candle_bit_for_bit() {
         (6, 32, 1056),
     ];
     for (i, &(m, n, k)) in shapes.iter().enumerate() {
-        let w = Tensor::from_vec(values(n * k, 11 + i as u64), (n, k), &Device::Cpu).unwrap();
-        let w = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap());
-        let mut xs = values(m * k, 2000 + i as u64);
-        xs[k / 2] = 40.0; // an outlier in the first row
-        if m > 2 {
-            xs[k..2 * k].fill(0.0); // a zero row: its scale is 0
-        }
+        let (w, xs) = q8_case((m, n, k), 11 + i as u64, 2000 + i as u64);
         for dims in [vec![m, 1, k], vec![m, k]] {
             let x = Tensor::from_vec(xs.clone(), dims.as_slice(), &Device::Cpu).unwrap();
             let ours = promptloom::q8_lanes_matmul(&x, &w)
