@@ -488,15 +488,12 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
     // the ratio before/after in this run; a new prompt, so the prefix cache gives it nothing.
     let mut single_one_row = None;
     if mistralrs_core::promptloom::q8_kernel_available() && is_q8_0(model) {
-        Paths {
+        let one_row = Paths {
             kernel_one_row: true,
             lanes: false,
             ..Paths::PATCHED
-        }
-        .set();
-        let r = round(&b, 1, tokens, "concurrency, kernel for 1 row").await;
-        Paths::PATCHED.set();
-        let r = r?;
+        };
+        let r = round_on(one_row, &b, 1, tokens, "concurrency, kernel for 1 row").await?;
         out.line(format!(
             "  {:<44} {:>3}  {}",
             "one at a time, our Q8_0 kernel for 1 row too", 1, r.line
@@ -505,22 +502,18 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
     }
     // One at a time and four at once with decode steps on the kernels before patch 21, for
     // its before/after in this run; new prompts, so the prefix cache gives them nothing.
-    let lanes = mistralrs_core::promptloom::q8_lanes_available() && is_q8_0(model);
-    let mut before_lanes = None;
-    if lanes {
-        Paths {
-            lanes: false,
-            ..Paths::PATCHED
-        }
-        .set();
-        let r = round(&b, 1, tokens, "concurrency, before patch 21").await;
-        Paths::PATCHED.set();
-        let r = r?;
+    let before_21 = Paths {
+        lanes: false,
+        ..Paths::PATCHED
+    };
+    let mut single_before_21 = None;
+    if mistralrs_core::promptloom::q8_lanes_available() && is_q8_0(model) {
+        let r = round_on(before_21, &b, 1, tokens, "concurrency, before patch 21").await?;
         out.line(format!(
             "  {:<44} {:>3}  {}",
             "one at a time, decode before patch 21", 1, r.line
         ));
-        before_lanes = Some(r.aggregate);
+        single_before_21 = Some(r.aggregate);
     }
     // The variant prompts of different lengths, one at a time, for the last comparison.
     let variants: Vec<String> = (0..4).map(variant_prompt).collect();
@@ -562,6 +555,7 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
         "one at a time, median of the rows above", 1
     ));
     let mut longer = None;
+    let mut ratio_before_21 = None;
     let mut mixed = (f64::NAN, 0usize);
     let mut four = (f64::NAN, 0usize);
     for &k in ks.iter().filter(|&&k| k > 1) {
@@ -600,20 +594,20 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
                 ));
                 longer = Some((long, r.aggregate / single_long, same));
             }
-            if let Some(single_before) = before_lanes {
-                Paths {
-                    lanes: false,
-                    ..Paths::PATCHED
-                }
-                .set();
-                let r = round(&batched, k, tokens, "concurrency, before patch 21").await;
-                Paths::PATCHED.set();
-                let r = r?;
+            if let Some(single) = single_before_21 {
+                let r = round_on(
+                    before_21,
+                    &batched,
+                    k,
+                    tokens,
+                    "concurrency, before patch 21",
+                )
+                .await?;
                 out.line(format!(
                     "  {:<44} {k:>3}  {}",
                     "  the same, decode before patch 21", r.line
                 ));
-                before_lanes = Some(r.aggregate / single_before);
+                ratio_before_21 = Some(r.aggregate / single);
             }
             // A case's variants differ in length: patch 13 decodes them in shared steps;
             // 0.8.1's length buckets make them take turns step by step.
@@ -651,7 +645,7 @@ pub(crate) async fn concurrency(plan: &Plan, model: &Path) -> anyhow::Result<Out
             None,
         );
     }
-    if let Some(ratio) = before_lanes.filter(|_| four.0.is_finite()) {
+    if let Some(ratio) = ratio_before_21 {
         out.goal(
             "4 variants at once / one at a time, decode before patch 21",
             "printed",
@@ -756,6 +750,20 @@ async fn round(b: &LocalBackend, k: usize, tokens: usize, tag: &str) -> anyhow::
         aggregate,
         texts,
     })
+}
+
+/// `round` with the engine's kernels switched to `paths` (the patched ones again after it).
+async fn round_on(
+    paths: Paths,
+    b: &LocalBackend,
+    k: usize,
+    tokens: usize,
+    tag: &str,
+) -> anyhow::Result<Round> {
+    paths.set();
+    let r = round(b, k, tokens, tag).await;
+    Paths::PATCHED.set();
+    r
 }
 
 /// Section 4: time to first token of the few-shot prompt: a cold start (the request that

@@ -74,21 +74,17 @@ fn one_token(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<f64> {
     Ok(t.elapsed().as_secs_f64() * 1e3)
 }
 
-/// Milliseconds for one token's mat-vecs (or one step's, for inputs of several rows) with
-/// promptloom's Q8_0 kernel
-/// (`promptloom::q8_matmul`, vendor/README.md patch 7), or None when it does not run here or
-/// a weight is not Q8_0.
-fn one_token_ours(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<Option<f64>> {
-    use mistralrs_core::promptloom::{q8_kernel_available, q8_matmul};
-    if !q8_kernel_available() {
-        return Ok(None);
-    }
+/// Milliseconds for one token's products (one step's, for inputs of several rows), each
+/// weight with its input in file order through `product`, or None when `product` declines
+/// one of them.
+fn timed<M>(
+    mats: &[M],
+    inputs: &[Tensor],
+    product: impl Fn(&M, &Tensor) -> anyhow::Result<Option<Tensor>>,
+) -> anyhow::Result<Option<f64>> {
     let t = Instant::now();
-    for (m, x) in w.mats.iter().zip(inputs) {
-        let QMatMul::QTensor(q) = m else {
-            return Ok(None);
-        };
-        match q8_matmul(x, q)? {
+    for (m, x) in mats.iter().zip(inputs) {
+        match product(m, x)? {
             Some(y) => std::hint::black_box(y),
             None => return Ok(None),
         };
@@ -96,20 +92,25 @@ fn one_token_ours(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<Option<f64>>
     Ok(Some(t.elapsed().as_secs_f64() * 1e3))
 }
 
-/// Milliseconds for one token's mat-vecs (or one step's) with patch 21's decode kernel, on
-/// weights repacked for it beforehand, or None when it does not run here.
+/// `timed` with promptloom's Q8_0 kernel (`promptloom::q8_matmul`, vendor/README.md patch
+/// 7), or None when it does not run here or a weight is not Q8_0.
+fn one_token_ours(w: &Weights, inputs: &[Tensor]) -> anyhow::Result<Option<f64>> {
+    use mistralrs_core::promptloom::{q8_kernel_available, q8_matmul};
+    if !q8_kernel_available() {
+        return Ok(None);
+    }
+    timed(&w.mats, inputs, |m, x| match m {
+        QMatMul::QTensor(q) => Ok(q8_matmul(x, q)?),
+        _ => Ok(None),
+    })
+}
+
+/// `timed` with patch 21's decode kernel, on weights repacked for it beforehand.
 fn one_token_lanes(
     lanes: &[mistralrs_core::promptloom::Q8LanesWeight],
     inputs: &[Tensor],
 ) -> anyhow::Result<Option<f64>> {
-    let t = Instant::now();
-    for (m, x) in lanes.iter().zip(inputs) {
-        match m.matmul(x)? {
-            Some(y) => std::hint::black_box(y),
-            None => return Ok(None),
-        };
-    }
-    Ok(Some(t.elapsed().as_secs_f64() * 1e3))
+    timed(lanes, inputs, |m, x| Ok(m.matmul(x)?))
 }
 
 /// Each weight repacked for patch 21's kernel, or None when one of them cannot be (not
